@@ -1,0 +1,73 @@
+"""The portal application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request, session
+
+from . import config as config_module
+from .extensions import api, babel, csrf, db, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings, extensions, blueprints, error pages, CLI, logging."""
+    app = Flask(
+        __name__,
+        instance_path=str(config_module.INSTANCE),
+        template_folder=str(config_module.ROOT / "templates"),
+        static_folder=str(config_module.ROOT / "static"),
+    )
+    app.config.update(config_module.load(config))
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    configure_logger(app)
+    return app
+
+
+def select_locale() -> str:
+    """Russian by default; ?lang= or the session's choice switches to English."""
+    lang = request.args.get("lang")
+    if lang in ("ru", "en"):
+        session["lang"] = lang
+    return session.get("lang", "ru")
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extensions; tune SQLite for a web and a worker writing at once."""
+    from . import models  # noqa: F401  (register every table)
+    from .db_setup import configure_engine
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    api.init_app(app)
+    from flask_babel import get_locale
+
+    app.jinja_env.globals["get_locale"] = get_locale
+    with app.app_context():
+        configure_engine(db.engine)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Admin (staff), cabinet (subscribers), API v1 (operators' systems)."""
+    from .admin.views import bp as admin_bp
+    from .api import register_api
+
+    app.register_blueprint(admin_bp)
+    register_api(app)
+
+
+def register_commands(app: Flask) -> None:
+    """`flask staff|billing|platforms|api-token|demo ...`."""
+    from .cli import register
+
+    register(app)
+
+
+def configure_logger(app: Flask) -> None:
+    """One line per record, with the logger name, to stderr."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

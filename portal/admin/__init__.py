@@ -1,0 +1,1 @@
+"""Staff interface (the admin blueprint)."""

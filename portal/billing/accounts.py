@@ -1,0 +1,332 @@
+"""Accounts: creation, changes, status transitions and assigned services.
+
+Every change that a platform must see writes an outbox row (portal.platforms.outbox) and
+triggers the charge run for that account (refunds and charges for the days the change adds
+or removes), all in the caller's transaction.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import (
+    BLOCK_REASONS, Account, Agent, AssignedService, CatalogService, Contract, ExtraFieldDefinition, ExtraFieldValue,
+    Tariff,
+)
+from ..platforms.outbox import notify
+from . import audit, clock
+from .crypto import encrypt
+from .errors import BillingError
+
+LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def snapshot(account: Account) -> dict:
+    return {"status": account.status, "reasons": account.reasons,
+            "tariff_id": account.tariff_id, "multi_tariff_ids": [t.id for t in account.multi_tariffs]}
+
+
+def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "") -> None:
+    """Charge for what the change added or removed, apply the balance rule, audit, notify."""
+    from .blocking import apply_balance_rule
+    from .charging import charge
+
+    db.session.flush()
+    charge(clock.today(), account_ids=[account.id], actor=actor, rules=False)
+    apply_balance_rule([account.contract_id], actor=actor)
+    db.session.refresh(account)
+    audit.record(actor, action, account, summary or account.login, before=before, after=snapshot(account))
+    notify([account.id], action)
+
+
+# -- creation and changes ---------------------------------------------------------------------
+
+def _validate_extra(errors: dict, extra) -> dict[ExtraFieldDefinition, str]:
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        errors["extra"] = "an object of field name -> value"
+        return {}
+    defs = {d.name: d for d in db.session.scalars(select(ExtraFieldDefinition))}
+    out = {}
+    for name, value in extra.items():
+        d = defs.get(name)
+        key = f"extra.{name}"
+        if d is None:
+            errors[key] = "no such extra field"
+            continue
+        if value is None or value == "":
+            continue
+        if d.type == "integer":
+            if isinstance(value, bool) or not re.fullmatch(r"-?\d{1,18}", str(value)):
+                errors[key] = "must be an integer"
+                continue
+        elif d.type == "boolean":
+            if str(value).lower() not in ("true", "false", "1", "0"):
+                errors[key] = "must be true or false"
+                continue
+            value = "true" if str(value).lower() in ("true", "1") else "false"
+        value = str(value)
+        if len(value) > 500:
+            errors[key] = "at most 500 characters"
+        elif d.pattern and not re.fullmatch(d.pattern, value):
+            errors[key] = f"does not match {d.pattern}"
+        else:
+            out[d] = value
+    return out
+
+
+def _check_tariffs(errors: dict, tariff_id, multi_ids) -> tuple[Tariff | None, list[Tariff]]:
+    tariff = None
+    if tariff_id is not None:
+        tariff = db.session.get(Tariff, tariff_id) if isinstance(tariff_id, int) else None
+        if tariff is None:
+            errors["tariff_id"] = "no such tariff"
+        elif tariff.is_multi:
+            errors["tariff_id"] = "a multi-tariff cannot be the main tariff"
+    multis = []
+    if multi_ids:
+        if not isinstance(multi_ids, list) or not all(isinstance(i, int) for i in multi_ids):
+            errors["multi_tariff_ids"] = "a list of tariff ids"
+        else:
+            multis = [db.session.get(Tariff, i) for i in multi_ids]
+            if any(t is None or not t.is_multi for t in multis):
+                errors["multi_tariff_ids"] = "each must be an existing multi-tariff"
+    return tariff, multis
+
+
+def create_account(data: dict, *, actor: str) -> Account:
+    errors: dict = {}
+    cid = data.get("contract_id")
+    if not isinstance(cid, int) or db.session.get(Contract, cid) is None:
+        errors["contract_id"] = "no such contract"
+    login = data.get("login")
+    if not isinstance(login, str) or not LOGIN_RE.match(login):
+        errors["login"] = "1-64 latin letters, digits, _ . @ -"
+    elif db.session.scalar(select(func.count()).select_from(Account).where(Account.login == login)):
+        errors["login"] = "already taken"
+    password = data.get("password")
+    if password is not None and (not isinstance(password, str) or not 4 <= len(password) <= 128):
+        errors["password"] = "4-128 characters"
+    aid = data.get("agent_id")
+    if not isinstance(aid, int) or db.session.get(Agent, aid) is None:
+        errors["agent_id"] = "no such agent"
+    tariff, multis = _check_tariffs(errors, data.get("tariff_id"), data.get("multi_tariff_ids"))
+    for f, n in (("house", 300), ("flat", 20)):
+        v = data.get(f)
+        if v is not None and (not isinstance(v, str) or len(v) > n):
+            errors[f] = f"text up to {n} characters"
+    extra = _validate_extra(errors, data.get("extra"))
+    for d in db.session.scalars(select(ExtraFieldDefinition).filter_by(required=True)):
+        if d not in extra and f"extra.{d.name}" not in errors:
+            errors[f"extra.{d.name}"] = "required"
+    if errors:
+        raise BillingError(errors)
+    account = Account(contract_id=cid, login=login, agent_id=aid, tariff=tariff, multi_tariffs=multis,
+                      house=data.get("house"), flat=data.get("flat"), status="inactive", block_reasons=0,
+                      password_enc=encrypt(password) if password else None)
+    account.extra_values = [ExtraFieldValue(field=d, value=v) for d, v in extra.items()]
+    db.session.add(account)
+    db.session.flush()
+    audit.record(actor, "account.create", account, login, after=snapshot(account))
+    return account
+
+
+def update_account(account: Account, data: dict, *, actor: str) -> Account:
+    """Change password, address, extra fields, tariff or multi-tariffs."""
+    errors: dict = {}
+    if "password" in data and data["password"] is not None and \
+            (not isinstance(data["password"], str) or not 4 <= len(data["password"]) <= 128):
+        errors["password"] = "4-128 characters"
+    for f, n in (("house", 300), ("flat", 20)):
+        v = data.get(f)
+        if v is not None and (not isinstance(v, str) or len(v) > n):
+            errors[f] = f"text up to {n} characters"
+    if "agent_id" in data and (not isinstance(data["agent_id"], int) or db.session.get(Agent, data["agent_id"]) is None):
+        errors["agent_id"] = "no such agent"
+    tariff, multis = _check_tariffs(errors, data.get("tariff_id"), data.get("multi_tariff_ids"))
+    extra = _validate_extra(errors, data.get("extra")) if "extra" in data else None
+    if errors:
+        raise BillingError(errors)
+    before = snapshot(account)
+    if data.get("password"):
+        account.password_enc = encrypt(data["password"])
+    for f in ("house", "flat", "agent_id"):
+        if f in data:
+            setattr(account, f, data[f])
+    if extra is not None:
+        current = {v.field.name: v for v in account.extra_values}
+        for d, value in extra.items():
+            if d.name in current:
+                current[d.name].value = value
+            else:
+                account.extra_values.append(ExtraFieldValue(field=d, value=value))
+        for name, raw in data["extra"].items():
+            if raw in (None, "") and name in current:
+                account.extra_values.remove(current[name])
+    if "multi_tariff_ids" in data:
+        account.multi_tariffs = multis
+    if tariff is not None and tariff.id != account.tariff_id:
+        account.tariff = tariff
+    if "tariff_id" in data or "multi_tariff_ids" in data:
+        _sync_tariff_services(account)
+    _after_change(account, "account.update", actor, before)
+    return account
+
+
+# -- status transitions -------------------------------------------------------------------------
+
+def _set_status(account: Account, status: str, reasons: int) -> None:
+    if account.status != status:
+        account.status_changed_on = clock.today()
+    account.status, account.block_reasons = status, reasons
+
+
+def activate(account: Account, *, actor: str) -> Account:
+    """inactive or disabled -> active (the balance rule may block it by balance at once)."""
+    if account.status not in ("inactive", "disabled"):
+        raise BillingError({"status": f"cannot activate an account that is {account.status}"})
+    if account.tariff_id is None:
+        raise BillingError({"tariff_id": "an account needs a tariff to be activated"})
+    before = snapshot(account)
+    _set_status(account, "active", 0)
+    _sync_tariff_services(account)
+    _after_change(account, "account.activate", actor, before)
+    return account
+
+
+def block(account: Account, reason: str = "manager", *, actor: str) -> Account:
+    if reason not in ("manager", "subscriber"):
+        raise BillingError({"reason": "manager or subscriber (the balance block is set by the balance rule)"})
+    if account.status not in ("active", "blocked"):
+        raise BillingError({"status": f"cannot block an account that is {account.status}"})
+    bit = BLOCK_REASONS[reason]
+    if account.block_reasons & bit:
+        raise BillingError({"reason": f"already blocked by {reason}"})
+    before = snapshot(account)
+    _set_status(account, "blocked", account.block_reasons | bit)
+    _after_change(account, "account.block", actor, before, f"blocked: {reason}")
+    return account
+
+
+def unblock(account: Account, reason: str = "manager", *, actor: str) -> Account:
+    """Lift one reason; the balance reason goes only with money (see blocking)."""
+    if reason not in ("manager", "subscriber"):
+        raise BillingError({"reason": "manager or subscriber; a balance block is lifted by a payment"})
+    bit = BLOCK_REASONS[reason]
+    if account.status != "blocked" or not account.block_reasons & bit:
+        raise BillingError({"reason": f"the account is not blocked by {reason}"})
+    before = snapshot(account)
+    left = account.block_reasons & ~bit
+    _set_status(account, "blocked" if left else "active", left)
+    _after_change(account, "account.unblock", actor, before, f"unblocked: {reason}")
+    return account
+
+
+def disable(account: Account, *, actor: str) -> Account:
+    if account.status == "disabled":
+        raise BillingError({"status": "already disabled"})
+    before = snapshot(account)
+    _set_status(account, "disabled", 0)
+    _after_change(account, "account.disable", actor, before)
+    return account
+
+
+# -- assigned services --------------------------------------------------------------------------
+
+def offered_service_ids(account: Account) -> set[int]:
+    ids = set()
+    for t in [account.tariff, *account.multi_tariffs]:
+        if t is not None:
+            ids.update(s.id for s in t.services)
+            if t.fee_service_id:
+                ids.add(t.fee_service_id)
+    return ids
+
+
+def _fee_service_ids(account: Account) -> set[int]:
+    return {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t is not None and t.fee_service_id}
+
+
+def _sync_tariff_services(account: Account) -> None:
+    """Tariff fees are assigned services of their own; services no tariff offers any more end."""
+    today = clock.today()
+    offered = offered_service_ids(account)
+    live = [s for s in account.services if s.state != "ended"]
+    for s in live:
+        if s.service_id not in offered:
+            _end(s, today)
+    if account.status in ("inactive",):
+        return
+    have = {s.service_id for s in live if s.state != "ended"}
+    for fee_id in _fee_service_ids(account) - have:
+        db.session.add(AssignedService(account=account, service_id=fee_id, starts_on=today, state="active",
+                                       state_changed_on=today))
+
+
+def _end(assigned: AssignedService, today: date) -> None:
+    yesterday = today - timedelta(days=1)
+    assigned.state = "ended"
+    assigned.state_changed_on = today
+    if assigned.ends_on is None or assigned.ends_on > yesterday:
+        assigned.ends_on = max(yesterday, assigned.starts_on - timedelta(days=1))
+
+
+def assign_service(account: Account, data: dict, *, actor: str) -> AssignedService:
+    errors: dict = {}
+    sid = data.get("service_id")
+    service = db.session.get(CatalogService, sid) if isinstance(sid, int) else None
+    if service is None:
+        errors["service_id"] = "no such service"
+    elif sid not in offered_service_ids(account):
+        errors["service_id"] = "the account's tariffs do not offer this service"
+    today = clock.today()
+    starts_on = data.get("starts_on") or today
+    ends_on = data.get("ends_on")
+    if not isinstance(starts_on, date):
+        errors["starts_on"] = "a date"
+    if ends_on is not None and (not isinstance(ends_on, date) or
+                                (isinstance(starts_on, date) and ends_on < starts_on)):
+        errors["ends_on"] = "a date not before starts_on"
+    if account.status == "disabled":
+        errors["account"] = "the account is disabled"
+    if errors:
+        raise BillingError(errors)
+    assigned = AssignedService(account=account, service=service, starts_on=starts_on, ends_on=ends_on,
+                               state="active", state_changed_on=today)
+    db.session.add(assigned)
+    _after_change(account, "service.assign", actor, None, service.name)
+    return assigned
+
+
+def end_service(assigned: AssignedService, *, actor: str) -> AssignedService:
+    """End now: today and the rest of the period are refunded (monthly in advance)."""
+    if assigned.state == "ended":
+        raise BillingError({"state": "the service has ended already"})
+    _end(assigned, clock.today())
+    _after_change(assigned.account, "service.end", actor, None, assigned.service.name)
+    return assigned
+
+
+def set_service_expiry(assigned: AssignedService, ends_on: date | None, *, actor: str) -> AssignedService:
+    if assigned.state == "ended":
+        raise BillingError({"state": "the service has ended already"})
+    if ends_on is not None and ends_on < assigned.starts_on:
+        raise BillingError({"ends_on": "a date not before the start"})
+    assigned.ends_on = ends_on
+    _after_change(assigned.account, "service.expiry", actor, None, f"{assigned.service.name}: {ends_on}")
+    return assigned
+
+
+def set_service_state(assigned: AssignedService, state: str, *, actor: str) -> AssignedService:
+    """Suspend or resume an assigned service."""
+    if state not in ("active", "suspended") or assigned.state == "ended":
+        raise BillingError({"state": "active or suspended, on a service that has not ended"})
+    if assigned.state != state:
+        assigned.state, assigned.state_changed_on = state, clock.today()
+        _after_change(assigned.account, f"service.{'resume' if state == 'active' else 'suspend'}", actor, None,
+                      assigned.service.name)
+    return assigned

@@ -1,0 +1,86 @@
+"""The balance rule, in one place.
+
+An account whose contract has balance + credit limit below zero is blocked with the
+``balance`` reason, unless the contract says "do not block". When the contract is back at
+zero or above (or "do not block" is set), the ``balance`` reason goes and nothing else does:
+a manager's or the subscriber's block stays. Set-based, so the charge run can apply it to
+every contract at once.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, case, insert, or_, select, update
+
+from ..extensions import db
+from ..models import Account, AuditEntry, Contract, utcnow
+from . import clock
+
+BALANCE = 1
+accounts = Account.__table__
+contracts = Contract.__table__
+
+
+def _short_contracts():
+    """Contracts whose money is below the credit limit and that may be blocked."""
+    c = contracts.c
+    return select(c.id).where(c.balance + c.credit_limit < 0, c.do_not_block.is_(False))
+
+
+def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
+                       recharge: bool = True) -> tuple[list[int], list[int]]:
+    """Block and unblock by balance; returns (blocked account ids, unblocked account ids)."""
+    a = accounts.c
+    today = clock.today()
+    scope = [a.contract_id.in_(contract_ids)] if contract_ids is not None else []
+    short = a.contract_id.in_(_short_contracts())
+    has_balance = a.block_reasons.op("&")(BALANCE) != 0
+
+    blocked = db.session.execute(
+        update(accounts)
+        .where(*scope, short, a.status.in_(("active", "blocked")), ~has_balance)
+        .values(
+            status_changed_on=case((a.status == "active", today), else_=a.status_changed_on),
+            status="blocked",
+            block_reasons=a.block_reasons.op("|")(BALANCE),
+        )
+        .returning(a.id)
+    ).scalars().all()
+
+    remaining = a.block_reasons.op("&")(~BALANCE)
+    unblocked = db.session.execute(
+        update(accounts)
+        .where(*scope, ~short, a.status == "blocked", has_balance)
+        .values(
+            status_changed_on=case((remaining == 0, today), else_=a.status_changed_on),
+            status=case((remaining == 0, "active"), else_="blocked"),
+            block_reasons=remaining,
+        )
+        .returning(a.id)
+    ).scalars().all()
+
+    if blocked or unblocked:
+        _record(blocked, unblocked, actor)
+    if unblocked and recharge:
+        # Days given back by the unblock are charged now; a balance block refunded nothing,
+        # so only days not yet paid for are charged and the run cannot swing back and forth.
+        from .charging import charge
+
+        charge(today, account_ids=unblocked, actor=actor, rules=False)
+        apply_balance_rule(contract_ids, actor=actor, recharge=False)
+    return list(blocked), list(unblocked)
+
+
+def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
+    from ..platforms.outbox import notify
+
+    now = utcnow()
+    rows = [dict(at=now, actor=actor, action="account.block", object_type="account", object_id=i,
+                 summary="blocked by balance", before=None, after={"reason": "balance"}) for i in blocked]
+    rows += [dict(at=now, actor=actor, action="account.unblock", object_type="account", object_id=i,
+                  summary="balance block lifted", before={"reason": "balance"}, after=None) for i in unblocked]
+    db.session.execute(insert(AuditEntry), rows)
+    notify(blocked, "blocked_by_balance")
+    notify(unblocked, "unblocked_by_balance")
+    # ORM objects loaded earlier in this session must not show the old status.
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Account) and obj.id in set(blocked) | set(unblocked):
+            db.session.expire(obj, ["status", "block_reasons", "status_changed_on"])

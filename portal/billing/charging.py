@@ -1,0 +1,296 @@
+"""The charge run: set-based SQL that posts, for every assigned service and the month of the
+run date, the difference between what is due and what is already posted.
+
+How "due" is worked out (DESIGN.md, charging rules). Per (service, month) we keep the set of
+paid days as a bit mask (bit d = day d). At a run on day D:
+
+* ``since`` is the first day of the month from which the present state holds: the latest
+  of the month's first day, the service's start, the account's last status change and the
+  service's last state change. Nothing is known about days before ``since`` any more, so the
+  days already paid there stay paid ("frozen").
+* If the service is billable now (account active, service active and in force on D), the days
+  from ``since`` to the end of the month (monthly in advance) or to D (daily pro rata) are due.
+* If the account is blocked by balance only, the days already paid from ``since`` on stay paid
+  (a balance block refunds nothing, so a payment that lifts it charges only unpaid days).
+* Otherwise (manager or subscriber block, suspension, disabling) the days from ``since`` on are
+  refunded.
+* Days after the service's end (``ends_on``) are never due.
+
+The amount for a set of days: monthly in advance: price x days / days-in-month, half-up; daily
+pro rata: each day price / days-in-month half-up, the month's last day takes the remainder so a
+whole month is exactly the price; a per-day service: price x days.
+
+The (service, month) row is upserted with ON CONFLICT ... WHERE amount differs, which holds a
+row lock and makes a second or parallel run post nothing.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import (
+    BigInteger, Date, Integer, and_, case, cast, extract, func, literal, or_, select, text, type_coerce, update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+from ..extensions import db
+from ..models import Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, utcnow
+from ..models.base import from_minor
+from . import audit, clock
+
+
+class greatest(GenericFunction):  # noqa: N801  (SQL function name)
+    type = Integer()
+    inherit_cache = True
+
+
+class least(GenericFunction):  # noqa: N801
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element, compiler, **kw):
+    return "max(%s)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element, compiler, **kw):
+    return "min(%s)" % compiler.process(element.clauses, **kw)
+
+
+def _op(a, op, b):
+    return a.op(op, precedence=100)(b).self_group()
+
+
+def _shl1(n):
+    """2^n as a BIGINT (1 << n)."""
+    return _op(cast(literal(1), BigInteger), "<<", n)
+
+
+def _upto(e):
+    """Bits 1..e set (days 1..e); 0 when e <= 0."""
+    return case((e <= 0, literal(0, BigInteger)), else_=_shl1(e + 1) - 2)
+
+
+def _below(s):
+    """Bits 1..s-1 set (days before s)."""
+    return case((s <= 1, literal(0, BigInteger)), else_=_shl1(s) - 2)
+
+
+def _range(a, b):
+    return case((b >= a, _upto(b) - _below(a)), else_=literal(0, BigInteger))
+
+
+def _and(a, b):
+    return _op(a, "&", b)
+
+
+def _or(a, b):
+    return _op(a, "|", b)
+
+
+def _shr(a, n):
+    return _op(a, ">>", n)
+
+
+def _day_in_period(col, period_start):
+    """Day of month of ``col`` when it falls after the period start, else 1."""
+    return case((col > period_start, cast(extract("day", col), Integer)), else_=1)
+
+
+def _due_query(run_date: date, account_ids):
+    """SELECT (sid, period_start, contract_id, mask, due) for rows whose due amount changed."""
+    ps, dim, d = clock.month_start(run_date), clock.days_in_month(run_date), run_date.day
+    pe = clock.month_end(run_date)
+    s, a, c = AssignedService.__table__.c, Account.__table__.c, CatalogService.__table__.c
+    cp = ChargePeriod.__table__.alias("cp")
+    zero = literal(0, BigInteger)
+
+    # layer 0: the facts of each (service, month) row, as small integers and flags
+    billable = and_(a.status == "active", s.state == "active", s.starts_on <= run_date,
+                    or_(s.ends_on.is_(None), s.ends_on >= run_date))
+    end_day = case((s.ends_on.is_(None), dim), (s.ends_on > pe, dim), (s.ends_on < ps, 0),
+                   else_=cast(extract("day", s.ends_on), Integer))
+    facts = (
+        select(
+            s.id.label("sid"), a.contract_id.label("contract_id"),
+            type_coerce(c.price, BigInteger).label("price"),
+            c.charge_period.label("per"), c.charge_mode.label("mode"),
+            greatest(1, _day_in_period(s.starts_on, ps), _day_in_period(a.status_changed_on, ps),
+                     _day_in_period(s.state_changed_on, ps)).label("since"),
+            end_day.label("end_day"),
+            case((c.charge_mode == "daily_prorata", d), else_=dim).label("cover_to"),
+            case((billable, 1), else_=0).label("billable"),
+            case((and_(a.status == "blocked", a.block_reasons == 1, s.state == "active"), 1),
+                 else_=0).label("balance_only"),
+            func.coalesce(cp.c.days_mask, zero).label("old_mask"),
+            func.coalesce(cp.c.amount, zero).label("old_amount"),
+        )
+        .select_from(AssignedService.__table__.join(Account.__table__, a.id == s.account_id))
+        .join(CatalogService.__table__, c.id == s.service_id)
+        .outerjoin(cp, and_(cp.c.assigned_service_id == s.id, cp.c.period_start == ps))
+        .where(
+            s.starts_on <= pe,
+            or_(s.ends_on.is_(None), s.ends_on >= ps, cp.c.assigned_service_id.is_not(None)),
+            or_(billable, cp.c.assigned_service_id.is_not(None)),
+        )
+    )
+    if account_ids is not None:
+        facts = facts.where(s.account_id.in_(list(account_ids)))
+    f = facts.subquery("f")
+
+    # layer 1: the target set of paid days
+    frozen = _and(f.c.old_mask, _below(f.c.since))
+    cover = least(f.c.cover_to, f.c.end_day)
+    mask = _and(
+        _or(_or(frozen, case((f.c.billable == 1, _range(f.c.since, cover)), else_=zero)),
+            case((f.c.balance_only == 1, f.c.old_mask - frozen), else_=zero)),
+        _upto(f.c.end_day),
+    )
+    t = select(f.c.sid, f.c.contract_id, f.c.price, f.c.per, f.c.mode, f.c.old_mask, f.c.old_amount,
+               mask.label("mask")).subquery("t")
+
+    # layer 2-3: popcount of the 31-bit mask, SWAR style, in integer SQL that both databases run
+    q1 = select(t, (t.c.mask - _and(_shr(t.c.mask, 1), 0x55555555)).label("x1")).subquery("q1")
+    q2 = select(q1, (_and(q1.c.x1, 0x33333333) + _and(_shr(q1.c.x1, 2), 0x33333333)).label("x2")).subquery("q2")
+    x3 = _and(q2.c.x2 + _shr(q2.c.x2, 4), 0x0F0F0F0F)
+    q3 = select(q2, _shr(_and(x3 * 0x01010101, 0xFFFFFFFF), 24).label("days")).subquery("q3")
+
+    # layer 4: the amount due for those days (integer division: both operands are integers)
+    days, price = q3.c.days, q3.c.price
+    last = _and(_shr(q3.c.mask, dim), 1)
+    daily = (2 * price + dim) // (2 * dim)
+    due = case(
+        (q3.c.per == "day", price * days),
+        (q3.c.mode == "daily_prorata", days * daily + last * (price - dim * daily)),
+        else_=(2 * price * days + dim) // (2 * dim),
+    )
+    q4 = select(q3.c.sid, q3.c.contract_id, q3.c.mask, q3.c.old_mask, q3.c.old_amount,
+                due.label("due")).subquery("q4")
+    return select(q4.c.sid, literal(ps, Date).label("period_start"), q4.c.contract_id, q4.c.mask,
+                  q4.c.due).where(or_(q4.c.due != q4.c.old_amount, q4.c.mask != q4.c.old_mask)), ps
+
+
+def _upsert(due_select, run_id: int):
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    cp = ChargePeriod.__table__
+    src = due_select.subquery("due")
+    ins = insert(cp).from_select(
+        ["assigned_service_id", "period_start", "contract_id", "days_mask", "amount", "delta", "run_id"],
+        select(src.c.sid, src.c.period_start, src.c.contract_id, src.c.mask, src.c.due, src.c.due,
+               literal(run_id, Integer)).where(literal(True)).order_by(src.c.sid),
+    )
+    ins = ins.on_conflict_do_update(
+        index_elements=["assigned_service_id", "period_start"],
+        set_={"days_mask": ins.excluded.days_mask, "amount": ins.excluded.amount,
+              "delta": ins.excluded.amount - cp.c.amount, "run_id": ins.excluded.run_id,
+              "contract_id": ins.excluded.contract_id},
+        where=or_(cp.c.amount != ins.excluded.amount, cp.c.days_mask != ins.excluded.days_mask),
+    )
+    return ins.returning(cp.c.assigned_service_id, cp.c.period_start, cp.c.contract_id, cp.c.delta), dialect
+
+
+def expire_services(run_date: date, account_ids=None, actor: str = "system") -> list[int]:
+    """Services past their end date end by themselves; returns the accounts touched."""
+    s = AssignedService.__table__.c
+    stmt = (update(AssignedService.__table__)
+            .where(s.state != "ended", s.ends_on < run_date)
+            .values(state="ended", state_changed_on=run_date)
+            .returning(s.account_id))
+    if account_ids is not None:
+        stmt = stmt.where(s.account_id.in_(list(account_ids)))
+    touched = sorted(set(db.session.execute(stmt).scalars()))
+    if touched:
+        from ..platforms.outbox import notify
+
+        notify(touched, "service.expired")
+        audit.record(actor, "service.expire", None, f"{len(touched)} account(s) had services expire",
+                     after={"account_ids": touched[:1000]}, object_type="system")
+    return touched
+
+
+POST_PG = text("""
+WITH up AS ({upsert}),
+led AS (
+  INSERT INTO ledger_entries (contract_id, kind, amount, created_at, author, assigned_service_id,
+                              period_start, charge_run_id)
+  SELECT contract_id, CASE WHEN delta > 0 THEN 'charge' ELSE 'refund' END, -delta, :now, :actor,
+         assigned_service_id, period_start, :run_id
+  FROM up WHERE delta <> 0
+  RETURNING contract_id, amount
+),
+bal AS (
+  UPDATE contracts SET balance = contracts.balance + t.total
+  FROM (SELECT contract_id, sum(amount) AS total FROM led GROUP BY contract_id) t
+  WHERE contracts.id = t.contract_id
+  RETURNING contracts.id
+)
+SELECT count(*), coalesce(sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END), 0),
+       coalesce(sum(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0),
+       (SELECT count(*) FROM bal)
+FROM led
+""")
+
+
+def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
+    """Run the charge for ``run_date`` (default today) over all accounts or the given ones."""
+    run_date = run_date or clock.today()
+    expire_services(run_date, account_ids, actor)
+    run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
+    db.session.add(run)
+    db.session.flush()
+    due_select, _ps = _due_query(run_date, account_ids)
+    upsert, dialect = _upsert(due_select, run.id)
+    now = utcnow()
+    if dialect == "postgresql":
+        compiled = upsert.compile(dialect=db.session.get_bind().dialect)
+        sql = text(POST_PG.text.replace("{upsert}", str(compiled)))
+        params = {**compiled.params, "now": now, "actor": actor, "run_id": run.id}
+        entries, charged, refunded, _n = db.session.execute(sql, params).one()
+        touched = None
+    else:
+        rows = db.session.execute(upsert).all()
+        posted = [r for r in rows if r.delta]
+        if posted:
+            db.session.execute(
+                text("INSERT INTO ledger_entries (contract_id, kind, amount, created_at, author, "
+                     "assigned_service_id, period_start, charge_run_id) VALUES (:c, :k, :a, :now, :actor, :s, :p, :r)"),
+                [{"c": r.contract_id, "k": "charge" if r.delta > 0 else "refund", "a": -r.delta, "now": now,
+                  "actor": actor, "s": r.assigned_service_id, "p": r.period_start, "r": run.id} for r in posted],
+            )
+            totals: dict[int, int] = {}
+            for r in posted:
+                totals[r.contract_id] = totals.get(r.contract_id, 0) - r.delta
+            db.session.execute(
+                update(Contract.__table__).where(Contract.__table__.c.id == text(":cid"))
+                .values(balance=Contract.__table__.c.balance + text(":amt")),
+                [{"cid": k, "amt": v} for k, v in totals.items()],
+            )
+        entries = len(posted)
+        charged = sum(r.delta for r in posted if r.delta > 0)
+        refunded = -sum(r.delta for r in posted if r.delta < 0)
+        touched = sorted({r.contract_id for r in posted})
+    run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
+    if entries:
+        db.session.expire_all()
+    if rules:
+        from .blocking import apply_balance_rule
+
+        if account_ids is None:
+            blocked, _unblocked = apply_balance_rule(None, actor=actor)
+        else:
+            ids = touched if touched is not None else sorted(set(db.session.scalars(
+                select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
+            blocked, _unblocked = apply_balance_rule(ids, actor=actor)
+        run.blocked = len(blocked)
+    run.finished_at = utcnow()
+    if account_ids is None or entries:
+        audit.record(actor, "billing.charge_run", run, f"charge run {run_date}: {entries} entries",
+                     after={"charged": str(run.charged), "refunded": str(run.refunded), "blocked": run.blocked},
+                     object_type="charge_run")
+    return run

@@ -1,0 +1,97 @@
+"""The contract ledger: the only code that moves money.
+
+Every posting inserts a ledger row and adds the same amount to the cached balance in one
+SQL UPDATE (``balance = balance + x``), in the caller's transaction, so the balance equals
+the ledger sum at all times, also under concurrent writers.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Contract, LedgerEntry, to_minor
+from . import audit
+from .errors import BillingError, NotFound
+
+# Which sign each kind of entry may carry.
+SIGN_RULES = {"payment": 1, "refund": 1, "charge": -1, "correction": 0}
+
+
+def parse_amount(value, field: str = "amount") -> Decimal:
+    """A money amount from user input: a decimal with at most two places."""
+    try:
+        amount = Decimal(str(value).strip().replace(",", "."))
+    except (InvalidOperation, ValueError):
+        raise BillingError({field: "not a decimal number"}) from None
+    if not amount.is_finite():
+        raise BillingError({field: "not a decimal number"})
+    if amount != amount.quantize(Decimal("0.01")):
+        raise BillingError({field: "at most two decimal places"})
+    if abs(amount) >= Decimal("1000000000"):
+        raise BillingError({field: "too large"})
+    return amount
+
+
+def _apply(contract_id: int, minor: int) -> None:
+    db.session.execute(
+        update(Contract).where(Contract.id == contract_id)
+        .values(balance=Contract.__table__.c.balance + minor)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: str | None = None,
+         idempotency_key: str | None = None, apply_rules: bool = True) -> tuple[LedgerEntry, bool]:
+    """Post one entry. Returns (entry, created); an already used idempotency key returns the
+    first entry and moves no money."""
+    if kind not in SIGN_RULES:
+        raise BillingError({"kind": f"must be one of {', '.join(SIGN_RULES)}"})
+    amount = parse_amount(amount)
+    sign = SIGN_RULES[kind]
+    if amount == 0 or (sign and (amount > 0) != (sign > 0)):
+        raise BillingError({"amount": "must be positive" if sign >= 0 else "must be negative"} if sign
+                           else {"amount": "must not be zero"})
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFound({"contract_id": "no such contract"})
+    if idempotency_key:
+        first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
+        if first is not None:
+            return _same_or_conflict(first, contract_id, amount), False
+    entry = LedgerEntry(contract_id=contract_id, kind=kind, amount=amount, comment=comment,
+                        author=actor, idempotency_key=idempotency_key)
+    try:
+        with db.session.begin_nested():
+            db.session.add(entry)
+            db.session.flush()
+    except IntegrityError:
+        # A parallel request with the same key won the race: answer with its entry.
+        first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
+        if first is None:
+            raise
+        return _same_or_conflict(first, contract_id, amount), False
+    _apply(contract_id, to_minor(amount))
+    db.session.expire(contract, ["balance"])
+    audit.record(actor, f"ledger.{kind}", contract, f"{kind} {amount}",
+                 after={"entry_id": entry.id, "amount": str(amount), "comment": comment})
+    if apply_rules:
+        from .blocking import apply_balance_rule
+
+        apply_balance_rule([contract_id], actor=actor)
+    return entry, True
+
+
+def _same_or_conflict(first: LedgerEntry, contract_id: int, amount: Decimal) -> LedgerEntry:
+    if first.contract_id != contract_id or first.amount != amount:
+        raise BillingError({"external_id": "already used for a different payment"})
+    return first
+
+
+def payment(contract_id: int, amount, *, actor: str, external_id: str | None = None,
+            comment: str | None = None) -> tuple[LedgerEntry, bool]:
+    """A payment from outside; ``external_id`` makes a repeat harmless."""
+    key = f"payment:{external_id}" if external_id else None
+    return post(contract_id, "payment", amount, actor=actor, comment=comment, idempotency_key=key)

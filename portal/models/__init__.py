@@ -1,0 +1,15 @@
+"""All models, importable from one place (Alembic sees every table through this module)."""
+from .accounts import (  # noqa: F401
+    ACCOUNT_STATUSES, BLOCK_REASONS, EXTRA_FIELD_TYPES, SERVICE_STATES, Account, AssignedService,
+    ExtraFieldDefinition, ExtraFieldValue, account_multi_tariffs,
+)
+from .audit import AuditEntry  # noqa: F401
+from .base import Money, from_minor, to_minor, utcnow  # noqa: F401
+from .catalog import (  # noqa: F401
+    AGENT_KINDS, CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, TARIFF_KINDS, Agent, CatalogService, Tariff,
+    tariff_services,
+)
+from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
+from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
+from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
+from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401

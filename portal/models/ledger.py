@@ -1,0 +1,70 @@
+"""The money ledger of contracts and the bookkeeping of charge runs."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import Money, UTCDateTime, utcnow
+
+LEDGER_KINDS = ("payment", "charge", "correction", "refund")
+
+
+class LedgerEntry(db.Model):
+    """Append-only. Positive amounts raise the balance (payments, refunds), negative lower it."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_contract_id_id", "contract_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    comment: Mapped[str | None] = mapped_column(String(500))
+    author: Mapped[str | None] = mapped_column(String(100))
+    # Unique where the money comes from outside (payment id, upsale transaction id).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # For charges and refunds: which service and which period they are for.
+    assigned_service_id: Mapped[int | None] = mapped_column(Integer)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    charge_run_id: Mapped[int | None] = mapped_column(Integer)
+
+    contract: Mapped["Contract"] = relationship()  # noqa: F821
+
+
+class ChargeRun(db.Model):
+    __tablename__ = "charge_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_date: Mapped[date] = mapped_column(Date)
+    scope: Mapped[str] = mapped_column(String(100), default="all")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    charged: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    blocked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChargePeriod(db.Model):
+    """What has been charged for one assigned service in one calendar month.
+
+    ``days_mask`` has bit d set when day d of the month is paid for; ``amount`` is the net
+    sum posted (kopecks). The primary key is the per-(service, period) lock that makes a
+    second or parallel run post nothing.
+    """
+
+    __tablename__ = "charge_periods"
+
+    assigned_service_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(Integer)
+    days_mask: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the last run that changed the row posted, and which run it was.
+    delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)

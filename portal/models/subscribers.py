@@ -1,0 +1,54 @@
+"""Subscriber cards and their contracts (the contract holds the money)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from .base import Money, UTCDateTime, utcnow
+
+SUBSCRIBER_KINDS = ("person", "company")
+
+
+class Subscriber(db.Model):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="person")
+    full_name: Mapped[str] = mapped_column(String(300), index=True)
+    phones: Mapped[list] = mapped_column(JSON, default=list)
+    email: Mapped[str | None] = mapped_column(String(200))
+    postal_address: Mapped[str | None] = mapped_column(String(500))
+    notes: Mapped[str | None] = mapped_column(Text)
+    cabinet_login: Mapped[str | None] = mapped_column(String(64), unique=True)
+    cabinet_password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    contracts: Mapped[list["Contract"]] = relationship(back_populates="subscriber", order_by="Contract.id")
+
+    def set_cabinet_password(self, password: str) -> None:
+        self.cabinet_password_hash = generate_password_hash(password)
+
+    def check_cabinet_password(self, password: str) -> bool:
+        return bool(self.cabinet_password_hash) and check_password_hash(self.cabinet_password_hash, password)
+
+
+class Contract(db.Model):
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    # The subscriber may go this far below zero before the balance block.
+    credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    do_not_block: Mapped[bool] = mapped_column(default=False)
+    # Cached ledger sum, changed only in SQL together with a ledger insert (portal.billing.ledger).
+    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="contracts")
+    accounts: Mapped[list["Account"]] = relationship(back_populates="contract", order_by="Account.id")  # noqa: F821
