@@ -8,7 +8,7 @@ every contract at once.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, case, insert, or_, select, update
+from sqlalchemy import BigInteger, case, insert, select, type_coerce, update
 
 from ..extensions import db
 from ..models import Account, AuditEntry, Contract, utcnow
@@ -22,7 +22,8 @@ contracts = Contract.__table__
 def _short_contracts():
     """Contracts whose money is below the credit limit and that may be blocked."""
     c = contracts.c
-    return select(c.id).where(c.balance + c.credit_limit < 0, c.do_not_block.is_(False))
+    money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
+    return select(c.id).where(money < 0, c.do_not_block.is_(False))
 
 
 def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",

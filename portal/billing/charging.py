@@ -28,13 +28,17 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import (
-    BigInteger, Date, Integer, and_, case, cast, extract, func, literal, or_, select, text, type_coerce, update,
+    BigInteger, Date, Integer, and_, case, cast, extract, func, insert, literal, or_, select, text, type_coerce,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 from ..extensions import db
-from ..models import Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, utcnow
+from ..models import (
+    Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, LedgerEntry, utcnow,
+)
+from ..models.base import UTCDateTime
 from ..models.base import from_minor
 from . import audit, clock
 
@@ -65,7 +69,7 @@ def _op(a, op, b):
 
 def _shl1(n):
     """2^n as a BIGINT (1 << n)."""
-    return _op(cast(literal(1), BigInteger), "<<", n)
+    return _op(cast(literal(1), BigInteger), "<<", cast(n, Integer))
 
 
 def _upto(e):
@@ -91,7 +95,7 @@ def _or(a, b):
 
 
 def _shr(a, n):
-    return _op(a, ">>", n)
+    return _op(a, ">>", literal(n, Integer) if isinstance(n, int) else cast(n, Integer))
 
 
 def _day_in_period(col, period_start):
@@ -214,27 +218,33 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
     return touched
 
 
-POST_PG = text("""
-WITH up AS ({upsert}),
-led AS (
-  INSERT INTO ledger_entries (contract_id, kind, amount, created_at, author, assigned_service_id,
-                              period_start, charge_run_id)
-  SELECT contract_id, CASE WHEN delta > 0 THEN 'charge' ELSE 'refund' END, -delta, :now, :actor,
-         assigned_service_id, period_start, :run_id
-  FROM up WHERE delta <> 0
-  RETURNING contract_id, amount
-),
-bal AS (
-  UPDATE contracts SET balance = contracts.balance + t.total
-  FROM (SELECT contract_id, sum(amount) AS total FROM led GROUP BY contract_id) t
-  WHERE contracts.id = t.contract_id
-  RETURNING contracts.id
-)
-SELECT count(*), coalesce(sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END), 0),
-       coalesce(sum(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0),
-       (SELECT count(*) FROM bal)
-FROM led
-""")
+def _post_pg(upsert, run_id: int, actor: str, now):
+    """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs)."""
+    led_t, con = LedgerEntry.__table__, Contract.__table__
+    up = upsert.cte("up")
+    led = (
+        insert(led_t).from_select(
+            ["contract_id", "kind", "amount", "created_at", "author", "assigned_service_id", "period_start",
+             "charge_run_id"],
+            select(up.c.contract_id, case((up.c.delta > 0, "charge"), else_="refund"), -up.c.delta,
+                   literal(now, UTCDateTime), literal(actor), up.c.assigned_service_id, up.c.period_start,
+                   literal(run_id, Integer)).where(up.c.delta != 0),
+        ).returning(led_t.c.contract_id, type_coerce(led_t.c.amount, BigInteger).label("amount"))
+    ).cte("led")
+    totals = select(led.c.contract_id, func.sum(led.c.amount).label("total")).group_by(led.c.contract_id).subquery()
+    bal = (
+        update(con).where(con.c.id == totals.c.contract_id)
+        .values(balance=type_coerce(con.c.balance, BigInteger) + totals.c.total)
+        .returning(con.c.id)
+    ).cte("bal")
+    amount = led.c.amount
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
+        func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
+        select(func.count()).select_from(bal).scalar_subquery(),
+    ).select_from(led)
+    return db.session.execute(stmt).one()[:3]
 
 
 def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
@@ -248,10 +258,7 @@ def charge(run_date: date | None = None, account_ids=None, *, actor: str = "syst
     upsert, dialect = _upsert(due_select, run.id)
     now = utcnow()
     if dialect == "postgresql":
-        compiled = upsert.compile(dialect=db.session.get_bind().dialect)
-        sql = text(POST_PG.text.replace("{upsert}", str(compiled)))
-        params = {**compiled.params, "now": now, "actor": actor, "run_id": run.id}
-        entries, charged, refunded, _n = db.session.execute(sql, params).one()
+        entries, charged, refunded = _post_pg(upsert, run.id, actor, now)
         touched = None
     else:
         rows = db.session.execute(upsert).all()
@@ -268,7 +275,7 @@ def charge(run_date: date | None = None, account_ids=None, *, actor: str = "syst
                 totals[r.contract_id] = totals.get(r.contract_id, 0) - r.delta
             db.session.execute(
                 update(Contract.__table__).where(Contract.__table__.c.id == text(":cid"))
-                .values(balance=Contract.__table__.c.balance + text(":amt")),
+                .values(balance=type_coerce(Contract.__table__.c.balance, BigInteger) + text(":amt")),
                 [{"cid": k, "amt": v} for k, v in totals.items()],
             )
         entries = len(posted)

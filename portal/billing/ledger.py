@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -38,7 +38,7 @@ def parse_amount(value, field: str = "amount") -> Decimal:
 def _apply(contract_id: int, minor: int) -> None:
     db.session.execute(
         update(Contract).where(Contract.id == contract_id)
-        .values(balance=Contract.__table__.c.balance + minor)
+        .values(balance=type_coerce(Contract.__table__.c.balance, BigInteger) + minor)
         .execution_options(synchronize_session=False)
     )
 
