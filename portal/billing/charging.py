@@ -250,6 +250,11 @@ def _post_pg(upsert, run_id: int, actor: str, now):
 def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
     """Run the charge for ``run_date`` (default today) over all accounts or the given ones."""
     run_date = run_date or clock.today()
+    with clock.as_of(run_date):
+        return _charge(run_date, account_ids, actor, rules)
+
+
+def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
     expire_services(run_date, account_ids, actor)
     run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
     db.session.add(run)
@@ -284,7 +289,8 @@ def charge(run_date: date | None = None, account_ids=None, *, actor: str = "syst
         touched = sorted({r.contract_id for r in posted})
     run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
     if entries:
-        db.session.expire_all()
+        db.session.flush()
+        db.session.expire_all()  # balances moved in SQL: reload them on next access
     if rules:
         from .blocking import apply_balance_rule
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import calendar
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,8 +16,22 @@ def tz() -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# Set while billing works "as of" a given day (a charge run for --date D), so that every rule
+# that asks for today's date (status change dates, expiry) sees that day.
+_as_of: ContextVar[date | None] = ContextVar("billing_as_of", default=None)
+
+
 def today() -> date:
-    return datetime.now(tz()).date()
+    return _as_of.get() or datetime.now(tz()).date()
+
+
+@contextmanager
+def as_of(day: date):
+    token = _as_of.set(day)
+    try:
+        yield day
+    finally:
+        _as_of.reset(token)
 
 
 def month_start(d: date) -> date:

@@ -1,0 +1,41 @@
+# The verbs a user needs: `make run` (portal + worker + scheduler on the embedded defaults)
+# and `make test` (the whole suite). Both create .venv and install what they need themselves.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+export FLASK_APP := wsgi.py
+
+.PHONY: run test install install-dev translations migrate-check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed translations
+install-dev: $(VENV)/.installed-dev translations
+
+# Compiled message catalogs are build output (ignored by git); the .po files are the source.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile -q -d translations
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo load --if-empty
+	$(BIN)/python -m portal.devserver
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(BIN)/python bench/charge_run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,53 @@
+"""`make run`: the portal, an RQ worker and the scheduler on one machine.
+
+Starts (or attaches to) the embedded Redis when REDIS_URL is not set, hands its address to
+the worker and scheduler processes, prints where to log in, and serves the web app until
+Ctrl+C, then stops the children. Production runs these pieces separately (README).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from werkzeug.serving import run_simple
+
+from . import create_app
+from .queue import redis_url_for_children
+
+DEMO_LOGINS = """
+  Staff:       admin / admin12345   (also: manager / manager12345, viewer / viewer12345)
+  Subscriber:  demo / demo12345     (cabinet)
+"""
+
+
+def main() -> None:
+    app = create_app()
+    port = int(os.environ.get("PORT", "5000"))
+    with app.app_context():
+        env = {**os.environ, "REDIS_URL": redis_url_for_children()}
+    children = [
+        subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "jobs.scheduler"], env=env),
+    ]
+
+    def stop(*_):
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    print(f"\n  Portal: http://127.0.0.1:{port}/login\n{DEMO_LOGINS}", flush=True)
+    try:
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()
