@@ -2,4 +2,9 @@
 
 
 def blueprints():
-    return []
+    from . import (
+        account_services, account_sync, accounts, agents, contracts, payments, services, subscribers, tariffs,
+    )
+
+    return [subscribers.bp, contracts.bp, accounts.bp, account_services.bp, account_sync.bp, payments.bp,
+            agents.bp, services.bp, tariffs.bp]

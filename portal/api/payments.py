@@ -1,0 +1,49 @@
+"""API v1 payments from operators' systems. ``external_id`` is the payment's id in the
+sender's system and makes a retry harmless: the same id again answers the first payment
+(200 instead of 201) and moves no money; the same id with another contract or amount is a
+409 naming ``external_id`` (portal.billing.ledger.payment)."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from ..billing import ledger
+from ..models import LedgerEntry
+from .auth import actor, managers_only
+from .common import Body, Id, Money, max_len
+from .contracts import LedgerEntrySchema
+from .errors import committing
+
+bp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments (idempotent)")
+KEY_PREFIX = "payment:"  # how ledger.payment keys a payment; the key column holds the rest
+
+
+class PaymentCreateSchema(Body):
+    contract_id = Id(required=True)
+    amount = Money(required=True, metadata={"description": "positive"})
+    external_id = fields.String(
+        required=True,
+        validate=validate.Length(1, max_len(LedgerEntry.__table__.c.idempotency_key) - len(KEY_PREFIX)),
+        metadata={"description": "the payment's id in your system; a retry with the same id is harmless"},
+    )
+    comment = fields.String(allow_none=True, validate=validate.Length(max=max_len(LedgerEntry.__table__.c.comment)))
+
+
+class PaymentSchema(LedgerEntrySchema):
+    balance = Money(attribute="contract.balance", metadata={"description": "the contract's balance now"})
+
+
+@bp.route("", methods=["POST"])
+@managers_only
+@bp.arguments(PaymentCreateSchema)
+@bp.response(201, PaymentSchema)
+@bp.alt_response(200, schema=PaymentSchema, success=True,
+                 description="This external_id was paid before: the first payment; no money moved")
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def create_payment(data):
+    """Post a payment to a contract (may lift a balance block)"""
+    with committing(data, conflicts=("external_id",)):
+        entry, created = ledger.payment(data.get("contract_id"), data.get("amount"), actor=actor(),
+                                        external_id=data.get("external_id"), comment=data.get("comment"))
+    return entry, 201 if created else 200
