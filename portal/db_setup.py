@@ -5,11 +5,23 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 
+def dialect_insert(table):
+    """INSERT with ON CONFLICT support for the database in use (PostgreSQL or SQLite)."""
+    from .extensions import db
+
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def configure_engine(engine: Engine) -> None:
     """SQLite: WAL, a busy timeout and foreign keys, because web and worker write at once.
 
-    Transactions start with BEGIN IMMEDIATE so that two writers queue on the busy timeout
-    instead of failing to upgrade a read lock half-way through.
+    pysqlite's own transaction handling is kept (a transaction opens at the first write), so
+    a writer takes the write lock before it has read anything in its transaction and waits on
+    the busy timeout instead of failing on a stale snapshot.
     """
     if engine.dialect.name != "sqlite" or getattr(engine, "_portal_configured", False):
         return
@@ -17,14 +29,9 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")

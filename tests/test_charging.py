@@ -39,7 +39,7 @@ def run(d: date):
 
 def funded_contract(amount="10000"):
     c = gen_contract()
-    with clock.as_of(day(1) if False else date(2026, 8, 1)):
+    with clock.as_of(date(2026, 8, 1)):
         ledger.payment(c.id, Decimal(amount), actor="test", external_id=f"seed-{c.id}")
     db.session.commit()
     return c
@@ -83,7 +83,6 @@ def test_manager_block_refunds_the_rest_and_unblock_charges_the_days_given_back(
         acc.block(a, "manager", actor="test")
         db.session.commit()
     # days 20..30 (11 days) refunded: 300 x 19/30 = 190 remain charged
-    assert Decimal("10000") - balance(c) - Decimal("300.00") == Decimal("-110.00") + Decimal("0") or True
     assert _month_charged(a, day(1)) == Decimal("190.00")
     run(day(22))  # a run while blocked changes nothing
     assert _month_charged(a, day(1)) == Decimal("190.00")
@@ -183,12 +182,9 @@ def test_expiry_ends_the_service_by_itself_and_only_its_days_are_charged(ctx):
     """A service that expires on the 10th: charged for 10 days, then ended without anyone acting?"""
     svc = gen_service("300.00")
     c = funded_contract()
-    with clock.as_of(date(2026, 8, 20)):
-        a = gen_account(contract=c, services=[])
-        acc.assign_service(a, {"service_id": svc.id, "ends_on": day(10)}, actor="test") if False else None
     t = gen_tariff([svc])
     with clock.as_of(date(2026, 8, 31)):
-        acc.update_account(a, {"tariff_id": t.id}, actor="test")
+        a = gen_account(contract=c, tariff=t)
         assigned = acc.assign_service(a, {"service_id": svc.id, "ends_on": day(10)}, actor="test")
         db.session.commit()
     run(day(1))
@@ -316,18 +312,18 @@ def test_balance_equals_ledger_sum_under_concurrent_payments_and_runs(app, ctx):
             a, _c = account_on(date(2026, 8, 31), price="10.00", contract=c)
             accounts.append(a)
     errors = []
+    cid = c.id  # ORM objects belong to this thread's session: threads get ids
 
     def pay(n):
         try:
             with app.app_context():
                 for i in range(10):
-                    ledger.payment(c.id, Decimal("1.01"), actor="t", external_id=f"{n}-{i}")
+                    ledger.payment(cid, Decimal("1.01"), actor="t", external_id=f"{n}-{i}")
                     db.session.commit()
                     # a duplicate of the same payment moves nothing
-                    ledger.payment(c.id, Decimal("1.01"), actor="t", external_id=f"{n}-{i}")
+                    ledger.payment(cid, Decimal("1.01"), actor="t", external_id=f"{n}-{i}")
                     db.session.commit()
         except Exception as e:  # noqa: BLE001
-            import traceback; traceback.print_exc()
             errors.append(e)
 
     def runs():
@@ -337,7 +333,6 @@ def test_balance_equals_ledger_sum_under_concurrent_payments_and_runs(app, ctx):
                     charge(day(d), actor="t")
                     db.session.commit()
         except Exception as e:  # noqa: BLE001
-            import traceback; traceback.print_exc()
             errors.append(e)
 
     threads = [threading.Thread(target=pay, args=(n,)) for n in range(3)] + [threading.Thread(target=runs)]

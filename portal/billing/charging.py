@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
+from ..db_setup import dialect_insert
 from ..extensions import db
 from ..models import (
     Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, LedgerEntry, utcnow,
@@ -178,13 +179,9 @@ def _due_query(run_date: date, account_ids):
 
 def _upsert(due_select, run_id: int):
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     cp = ChargePeriod.__table__
     src = due_select.subquery("due")
-    ins = insert(cp).from_select(
+    ins = dialect_insert(cp).from_select(
         ["assigned_service_id", "period_start", "contract_id", "days_mask", "amount", "delta", "run_id"],
         select(src.c.sid, src.c.period_start, src.c.contract_id, src.c.mask, src.c.due, src.c.due,
                literal(run_id, Integer)).where(literal(True)).order_by(src.c.sid),

@@ -9,10 +9,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import BigInteger, select, type_coerce, update
-from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Contract, LedgerEntry, to_minor
+from ..db_setup import dialect_insert
+from ..models import Contract, LedgerEntry, to_minor, utcnow
 from . import audit
 from .errors import BillingError, NotFound
 
@@ -61,18 +61,19 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
         first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
         if first is not None:
             return _same_or_conflict(first, contract_id, amount), False
-    entry = LedgerEntry(contract_id=contract_id, kind=kind, amount=amount, comment=comment,
-                        author=actor, idempotency_key=idempotency_key)
-    try:
-        with db.session.begin_nested():
-            db.session.add(entry)
-            db.session.flush()
-    except IntegrityError:
-        # A parallel request with the same key won the race: answer with its entry.
+    # ON CONFLICT DO NOTHING: a parallel request with the same key cannot post twice, and no
+    # savepoint is needed (SQLite's are unreliable through pysqlite).
+    stmt = dialect_insert(LedgerEntry.__table__).values(
+        contract_id=contract_id, kind=kind, amount=amount, comment=comment, author=actor,
+        idempotency_key=idempotency_key, created_at=utcnow(),
+    )
+    if idempotency_key:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    new_id = db.session.execute(stmt.returning(LedgerEntry.__table__.c.id)).scalar()
+    if new_id is None:
         first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
-        if first is None:
-            raise
         return _same_or_conflict(first, contract_id, amount), False
+    entry = db.session.get(LedgerEntry, new_id)
     _apply(contract_id, to_minor(amount))
     db.session.expire(contract, ["balance"])
     audit.record(actor, f"ledger.{kind}", contract, f"{kind} {amount}",
