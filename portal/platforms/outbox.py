@@ -1,19 +1,45 @@
 """The outbox: 'account X changed, platform P must catch up', written in the caller's
-transaction (so a change and its outbox row land together or not at all).
+transaction (so a change and its outbox row land together or not at all), and handed to RQ.
 
-Which platforms an account is on: its agent's platform, and the platforms of the catalog
-services assigned to it. Only platforms known to the registry get rows.
+* ``notify`` adds the rows; after the commit a session hook enqueues one job per
+  (account, platform) (``install``). If Redis is down then, the rows simply stay
+  un-enqueued: nothing is lost.
+* ``sweep`` (a periodic job) enqueues rows never enqueued, or enqueued longer than
+  OUTBOX_REENQUEUE_AFTER ago and still not processed, and the sync states whose retry is
+  due; and it forgets processed rows after OUTBOX_KEEP_DAYS.
+* The job (``reconcile.reconcile_account``) marks the rows it covered as processed.
+
+Which platforms an account is on (the one place for this rule): its agent's platform and
+the platforms of the services assigned to it and not ended. An account is also notified on
+platforms where it has a sync state, so that a platform hears when the account leaves it.
 """
 from __future__ import annotations
 
-from sqlalchemy import insert, literal, select, union
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete, event, insert, literal, or_, select, union, update
 
 from ..extensions import db
-from ..models import Account, Agent, AssignedService, CatalogService, OutboxEvent, utcnow
+from ..models import Account, Agent, AssignedService, CatalogService, OutboxEvent, SyncState, utcnow
+from ..queue import enqueue_once
+
+log = logging.getLogger(__name__)
+
+RECONCILE_JOB = "jobs.sync.reconcile_account"
+# A person waits for "sync now" and "retry"; the nightly full reconcile waits for everyone.
+QUEUE_BY_REASON = {"sync.request": "high", "sync.retry": "high"}
+CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
+SWEEP_LIMIT = 10000  # rows or retries per sweep; the next sweep takes the rest
+JOB_TIMEOUT = 600
 
 
-def platforms_query(account_ids):
-    """(account_id, platform) pairs for the given accounts."""
+def _membership(account_ids) -> list:
+    """SELECTs of (account_id, platform): the platforms these accounts are on now.
+
+    ``account_ids``: a list of ids or a SELECT of ids."""
     from .registry import known_platforms
 
     names = known_platforms()
@@ -25,24 +51,143 @@ def platforms_query(account_ids):
     by_service = (
         select(AssignedService.account_id.label("account_id"), CatalogService.platform.label("platform"))
         .join(CatalogService, CatalogService.id == AssignedService.service_id)
-        .where(AssignedService.account_id.in_(account_ids), CatalogService.platform.in_(names))
+        .where(AssignedService.account_id.in_(account_ids), AssignedService.state != "ended",
+               CatalogService.platform.in_(names))
     )
-    return union(by_agent, by_service).subquery()
+    return [by_agent, by_service]
+
+
+def platforms_query(account_ids):
+    """(account_id, platform) pairs to notify: where the accounts are, or have been synced."""
+    from .registry import known_platforms
+
+    synced = select(SyncState.account_id, SyncState.platform).where(
+        SyncState.account_id.in_(account_ids), SyncState.platform.in_(known_platforms()))
+    return union(*_membership(account_ids), synced).subquery()
+
+
+def on_platform(account_id: int, platform: str) -> bool:
+    pairs = union(*_membership([account_id])).subquery()
+    return db.session.scalar(select(pairs.c.account_id).where(pairs.c.platform == platform).limit(1)) is not None
 
 
 def notify(account_ids, reason: str) -> None:
-    """Add outbox rows for these accounts on every platform they are on."""
+    """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
     account_ids = list(account_ids)
-    if not account_ids:
-        return
-    for start in range(0, len(account_ids), 500):
-        chunk = account_ids[start:start + 500]
-        pairs = platforms_query(chunk)
-        db.session.execute(
+    for start in range(0, len(account_ids), CHUNK):
+        pairs = platforms_query(account_ids[start:start + CHUNK])
+        ids = db.session.execute(
             insert(OutboxEvent).from_select(
                 ["account_id", "platform", "reason", "created_at"],
                 select(pairs.c.account_id, pairs.c.platform, literal(reason[:64]), literal(utcnow())),
-            )
-        )
-    # after commit, the new rows are handed to RQ (see dispatch)
+            ).returning(OutboxEvent.id)
+        ).scalars().all()
+        _remember(ids)
+
+
+def add_events(pairs, reason: str) -> None:
+    """Add outbox rows for explicit (account_id, platform) pairs."""
+    rows = [OutboxEvent(account_id=a, platform=p, reason=reason[:64]) for a, p in pairs]
+    db.session.add_all(rows)
+    db.session.flush()
+    _remember([r.id for r in rows])
+
+
+def _remember(ids) -> None:
+    # after commit, these rows are handed to RQ (see install)
+    db.session.info.setdefault("outbox_ids", set()).update(ids)
     db.session.info["outbox_dirty"] = True
+
+
+# -- handing rows to RQ -------------------------------------------------------------------------
+
+def install(app) -> None:
+    """Enqueue the outbox rows a transaction wrote once it has committed (once per process)."""
+    if not event.contains(db.session, "after_commit", _after_commit):
+        event.listen(db.session, "after_commit", _after_commit)
+
+
+def _after_commit(session) -> None:
+    ids = session.info.pop("outbox_ids", None)
+    if not session.info.pop("outbox_dirty", False) or not ids:
+        return
+    try:
+        enqueue_rows(ids)
+    except Exception:  # the commit stands; the sweeper enqueues what is left
+        log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(ids), exc_info=True)
+
+
+def job_id(platform: str, account_id: int, queue: str) -> str:
+    """Stable per (account, platform, queue), so that waiting duplicates collapse."""
+    return f"reconcile-{platform}-{account_id}-{queue}"
+
+
+def enqueue_pair(platform: str, account_id: int, queue: str = "default") -> bool:
+    return enqueue_once(queue, RECONCILE_JOB, platform, account_id, job_id=job_id(platform, account_id, queue),
+                        result_ttl=0, job_timeout=JOB_TIMEOUT)
+
+
+def enqueue_rows(ids=None) -> int:
+    """Enqueue a job for each (account, platform) of unprocessed outbox rows: the given rows,
+    or (``ids=None``, the sweeper) every row never enqueued or enqueued too long ago.
+    Uses its own connection, because it also runs in the session's after-commit hook."""
+    o = OutboxEvent.__table__.c
+    if ids is None:
+        stale = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"])
+        batches = [[or_(o.enqueued_at.is_(None), o.enqueued_at < stale)]]
+    else:
+        ids = sorted(ids)
+        batches = [[o.id.in_(ids[i:i + CHUNK])] for i in range(0, len(ids), CHUNK)]
+    rows = []
+    with db.engine.connect() as conn:
+        for where in batches:
+            rows += conn.execute(select(o.id, o.account_id, o.platform, o.reason)
+                                 .where(o.processed_at.is_(None), *where).order_by(o.id).limit(SWEEP_LIMIT)).all()
+        conn.rollback()
+    by_pair: dict[tuple, list] = defaultdict(list)
+    for row in rows:
+        by_pair[(row.platform, row.account_id)].append(row)
+    done: list[int] = []
+    try:
+        for (platform, account_id), pair_rows in by_pair.items():
+            queue = min((QUEUE_BY_REASON.get(r.reason, "default") for r in pair_rows), key=_priority)
+            enqueue_pair(platform, account_id, queue)
+            done += [r.id for r in pair_rows]
+    finally:  # mark what did reach RQ, also when Redis went away half-way
+        _mark_enqueued(done)
+    return len(by_pair)
+
+
+def _priority(queue: str) -> int:
+    return {"high": 0, "default": 1}.get(queue, 2)
+
+
+def _mark_enqueued(ids: list[int]) -> None:
+    if not ids:
+        return
+    o = OutboxEvent.__table__.c
+    now = utcnow()
+    with db.engine.begin() as conn:
+        for i in range(0, len(ids), CHUNK):
+            conn.execute(update(OutboxEvent.__table__).where(o.id.in_(ids[i:i + CHUNK])).values(enqueued_at=now))
+
+
+def enqueue_due_retries() -> int:
+    """Enqueue the sync states in ``retry`` whose next attempt is due."""
+    due = db.session.execute(
+        select(SyncState.platform, SyncState.account_id)
+        .where(SyncState.state == "retry", SyncState.next_attempt_at <= utcnow())
+        .order_by(SyncState.next_attempt_at).limit(SWEEP_LIMIT)
+    ).all()
+    db.session.rollback()  # release the read before talking to Redis
+    for platform, account_id in due:
+        enqueue_pair(platform, account_id)
+    return len(due)
+
+
+def sweep() -> dict:
+    """The safety net: re-enqueue what the after-commit hook could not, and due retries."""
+    keep = timedelta(days=current_app.config.get("OUTBOX_KEEP_DAYS", 7))
+    purged = db.session.execute(delete(OutboxEvent).where(OutboxEvent.processed_at < utcnow() - keep)).rowcount
+    db.session.commit()
+    return {"outbox_pairs": enqueue_rows(), "retries": enqueue_due_retries(), "purged": purged}

@@ -1,5 +1,21 @@
-"""The platform registry: each integration registers how to derive an account's desired
-state, how to build its client from a connection, and how to reconcile one account."""
+"""The platform registry: what an integration plugs in.
+
+A platform is a package ``portal/platforms/<name>/`` that registers itself on import:
+
+* ``sync.desired_state(account) -> dict | None``: the one rule mapping billing data to the
+  state the account must have on the platform (JSON-friendly; None: must not exist there).
+  Called only for accounts that are on the platform (see ``outbox.on_platform``).
+* ``client.<X>Client(connection)``: the wire protocol, built from a
+  ``connections.Connection`` (URL, credentials, options, timeout); HTTP goes through
+  ``portal.platforms.http.HttpClient`` so that every call is audited.
+* ``sync.reconcile(client, login, desired) -> dict | None``: read the actual state, apply the
+  difference, return the actual state afterwards; raise ``PlatformError`` with the
+  platform's own error text when it refuses.
+* ``emulator.py``: a local stand-in speaking the same protocol, for tests and ``make run``.
+
+The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
+``reconcile.py``; an integration never touches the database or RQ.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,10 +28,9 @@ _PLATFORMS: dict[str, "Platform"] = {}
 class Platform:
     name: str
     title: str
-    # desired_state(account) -> dict, or None when the account must not exist there
     desired_state: Callable[[Any], dict | None]
-    # reconcile(connection, account, desired) -> the actual state after applying the difference
-    reconcile: Callable[[Any, Any, dict | None], dict | None]
+    client: Callable[[Any], Any]
+    reconcile: Callable[[Any, str, dict | None], dict | None]
 
 
 def register(platform: Platform) -> Platform:

@@ -1,13 +1,7 @@
-"""The built-in webhook platform: POSTs each account's desired state as JSON to a URL."""
+"""The built-in webhook platform: POSTs each account's desired state as JSON to a URL (an
+operator's own system, or the emulator in tests). See client.py for the protocol."""
 from ..registry import Platform, register
+from . import client, sync
 
-
-def _desired(account):
-    return None
-
-
-def _reconcile(connection, account, desired):
-    return desired
-
-
-register(Platform(name="webhook", title="Webhook", desired_state=_desired, reconcile=_reconcile))
+register(Platform(name="webhook", title="Webhook", desired_state=sync.desired_state,
+                  client=client.WebhookClient, reconcile=sync.reconcile))

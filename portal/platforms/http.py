@@ -1,0 +1,76 @@
+"""Outbound HTTP for platform clients: timeouts, credentials, errors, and a record of every
+call (method, URL without credentials or query, status, duration, error) that the reconcile
+code writes to the audit log once the call is over."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+_calls: ContextVar[list[dict] | None] = ContextVar("platform_calls", default=None)
+
+
+class PlatformError(Exception):
+    """The platform refused or could not be reached; the message is its own error text."""
+
+
+@contextmanager
+def recording() -> Iterator[list[dict]]:
+    """Collect the calls made inside the block (the audit log is written afterwards, because
+    no database transaction stays open during a network call)."""
+    log: list[dict] = []
+    token = _calls.set(log)
+    try:
+        yield log
+    finally:
+        _calls.reset(token)
+
+
+def public_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class HttpClient:
+    """A requests session bound to one platform connection."""
+
+    def __init__(self, connection):
+        self.base_url = connection.url.rstrip("/")
+        self.timeout = connection.timeout
+        self.session = requests.Session()
+        if connection.login:
+            self.session.auth = (connection.login, connection.password or "")
+        self._secrets = [s for s in (connection.password,) if s]
+
+    def request(self, method: str, path: str = "", **kwargs) -> requests.Response:
+        """Make one call; raise PlatformError on a network error or an HTTP error status."""
+        url = self.base_url + path
+        call = {"method": method, "url": public_url(url)}
+        started = time.monotonic()
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as e:
+            call["error"] = self._redact(f"{type(e).__name__}: {e}")
+        else:
+            call["status"] = response.status_code
+            if response.status_code >= 400:
+                call["error"] = self._redact(f"HTTP {response.status_code}: {response.text.strip()[:1000]}")
+        call["ms"] = round((time.monotonic() - started) * 1000)
+        log = _calls.get()
+        if log is not None:
+            log.append(call)
+        if "error" in call:
+            raise PlatformError(call["error"])
+        return response
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text

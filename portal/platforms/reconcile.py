@@ -1,0 +1,216 @@
+"""Reconcile one account on one platform, and the sync state that shows how it went.
+
+A job never replays an event: it computes the desired state from billing data now
+(``Platform.desired_state``), lets the platform read its actual state and apply the
+difference (``Platform.reconcile``), and records the outcome in ``SyncState``. So every job
+is idempotent, retries are safe, and the same code serves a change, the nightly full
+reconcile and "sync now".
+
+Failures are retried with exponential backoff kept in the database (state ``retry`` and
+``next_attempt_at``; the outbox sweeper enqueues due retries). After SYNC_MAX_ATTEMPTS
+consecutive failures the state is ``dead`` with the platform's error text, until
+``retry_dead`` or ``request_sync``.
+
+No database transaction stays open during a network call (SQLite has one writer; a
+platform may take SYNC_HTTP_TIMEOUT to answer): read, commit, call, then record.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..billing import audit
+from ..extensions import db
+from ..models import Account, OutboxEvent, SyncState, utcnow
+from ..queue import get_redis
+from . import connections, outbox, registry
+from .http import PlatformError, recording
+
+log = logging.getLogger(__name__)
+
+MAX_PASSES = 3  # passes per job while changes keep arriving during the calls
+LOCK_SECONDS = 300  # one job per (account, platform) at a time, so an older read never wins
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the n-th consecutive failure."""
+    cfg = current_app.config
+    return min(cfg["SYNC_BACKOFF_BASE"] * 2 ** (attempts - 1), cfg["SYNC_BACKOFF_MAX"])
+
+
+def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None) -> str:
+    """Bring one account on one platform to its desired state; returns the sync state."""
+    platform = registry.get(platform_name)
+    lock = get_redis().lock(f"portal:lock:reconcile:{platform_name}:{account_id}", timeout=LOCK_SECONDS,
+                            blocking_timeout=LOCK_SECONDS)
+    with lock:
+        for _ in range(MAX_PASSES):
+            state, more = _one_pass(platform, account_id, job_id)
+            if state != "ok" or not more:
+                return state
+    return state
+
+
+def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) -> tuple[str, bool]:
+    # 1. read billing data and the rows this pass covers
+    covered = _unprocessed_events(platform.name, account_id)
+    account = db.session.get(Account, account_id)
+    if account is None:  # nothing to sync; do not let the sweeper bring the rows back
+        _mark_processed(covered)
+        db.session.commit()
+        return "ok", False
+    login = account.login
+    desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
+    connection = connections.load(platform.name)
+    db.session.rollback()  # end the read before any network call
+
+    # 2. call the platform
+    actual, error = None, None
+    with recording() as calls:
+        try:
+            if connection is None:
+                raise PlatformError(f"no enabled connection for platform {platform.name!r} (flask platforms set)")
+            actual = platform.reconcile(platform.client(connection), login, desired)
+        except PlatformError as e:
+            error = str(e)
+        except Exception as e:  # our own bug: retried and shown like a refusal, and logged
+            log.exception("reconcile %s account %s", platform.name, account_id)
+            error = f"{type(e).__name__}: {e}"
+
+    # 3. record the outcome, the audit entries and the covered rows, in one transaction
+    st = _sync_state(platform.name, account_id)
+    now = utcnow()
+    st.desired, st.last_attempt_at, st.job_id = desired, now, job_id
+    if error is None:
+        st.state, st.actual, st.last_error, st.attempts, st.next_attempt_at, st.synced_at = \
+            "ok", actual, None, 0, None, now
+    else:
+        st.attempts = (st.attempts or 0) + 1
+        st.last_error = error[:4000]
+        if st.attempts >= current_app.config["SYNC_MAX_ATTEMPTS"]:
+            st.state, st.next_attempt_at = "dead", None
+        else:
+            st.state, st.next_attempt_at = "retry", now + timedelta(seconds=backoff(st.attempts))
+    for call in calls:
+        outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
+        audit.record(f"platform:{platform.name}", "platform.call", None,
+                     f"{call['method']} {call['url']} {outcome}", after=call,
+                     object_type="account", object_id=account_id)
+    _mark_processed(covered)
+    state = st.state
+    db.session.commit()
+    more = bool(set(_unprocessed_events(platform.name, account_id)) - set(covered))
+    db.session.rollback()
+    return state, more
+
+
+def _unprocessed_events(platform: str, account_id: int) -> list[int]:
+    # Only the ids read here are marked processed: a row committed later (even with a
+    # lower id, on PostgreSQL) gets its own pass or job.
+    return list(db.session.scalars(select(OutboxEvent.id).where(
+        OutboxEvent.account_id == account_id, OutboxEvent.platform == platform, OutboxEvent.processed_at.is_(None))))
+
+
+def _mark_processed(ids: list[int]) -> None:
+    for i in range(0, len(ids), outbox.CHUNK):
+        db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids[i:i + outbox.CHUNK]))
+                           .values(processed_at=utcnow()))
+
+
+def _sync_state(platform: str, account_id: int) -> SyncState:
+    st = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform))
+    if st is not None:
+        return st
+    try:
+        with db.session.begin_nested():
+            st = SyncState(account_id=account_id, platform=platform, state="pending", attempts=0)
+            db.session.add(st)
+    except IntegrityError:  # another job created it meanwhile
+        st = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform))
+    return st
+
+
+# -- what other code calls ----------------------------------------------------------------------
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def sync_states(account_id: int) -> list[dict]:
+    """How the account stands on each platform it is on (or was synced to), JSON-friendly."""
+    pairs = outbox.platforms_query([account_id])
+    names = set(db.session.scalars(select(pairs.c.platform)))
+    rows = {st.platform: st for st in db.session.scalars(select(SyncState).filter_by(account_id=account_id))}
+    out = []
+    for name in sorted(names | set(rows)):
+        st = rows.get(name)
+        out.append({
+            "platform": name,
+            "state": st.state if st else "pending",
+            "desired": st.desired if st else None,
+            "actual": st.actual if st else None,
+            "last_error": st.last_error if st else None,
+            "attempts": st.attempts if st else 0,
+            "next_attempt_at": _iso(st.next_attempt_at) if st else None,
+            "synced_at": _iso(st.synced_at) if st else None,
+        })
+    return out
+
+
+def _reset(*where) -> list[tuple[int, str]]:
+    """Put failed sync states back to pending with a fresh count of attempts."""
+    states = list(db.session.scalars(select(SyncState).where(SyncState.state.in_(("retry", "dead")), *where)))
+    for st in states:
+        st.state, st.attempts, st.next_attempt_at = "pending", 0, None
+    return [(st.account_id, st.platform) for st in states]
+
+
+def request_sync(account_id: int, actor: str) -> None:
+    """"Sync now": reconcile the account on all its platforms at once, failed ones included.
+    The caller commits; the outbox hook enqueues."""
+    _reset(SyncState.account_id == account_id)
+    outbox.notify([account_id], "sync.request")
+    audit.record(actor, "platform.sync_request", None, "sync requested", object_type="account",
+                 object_id=account_id)
+
+
+def retry_dead(account_id: int | None = None, platform: str | None = None, *, actor: str) -> int:
+    """Give dead sync states (of one account, one platform, or all) a fresh set of attempts.
+    Returns how many; the caller commits and the outbox hook enqueues."""
+    where = [SyncState.state == "dead"]
+    if account_id is not None:
+        where.append(SyncState.account_id == account_id)
+    if platform is not None:
+        where.append(SyncState.platform == platform)
+    pairs = _reset(*where)
+    if pairs:
+        outbox.add_events(pairs, "sync.retry")
+        audit.record(actor, "platform.retry_dead", None, f"{len(pairs)} dead sync state(s) retried",
+                     after={"pairs": [list(p) for p in pairs[:1000]]}, object_type="account",
+                     object_id=account_id)
+    return len(pairs)
+
+
+def reconcile_all(batch: int = 1000) -> int:
+    """Enqueue every account on every platform it is on (the nightly full reconcile, on the
+    ``low`` queue so that changes overtake it). Returns the number of jobs enqueued."""
+    enqueued, last_id = 0, 0
+    while True:
+        ids = list(db.session.scalars(select(Account.id).where(Account.id > last_id).order_by(Account.id)
+                                      .limit(batch)))
+        if not ids:
+            return enqueued
+        pairs = platforms_of(ids)
+        db.session.rollback()
+        for account_id, platform in pairs:
+            enqueued += outbox.enqueue_pair(platform, account_id, "low")
+        last_id = ids[-1]
+
+
+def platforms_of(account_ids) -> list[tuple[int, str]]:
+    pairs = outbox.platforms_query(account_ids)
+    return [tuple(r) for r in db.session.execute(select(pairs.c.account_id, pairs.c.platform))]

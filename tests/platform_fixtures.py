@@ -1,0 +1,104 @@
+"""Fixtures for platform tests: the webhook receiver (emulator) with a stored connection to
+it, the real worker and scheduler as subprocesses, and bounded polling.
+
+Import the fixtures you use into the test module (``from tests.platform_fixtures import ...``).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from portal.extensions import db
+from portal.platforms.connections import save_connection
+from portal.platforms.webhook.emulator import WebhookReceiver
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK_LOGIN, HOOK_PASSWORD = "portal", "hook-Pa55word"
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that wants the portal's Basic credentials."""
+    r = WebhookReceiver(login=HOOK_LOGIN, password=HOOK_PASSWORD).start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def webhook(ctx, receiver):
+    """The receiver, with the portal's connection to it stored (password encrypted)."""
+    save_connection("webhook", url=receiver.url, login=HOOK_LOGIN, password=HOOK_PASSWORD, actor="test")
+    db.session.commit()
+    return receiver
+
+
+class _Processes:
+    """Subprocesses started by a test; all stopped (and their logs shown) at its end."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, module: str, **env) -> subprocess.Popen:
+        log = self.tmp_path / f"{module}.{len(self.started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            env={**os.environ, **{k: str(v) for k, v in env.items()}},
+        )
+        self.started.append((proc, log))
+        return proc
+
+    def stop_all(self) -> None:
+        db.session.rollback()  # a job finishing its last write must not wait for our read lock
+        for proc, _log in self.started:
+            proc.terminate()
+        for proc, log in self.started:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            print(f"--- {log.name} (exit {proc.returncode}) ---\n{log.read_text()[-5000:]}")
+
+
+@pytest.fixture
+def processes(ctx, tmp_path):
+    """Start ``python -m jobs.worker`` / ``jobs.scheduler`` with extra environment:
+    ``processes.start("jobs.worker", SYNC_MAX_ATTEMPTS=3)``."""
+    procs = _Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(check, timeout: float = 30, what: str = "the condition"):
+    """Poll ``check()`` (each time in a fresh transaction, released at once, so that the
+    worker can write) until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()
+        try:
+            result = check()
+        finally:
+            db.session.rollback()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def redis_down(app):
+    """Point the app at a Redis that is not there (a closed port) for the block."""
+    saved = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"
+    try:
+        yield
+    finally:
+        app.config["REDIS_URL"] = saved
