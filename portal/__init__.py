@@ -6,7 +6,7 @@ import logging
 from flask import Flask, request, session
 
 from . import config as config_module
-from .extensions import api, babel, csrf, db, login_manager, migrate
+from .extensions import babel, csrf, db, login_manager, migrate
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -37,6 +37,8 @@ def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions; tune SQLite for a web and a worker writing at once."""
     from . import models  # noqa: F401  (register every table)
     from .db_setup import configure_engine
+    # imported here: the name `api` at package level is the portal.api subpackage
+    from .extensions import api
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
