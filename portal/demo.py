@@ -1,14 +1,95 @@
-"""Demo data for `make run`: staff, a subscriber with a cabinet login, tariffs, accounts."""
+"""Demo data for `make run`: staff of each role, reference data, subscribers with money and
+accounts in every state, built through the billing layer like any other change."""
 from __future__ import annotations
+
+from decimal import Decimal
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from .billing import accounts as acc
+from .billing import directory, ledger
+from .billing.charging import charge
+from .extensions import db
+from .models import StaffUser
 
 demo = AppGroup("demo", help="Demo data.")
+ACTOR = "demo"
+
+STAFF = [("admin", "admin", "Администратор"), ("manager", "manager", "Менеджер"), ("viewer", "viewer", "Наблюдатель")]
+# (full name, phones, email, cabinet login, payment, accounts: (login, tariff key, services, state))
+SUBSCRIBERS = [
+    ("Петров Пётр Петрович", ["+7 912 345-67-89"], "petrov@example.ru", "demo", "1500.00",
+     [("petrov", "home100", ["tv_basic"], "active"), ("petrov-tv", "tv", ["tv_basic", "tv_movies"], "active")]),
+    ("Сидорова Анна Викторовна", ["+7 903 111-22-33"], "anna@example.ru", None, "100.00",
+     [("sidorova", "home100", [], "active")]),
+    ("ООО «Ромашка»", ["+7 495 000-00-01"], "office@romashka.example", None, "5000.00",
+     [("romashka", "office", [], "active")]),
+    ("Кузнецов Иван Сергеевич", ["+7 926 555-44-33"], None, None, "700.00",
+     [("kuznetsov", "home100", [], "manager_block")]),
+    ("Смирнова Ольга Ивановна", [], None, None, "0",
+     [("smirnova", "home100", [], "inactive")]),
+]
 
 
 @demo.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when staff users exist already.")
 def demo_load(if_empty: bool) -> None:
-    """Load the demo data set."""
-    click.echo("demo data: not yet")
+    """Load the demo data set (staff admin/admin12345, cabinet demo/demo12345)."""
+    if if_empty and db.session.scalar(select(func.count()).select_from(StaffUser)):
+        click.echo("demo data: the database is not empty, nothing loaded")
+        return
+    load()
+    db.session.commit()
+    click.echo("demo data loaded")
+
+
+def load() -> None:
+    for login, role, name in STAFF:
+        user = StaffUser(login=login, role=role, full_name=name)
+        user.set_password(f"{login}12345")
+        db.session.add(user)
+    internet = directory.save_agent({"name": "RADIUS (интернет)", "kind": "radius"}, actor=ACTOR)
+    services_agent = directory.save_agent({"name": "Услуги", "kind": "services"}, actor=ACTOR)
+    directory.save_extra_field({"name": "isvyaz_login", "title": "Логин «Интерсвязь»",
+                                "pattern": r"[A-Za-z0-9_.-]{3,64}"}, actor=ACTOR)
+    svc = {
+        "tv_basic": directory.save_service({"name": "ТВ «Базовый»", "price": "199.00"}, actor=ACTOR),
+        "tv_movies": directory.save_service({"name": "ТВ «Кино»", "price": "149.00",
+                                             "charge_mode": "daily_prorata"}, actor=ACTOR),
+        "ip": directory.save_service({"name": "Статический IP", "price": "10.00", "charge_period": "day",
+                                      "charge_mode": "daily_prorata"}, actor=ACTOR),
+    }
+    tariffs = {
+        "home100": directory.save_tariff({"name": "Домашний 100", "kind": "internet", "monthly_fee": "650.00",
+                                          "service_ids": [svc["tv_basic"].id, svc["tv_movies"].id]}, actor=ACTOR),
+        "office": directory.save_tariff({"name": "Офис 500", "kind": "internet", "monthly_fee": "3900.00",
+                                         "service_ids": [svc["ip"].id]}, actor=ACTOR),
+        "tv": directory.save_tariff({"name": "Телевидение", "kind": "services",
+                                     "service_ids": [svc["tv_basic"].id, svc["tv_movies"].id]}, actor=ACTOR),
+    }
+    for n, (name, phones, email, cabinet, paid, accounts) in enumerate(SUBSCRIBERS, start=1):
+        data = {"full_name": name, "phones": phones, "email": email,
+                "kind": "company" if name.startswith("ООО") else "person",
+                "postal_address": f"г. Пенза, ул. Московская, д. {n}, кв. {10 + n}"}
+        if cabinet:
+            data.update(cabinet_login=cabinet, cabinet_password=f"{cabinet}12345")
+        subscriber = directory.save_subscriber(data, actor=ACTOR)
+        contract = directory.save_contract({"subscriber_id": subscriber.id}, actor=ACTOR)
+        if Decimal(paid):
+            ledger.payment(contract.id, paid, actor=ACTOR, external_id=f"demo-{n}", comment="Демо-платёж")
+        for login, tariff, services, state in accounts:
+            tariff = tariffs[tariff]
+            agent = services_agent if tariff.kind == "services" else internet
+            account = acc.create_account({"contract_id": contract.id, "login": login, "password": f"{login}-pw",
+                                          "agent_id": agent.id, "tariff_id": tariff.id,
+                                          "house": "ул. Московская, 1", "flat": str(n)}, actor=ACTOR)
+            if state == "inactive":
+                continue
+            acc.activate(account, actor=ACTOR)
+            for key in services:
+                acc.assign_service(account, {"service_id": svc[key].id}, actor=ACTOR)
+            if state == "manager_block":
+                acc.block(account, "manager", actor=ACTOR)
+    charge(actor=ACTOR)
