@@ -15,7 +15,7 @@ from ..billing.errors import NotFound
 from ..models import SERVICE_STATES, AssignedService
 from .accounts import load_account
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Body, Id, ListArgs, page_of, paginate
+from .common import ID_PATH, Body, Id, ListArgs, Text, page_of, paginate
 from .errors import INVALID, committing
 
 bp = Blueprint("account_services", __name__, url_prefix="/api/v1/accounts",
@@ -26,10 +26,10 @@ class AssignedServiceSchema(ma.Schema):
     id = fields.Integer()
     account_id = fields.Integer()
     service_id = fields.Integer()
-    service_name = fields.String(attribute="service.name")
+    service_name = Text(attribute="service.name")
     starts_on = fields.Date()
     ends_on = fields.Date(allow_none=True, metadata={"description": "last day in force; null: no expiry"})
-    state = fields.String(validate=validate.OneOf(SERVICE_STATES))
+    state = Text(validate=validate.OneOf(SERVICE_STATES))
     state_changed_on = fields.Date(allow_none=True)
     created_at = fields.DateTime()
 
@@ -42,7 +42,7 @@ class AssignSchema(Body):
 
 class AssignedPatchSchema(Body):
     ends_on = fields.Date(allow_none=True, metadata={"description": "last day in force; null: no expiry"})
-    state = fields.String(validate=validate.OneOf(("active", "suspended")),
+    state = Text(validate=validate.OneOf(("active", "suspended")),
                           metadata={"description": "suspend or resume"})
 
 

@@ -15,7 +15,7 @@ from ..billing import accounts as billing
 from ..billing import directory
 from ..models import ACCOUNT_STATUSES, BLOCK_REASONS, Account, ExtraFieldValue
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, IdOnly, MAX_ID, Body, Id, ListArgs, max_len, page_of, paginate
+from .common import ID_PATH, MAX_ID, Body, Id, IdOnly, ListArgs, Text, max_len, page_of, paginate
 from .errors import INVALID, committing
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1/accounts",
@@ -26,42 +26,42 @@ col = Account.__table__.c
 class AccountSchema(ma.Schema):
     id = fields.Integer()
     contract_id = fields.Integer()
-    login = fields.String()
+    login = Text()
     agent_id = fields.Integer()
     tariff_id = fields.Integer(allow_none=True)
     multi_tariff_ids = fields.Pluck(IdOnly, "id", many=True, attribute="multi_tariffs")
-    house = fields.String(allow_none=True)
-    flat = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
-    block_reasons = fields.List(fields.String(validate=validate.OneOf(list(BLOCK_REASONS))), attribute="reasons",
+    house = Text(allow_none=True)
+    flat = Text(allow_none=True)
+    status = Text(validate=validate.OneOf(ACCOUNT_STATUSES))
+    block_reasons = fields.List(Text(validate=validate.OneOf(list(BLOCK_REASONS))), attribute="reasons",
                                 metadata={"description": "why a blocked account is blocked"})
     status_changed_on = fields.Date(allow_none=True)
-    extra = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "extra fields"})
+    extra = fields.Dict(keys=Text(), values=Text(), metadata={"description": "extra fields"})
     created_at = fields.DateTime()
 
 
 class AccountPatchSchema(Body):
-    password = fields.String(load_only=True, validate=validate.Length(max=128),
+    password = Text(load_only=True, validate=validate.Length(max=128),
                              metadata={"description": "the service password (write-only)"})
     agent_id = Id()
     tariff_id = Id()
     multi_tariff_ids = fields.List(Id())
-    house = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.house)))
-    flat = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.flat)))
-    extra = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
-                        values=fields.String(allow_none=True, validate=validate.Length(max=500)),
+    house = Text(allow_none=True, validate=validate.Length(max=max_len(col.house)))
+    flat = Text(allow_none=True, validate=validate.Length(max=max_len(col.flat)))
+    extra = fields.Dict(keys=Text(validate=validate.Length(max=64)),
+                        values=Text(allow_none=True, validate=validate.Length(max=500)),
                         metadata={"description": "extra field name -> value; null or \"\" removes a value"})
 
 
 class AccountCreateSchema(AccountPatchSchema):
     contract_id = Id(required=True)
-    login = fields.String(required=True, validate=validate.Length(max=max_len(col.login)))
+    login = Text(required=True, validate=validate.Length(max=max_len(col.login)))
     agent_id = Id(required=True)
 
 
 class AccountListArgs(ListArgs):
     contract_id = fields.Integer(validate=validate.Range(1, MAX_ID), metadata={"description": "only this contract's"})
-    status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
+    status = Text(validate=validate.OneOf(ACCOUNT_STATUSES))
 
 
 def load_account(account_id: int) -> Account:

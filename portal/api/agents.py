@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..billing import directory
 from ..models import AGENT_KINDS, Agent
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, max_len, page_of, paginate
+from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of, paginate
 from .errors import committing
 
 bp = Blueprint("agents", __name__, url_prefix="/api/v1/agents", description="Agents (admin writes)")
@@ -20,21 +20,21 @@ col = Agent.__table__.c
 
 class AgentSchema(ma.Schema):
     id = fields.Integer()
-    name = fields.String()
-    kind = fields.String(validate=validate.OneOf(AGENT_KINDS))
-    platform = fields.String(allow_none=True)
+    name = Text()
+    kind = Text(validate=validate.OneOf(AGENT_KINDS))
+    platform = Text(allow_none=True)
 
 
 class AgentPatchSchema(Body):
-    name = fields.String(validate=validate.Length(max=max_len(col.name)))
-    kind = fields.String(validate=validate.OneOf(AGENT_KINDS))
-    platform = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
+    name = Text(validate=validate.Length(max=max_len(col.name)))
+    kind = Text(validate=validate.OneOf(AGENT_KINDS))
+    platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
                              metadata={"description": "a registered platform name, or null"})
 
 
 class AgentCreateSchema(AgentPatchSchema):
-    name = fields.String(required=True, validate=validate.Length(max=max_len(col.name)))
-    kind = fields.String(required=True, validate=validate.OneOf(AGENT_KINDS))
+    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
+    kind = Text(required=True, validate=validate.OneOf(AGENT_KINDS))
 
 
 @bp.route("")

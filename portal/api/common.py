@@ -19,10 +19,10 @@ from sqlalchemy import or_, select
 from ..extensions import db
 from .errors import SCHEMA_ERRORS, flatten
 
-# Primary keys are 32-bit integers on PostgreSQL; a larger id cannot exist, and SQLite
-# cannot even bind one above 2**63, so ids are bounded where they come in.
+# Primary keys are 32-bit integers on PostgreSQL (64-bit for the ledger); a larger id cannot
+# exist and cannot even be bound as a parameter there, so ids are bounded where they come in.
 MAX_ID = 2**31 - 1
-MAX_CURSOR = 2**63 - 1
+MAX_BIG_ID = 2**63 - 1
 ID_PATH = f"int(min=1, max={MAX_ID})"
 
 
@@ -53,6 +53,16 @@ class Money(fields.Field):
         return value
 
 
+class Text(fields.String):
+    """A string without NUL characters, which PostgreSQL cannot store or even compare."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in value:
+            raise ValidationError("must not contain NUL characters")
+        return value
+
+
 def Id(**kwargs) -> fields.Integer:  # noqa: N802  (reads like a field class)
     return fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **kwargs)
 
@@ -80,9 +90,9 @@ class Body(ma.Schema):
 
 
 class ListArgs(ma.Schema):
-    q = fields.String(validate=validate.Length(max=100), metadata={"description": "search text"})
+    q = Text(validate=validate.Length(max=100), metadata={"description": "search text"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200), metadata={"description": "page size"})
-    after = fields.Integer(validate=validate.Range(0, MAX_CURSOR),
+    after = fields.Integer(validate=validate.Range(0, MAX_ID),
                            metadata={"description": "the `next_after` of the previous page"})
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..billing import directory
 from ..models import LEDGER_KINDS, Contract, LedgerEntry
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, MAX_ID, Body, Id, ListArgs, Money, max_len, page_of, paginate
+from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, max_len, page_of, paginate
 from .errors import committing
 
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1/contracts",
@@ -21,7 +21,7 @@ bp = Blueprint("contracts", __name__, url_prefix="/api/v1/contracts",
 
 class ContractSchema(ma.Schema):
     id = fields.Integer()
-    number = fields.String()
+    number = Text()
     subscriber_id = fields.Integer()
     credit_limit = Money()
     do_not_block = fields.Boolean()
@@ -30,7 +30,7 @@ class ContractSchema(ma.Schema):
 
 
 class ContractPatchSchema(Body):
-    number = fields.String(validate=validate.Length(max=max_len(Contract.__table__.c.number)),
+    number = Text(validate=validate.Length(max=max_len(Contract.__table__.c.number)),
                            metadata={"description": "generated when not given"})
     credit_limit = Money(metadata={"description": "how far below zero the balance may go before the "
                                                   "balance block"})
@@ -46,14 +46,19 @@ class ContractListArgs(ListArgs):
                                    metadata={"description": "only this subscriber's contracts"})
 
 
+class LedgerArgs(ListArgs):
+    after = fields.Integer(validate=validate.Range(0, MAX_BIG_ID),  # ledger ids are 64-bit
+                           metadata={"description": "the `next_after` of the previous page"})
+
+
 class LedgerEntrySchema(ma.Schema):
     id = fields.Integer()
     contract_id = fields.Integer()
-    kind = fields.String(validate=validate.OneOf(LEDGER_KINDS))
+    kind = Text(validate=validate.OneOf(LEDGER_KINDS))
     amount = Money(metadata={"description": "positive raises the balance, negative lowers it"})
     created_at = fields.DateTime()
-    comment = fields.String(allow_none=True)
-    author = fields.String(allow_none=True)
+    comment = Text(allow_none=True)
+    author = Text(allow_none=True)
     external_id = fields.Method("_external_id", allow_none=True,
                                 metadata={"type": "string", "description": "a payment's external id"})
     assigned_service_id = fields.Integer(allow_none=True)
@@ -110,7 +115,7 @@ class ContractItem(MethodView):
 @bp.route(f"/<{ID_PATH}:contract_id>/ledger")
 class ContractLedger(MethodView):
     @authed_only
-    @bp.arguments(ListArgs, location="query")
+    @bp.arguments(LedgerArgs, location="query")
     @bp.response(200, page_of(LedgerEntrySchema))
     @bp.alt_response(404, response="NOT_FOUND")
     def get(self, args, contract_id):

@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 from ..billing import ledger
 from ..models import LedgerEntry
 from .auth import actor, managers_only
-from .common import Body, Id, Money, max_len
+from .common import Body, Id, Money, Text, max_len
 from .contracts import LedgerEntrySchema
 from .errors import committing
 
@@ -21,12 +21,12 @@ KEY_PREFIX = "payment:"  # how ledger.payment keys a payment; the key column hol
 class PaymentCreateSchema(Body):
     contract_id = Id(required=True)
     amount = Money(required=True, metadata={"description": "positive"})
-    external_id = fields.String(
+    external_id = Text(
         required=True,
         validate=validate.Length(1, max_len(LedgerEntry.__table__.c.idempotency_key) - len(KEY_PREFIX)),
         metadata={"description": "the payment's id in your system; a retry with the same id is harmless"},
     )
-    comment = fields.String(allow_none=True, validate=validate.Length(max=max_len(LedgerEntry.__table__.c.comment)))
+    comment = Text(allow_none=True, validate=validate.Length(max=max_len(LedgerEntry.__table__.c.comment)))
 
 
 class PaymentSchema(LedgerEntrySchema):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..billing import directory
 from ..models import CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, CatalogService
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, Money, max_len, page_of, paginate
+from .common import ID_PATH, Body, ListArgs, Money, Text, max_len, page_of, paginate
 from .errors import committing
 
 bp = Blueprint("services", __name__, url_prefix="/api/v1/services",
@@ -21,30 +21,30 @@ col = CatalogService.__table__.c
 
 class ServiceSchema(ma.Schema):
     id = fields.Integer()
-    name = fields.String()
+    name = Text()
     price = Money()
-    charge_period = fields.String(validate=validate.OneOf(CHARGE_PERIODS))
-    charge_mode = fields.String(validate=validate.OneOf(CHARGE_MODES))
-    platform = fields.String(allow_none=True)
-    external_id = fields.String(allow_none=True)
-    iptv_kind = fields.String(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
+    charge_period = Text(validate=validate.OneOf(CHARGE_PERIODS))
+    charge_mode = Text(validate=validate.OneOf(CHARGE_MODES))
+    platform = Text(allow_none=True)
+    external_id = Text(allow_none=True)
+    iptv_kind = Text(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
 
 
 class ServicePatchSchema(Body):
-    name = fields.String(validate=validate.Length(max=max_len(col.name)))
+    name = Text(validate=validate.Length(max=max_len(col.name)))
     price = Money()
-    charge_period = fields.String(validate=validate.OneOf(CHARGE_PERIODS),
+    charge_period = Text(validate=validate.OneOf(CHARGE_PERIODS),
                                   metadata={"description": "per month or per day"})
-    charge_mode = fields.String(validate=validate.OneOf(CHARGE_MODES))
-    platform = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
+    charge_mode = Text(validate=validate.OneOf(CHARGE_MODES))
+    platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
                              metadata={"description": "a registered platform name, or null"})
-    external_id = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.external_id)),
+    external_id = Text(allow_none=True, validate=validate.Length(max=max_len(col.external_id)),
                                 metadata={"description": "the service's id on its platform"})
-    iptv_kind = fields.String(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
+    iptv_kind = Text(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
 
 
 class ServiceCreateSchema(ServicePatchSchema):
-    name = fields.String(required=True, validate=validate.Length(max=max_len(col.name)))
+    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
     price = Money(required=True)
 
 

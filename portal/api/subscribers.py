@@ -11,7 +11,7 @@ from sqlalchemy import String, cast, select
 from ..billing import directory
 from ..models import SUBSCRIBER_KINDS, Subscriber
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Body, ListArgs, max_len, page_of, paginate
+from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of, paginate
 from .errors import committing
 
 bp = Blueprint("subscribers", __name__, url_prefix="/api/v1/subscribers", description="Subscriber cards")
@@ -20,30 +20,30 @@ col = Subscriber.__table__.c
 
 class SubscriberSchema(ma.Schema):
     id = fields.Integer()
-    kind = fields.String(validate=validate.OneOf(SUBSCRIBER_KINDS))
-    full_name = fields.String()
-    phones = fields.List(fields.String())
-    email = fields.String(allow_none=True)
-    postal_address = fields.String(allow_none=True)
-    notes = fields.String(allow_none=True)
-    cabinet_login = fields.String(allow_none=True)
+    kind = Text(validate=validate.OneOf(SUBSCRIBER_KINDS))
+    full_name = Text()
+    phones = fields.List(Text())
+    email = Text(allow_none=True)
+    postal_address = Text(allow_none=True)
+    notes = Text(allow_none=True)
+    cabinet_login = Text(allow_none=True)
     created_at = fields.DateTime()
 
 
 class SubscriberPatchSchema(Body):
-    kind = fields.String(validate=validate.OneOf(SUBSCRIBER_KINDS))
-    full_name = fields.String(validate=validate.Length(max=max_len(col.full_name)))
-    phones = fields.List(fields.String(validate=validate.Length(max=20)))
-    email = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.email)))
-    postal_address = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.postal_address)))
-    notes = fields.String(allow_none=True)
-    cabinet_login = fields.String(allow_none=True, validate=validate.Length(max=max_len(col.cabinet_login)))
-    cabinet_password = fields.String(load_only=True, validate=validate.Length(max=128),
+    kind = Text(validate=validate.OneOf(SUBSCRIBER_KINDS))
+    full_name = Text(validate=validate.Length(max=max_len(col.full_name)))
+    phones = fields.List(Text(validate=validate.Length(max=20)))
+    email = Text(allow_none=True, validate=validate.Length(max=max_len(col.email)))
+    postal_address = Text(allow_none=True, validate=validate.Length(max=max_len(col.postal_address)))
+    notes = Text(allow_none=True)
+    cabinet_login = Text(allow_none=True, validate=validate.Length(max=max_len(col.cabinet_login)))
+    cabinet_password = Text(load_only=True, validate=validate.Length(max=128),
                                      metadata={"description": "sets the cabinet password (write-only)"})
 
 
 class SubscriberCreateSchema(SubscriberPatchSchema):
-    full_name = fields.String(required=True, validate=validate.Length(max=max_len(col.full_name)))
+    full_name = Text(required=True, validate=validate.Length(max=max_len(col.full_name)))
 
 
 @bp.route("")

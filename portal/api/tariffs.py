@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..billing import directory
 from ..models import TARIFF_KINDS, Tariff
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, IdOnly, Body, Id, ListArgs, Money, max_len, page_of, paginate
+from .common import ID_PATH, Body, Id, IdOnly, ListArgs, Money, Text, max_len, page_of, paginate
 from .errors import committing
 
 bp = Blueprint("tariffs", __name__, url_prefix="/api/v1/tariffs", description="Tariffs (admin writes)")
@@ -20,8 +20,8 @@ col = Tariff.__table__.c
 
 class TariffSchema(ma.Schema):
     id = fields.Integer()
-    name = fields.String()
-    kind = fields.String(validate=validate.OneOf(TARIFF_KINDS))
+    name = Text()
+    kind = Text(validate=validate.OneOf(TARIFF_KINDS))
     monthly_fee = Money()
     is_multi = fields.Boolean()
     service_ids = fields.Pluck(IdOnly, "id", many=True, attribute="services")
@@ -30,15 +30,15 @@ class TariffSchema(ma.Schema):
 
 
 class TariffPatchSchema(Body):
-    name = fields.String(validate=validate.Length(max=max_len(col.name)))
-    kind = fields.String(validate=validate.OneOf(TARIFF_KINDS))
+    name = Text(validate=validate.Length(max=max_len(col.name)))
+    kind = Text(validate=validate.OneOf(TARIFF_KINDS))
     monthly_fee = Money()
     is_multi = fields.Boolean(metadata={"description": "an add-on tariff next to the main one"})
     service_ids = fields.List(Id(), metadata={"description": "the catalog services the tariff offers"})
 
 
 class TariffCreateSchema(TariffPatchSchema):
-    name = fields.String(required=True, validate=validate.Length(max=max_len(col.name)))
+    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
 
 
 @bp.route("")
