@@ -344,3 +344,21 @@ def test_balance_equals_ledger_sum_under_concurrent_payments_and_runs(app, ctx):
     assert balance(c) == ledger_sum(c)
     payments = db.session.scalar(select(func.count()).where(LedgerEntry.kind == "payment", LedgerEntry.contract_id == c.id))
     assert payments == 30
+
+
+def test_manager_block_on_top_of_a_balance_block_refunds_only_from_that_day(ctx):
+    """Blocked by balance on the 1st, then by a manager on the 21st: only the 21st on is refunded?"""
+    svc = gen_service("300.00")
+    c = gen_contract()
+    with clock.as_of(date(2026, 8, 31)):
+        ledger.payment(c.id, "9.68", actor="test", external_id="p")
+        db.session.commit()
+        a = gen_account(contract=c, services=[svc])
+    run(day(1))  # September charged in advance, then blocked by balance
+    db.session.expire_all()
+    assert db.session.get(Account, a.id).reasons == ["balance"]
+    with clock.as_of(day(21)):
+        acc.block(db.session.get(Account, a.id), "manager", actor="test")
+        db.session.commit()
+    # days 21..30 refunded: 300 x 20/30 = 200 stay charged
+    assert _month_charged(a, day(1)) == Decimal("200.00")

@@ -180,7 +180,8 @@ def update_account(account: Account, data: dict, *, actor: str) -> Account:
 # -- status transitions -------------------------------------------------------------------------
 
 def _set_status(account: Account, status: str, reasons: int) -> None:
-    if account.status != status:
+    # Any change of status or block reasons starts a new billing state today (charging's "since").
+    if (account.status, account.block_reasons) != (status, reasons):
         account.status_changed_on = clock.today()
     account.status, account.block_reasons = status, reasons
 

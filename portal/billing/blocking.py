@@ -39,7 +39,7 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
         update(accounts)
         .where(*scope, short, a.status.in_(("active", "blocked")), ~has_balance)
         .values(
-            status_changed_on=case((a.status == "active", today), else_=a.status_changed_on),
+            status_changed_on=today,  # the billing state changes today (see charging: "since")
             status="blocked",
             block_reasons=a.block_reasons.op("|")(BALANCE),
         )
@@ -51,7 +51,7 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
         update(accounts)
         .where(*scope, ~short, a.status == "blocked", has_balance)
         .values(
-            status_changed_on=case((remaining == 0, today), else_=a.status_changed_on),
+            status_changed_on=today,
             status=case((remaining == 0, "active"), else_="blocked"),
             block_reasons=remaining,
         )

@@ -38,7 +38,8 @@ class Account(db.Model):
     flat: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16), default="inactive", index=True)
     block_reasons: Mapped[int] = mapped_column(Integer, default=0)
-    # Local (BILLING_TZ) date since which the status holds: charging starts or stops there.
+    # Local (BILLING_TZ) date since which the status and block reasons hold: charging starts or
+    # stops there.
     status_changed_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
