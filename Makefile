@@ -24,7 +24,7 @@ install-dev: $(VENV)/.installed-dev translations
 
 # Compiled message catalogs are build output (ignored by git); the .po files are the source.
 translations: $(VENV)/.installed
-	$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel compile -d translations >/dev/null
 
 run: install
 	$(BIN)/flask db upgrade
