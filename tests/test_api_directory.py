@@ -78,7 +78,8 @@ def test_search_and_keyset_pagination(client, ctx):
     gen_subscriber(full_name="Орлова Мария", phones=["+7 999 111-22-33"], email="maria@example.ru")
     seen, after = [], None
     while True:
-        r = client.get("/api/v1/subscribers", headers=h, query_string={"limit": 3, **({"after": after} if after else {})})
+        query = {"limit": 3, **({"after": after} if after else {})}
+        r = client.get("/api/v1/subscribers", headers=h, query_string=query)
         assert r.status_code == 200
         seen += [s["id"] for s in r.json["items"]]
         after = r.json["next_after"]

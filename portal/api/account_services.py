@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..billing import accounts as billing
 from ..billing import directory
 from ..billing.errors import NotFound
-from ..models import SERVICE_STATES, AssignedService
+from ..models import SERVICE_STATES, AssignedService, CatalogService
 from .accounts import load_account
 from .auth import actor, authed_only, managers_only
 from .common import ID_PATH, Body, Id, ListArgs, Text, page_of, paginate
@@ -26,10 +26,10 @@ class AssignedServiceSchema(ma.Schema):
     id = fields.Integer()
     account_id = fields.Integer()
     service_id = fields.Integer()
-    service_name = Text(attribute="service.name")
+    service_name = fields.String(attribute="service.name")
     starts_on = fields.Date()
     ends_on = fields.Date(allow_none=True, metadata={"description": "last day in force; null: no expiry"})
-    state = Text(validate=validate.OneOf(SERVICE_STATES))
+    state = fields.String(validate=validate.OneOf(SERVICE_STATES))
     state_changed_on = fields.Date(allow_none=True)
     created_at = fields.DateTime()
 
@@ -43,7 +43,7 @@ class AssignSchema(Body):
 class AssignedPatchSchema(Body):
     ends_on = fields.Date(allow_none=True, metadata={"description": "last day in force; null: no expiry"})
     state = Text(validate=validate.OneOf(("active", "suspended")),
-                          metadata={"description": "suspend or resume"})
+                 metadata={"description": "suspend or resume"})
 
 
 def load_assigned(account_id: int, assigned_id: int) -> AssignedService:
@@ -61,8 +61,6 @@ class AccountServices(MethodView):
     @bp.alt_response(404, response="NOT_FOUND")
     def get(self, args, account_id):
         """The account's assigned services, ended ones included; ?q= searches the service name"""
-        from ..models import CatalogService
-
         load_account(account_id)
         query = (select(AssignedService).join(AssignedService.service)
                  .where(AssignedService.account_id == account_id))

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import SYNC_STATES
 from .accounts import load_account
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Text
+from .common import ID_PATH
 
 bp = Blueprint("account_sync", __name__, url_prefix="/api/v1/accounts",
                description="Platform sync state of an account")
@@ -29,12 +29,12 @@ class Timestamp(fields.DateTime):
 
 
 class SyncStateSchema(ma.Schema):
-    platform = Text()
-    state = Text(validate=validate.OneOf(SYNC_STATES),
+    platform = fields.String()
+    state = fields.String(validate=validate.OneOf(SYNC_STATES),
                           metadata={"description": "pending, ok, retry (after a failure) or dead (gave up)"})
     desired = fields.Dict(allow_none=True, metadata={"description": "what billing wants on the platform"})
     actual = fields.Dict(allow_none=True, metadata={"description": "what the platform last reported"})
-    last_error = Text(allow_none=True)
+    last_error = fields.String(allow_none=True)
     attempts = fields.Integer()
     next_attempt_at = Timestamp(allow_none=True)
     synced_at = Timestamp(allow_none=True)

@@ -26,23 +26,23 @@ col = Account.__table__.c
 class AccountSchema(ma.Schema):
     id = fields.Integer()
     contract_id = fields.Integer()
-    login = Text()
+    login = fields.String()
     agent_id = fields.Integer()
     tariff_id = fields.Integer(allow_none=True)
     multi_tariff_ids = fields.Pluck(IdOnly, "id", many=True, attribute="multi_tariffs")
-    house = Text(allow_none=True)
-    flat = Text(allow_none=True)
-    status = Text(validate=validate.OneOf(ACCOUNT_STATUSES))
-    block_reasons = fields.List(Text(validate=validate.OneOf(list(BLOCK_REASONS))), attribute="reasons",
+    house = fields.String(allow_none=True)
+    flat = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
+    block_reasons = fields.List(fields.String(validate=validate.OneOf(list(BLOCK_REASONS))), attribute="reasons",
                                 metadata={"description": "why a blocked account is blocked"})
     status_changed_on = fields.Date(allow_none=True)
-    extra = fields.Dict(keys=Text(), values=Text(), metadata={"description": "extra fields"})
+    extra = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "extra fields"})
     created_at = fields.DateTime()
 
 
 class AccountPatchSchema(Body):
     password = Text(load_only=True, validate=validate.Length(max=128),
-                             metadata={"description": "the service password (write-only)"})
+                    metadata={"description": "the service password (write-only)"})
     agent_id = Id()
     tariff_id = Id()
     multi_tariff_ids = fields.List(Id())

@@ -20,16 +20,16 @@ col = Agent.__table__.c
 
 class AgentSchema(ma.Schema):
     id = fields.Integer()
-    name = Text()
-    kind = Text(validate=validate.OneOf(AGENT_KINDS))
-    platform = Text(allow_none=True)
+    name = fields.String()
+    kind = fields.String(validate=validate.OneOf(AGENT_KINDS))
+    platform = fields.String(allow_none=True)
 
 
 class AgentPatchSchema(Body):
     name = Text(validate=validate.Length(max=max_len(col.name)))
     kind = Text(validate=validate.OneOf(AGENT_KINDS))
     platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
-                             metadata={"description": "a registered platform name, or null"})
+                    metadata={"description": "a registered platform name, or null"})
 
 
 class AgentCreateSchema(AgentPatchSchema):

@@ -14,7 +14,7 @@ import re
 
 import marshmallow as ma
 from marshmallow import ValidationError, fields, validate
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 
 from ..extensions import db
 from .errors import SCHEMA_ERRORS, flatten

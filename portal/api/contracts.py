@@ -21,7 +21,7 @@ bp = Blueprint("contracts", __name__, url_prefix="/api/v1/contracts",
 
 class ContractSchema(ma.Schema):
     id = fields.Integer()
-    number = Text()
+    number = fields.String()
     subscriber_id = fields.Integer()
     credit_limit = Money()
     do_not_block = fields.Boolean()
@@ -31,7 +31,7 @@ class ContractSchema(ma.Schema):
 
 class ContractPatchSchema(Body):
     number = Text(validate=validate.Length(max=max_len(Contract.__table__.c.number)),
-                           metadata={"description": "generated when not given"})
+                  metadata={"description": "generated when not given"})
     credit_limit = Money(metadata={"description": "how far below zero the balance may go before the "
                                                   "balance block"})
     do_not_block = fields.Boolean()
@@ -54,11 +54,11 @@ class LedgerArgs(ListArgs):
 class LedgerEntrySchema(ma.Schema):
     id = fields.Integer()
     contract_id = fields.Integer()
-    kind = Text(validate=validate.OneOf(LEDGER_KINDS))
+    kind = fields.String(validate=validate.OneOf(LEDGER_KINDS))
     amount = Money(metadata={"description": "positive raises the balance, negative lowers it"})
     created_at = fields.DateTime()
-    comment = Text(allow_none=True)
-    author = Text(allow_none=True)
+    comment = fields.String(allow_none=True)
+    author = fields.String(allow_none=True)
     external_id = fields.Method("_external_id", allow_none=True,
                                 metadata={"type": "string", "description": "a payment's external id"})
     assigned_service_id = fields.Integer(allow_none=True)

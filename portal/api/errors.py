@@ -16,6 +16,7 @@ from flask import jsonify
 from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from ..billing.errors import BillingError, NotFound
 from ..extensions import db
@@ -57,33 +58,33 @@ def flatten(messages, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def json_error(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
+    """The one error answer: {"code", "status", "message"[, "errors"]}."""
+    payload = {"code": code, "status": HTTP_STATUS_CODES[code], "message": message}
+    if errors:
+        payload["errors"] = errors
+    return jsonify(payload), code, headers or {}
+
+
 def error_response(error: HTTPException):
     """The JSON answer for an HTTP error raised anywhere under /api/v1."""
     data = getattr(error, "data", None) or {}
-    payload = {"code": error.code, "status": error.name,
-               "message": data.get("message") or _first_sentence(error.description)}
-    if data.get("errors"):
-        payload["errors"] = data["errors"]
-    elif data.get("messages"):
+    errors = data.get("errors")
+    if not errors and data.get("messages"):
         # webargs: {"json": {...}, "query": {...}}; the location adds nothing for a client
-        payload["errors"] = {k: v for msgs in data["messages"].values() for k, v in flatten(msgs).items()}
-    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        errors = {k: v for msgs in data["messages"].values() for k, v in flatten(msgs).items()}
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}  # e.g. Allow
     headers.update(data.get("headers") or {})
-    return jsonify(payload), error.code, headers
-
-
-def _first_sentence(text: str | None) -> str:
-    return (text or "").split(". ")[0].rstrip(".")
+    message = data.get("message") or (error.description or "").split(". ")[0].rstrip(".")
+    return json_error(error.code, message, errors, headers)
 
 
 def billing_error_response(error: BillingError):
-    """A BillingError that escaped a view: roll back, answer 404 or 422."""
+    """A BillingError that escaped a view (outside ``committing``): roll back, answer 404 or 422."""
     db.session.rollback()
-    code = 404 if isinstance(error, NotFound) else 422
-    try:
-        abort(code, message="not found" if code == 404 else "invalid input", errors=error.fields)
-    except HTTPException as e:
-        return error_response(e)
+    if isinstance(error, NotFound):
+        return json_error(404, "not found", error.fields)
+    return json_error(422, "invalid input", error.fields)
 
 
 @contextmanager
@@ -112,7 +113,8 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
         # the schema's message wins for a field both found fault with: it is about the type
         abort(422, message="invalid input", errors={**e.fields, **(schema_errors or {})})
     except IntegrityError:
-        # billing checks uniqueness first, so this is a parallel request that won a race
+        # billing checks uniqueness before writing; what still collides is a parallel request
+        # that won the race (or a case the check missed): a conflict, not a server error
         db.session.rollback()
         abort(409, message="conflicts with a concurrent change; retry the request")
     db.session.rollback()

@@ -5,7 +5,7 @@ sender's system and makes a retry harmless: the same id again answers the first 
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import validate
 
 from ..billing import ledger
 from ..models import LedgerEntry

@@ -21,25 +21,25 @@ col = CatalogService.__table__.c
 
 class ServiceSchema(ma.Schema):
     id = fields.Integer()
-    name = Text()
+    name = fields.String()
     price = Money()
-    charge_period = Text(validate=validate.OneOf(CHARGE_PERIODS))
-    charge_mode = Text(validate=validate.OneOf(CHARGE_MODES))
-    platform = Text(allow_none=True)
-    external_id = Text(allow_none=True)
-    iptv_kind = Text(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
+    charge_period = fields.String(validate=validate.OneOf(CHARGE_PERIODS))
+    charge_mode = fields.String(validate=validate.OneOf(CHARGE_MODES))
+    platform = fields.String(allow_none=True)
+    external_id = fields.String(allow_none=True)
+    iptv_kind = fields.String(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
 
 
 class ServicePatchSchema(Body):
     name = Text(validate=validate.Length(max=max_len(col.name)))
     price = Money()
     charge_period = Text(validate=validate.OneOf(CHARGE_PERIODS),
-                                  metadata={"description": "per month or per day"})
+                         metadata={"description": "per month or per day"})
     charge_mode = Text(validate=validate.OneOf(CHARGE_MODES))
     platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
-                             metadata={"description": "a registered platform name, or null"})
+                    metadata={"description": "a registered platform name, or null"})
     external_id = Text(allow_none=True, validate=validate.Length(max=max_len(col.external_id)),
-                                metadata={"description": "the service's id on its platform"})
+                       metadata={"description": "the service's id on its platform"})
     iptv_kind = Text(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
 
 

@@ -20,13 +20,13 @@ col = Subscriber.__table__.c
 
 class SubscriberSchema(ma.Schema):
     id = fields.Integer()
-    kind = Text(validate=validate.OneOf(SUBSCRIBER_KINDS))
-    full_name = Text()
-    phones = fields.List(Text())
-    email = Text(allow_none=True)
-    postal_address = Text(allow_none=True)
-    notes = Text(allow_none=True)
-    cabinet_login = Text(allow_none=True)
+    kind = fields.String(validate=validate.OneOf(SUBSCRIBER_KINDS))
+    full_name = fields.String()
+    phones = fields.List(fields.String())
+    email = fields.String(allow_none=True)
+    postal_address = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    cabinet_login = fields.String(allow_none=True)
     created_at = fields.DateTime()
 
 
@@ -39,7 +39,7 @@ class SubscriberPatchSchema(Body):
     notes = Text(allow_none=True)
     cabinet_login = Text(allow_none=True, validate=validate.Length(max=max_len(col.cabinet_login)))
     cabinet_password = Text(load_only=True, validate=validate.Length(max=128),
-                                     metadata={"description": "sets the cabinet password (write-only)"})
+                            metadata={"description": "sets the cabinet password (write-only)"})
 
 
 class SubscriberCreateSchema(SubscriberPatchSchema):

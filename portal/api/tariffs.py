@@ -20,8 +20,8 @@ col = Tariff.__table__.c
 
 class TariffSchema(ma.Schema):
     id = fields.Integer()
-    name = Text()
-    kind = Text(validate=validate.OneOf(TARIFF_KINDS))
+    name = fields.String()
+    kind = fields.String(validate=validate.OneOf(TARIFF_KINDS))
     monthly_fee = Money()
     is_multi = fields.Boolean()
     service_ids = fields.Pluck(IdOnly, "id", many=True, attribute="services")
