@@ -55,7 +55,7 @@ class _Processes:
         return proc
 
     def stop_all(self) -> None:
-        db.session.rollback()  # a job finishing its last write must not wait for our read lock
+        db.session.rollback()  # hold no lock a job's last write could wait for
         for proc, _log in self.started:
             proc.terminate()
         for proc, log in self.started:

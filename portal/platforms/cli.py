@@ -1,6 +1,8 @@
 """`flask platforms ...`: connections (passwords only from stdin, never printed) and sync."""
 from __future__ import annotations
 
+import sys
+
 import click
 from flask.cli import AppGroup
 
@@ -26,15 +28,15 @@ def _options(pairs: tuple[str, ...]) -> dict | None:
 @platforms.command("set")
 @click.argument("kind")
 @click.option("--url", required=True, help="Where the platform's API is.")
-@click.option("--login", default=None, help="Login for the platform (HTTP Basic for the webhook).")
+@click.option("--login", default=None, help="Login for the platform (HTTP Basic for the webhook); '' clears it.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A platform option (repeatable); given options replace the stored ones.")
 @click.option("--enable/--disable", "enabled", default=None, help="Switch the connection on or off.")
 def set_connection(kind, url, login, password_stdin, options, enabled):
-    """Create or change the connection of platform KIND. Without --password-stdin the
-    stored password is kept."""
-    password = click.get_text_stream("stdin").readline().rstrip("\r\n") if password_stdin else None
+    """Create or change the connection of platform KIND. What is not given is kept (the
+    password unless --password-stdin, the login, the options)."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
         row = connections.save_connection(kind, url=url, login=login, password=password,
                                           options=_options(options), enabled=enabled, actor="cli")

@@ -46,8 +46,8 @@ def public(row: PlatformConnection) -> dict:
 
 def save_connection(kind: str, *, url: str, login: str | None = None, password: str | None = None,
                     options: dict | None = None, enabled: bool | None = None, actor: str) -> PlatformConnection:
-    """Create or change a platform's connection. ``password=None`` keeps the stored one and
-    ``options=None`` the stored options; the caller commits."""
+    """Create or change a platform's connection; the caller commits. ``None`` keeps what is
+    stored (login, password, options, enabled); an empty login or password clears it."""
     errors = {}
     if kind not in known_platforms():
         errors["kind"] = f"one of {', '.join(known_platforms())}"
@@ -63,7 +63,9 @@ def save_connection(kind: str, *, url: str, login: str | None = None, password: 
     row = db.session.scalar(select(PlatformConnection).filter_by(kind=kind))
     creating = row is None
     row = row or PlatformConnection(kind=kind, options={}, enabled=True)
-    row.url, row.login = url, login or None
+    row.url = url
+    if login is not None:
+        row.login = login or None
     if password is not None:
         row.password_enc = encrypt(password) if password else None
     if options is not None:

@@ -94,7 +94,9 @@ def add_events(pairs, reason: str) -> None:
 
 
 def _remember(ids) -> None:
-    # after commit, these rows are handed to RQ (see install)
+    # After commit, these rows are handed to RQ (see install). Ids of a rolled-back
+    # transaction may linger until the next commit: harmless, they match no row or (SQLite
+    # reuses ids) an unprocessed row that is due anyway.
     db.session.info.setdefault("outbox_ids", set()).update(ids)
     db.session.info["outbox_dirty"] = True
 

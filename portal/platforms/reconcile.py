@@ -21,7 +21,6 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..billing import audit
 from ..extensions import db
@@ -64,22 +63,26 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) 
         db.session.commit()
         return "ok", False
     login = account.login
-    desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
-    connection = connections.load(platform.name)
+    actual, desired, error = None, None, None
+    try:
+        desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
+        connection = connections.load(platform.name)
+    except Exception as e:  # a bug in the mapping, an undecryptable password: shown, not lost
+        error = _unexpected(platform.name, account_id, e)
     db.session.rollback()  # end the read before any network call
 
     # 2. call the platform
-    actual, error = None, None
     with recording() as calls:
-        try:
-            if connection is None:
-                raise PlatformError(f"no enabled connection for platform {platform.name!r} (flask platforms set)")
-            actual = platform.reconcile(platform.client(connection), login, desired)
-        except PlatformError as e:
-            error = str(e)
-        except Exception as e:  # our own bug: retried and shown like a refusal, and logged
-            log.exception("reconcile %s account %s", platform.name, account_id)
-            error = f"{type(e).__name__}: {e}"
+        if error is None:
+            try:
+                if connection is None:
+                    raise PlatformError(f"no enabled connection for platform {platform.name!r} "
+                                        "(flask platforms set)")
+                actual = platform.reconcile(platform.client(connection), login, desired)
+            except PlatformError as e:
+                error = str(e)
+            except Exception as e:
+                error = _unexpected(platform.name, account_id, e)
 
     # 3. record the outcome, the audit entries and the covered rows, in one transaction
     st = _sync_state(platform.name, account_id)
@@ -103,9 +106,15 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) 
     _mark_processed(covered)
     state = st.state
     db.session.commit()
-    more = bool(set(_unprocessed_events(platform.name, account_id)) - set(covered))
+    more = bool(_unprocessed_events(platform.name, account_id))  # changes committed during the call
     db.session.rollback()
     return state, more
+
+
+def _unexpected(platform: str, account_id: int, e: Exception) -> str:
+    """Our own failure: logged with its traceback, and retried and shown like a refusal."""
+    log.exception("reconcile %s account %s", platform, account_id)
+    return f"{type(e).__name__}: {e}"
 
 
 def _unprocessed_events(platform: str, account_id: int) -> list[int]:
@@ -122,15 +131,11 @@ def _mark_processed(ids: list[int]) -> None:
 
 
 def _sync_state(platform: str, account_id: int) -> SyncState:
+    # created only here, under the per-pair lock, so two jobs never race to create it
     st = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform))
-    if st is not None:
-        return st
-    try:
-        with db.session.begin_nested():
-            st = SyncState(account_id=account_id, platform=platform, state="pending", attempts=0)
-            db.session.add(st)
-    except IntegrityError:  # another job created it meanwhile
-        st = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform))
+    if st is None:
+        st = SyncState(account_id=account_id, platform=platform, state="pending", attempts=0)
+        db.session.add(st)
     return st
 
 

@@ -1,0 +1,102 @@
+"""The outbox: rows written in the change's transaction, one waiting job per account and
+platform after the commit, and the sweeper that brings back what Redis lost."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from portal.billing import accounts as acc
+from portal.extensions import db
+from portal.models import OutboxEvent, SyncState, utcnow
+from portal.platforms.outbox import sweep
+from portal.platforms.reconcile import request_sync, sync_states
+from portal.queue import get_queue, get_redis
+from tests.builders import gen_account, gen_agent
+
+
+def jobs_in(queue: str = "default") -> list[str]:
+    return get_queue(queue).job_ids
+
+
+def outbox_rows(account_id: int) -> list[OutboxEvent]:
+    return list(db.session.scalars(select(OutboxEvent).filter_by(account_id=account_id).order_by(OutboxEvent.id)))
+
+
+def test_a_rolled_back_change_leaves_nothing_for_the_platforms(ctx):
+    """If a change is rolled back, is there nothing left for the platforms to do?"""
+    account = gen_account(agent=gen_agent(platform="webhook"), activate=False)
+    acc.activate(account, actor="test")
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert jobs_in("default") == []
+
+
+def test_an_account_on_no_platform_gives_the_platforms_nothing_to_do(ctx):
+    """Does a change to an account that is on no platform stay out of the outbox?"""
+    account = gen_account(agent=gen_agent())
+    acc.block(account, "manager", actor="test")
+    db.session.commit()
+    assert outbox_rows(account.id) == [] and jobs_in("default") == []
+
+
+def test_changes_to_one_account_wait_as_one_job(ctx):
+    """If an account changes several times before a worker gets to it, does one job wait for it?"""
+    account = gen_account(agent=gen_agent(platform="webhook"))
+    acc.block(account, "manager", actor="test")
+    db.session.commit()
+    acc.unblock(account, "manager", actor="test")
+    db.session.commit()
+    rows = outbox_rows(account.id)
+    assert [r.reason for r in rows] == ["account.activate", "account.block", "account.unblock"]
+    assert all(r.enqueued_at is not None and r.processed_at is None for r in rows)
+    assert jobs_in("default") == [f"reconcile-webhook-{account.id}-default"]
+
+
+def test_sync_now_puts_a_failed_account_first_in_line_with_fresh_attempts(ctx):
+    """When staff press "sync now" on an account that gave up, is it queued ahead of routine
+    changes with a fresh set of attempts?"""
+    account = gen_account(agent=gen_agent(platform="webhook"))
+    get_redis().flushdb()  # forget the routine job
+    db.session.add(SyncState(account_id=account.id, platform="webhook", state="dead", attempts=8,
+                             last_error="HTTP 500: boom"))
+    db.session.commit()
+    request_sync(account.id, actor="staff:admin")
+    db.session.commit()
+    [shown] = sync_states(account.id)
+    assert (shown["platform"], shown["state"], shown["attempts"]) == ("webhook", "pending", 0)
+    assert jobs_in("high") == [f"reconcile-webhook-{account.id}-high"]
+    assert jobs_in("default") == []
+
+
+def test_the_sweeper_brings_back_a_job_redis_lost_once_it_is_overdue(ctx):
+    """If Redis loses a queued job, does the sweeper enqueue it again, but only after
+    OUTBOX_REENQUEUE_AFTER (not while it may still be on its way)?"""
+    account = gen_account(agent=gen_agent(platform="webhook"))
+    get_redis().flushdb()  # Redis restarted without its data
+    sweep()
+    assert jobs_in("default") == []
+    long_ago = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"] + 1)
+    db.session.execute(update(OutboxEvent).filter_by(account_id=account.id).values(enqueued_at=long_ago))
+    db.session.commit()
+    assert sweep()["outbox_pairs"] == 1
+    assert jobs_in("default") == [f"reconcile-webhook-{account.id}-default"]
+
+
+def test_the_sweeper_enqueues_a_retry_when_it_is_due_and_not_before(ctx):
+    """Is an account whose retry is due enqueued again, and one whose retry is later left waiting?"""
+    agent = gen_agent(platform="webhook")
+    due, later = gen_account(agent=agent), gen_account(agent=agent)
+    db.session.execute(update(OutboxEvent).values(processed_at=utcnow()))
+    now = utcnow()
+    db.session.add_all([
+        SyncState(account_id=due.id, platform="webhook", state="retry", attempts=1,
+                  next_attempt_at=now - timedelta(seconds=1)),
+        SyncState(account_id=later.id, platform="webhook", state="retry", attempts=1,
+                  next_attempt_at=now + timedelta(hours=1)),
+    ])
+    db.session.commit()
+    get_redis().flushdb()
+    assert sweep()["retries"] == 1
+    assert jobs_in("default") == [f"reconcile-webhook-{due.id}-default"]
