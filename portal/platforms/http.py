@@ -3,6 +3,7 @@ call (method, URL without credentials or query, status, duration, error) that th
 code writes to the audit log once the call is over."""
 from __future__ import annotations
 
+import base64
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,9 +46,11 @@ class HttpClient:
         self.base_url = connection.url.rstrip("/")
         self.timeout = connection.timeout
         self.session = requests.Session()
+        self._secrets = [connection.password] if connection.password else []
         if connection.login:
             self.session.auth = (connection.login, connection.password or "")
-        self._secrets = [s for s in (connection.password,) if s]
+            # a platform that echoes our request in an error must not put the password in our logs
+            self._secrets.append(base64.b64encode(f"{connection.login}:{connection.password or ''}".encode()).decode())
 
     def request(self, method: str, path: str = "", **kwargs) -> requests.Response:
         """Make one call; raise PlatformError on a network error or an HTTP error status."""
