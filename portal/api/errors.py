@@ -14,7 +14,7 @@ from http import HTTPStatus
 
 from flask import jsonify
 from flask_smorest import abort
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -112,10 +112,14 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
             abort(409, message="conflicts with an earlier request", errors=e.fields)
         # the schema's message wins for a field both found fault with: it is about the type
         abort(422, message="invalid input", errors={**e.fields, **(schema_errors or {})})
+    except DataError:
+        # a value the billing checks let through does not fit its column (PostgreSQL refuses it)
+        db.session.rollback()
+        abort(422, message="invalid input", errors={"_": "a value is too long or out of range", **(schema_errors or {})})
     except IntegrityError:
         # billing checks uniqueness before writing; what still collides is a parallel request
         # that won the race (or a case the check missed): a conflict, not a server error
         db.session.rollback()
-        abort(409, message="conflicts with a concurrent change; retry the request")
+        abort(409, message="conflicts with existing data (a unique value is taken)")
     db.session.rollback()
     abort(422, message="invalid input", errors=schema_errors)
