@@ -56,6 +56,18 @@ def _unique(errors: dict, model, column, value, field: str, exclude_id=None):
         errors[field] = "already taken"
 
 
+def _money(errors: dict, data: dict, field: str) -> Decimal | None:
+    """A non-negative amount, or None with the error recorded under the field's name."""
+    try:
+        amount = parse_amount(data.get(field), field)
+    except BillingError as e:
+        errors.update(e.fields)
+        return None
+    if amount < 0:
+        errors[field] = "must not be negative"
+    return amount
+
+
 def _raise(errors: dict):
     if errors:
         raise BillingError(errors)
@@ -135,14 +147,7 @@ def save_contract(data: dict, *, actor: str, contract: Contract | None = None) -
         else:
             _unique(errors, Contract, Contract.number, number, "number",
                     exclude_id=contract.id if contract else None)
-    credit = None
-    if data.get("credit_limit") is not None:
-        try:
-            credit = parse_amount(data["credit_limit"], "credit_limit")
-            if credit < 0:
-                errors["credit_limit"] = "must not be negative"
-        except BillingError as e:
-            errors.update(e.fields)
+    credit = _money(errors, data, "credit_limit") if data.get("credit_limit") is not None else None
     if "do_not_block" in data and not isinstance(data["do_not_block"], bool):
         errors["do_not_block"] = "true or false"
     _raise(errors)
@@ -205,13 +210,7 @@ def save_service(data: dict, *, actor: str, service: CatalogService | None = Non
     merged.update({k: data[k] for k in SERVICE_FIELDS if k in data})
     errors: dict = {}
     _text(errors, merged, "name", 200, required=True)
-    try:
-        price = parse_amount(merged.get("price"), "price")
-        if price < 0:
-            errors["price"] = "must not be negative"
-    except BillingError as e:
-        errors.update(e.fields)
-        price = None
+    price = _money(errors, merged, "price")
     _choice(errors, merged, "charge_period", CHARGE_PERIODS)
     _choice(errors, merged, "charge_mode", CHARGE_MODES)
     _choice(errors, merged, "iptv_kind", IPTV_KINDS, required=False)
@@ -247,13 +246,7 @@ def save_tariff(data: dict, *, actor: str, tariff: Tariff | None = None) -> Tari
     if "name" not in errors:
         _unique(errors, Tariff, Tariff.name, merged["name"], "name", exclude_id=tariff.id if tariff else None)
     _choice(errors, merged, "kind", TARIFF_KINDS)
-    try:
-        fee = parse_amount(merged.get("monthly_fee"), "monthly_fee")
-        if fee < 0:
-            errors["monthly_fee"] = "must not be negative"
-    except BillingError as e:
-        errors.update(e.fields)
-        fee = None
+    fee = _money(errors, merged, "monthly_fee")
     if not isinstance(merged.get("is_multi"), bool):
         errors["is_multi"] = "true or false"
     ids = merged.get("service_ids") or []
