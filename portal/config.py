@@ -75,6 +75,8 @@ def load(overrides: dict | None = None) -> dict:
         # an outbox row enqueued this long ago and still not done is enqueued again
         "OUTBOX_REENQUEUE_AFTER": float(env.get("OUTBOX_REENQUEUE_AFTER", "120")),
         "SWEEP_INTERVAL": int(env.get("SWEEP_INTERVAL", "30")),
+        # processed outbox rows are deleted after this many days
+        "OUTBOX_KEEP_DAYS": int(env.get("OUTBOX_KEEP_DAYS", "7")),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

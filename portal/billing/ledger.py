@@ -82,6 +82,10 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
         from .blocking import apply_balance_rule
 
         apply_balance_rule([contract_id], actor=actor)
+    # platforms that show the balance (webhook, IPTV middleware) hear of the new money
+    from ..platforms.outbox import notify
+
+    notify([a.id for a in contract.accounts], f"ledger.{kind}")
     return entry, True
 
 

@@ -189,7 +189,7 @@ def enqueue_due_retries() -> int:
 
 def sweep() -> dict:
     """The safety net: re-enqueue what the after-commit hook could not, and due retries."""
-    keep = timedelta(days=current_app.config.get("OUTBOX_KEEP_DAYS", 7))
+    keep = timedelta(days=current_app.config["OUTBOX_KEEP_DAYS"])
     purged = db.session.execute(delete(OutboxEvent).where(OutboxEvent.processed_at < utcnow() - keep)).rowcount
     db.session.commit()
     return {"outbox_pairs": enqueue_rows(), "retries": enqueue_due_retries(), "purged": purged}
