@@ -200,3 +200,14 @@ def test_agent_kinds_and_platforms_are_checked(ctx):
         directory.save_agent({"name": "x", "kind": "teleport", "platform": "nowhere"}, actor="t")
     assert set(e.value.fields) == {"kind", "platform"}
     assert gen_agent("iptv").kind == "iptv"
+
+
+def test_a_payment_tells_the_accounts_platforms(ctx):
+    """After a payment, does the platform behind my account get to hear of the new balance?"""
+    from portal.models import OutboxEvent
+
+    a = gen_account(agent=gen_agent("services", platform="webhook"), activate=False)
+    ledger.payment(a.contract_id, "100", actor="t", external_id="pay-1")
+    db.session.commit()
+    reasons = db.session.scalars(select(OutboxEvent.reason).filter_by(account_id=a.id, platform="webhook")).all()
+    assert "ledger.payment" in reasons
