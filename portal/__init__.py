@@ -18,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(config_module.ROOT / "static"),
     )
     app.config.update(config_module.load(config))
+    app.json.ensure_ascii = False  # Russian stays readable in JSON answers
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)

@@ -35,3 +35,6 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        # SQLite's lower() knows only ASCII; searches must fold Cyrillic too
+        dbapi_conn.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s,
+                                   deterministic=True)

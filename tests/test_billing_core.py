@@ -211,3 +211,22 @@ def test_a_payment_tells_the_accounts_platforms(ctx):
     db.session.commit()
     reasons = db.session.scalars(select(OutboxEvent.reason).filter_by(account_id=a.id, platform="webhook")).all()
     assert "ledger.payment" in reasons
+
+
+def test_search_ignores_case_in_cyrillic(client, ctx):
+    """Typing «иванов» finds «Иванов Иван» on every database."""
+    from tests.builders import gen_token
+
+    gen_subscriber(full_name="Иванов Иван Иванович")
+    gen_subscriber(full_name="Петров Пётр")
+    r = client.get("/api/v1/subscribers?q=иванов", headers={"Authorization": f"Bearer {gen_token('viewer')}"})
+    assert [s["full_name"] for s in r.get_json()["items"]] == ["Иванов Иван Иванович"]
+    assert "Иванов" in r.get_data(as_text=True)  # readable, not \\u-escaped
+
+
+def test_names_are_trimmed_before_the_uniqueness_check(ctx):
+    """«Услуги » next to «Услуги» is the same name, refused by name instead of failing at save."""
+    gen_agent(name="Услуги")
+    with pytest.raises(BillingError) as e:
+        directory.save_agent({"name": "Услуги ", "kind": "services"}, actor="t")
+    assert e.value.fields == {"name": "already taken"}

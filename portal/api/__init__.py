@@ -27,9 +27,10 @@ def register_api(app: Flask) -> None:
     api.spec.components.schemas["Error"] = ERROR_DOC
     for bp in resources.blueprints():
         csrf.exempt(bp)
-        bp.register_error_handler(BillingError, billing_error_response)
-        # JSON errors here, whatever the rest of the app renders for its own pages
-        bp.register_error_handler(HTTPException, error_response)
+        if not bp._got_registered_once:  # blueprints are module-level: a second app reuses them
+            bp.register_error_handler(BillingError, billing_error_response)
+            # JSON errors here, whatever the rest of the app renders for its own pages
+            bp.register_error_handler(HTTPException, error_response)
         api.register_blueprint(bp)
 
     @app.before_request

@@ -28,6 +28,11 @@ def get_or_404(model, ident, field: str):
     return obj
 
 
+def _stripped(data: dict) -> dict:
+    """Text values as they will be stored (trimmed), so checks see the same thing."""
+    return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+
+
 def _choice(errors: dict, data: dict, field: str, choices, required=True):
     value = data.get(field)
     if value is None and not required:
@@ -181,7 +186,7 @@ def save_contract(data: dict, *, actor: str, contract: Contract | None = None) -
 
 def save_agent(data: dict, *, actor: str, agent: Agent | None = None) -> Agent:
     merged = {"name": agent.name, "kind": agent.kind, "platform": agent.platform} if agent else {}
-    merged.update({k: data[k] for k in ("name", "kind", "platform") if k in data})
+    merged.update(_stripped({k: data[k] for k in ("name", "kind", "platform") if k in data}))
     errors: dict = {}
     _text(errors, merged, "name", 100, required=True)
     if "name" not in errors:
@@ -207,7 +212,7 @@ SERVICE_FIELDS = ("name", "price", "charge_period", "charge_mode", "platform", "
 def save_service(data: dict, *, actor: str, service: CatalogService | None = None) -> CatalogService:
     merged = {f: getattr(service, f) for f in SERVICE_FIELDS} if service else \
         {"charge_period": "month", "charge_mode": "monthly_advance"}
-    merged.update({k: data[k] for k in SERVICE_FIELDS if k in data})
+    merged.update(_stripped({k: data[k] for k in SERVICE_FIELDS if k in data}))
     errors: dict = {}
     _text(errors, merged, "name", 200, required=True)
     price = _money(errors, merged, "price")
@@ -240,7 +245,7 @@ def save_tariff(data: dict, *, actor: str, tariff: Tariff | None = None) -> Tari
     merged = {"name": tariff.name, "kind": tariff.kind, "monthly_fee": tariff.monthly_fee,
               "is_multi": tariff.is_multi, "service_ids": [s.id for s in tariff.services]} if tariff else \
         {"kind": "services", "monthly_fee": "0", "is_multi": False, "service_ids": []}
-    merged.update({k: data[k] for k in fields if k in data})
+    merged.update(_stripped({k: data[k] for k in fields if k in data}))
     errors: dict = {}
     _text(errors, merged, "name", 200, required=True)
     if "name" not in errors:
@@ -265,9 +270,9 @@ def save_tariff(data: dict, *, actor: str, tariff: Tariff | None = None) -> Tari
     tariff.services = services
     if fee and fee > 0:
         if tariff.fee_service is None:
-            tariff.fee_service = CatalogService(name=f"Абонентская плата «{tariff.name}»", price=fee)
+            tariff.fee_service = CatalogService(price=fee)
         tariff.fee_service.price = fee
-        tariff.fee_service.name = f"Абонентская плата «{tariff.name}»"
+        tariff.fee_service.name = f"Абонентская плата «{tariff.name}»"[:200]
     db.session.add(tariff)
     db.session.flush()
     audit.record(actor, "tariff.create" if creating else "tariff.update", tariff, tariff.name,

@@ -54,7 +54,7 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     if amount == 0 or (sign and (amount > 0) != (sign > 0)):
         raise BillingError({"amount": "must be positive" if sign >= 0 else "must be negative"} if sign
                            else {"amount": "must not be zero"})
-    contract = db.session.get(Contract, contract_id)
+    contract = db.session.get(Contract, contract_id) if isinstance(contract_id, int) else None
     if contract is None:
         raise NotFound({"contract_id": "no such contract"})
     if idempotency_key:
