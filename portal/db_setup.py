@@ -38,3 +38,6 @@ def configure_engine(engine: Engine) -> None:
         # SQLite's lower() knows only ASCII; searches must fold Cyrillic too
         dbapi_conn.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s,
                                    deterministic=True)
+        # the charge run counts the days in a bit mask (PostgreSQL has bit_count built in)
+        dbapi_conn.create_function("bit_count", 1, lambda x: None if x is None else bin(x).count("1"),
+                                   deterministic=True)

@@ -99,9 +99,26 @@ def _shr(a, n):
     return _op(a, ">>", literal(n, Integer) if isinstance(n, int) else cast(n, Integer))
 
 
-def _day_in_period(col, period_start):
-    """Day of month of ``col`` when it falls after the period start, else 1."""
-    return case((col > period_start, cast(extract("day", col), Integer)), else_=1)
+def _day_of_month(col):
+    return cast(extract("day", col), Integer)
+
+
+class bit_count(GenericFunction):  # noqa: N801  (SQL function name)
+    """Number of days in a mask. SQLite gets a Python function (portal.db_setup)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(bit_count, "postgresql")
+def _bit_count_pg(element, compiler, **kw):
+    return "bit_count(CAST(%s AS BIT(32)))" % compiler.process(element.clauses, **kw)
+
+
+def _fenced(select_stmt, name: str):
+    """A subquery the planner computes once per row instead of pasting its expressions into
+    every place the outer query uses them (OFFSET 0 stops PostgreSQL and SQLite flattening it)."""
+    return select_stmt.offset(0).subquery(name)
 
 
 def _due_query(run_date: date, account_ids):
@@ -116,14 +133,16 @@ def _due_query(run_date: date, account_ids):
     billable = and_(a.status == "active", s.state == "active", s.starts_on <= run_date,
                     or_(s.ends_on.is_(None), s.ends_on >= run_date))
     end_day = case((s.ends_on.is_(None), dim), (s.ends_on > pe, dim), (s.ends_on < ps, 0),
-                   else_=cast(extract("day", s.ends_on), Integer))
+                   else_=_day_of_month(s.ends_on))
+    # the present state holds since the latest of: start, account status change, service state change
+    since_date = greatest(s.starts_on, func.coalesce(a.status_changed_on, s.starts_on),
+                          func.coalesce(s.state_changed_on, s.starts_on), type_=Date())
     facts = (
         select(
             s.id.label("sid"), a.contract_id.label("contract_id"),
             type_coerce(c.price, BigInteger).label("price"),
             c.charge_period.label("per"), c.charge_mode.label("mode"),
-            greatest(1, _day_in_period(s.starts_on, ps), _day_in_period(a.status_changed_on, ps),
-                     _day_in_period(s.state_changed_on, ps)).label("since"),
+            case((since_date > ps, _day_of_month(since_date)), else_=1).label("since"),
             end_day.label("end_day"),
             case((c.charge_mode == "daily_prorata", d), else_=dim).label("cover_to"),
             case((billable, 1), else_=0).label("billable"),
@@ -143,7 +162,7 @@ def _due_query(run_date: date, account_ids):
     )
     if account_ids is not None:
         facts = facts.where(s.account_id.in_(list(account_ids)))
-    f = facts.subquery("f")
+    f = _fenced(facts, "f")
 
     # layer 1: the target set of paid days
     frozen = _and(f.c.old_mask, _below(f.c.since))
@@ -153,26 +172,21 @@ def _due_query(run_date: date, account_ids):
             case((f.c.balance_only == 1, f.c.old_mask - frozen), else_=zero)),
         _upto(f.c.end_day),
     )
-    t = select(f.c.sid, f.c.contract_id, f.c.price, f.c.per, f.c.mode, f.c.old_mask, f.c.old_amount,
-               mask.label("mask")).subquery("t")
+    t = _fenced(select(f.c.sid, f.c.contract_id, f.c.price, f.c.per, f.c.mode, f.c.old_mask, f.c.old_amount,
+                       mask.label("mask")), "t")
+    q = _fenced(select(t, bit_count(t.c.mask).label("days")), "q")
 
-    # layer 2-3: popcount of the 31-bit mask, SWAR style, in integer SQL that both databases run
-    q1 = select(t, (t.c.mask - _and(_shr(t.c.mask, 1), 0x55555555)).label("x1")).subquery("q1")
-    q2 = select(q1, (_and(q1.c.x1, 0x33333333) + _and(_shr(q1.c.x1, 2), 0x33333333)).label("x2")).subquery("q2")
-    x3 = _and(q2.c.x2 + _shr(q2.c.x2, 4), 0x0F0F0F0F)
-    q3 = select(q2, _shr(_and(x3 * 0x01010101, 0xFFFFFFFF), 24).label("days")).subquery("q3")
-
-    # layer 4: the amount due for those days (integer division: both operands are integers)
-    days, price = q3.c.days, q3.c.price
-    last = _and(_shr(q3.c.mask, dim), 1)
+    # layer 2: the amount due for those days (integer division: both operands are integers)
+    days, price = q.c.days, q.c.price
+    last = _and(_shr(q.c.mask, dim), 1)
     daily = (2 * price + dim) // (2 * dim)
     due = case(
-        (q3.c.per == "day", price * days),
-        (q3.c.mode == "daily_prorata", days * daily + last * (price - dim * daily)),
+        (q.c.per == "day", price * days),
+        (q.c.mode == "daily_prorata", days * daily + last * (price - dim * daily)),
         else_=(2 * price * days + dim) // (2 * dim),
     )
-    q4 = select(q3.c.sid, q3.c.contract_id, q3.c.mask, q3.c.old_mask, q3.c.old_amount,
-                due.label("due")).subquery("q4")
+    q4 = _fenced(select(q.c.sid, q.c.contract_id, q.c.mask, q.c.old_mask, q.c.old_amount,
+                        due.label("due")), "q4")
     return select(q4.c.sid, literal(ps, Date).label("period_start"), q4.c.contract_id, q4.c.mask,
                   q4.c.due).where(or_(q4.c.due != q4.c.old_amount, q4.c.mask != q4.c.old_mask)), ps
 
