@@ -260,11 +260,11 @@ def _post_pg(upsert, run_id: int, actor: str, now, full_run: bool):
     # The planner cannot know how many rows the CTEs return and guesses a few hundred; for a
     # run over every contract a per-row index loop into `contracts` is then far slower than
     # the hash join it picks once loops are off (measured: bench/README.md).
+    # (SET LOCAL ends with the transaction; RESET gives the rest of it the usual plans)
     db.session.execute(text("SET LOCAL enable_nestloop = off"))
-    try:
-        return db.session.execute(stmt).one()[:3]
-    finally:
-        db.session.execute(text("RESET enable_nestloop"))
+    result = db.session.execute(stmt).one()[:3]
+    db.session.execute(text("RESET enable_nestloop"))
+    return result
 
 
 def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
