@@ -62,12 +62,9 @@ def register(app: Flask) -> None:
     app.cli.add_command(billing)
     app.cli.add_command(api_token)
     from .demo import demo
+    from .platforms.cli import platforms
 
     app.cli.add_command(demo)
-    try:
-        from .platforms.cli import platforms
-    except ImportError:  # the platforms CLI is optional until its module exists
-        return
     app.cli.add_command(platforms)
 
 

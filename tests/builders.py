@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal
 
 from portal.billing import accounts as acc
 from portal.billing import directory

@@ -28,7 +28,7 @@ from sqlalchemy import text  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
 
-pytest_plugins = ["tests.builders"]
+pytest_plugins = ["tests.builders", "tests.platform_fixtures"]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,7 +1,7 @@
 """Fixtures for platform tests: the webhook receiver (emulator) with a stored connection to
 it, the real worker and scheduler as subprocesses, and bounded polling.
 
-Import the fixtures you use into the test module (``from tests.platform_fixtures import ...``).
+Its fixtures are loaded for every test by conftest's pytest_plugins; import the helpers.
 """
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ from portal.models import AuditEntry, SyncState
 from portal.platforms.reconcile import reconcile_account
 from portal.queue import get_queue, get_redis
 from tests.builders import gen_account, gen_agent, gen_token
-from tests.platform_fixtures import receiver, webhook  # noqa: F401
 
 
 def bearer(token):

@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import ChargeRun
 from portal.queue import get_queue, get_redis
 from tests.builders import gen_account, gen_agent
-from tests.platform_fixtures import processes, wait_for  # noqa: F401
+from tests.platform_fixtures import wait_for
 
 
 def test_the_scheduler_runs_the_sweep_now_and_the_charge_run_at_five_past_midnight_local(processes):

@@ -13,7 +13,7 @@ from portal.models import AuditEntry, Contract, OutboxEvent, SyncState
 from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account, sync_states
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_tariff
-from tests.platform_fixtures import HOOK_LOGIN, HOOK_PASSWORD, receiver, webhook  # noqa: F401
+from tests.platform_fixtures import HOOK_LOGIN, HOOK_PASSWORD
 
 
 def audit_text() -> str:

@@ -14,7 +14,7 @@ from portal.platforms.reconcile import retry_dead, sync_states
 from portal.platforms.webhook.sync import desired_state
 from portal.queue import get_queue
 from tests.builders import gen_account, gen_agent
-from tests.platform_fixtures import HOOK_PASSWORD, processes, receiver, redis_down, wait_for, webhook  # noqa: F401
+from tests.platform_fixtures import HOOK_PASSWORD, redis_down, wait_for
 
 
 def state_of(account_id: int) -> SyncState | None:
