@@ -21,6 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False  # Russian stays readable in JSON answers
     register_extensions(app)
     register_blueprints(app)
+    register_errorhandlers(app)
     register_commands(app)
     configure_logger(app)
     return app
@@ -64,6 +65,17 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(admin_bp)
     register_api(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """HTML pages for 403 and 404 (API v1 answers its own errors in JSON)."""
+    from flask import render_template
+
+    def page(error):
+        return render_template(f"errors/{error.code}.html"), error.code
+
+    for code in (403, 404):
+        app.register_error_handler(code, page)
 
 
 def register_commands(app: Flask) -> None:

@@ -66,3 +66,11 @@ def enqueue_once(queue_name: str, func: str, *args, job_id: str, **options) -> b
                 return False
             job.delete()
     return False
+
+
+def jobs_waiting() -> int | None:
+    """Jobs waiting in all queues, or None when Redis cannot be reached (the page still shows)."""
+    try:
+        return sum(get_queue(name).count for name in current_app.config["RQ_QUEUES"])
+    except redis.RedisError:
+        return None

@@ -1,12 +1,15 @@
-"""Staff login and the (for now empty) home page; the full interface comes with issue 3."""
+"""Staff login and the dashboard (the rest of the staff interface grows here)."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import login_user, logout_user
 
+from ..billing import stats
 from ..extensions import db, login_manager
 from ..models import StaffUser
+from ..queue import jobs_waiting
+from .auth import staff_required
 
 bp = Blueprint("admin", __name__)
 
@@ -43,6 +46,7 @@ def logout():
 
 
 @bp.route("/")
-@login_required
+@staff_required()
 def home():
-    return render_template("admin/home.html", user=current_user)
+    """The dashboard: counts, today's money, negative balances, jobs, 30 days of money."""
+    return render_template("admin/dashboard.html", figures=stats.dashboard(), jobs_waiting=jobs_waiting())
