@@ -68,10 +68,15 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """HTML pages for 403 and 404 (API v1 answers its own errors in JSON)."""
+    """HTML pages for 403 and 404; under /api/ the API's JSON error shape instead."""
     from flask import render_template
 
+    from .api import PREFIX
+    from .api.errors import error_response
+
     def page(error):
+        if request.path.startswith(PREFIX + "/"):
+            return error_response(error)
         return render_template(f"errors/{error.code}.html"), error.code
 
     for code in (403, 404):

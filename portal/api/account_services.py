@@ -12,10 +12,11 @@ from sqlalchemy import select
 from ..billing import accounts as billing
 from ..billing import directory
 from ..billing.errors import NotFound
+from ..listing import paginate
 from ..models import SERVICE_STATES, AssignedService, CatalogService
 from .accounts import load_account
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Body, Id, ListArgs, Text, page_of, paginate
+from .common import ID_PATH, Body, Id, ListArgs, Text, page_of
 from .errors import INVALID, committing
 
 bp = Blueprint("account_services", __name__, url_prefix="/api/v1/accounts",

@@ -13,9 +13,10 @@ from sqlalchemy.orm import selectinload
 
 from ..billing import accounts as billing
 from ..billing import directory
+from ..listing import paginate
 from ..models import ACCOUNT_STATUSES, BLOCK_REASONS, Account, ExtraFieldValue
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, MAX_ID, Body, Id, IdOnly, ListArgs, Text, max_len, page_of, paginate
+from .common import ID_PATH, MAX_ID, Body, Id, IdOnly, ListArgs, Text, max_len, page_of
 from .errors import INVALID, committing
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1/accounts",

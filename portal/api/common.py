@@ -14,9 +14,7 @@ import re
 
 import marshmallow as ma
 from marshmallow import ValidationError, fields, validate
-from sqlalchemy import or_
 
-from ..extensions import db
 from .errors import SCHEMA_ERRORS, flatten
 
 # Primary keys are 32-bit integers on PostgreSQL (64-bit for the ledger); a larger id cannot
@@ -110,17 +108,3 @@ def page_of(item_schema: type) -> type:
                                                                   "null on the last page"}),
         }, name=name)
     return _pages[item_schema]
-
-
-def paginate(query, model, args: dict, search=()) -> dict:
-    """One keyset page of ``query`` (a select of ``model``), optionally searched in ``search``."""
-    q = (args.get("q") or "").strip()
-    if q and search:
-        query = query.where(or_(*(col.icontains(q, autoescape=True) for col in search)))
-    if args.get("after") is not None:
-        query = query.where(model.id > args["after"])
-    limit = args["limit"]
-    # one row more than the page tells whether there is a next page, without counting
-    rows = db.session.scalars(query.order_by(model.id).limit(limit + 1)).all()
-    items = rows[:limit]
-    return {"items": items, "next_after": items[-1].id if len(rows) > limit else None}

@@ -10,9 +10,10 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from ..billing import directory
+from ..listing import paginate
 from ..models import LEDGER_KINDS, Contract, LedgerEntry
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, max_len, page_of, paginate
+from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1/contracts",

@@ -3,7 +3,15 @@
 
 def blueprints():
     from . import (
-        account_services, account_sync, accounts, agents, contracts, payments, services, subscribers, tariffs,
+        account_services,
+        account_sync,
+        accounts,
+        agents,
+        contracts,
+        payments,
+        services,
+        subscribers,
+        tariffs,
     )
 
     return [subscribers.bp, contracts.bp, accounts.bp, account_services.bp, account_sync.bp, payments.bp,

@@ -9,9 +9,10 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from ..billing import directory
+from ..listing import paginate
 from ..models import CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, CatalogService
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, Money, Text, max_len, page_of, paginate
+from .common import ID_PATH, Body, ListArgs, Money, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("services", __name__, url_prefix="/api/v1/services",

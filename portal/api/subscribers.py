@@ -9,9 +9,10 @@ from marshmallow import fields, validate
 from sqlalchemy import String, cast, select
 
 from ..billing import directory
+from ..listing import paginate
 from ..models import SUBSCRIBER_KINDS, Subscriber
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of, paginate
+from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("subscribers", __name__, url_prefix="/api/v1/subscribers", description="Subscriber cards")

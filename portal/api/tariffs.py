@@ -9,9 +9,10 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from ..billing import directory
+from ..listing import paginate
 from ..models import TARIFF_KINDS, Tariff
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, Id, IdOnly, ListArgs, Money, Text, max_len, page_of, paginate
+from .common import ID_PATH, Body, Id, IdOnly, ListArgs, Money, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("tariffs", __name__, url_prefix="/api/v1/tariffs", description="Tariffs (admin writes)")
