@@ -70,3 +70,14 @@ def test_unknown_page_is_a_friendly_404(client):
     """A mistyped address shows a page, not a stack trace."""
     r = client.get("/no-such-page")
     assert r.status_code == 404 and "404" in r.get_data(as_text=True) and "<html" in r.get_data(as_text=True)
+
+
+def test_login_is_rate_limited_with_a_clear_message(app, client):
+    """After five wrong passwords, even the right one waits, and the page says for how long."""
+    with app.app_context():
+        gen_staff("guess", password="right-password")
+    for _ in range(5):
+        assert "Неверный логин или пароль." in login(client, "guess", "wrong").get_data(as_text=True)
+    r = login(client, "guess", "right-password")
+    assert r.status_code == 429 and "Слишком много неудачных попыток" in r.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # still not logged in

@@ -5,6 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
+from .. import login_limits
 from ..billing import stats
 from ..extensions import db, login_manager
 from ..listing import paginate
@@ -32,10 +33,17 @@ def login():
     """Staff log in with their login and password."""
     if request.method == "POST":
         login_name = request.form.get("login", "").strip()
+        address = request.remote_addr or "-"
+        wait = login_limits.wait_seconds("staff", login_name, address)
+        if wait:
+            flash(_("Too many failed attempts. Try again in %(minutes)d min.", minutes=-(-wait // 60)), "error")
+            return render_template("admin/login.html"), 429
         user = db.session.scalar(db.select(StaffUser).filter_by(login=login_name))
         if user and user.is_enabled and user.check_password(request.form.get("password", "")):
+            login_limits.record_success("staff", login_name, address)
             login_user(user)
             return redirect(url_for("admin.home"))
+        login_limits.record_failure("staff", login_name, address)
         flash(_("Wrong login or password."), "error")
     return render_template("admin/login.html")
 
