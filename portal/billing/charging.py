@@ -229,7 +229,7 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
     return touched
 
 
-def _post_pg(upsert, run_id: int, actor: str, now, full_run: bool):
+def _post_pg(upsert, run_id: int, actor: str, now):
     """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs)."""
     led_t, con = LedgerEntry.__table__, Contract.__table__
     up = upsert.cte("up")
@@ -242,7 +242,9 @@ def _post_pg(upsert, run_id: int, actor: str, now, full_run: bool):
                    literal(run_id, Integer)).where(up.c.delta != 0),
         ).returning(led_t.c.contract_id, type_coerce(led_t.c.amount, BigInteger).label("amount"))
     ).cte("led")
-    totals = select(led.c.contract_id, func.sum(led.c.amount).label("total")).group_by(led.c.contract_id).subquery()
+    # in contract order, so the UPDATE walks `contracts` in index order (as fast as the floor)
+    totals = (select(led.c.contract_id, func.sum(led.c.amount).label("total"))
+              .group_by(led.c.contract_id).order_by(led.c.contract_id).subquery())
     bal = (
         update(con).where(con.c.id == totals.c.contract_id)
         .values(balance=type_coerce(con.c.balance, BigInteger) + totals.c.total)
@@ -255,16 +257,7 @@ def _post_pg(upsert, run_id: int, actor: str, now, full_run: bool):
         func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
         select(func.count()).select_from(bal).scalar_subquery(),
     ).select_from(led)
-    if not full_run:
-        return db.session.execute(stmt).one()[:3]
-    # The planner cannot know how many rows the CTEs return and guesses a few hundred; for a
-    # run over every contract a per-row index loop into `contracts` is then far slower than
-    # the hash join it picks once loops are off (measured: bench/README.md).
-    # (SET LOCAL ends with the transaction; RESET gives the rest of it the usual plans)
-    db.session.execute(text("SET LOCAL enable_nestloop = off"))
-    result = db.session.execute(stmt).one()[:3]
-    db.session.execute(text("RESET enable_nestloop"))
-    return result
+    return db.session.execute(stmt).one()[:3]
 
 
 def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
@@ -283,7 +276,7 @@ def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
     upsert, dialect = _upsert(due_select, run.id)
     now = utcnow()
     if dialect == "postgresql":
-        entries, charged, refunded = _post_pg(upsert, run.id, actor, now, full_run=account_ids is None)
+        entries, charged, refunded = _post_pg(upsert, run.id, actor, now)
         touched = None
     else:
         rows = db.session.execute(upsert).all()
