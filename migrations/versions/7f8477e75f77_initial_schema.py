@@ -77,8 +77,6 @@ def upgrade():
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('assigned_service_id', 'period_start', name=op.f('pk_charge_periods'))
     )
-    with op.batch_alter_table('charge_periods', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_charge_periods_run_id'), ['run_id'], unique=False)
 
     op.create_table('charge_runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -338,8 +336,6 @@ def downgrade():
     op.drop_table('platform_connections')
     op.drop_table('extra_field_definitions')
     op.drop_table('charge_runs')
-    with op.batch_alter_table('charge_periods', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_charge_periods_run_id'))
 
     op.drop_table('charge_periods')
     op.drop_table('catalog_services')
