@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_jinja(app)
     register_commands(app)
     configure_logger(app)
     return app
@@ -60,7 +61,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Admin (staff), cabinet (subscribers), API v1 (operators' systems)."""
-    from .admin.views import bp as admin_bp
+    from .admin import bp as admin_bp
     from .api import register_api
 
     app.register_blueprint(admin_bp)
@@ -81,6 +82,24 @@ def register_errorhandlers(app: Flask) -> None:
 
     for code in (403, 404):
         app.register_error_handler(code, page)
+
+
+def register_jinja(app: Flask) -> None:
+    """Filters the pages share: money in the user's locale, times in the operator's zone."""
+    from flask_babel import format_decimal
+
+    from .billing import clock
+
+    def money(amount):
+        return "" if amount is None else format_decimal(amount, format="#,##0.00")
+
+    def local_time(moment, fmt="%d.%m.%Y %H:%M"):
+        return "" if moment is None else moment.astimezone(clock.tz()).strftime(fmt)
+
+    def local_date(day):
+        return "" if day is None else day.strftime("%d.%m.%Y")
+
+    app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date)
 
 
 def register_commands(app: Flask) -> None:

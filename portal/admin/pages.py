@@ -1,0 +1,1 @@
+"""Subscriber card, contract and account pages."""

@@ -1,0 +1,21 @@
+// Small behaviour shared by the admin and the cabinet: toasts from HX-Trigger, confirmations
+// for dangerous buttons (hx-confirm does it for HTMX; data-confirm for plain forms).
+document.addEventListener("toast", function (e) {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const div = document.createElement("div");
+  div.className = "toast";
+  div.textContent = e.detail.value;
+  box.appendChild(div);
+  setTimeout(function () { div.remove(); }, 4000);
+});
+document.addEventListener("submit", function (e) {
+  const msg = e.target.getAttribute("data-confirm");
+  if (msg && !window.confirm(msg)) e.preventDefault();
+});
+// A 4xx/5xx answer to an HTMX request still carries a fragment (a form with its errors):
+// swap it in instead of dropping it.
+document.addEventListener("htmx:beforeSwap", function (e) {
+  const code = e.detail.xhr.status;
+  if (code === 422 || code === 409 || code === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
+});
