@@ -7,8 +7,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from .billing.errors import BillingError
+from .billing.staff import issue_token
 from .extensions import db
-from .models import ROLES, ApiToken, StaffUser
+from .models import ROLES, StaffUser
 
 staff = AppGroup("staff", help="Staff users of the admin interface.")
 billing = AppGroup("billing", help="Charge runs and other billing jobs.")
@@ -38,8 +40,10 @@ def staff_create(login: str, role: str, full_name: str, password: str) -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def api_token(action: str, name: str, role: str) -> None:
     """`flask api-token create --name N --role R`: prints the token once."""
-    token, plain = ApiToken.issue(name, role)
-    db.session.add(token)
+    try:
+        _token, plain = issue_token({"name": name, "role": role}, actor="cli")
+    except BillingError as e:
+        raise click.ClickException(str(e)) from None
     db.session.commit()
     click.echo(plain)
 
