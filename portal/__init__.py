@@ -62,10 +62,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Admin (staff), cabinet (subscribers), API v1 (operators' systems)."""
     from .admin import bp as admin_bp
+    from .admin.jobs import mount_rq_dashboard
     from .api import register_api
+    from .cabinet import bp as cabinet_bp
 
     app.register_blueprint(admin_bp)
+    app.register_blueprint(cabinet_bp)
     register_api(app)
+    mount_rq_dashboard(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -99,7 +103,16 @@ def register_jinja(app: Flask) -> None:
     def local_date(day):
         return "" if day is None else day.strftime("%d.%m.%Y")
 
-    app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date)
+    def options(objects, label="name"):
+        """(id, label) pairs for a <select> from model objects."""
+        return [(o.id, getattr(o, label)) for o in objects]
+
+    def scoped(errors, prefix):
+        """The errors of one of several forms on a page (keys "<prefix>.<field>")."""
+        return {k[len(prefix) + 1:]: v for k, v in errors.items() if k.startswith(prefix + ".")}
+
+    app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
+                                 scoped=scoped)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,31 +1,214 @@
-"""The staff lists: subscribers, contracts, accounts, payments, audit log."""
+"""The staff lists: subscribers, contracts, accounts, payments, audit log.
+
+Every list is one `ListSpec`: its query, the columns searched as you type, the filters and the
+sortable columns. One view function serves them all: the full page, or only the table body for
+an HTMX request; the URL carries the search, filters and sort, so a link or a reload shows the
+same view. Pages are keyset pages on (sort column, id) — no COUNT(*), no OFFSET — so the first
+page and the ten-thousandth cost the same at a million rows.
+"""
 from __future__ import annotations
 
-from flask import render_template
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Callable
 
+from flask import render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import exists, or_, select
+
+from ..billing import clock
 from ..extensions import db
-from ..listing import paginate
-from ..models import Subscriber
-from ..web import page_or_fragment
+from ..listing import sorted_page
+from ..models import (
+    ACCOUNT_STATUSES, SUBSCRIBER_KINDS, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
+    Subscriber, SyncState, Tariff,
+)
+from ..web import is_htmx
 from . import bp
 from .auth import staff_required
 
-
-def list_args(limit: int = 50) -> dict:
-    from flask import request
-    after = request.args.get("after", "")
-    return {"q": request.args.get("q", ""), "after": int(after) if after.isdigit() else None, "limit": limit}
+PAGE_SIZE = 50
 
 
-@bp.route("/subscribers")
-@staff_required()
-def subscribers():
-    """Subscribers, searched as you type, a page at a time (keyset: fast at a million rows)."""
-    args = list_args()
-    page = paginate(db.select(Subscriber), Subscriber, args,
-                    search=(Subscriber.full_name, Subscriber.email, Subscriber.cabinet_login))
-    return page_or_fragment("admin/subscribers.html", "admin/_subscribers_rows.html", page=page, q=args["q"])
+@dataclass
+class Sort:
+    column: object          # the NOT NULL column to order by (ties broken by id)
+    parse: Callable         # cursor text -> value
+    attr: str               # attribute of the row's first entity holding the value
 
 
-for name in ("contracts", "accounts", "payments", "audit"):
-    bp.add_url_rule(f"/{name}", name, staff_required()(lambda: render_template("admin/placeholder.html", title="todo")))
+@dataclass
+class Filter:
+    name: str
+    title: object
+    options: Callable[[], list[tuple[str, str]]]
+    apply: Callable          # (query, value) -> query
+
+
+@dataclass
+class ListSpec:
+    endpoint: str
+    title: object
+    rows_template: str
+    query: Callable[[], object]                  # () -> select(main entity, joined...)
+    columns: list[tuple[object, str | None, str]]  # (title, sort key or None, css class)
+    search: Callable[[], tuple] = tuple           # () -> columns searched with q
+    placeholder: object = ""
+    filters: list[Filter] = field(default_factory=list)
+    sorts: dict[str, Sort] = field(default_factory=dict)
+    default_sort: str = "-created"
+    new_endpoint: str | None = None               # "New ..." button, for staff who may write
+
+
+def _by_id(model) -> Sort:
+    """"Created" order is id order: monotonic, unique and always indexed."""
+    return Sort(model.id, int, "id")
+
+
+def _options(model, label="name") -> Callable:
+    return lambda: [(str(o.id), getattr(o, label)) for o in db.session.scalars(select(model).order_by(model.id))]
+
+
+def _choices(values, prefix=""):
+    return lambda: [(v, _l(v)) for v in values]
+
+
+def _since(days: int):
+    start = datetime.combine(clock.today() - timedelta(days=days - 1), datetime.min.time(), tzinfo=clock.tz())
+    return LedgerEntry.created_at >= start
+
+
+SUBSCRIBERS = ListSpec(
+    endpoint="admin.subscribers", title=_l("Subscribers"), rows_template="admin/lists/_subscribers.html",
+    query=lambda: select(Subscriber),
+    search=lambda: (Subscriber.full_name, Subscriber.email, Subscriber.cabinet_login),
+    placeholder=_l("Search: name, e-mail, cabinet login"),
+    columns=[("ID", "created", "num"), (_l("Name"), "name", ""), (_l("Kind"), None, ""), (_l("Phones"), None, ""),
+             ("E-mail", None, ""), (_l("Cabinet login"), None, "")],
+    filters=[Filter("kind", _l("Kind"), _choices(SUBSCRIBER_KINDS), lambda q, v: q.where(Subscriber.kind == v))],
+    sorts={"created": _by_id(Subscriber), "name": Sort(Subscriber.full_name, str, "full_name")},
+    default_sort="name", new_endpoint="admin.new_subscriber",
+)
+
+CONTRACTS = ListSpec(
+    endpoint="admin.contracts", title=_l("Contracts"), rows_template="admin/lists/_contracts.html",
+    query=lambda: select(Contract, Subscriber).join(Subscriber, Contract.subscriber_id == Subscriber.id),
+    search=lambda: (Contract.number,),
+    placeholder=_l("Search: contract number"),
+    columns=[(_l("Number"), "number", ""), (_l("Subscriber"), None, ""), (_l("Balance"), "balance", "num"),
+             (_l("Credit limit"), None, "num"), (_l("Do not block"), None, ""), (_l("Created"), "created", "")],
+    filters=[Filter("debt", _l("Balance"), lambda: [("negative", _l("negative")), ("below_limit", _l("below credit limit"))],
+                    lambda q, v: q.where(Contract.balance < 0) if v == "negative"
+                    else q.where(Contract.balance < -Contract.credit_limit)),
+             Filter("do_not_block", _l("Do not block"), lambda: [("1", _l("yes")), ("0", _l("no"))],
+                    lambda q, v: q.where(Contract.do_not_block.is_(v == "1")))],
+    sorts={"created": _by_id(Contract), "number": Sort(Contract.number, str, "number"),
+           "balance": Sort(Contract.balance, Decimal, "balance")},
+)
+
+
+def _sync_filter(query, state):
+    return query.where(exists().where(SyncState.account_id == Account.id, SyncState.state == state))
+
+
+ACCOUNTS = ListSpec(
+    endpoint="admin.accounts", title=_l("Accounts"), rows_template="admin/lists/_accounts.html",
+    query=lambda: (select(Account, Contract, Subscriber, Tariff, Agent)
+                   .join(Contract, Account.contract_id == Contract.id)
+                   .join(Subscriber, Contract.subscriber_id == Subscriber.id)
+                   .join(Agent, Account.agent_id == Agent.id)
+                   .outerjoin(Tariff, Account.tariff_id == Tariff.id)),
+    search=lambda: (Account.login, Account.house),
+    placeholder=_l("Search: login, address"),
+    columns=[(_l("Login"), "login", ""), (_l("Status"), None, ""), (_l("Subscriber"), None, ""),
+             (_l("Contract"), None, ""), (_l("Agent"), None, ""), (_l("Tariff"), None, ""), (_l("Address"), None, ""),
+             (_l("Created"), "created", "")],
+    filters=[Filter("status", _l("Status"), _choices(ACCOUNT_STATUSES), lambda q, v: q.where(Account.status == v)),
+             Filter("agent", _l("Agent"), _options(Agent), lambda q, v: q.where(Account.agent_id == int(v))),
+             Filter("tariff", _l("Tariff"), _options(Tariff), lambda q, v: q.where(Account.tariff_id == int(v))),
+             Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter)],
+    sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
+)
+
+PAYMENTS = ListSpec(
+    endpoint="admin.payments", title=_l("Payments"), rows_template="admin/lists/_payments.html",
+    query=lambda: (select(LedgerEntry, Contract, Subscriber).where(LedgerEntry.kind == "payment")
+                   .join(Contract, LedgerEntry.contract_id == Contract.id)
+                   .join(Subscriber, Contract.subscriber_id == Subscriber.id)),
+    search=lambda: (LedgerEntry.idempotency_key, LedgerEntry.comment),
+    placeholder=_l("Search: payment id, comment"),
+    columns=[(_l("Date"), "created", ""), (_l("Amount"), None, "num"), (_l("Contract"), None, ""),
+             (_l("Subscriber"), None, ""), (_l("Payment id"), None, ""), (_l("Comment"), None, ""),
+             (_l("Author"), None, "")],
+    filters=[Filter("period", _l("Period"),
+                    lambda: [("1", _l("today")), ("7", _l("7 days")), ("30", _l("30 days"))],
+                    lambda q, v: q.where(_since(int(v))))],
+    sorts={"created": _by_id(LedgerEntry)},
+)
+
+AUDIT = ListSpec(
+    endpoint="admin.audit", title=_l("Audit log"), rows_template="admin/lists/_audit.html",
+    query=lambda: select(AuditEntry),
+    search=lambda: (AuditEntry.summary, AuditEntry.actor),
+    placeholder=_l("Search: who, summary"),
+    columns=[(_l("When"), "created", ""), (_l("Who"), None, ""), (_l("Action"), None, ""), (_l("Object"), None, ""),
+             (_l("Summary"), None, "")],
+    filters=[Filter("object", _l("Object"),
+                    lambda: [(t, _l(t)) for t in ("subscriber", "contract", "account", "assigned_service", "agent",
+                                                  "service", "tariff", "staff", "api_token", "platform")],
+                    lambda q, v: q.where(AuditEntry.object_type == v))],
+    sorts={"created": _by_id(AuditEntry)},
+)
+
+
+def current_args(spec: ListSpec) -> dict:
+    """The list's state as the URL gives it, valid values only."""
+    args = {"q": request.args.get("q", "").strip()}
+    for f in spec.filters:
+        value = request.args.get(f.name, "")
+        if value in {v for v, _t in f.options()}:
+            args[f.name] = value
+    sort = request.args.get("sort", spec.default_sort)
+    args["sort"] = sort if sort.lstrip("-") in spec.sorts else spec.default_sort
+    return args
+
+
+def render_list(spec: ListSpec, **extra):
+    args = current_args(spec)
+    query = spec.query()
+    if args["q"] and spec.search():
+        query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
+    for f in spec.filters:
+        if f.name in args:
+            query = f.apply(query, args[f.name])
+    key = args["sort"].lstrip("-")
+    desc = args["sort"].startswith("-")
+    sort = spec.sorts[key]
+    main = spec.query().column_descriptions[0]["entity"]
+    page = sorted_page(query, main.id, sort_col=sort.column, parse=sort.parse, desc=desc,
+                       after=request.args.get("after") or None, limit=PAGE_SIZE,
+                       value_of=lambda row: (getattr(row[0], sort.attr), row[0].id))
+
+    def link(**changes):
+        merged = {k: v for k, v in {**args, **changes}.items() if v not in ("", None)}
+        return url_for(spec.endpoint, **merged)
+
+    context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link,
+                   filter_options={f.name: f.options() for f in spec.filters}, **extra)
+    if is_htmx():
+        # the next page appends rows; a new search/filter/sort also refreshes the header arrows
+        return render_template("admin/lists/_body.html", appending=bool(request.args.get("after")), **context)
+    return render_template("admin/lists/page.html", **context)
+
+
+def _view(spec: ListSpec):
+    def view():
+        return render_list(spec)
+    view.__doc__ = f"The {spec.endpoint.split('.')[1]} list."
+    return staff_required()(view)
+
+
+for _spec in (SUBSCRIBERS, CONTRACTS, ACCOUNTS, PAYMENTS, AUDIT):
+    _name = _spec.endpoint.split(".")[1]
+    bp.add_url_rule(f"/{_name}", _name, _view(_spec))

@@ -1,1 +1,391 @@
-"""Subscriber card, contract and account pages."""
+"""The subscriber card, the contract page and the account page, with their actions.
+
+Actions are forms that post in place (HTMX swaps the page's <main>; without JavaScript they
+are plain forms). Success redirects back to the page with a message; a billing error re-renders
+the page with each message beside its field (422) and nothing saved: the transaction is rolled
+back before the page is drawn.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from ..billing import accounts as billing
+from ..billing import directory, ledger
+from ..billing.errors import BillingError
+from ..extensions import db
+from ..models import (
+    Account, Agent, AssignedService, AuditEntry, CatalogService, Contract, ExtraFieldDefinition, LedgerEntry,
+    OutboxEvent, Subscriber, Tariff,
+)
+from ..platforms import reconcile
+from ..web import with_toast, error_fields, form_int, form_text, int_arg, is_htmx
+from . import bp
+from .auth import WRITERS, staff_required
+
+LEDGER_PAGE = 50
+
+
+def actor() -> str:
+    return f"staff:{current_user.login}"
+
+
+def get_or_404(model, ident: int):
+    obj = db.session.get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def attempt(action, success: str, back: str, render_error):
+    """Run a billing action in this request's transaction: commit and go back with a message,
+    or roll back and re-render the page with the errors beside their fields."""
+    try:
+        action()
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return render_error(error_fields(e)), 422
+    flash(success, "ok")
+    return redirect(back() if callable(back) else back, code=303)
+
+
+def form_date(name: str, errors: dict | None = None):
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return raw  # billing names the field: "a date"
+
+
+def form_bool(name: str) -> bool:
+    return request.form.get(name) in ("1", "on", "true")
+
+
+# -- subscriber card ----------------------------------------------------------------------------
+
+SUBSCRIBER_FORM = ("kind", "full_name", "email", "postal_address", "notes", "cabinet_login")
+
+
+def subscriber_data() -> dict:
+    data = {f: form_text(f) for f in SUBSCRIBER_FORM}
+    data["kind"] = data["kind"] or "person"
+    data["phones"] = [p.strip() for p in request.form.get("phones", "").split(",") if p.strip()]
+    if request.form.get("cabinet_password"):
+        data["cabinet_password"] = request.form["cabinet_password"]
+    return data
+
+
+def choices() -> dict:
+    """Options the account forms offer."""
+    return {
+        "agents": db.session.scalars(select(Agent).order_by(Agent.name)).all(),
+        "tariffs": db.session.scalars(select(Tariff).where(Tariff.is_multi.is_(False)).order_by(Tariff.name)).all(),
+        "multi_tariffs": db.session.scalars(select(Tariff).where(Tariff.is_multi.is_(True)).order_by(Tariff.name)).all(),
+        "extra_fields": db.session.scalars(select(ExtraFieldDefinition).order_by(ExtraFieldDefinition.id)).all(),
+    }
+
+
+def render_subscriber(subscriber: Subscriber, errors: dict | None = None, form: str | None = None):
+    return render_template("admin/subscriber.html", s=subscriber, errors=errors or {}, open_form=form,
+                           values=request.form if errors else {}, nonce=secrets.token_hex(8), **choices())
+
+
+@bp.route("/subscribers/new", methods=["GET", "POST"])
+@staff_required(*WRITERS)
+def new_subscriber():
+    """A new subscriber card; then the card itself, to add a contract and an account."""
+    errors = {}
+    if request.method == "POST":
+        try:
+            s = directory.save_subscriber(subscriber_data(), actor=actor())
+            directory.save_contract({"subscriber_id": s.id}, actor=actor())
+            db.session.commit()
+        except BillingError as e:
+            db.session.rollback()
+            errors = error_fields(e)
+        else:
+            flash(_("Subscriber created with a contract."), "ok")
+            return redirect(url_for("admin.subscriber", subscriber_id=s.id), code=303)
+    return render_template("admin/subscriber_new.html", errors=errors, values=request.form), 422 if errors else 200
+
+
+@bp.route("/subscribers/<int:subscriber_id>")
+@staff_required()
+def subscriber(subscriber_id: int):
+    """The card: details, contracts with balances, accounts with their status."""
+    return render_subscriber(get_or_404(Subscriber, subscriber_id))
+
+
+@bp.route("/subscribers/<int:subscriber_id>", methods=["POST"])
+@staff_required(*WRITERS)
+def update_subscriber(subscriber_id: int):
+    s = get_or_404(Subscriber, subscriber_id)
+    return attempt(lambda: directory.save_subscriber(subscriber_data(), actor=actor(), subscriber=s),
+                   _("Details saved."), url_for("admin.subscriber", subscriber_id=s.id),
+                   lambda errors: render_subscriber(s, errors, "details"))
+
+
+@bp.route("/subscribers/<int:subscriber_id>/contracts", methods=["POST"])
+@staff_required(*WRITERS)
+def new_contract(subscriber_id: int):
+    s = get_or_404(Subscriber, subscriber_id)
+    data = {"subscriber_id": s.id, "number": form_text("number"), "credit_limit": form_text("credit_limit"),
+            "do_not_block": form_bool("do_not_block")}
+    return attempt(lambda: directory.save_contract(data, actor=actor()), _("Contract created."),
+                   url_for("admin.subscriber", subscriber_id=s.id),
+                   lambda errors: render_subscriber(s, errors, "contract"))
+
+
+def account_form_data(creating: bool) -> dict:
+    data = {"house": form_text("house"), "flat": form_text("flat"), "tariff_id": form_int("tariff_id"),
+            "multi_tariff_ids": [int(i) for i in request.form.getlist("multi_tariff_ids") if i.isdigit()],
+            "extra": {d.name: request.form.get(f"extra.{d.name}", "").strip()
+                      for d in db.session.scalars(select(ExtraFieldDefinition))}}
+    if creating:
+        data.update(login=form_text("login"), agent_id=form_int("agent_id"), contract_id=form_int("contract_id"))
+        data["extra"] = {k: v for k, v in data["extra"].items() if v}
+    if request.form.get("password"):
+        data["password"] = request.form["password"]
+    return data
+
+
+@bp.route("/subscribers/<int:subscriber_id>/accounts", methods=["POST"])
+@staff_required(*WRITERS)
+def new_account(subscriber_id: int):
+    s = get_or_404(Subscriber, subscriber_id)
+    data = account_form_data(creating=True)
+    if data["contract_id"] not in [c.id for c in s.contracts]:
+        data["contract_id"] = None  # only this subscriber's contracts; billing says "no such contract"
+    created = {}
+
+    def create():
+        created["account"] = billing.create_account(data, actor=actor())
+
+    return attempt(create, _("Account created."), lambda: url_for("admin.account", account_id=created["account"].id),
+                   lambda errors: render_subscriber(s, errors, "account"))
+
+
+# -- contract page ------------------------------------------------------------------------------
+
+def ledger_page(contract: Contract, before: int | None):
+    """Newest entries first, a page at a time, each with the balance just after it."""
+    q = select(LedgerEntry).where(LedgerEntry.contract_id == contract.id)
+    if before:
+        q = q.where(LedgerEntry.id < before)
+    rows = db.session.scalars(q.order_by(LedgerEntry.id.desc()).limit(LEDGER_PAGE + 1)).all()
+    items = rows[:LEDGER_PAGE]
+    if not items:
+        return {"items": [], "next_before": None}
+    # balance after the newest shown entry = balance now - what came after it (index on contract, id)
+    later = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                              .where(LedgerEntry.contract_id == contract.id, LedgerEntry.id > items[0].id))
+    running = contract.balance - (later or 0)
+    shown = []
+    for e in items:
+        shown.append((e, running))
+        running -= e.amount
+    return {"items": shown, "next_before": items[-1].id if len(rows) > LEDGER_PAGE else None}
+
+
+def render_contract(contract: Contract, errors: dict | None = None, form: str | None = None):
+    page = ledger_page(contract, int_arg("before"))
+    if is_htmx() and request.method == "GET" and request.args.get("before"):
+        return render_template("admin/_ledger_rows.html", page=page, c=contract)
+    return render_template("admin/contract.html", c=contract, page=page, errors=errors or {}, open_form=form,
+                           values=request.form if errors else {}, nonce=secrets.token_hex(8))
+
+
+@bp.route("/contracts/<int:contract_id>")
+@staff_required()
+def contract(contract_id: int):
+    """The contract: balance, ledger with the running balance, payment and correction forms."""
+    return render_contract(get_or_404(Contract, contract_id))
+
+
+def _back():
+    """Where a form came from (the card or the contract page), never off-site."""
+    target = request.form.get("back", "")
+    return target if target.startswith("/") and not target.startswith("//") else None
+
+
+@bp.route("/contracts/<int:contract_id>/payments", methods=["POST"])
+@staff_required(*WRITERS)
+def take_payment(contract_id: int):
+    """A payment taken by staff. The form's one-time key makes a double submit harmless."""
+    c = get_or_404(Contract, contract_id)
+    external = form_text("external_id")
+    key = f"payment:{external}" if external else f"form:{request.form.get('nonce', '')}"
+    amount = form_text("amount")
+
+    def pay():
+        if not amount:
+            raise BillingError({"amount": "required"})
+        ledger.post(c.id, "payment", amount, actor=actor(), comment=form_text("comment"), idempotency_key=key)
+
+    back = _back() or url_for("admin.contract", contract_id=c.id)
+    return attempt(pay, _("Payment of %(amount)s taken.", amount=amount), back,
+                   lambda errors: render_form_error(c, errors, "payment"))
+
+
+@bp.route("/contracts/<int:contract_id>/corrections", methods=["POST"])
+@staff_required(*WRITERS)
+def post_correction(contract_id: int):
+    """A correction (either sign) with a required reason."""
+    c = get_or_404(Contract, contract_id)
+    amount, comment = form_text("amount"), form_text("comment")
+
+    def correct():
+        errors = {}
+        if not amount:
+            errors["amount"] = "required"
+        if not comment:
+            errors["comment"] = "required"
+        if errors:
+            raise BillingError(errors)
+        ledger.post(c.id, "correction", amount, actor=actor(), comment=comment,
+                    idempotency_key=f"form:{request.form.get('nonce', '')}")
+
+    back = _back() or url_for("admin.contract", contract_id=c.id)
+    return attempt(correct, _("Correction posted."), back, lambda errors: render_form_error(c, errors, "correction"))
+
+
+def render_form_error(c: Contract, errors: dict, form: str):
+    """Errors are shown on the page the form was on."""
+    if (_back() or "").startswith("/subscribers/"):
+        return render_subscriber(c.subscriber, {f"{form}.{c.id}.{k}": v for k, v in errors.items()}, f"{form}.{c.id}")
+    return render_contract(c, errors, form)
+
+
+@bp.route("/contracts/<int:contract_id>/settings", methods=["POST"])
+@staff_required(*WRITERS)
+def update_contract(contract_id: int):
+    c = get_or_404(Contract, contract_id)
+    data = {"credit_limit": form_text("credit_limit") or "0", "do_not_block": form_bool("do_not_block")}
+
+    def save():
+        directory.save_contract(data, actor=actor(), contract=c)
+        from ..billing.blocking import apply_balance_rule
+        apply_balance_rule([c.id], actor=actor())  # a new limit may block or unblock at once
+
+    return attempt(save, _("Contract settings saved."), url_for("admin.contract", contract_id=c.id),
+                   lambda errors: render_contract(c, errors, "settings"))
+
+
+# -- account page -------------------------------------------------------------------------------
+
+def render_account(account: Account, errors: dict | None = None, form: str | None = None):
+    offered = billing.offered_service_ids(account)
+    fee_ids = {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t and t.fee_service_id}
+    assignable = db.session.scalars(
+        select(CatalogService).where(CatalogService.id.in_(offered - fee_ids)).order_by(CatalogService.name)
+    ).all() if offered else []
+    history = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.object_type == "account", AuditEntry.object_id == account.id)
+        .order_by(AuditEntry.id.desc()).limit(30)
+    ).all()
+    return render_template("admin/account.html", a=account, errors=errors or {}, open_form=form,
+                           values=request.form if errors else {}, assignable=assignable, history=history,
+                           **sync_context(account), **choices())
+
+
+@bp.route("/accounts/<int:account_id>")
+@staff_required()
+def account(account_id: int):
+    """The account: tariffs, extra fields, services, status actions, platform sync, history."""
+    return render_account(get_or_404(Account, account_id))
+
+
+@bp.route("/accounts/<int:account_id>/sync-panel")
+@staff_required()
+def account_sync_panel(account_id: int):
+    """The sync panel alone: it polls itself while a platform is still pending."""
+    a = get_or_404(Account, account_id)
+    return render_template("admin/_account_sync.html", a=a, **sync_context(a))
+
+
+@bp.route("/accounts/<int:account_id>", methods=["POST"])
+@staff_required(*WRITERS)
+def update_account(account_id: int):
+    a = get_or_404(Account, account_id)
+    return attempt(lambda: billing.update_account(a, account_form_data(creating=False), actor=actor()),
+                   _("Account saved."), url_for("admin.account", account_id=a.id),
+                   lambda errors: render_account(a, errors, "edit"))
+
+
+STATUS_ACTIONS = {
+    "activate": (lambda a, who: billing.activate(a, actor=who), "Account activated."),
+    "block": (lambda a, who: billing.block(a, "manager", actor=who), "Account blocked."),
+    "unblock": (lambda a, who: billing.unblock(a, "manager", actor=who), "Account unblocked."),
+    "disable": (lambda a, who: billing.disable(a, actor=who), "Account disabled."),
+}
+
+
+@bp.route("/accounts/<int:account_id>/<any(activate, block, unblock, disable):action>", methods=["POST"])
+@staff_required(*WRITERS)
+def account_status(account_id: int, action: str):
+    """Activate, block (by a manager), unblock (the manager's block), disable."""
+    a = get_or_404(Account, account_id)
+    change, message = STATUS_ACTIONS[action]
+    return attempt(lambda: change(a, actor()), _(message), url_for("admin.account", account_id=a.id),
+                   lambda errors: render_account(a, errors, "status"))
+
+
+@bp.route("/accounts/<int:account_id>/services", methods=["POST"])
+@staff_required(*WRITERS)
+def assign_service(account_id: int):
+    a = get_or_404(Account, account_id)
+    data = {"service_id": form_int("service_id"), "starts_on": form_date("starts_on"),
+            "ends_on": form_date("ends_on")}
+    return attempt(lambda: billing.assign_service(a, data, actor=actor()), _("Service assigned."),
+                   url_for("admin.account", account_id=a.id), lambda errors: render_account(a, errors, "assign"))
+
+
+@bp.route("/assigned-services/<int:assigned_id>/<any(end, expiry, suspend, resume):action>", methods=["POST"])
+@staff_required(*WRITERS)
+def change_service(assigned_id: int, action: str):
+    """End now, set the last day, suspend or resume one assigned service."""
+    s = get_or_404(AssignedService, assigned_id)
+    who = actor()
+    change = {
+        "end": lambda: billing.end_service(s, actor=who),
+        "expiry": lambda: billing.set_service_expiry(s, form_date("ends_on"), actor=who),
+        "suspend": lambda: billing.set_service_state(s, "suspended", actor=who),
+        "resume": lambda: billing.set_service_state(s, "active", actor=who),
+    }[action]
+
+    def checked():
+        ends_on = form_date("ends_on")
+        if action == "expiry" and ends_on is not None and not isinstance(ends_on, date):
+            raise BillingError({"ends_on": "a date"})
+        change()
+
+    return attempt(checked, _("Service changed."), url_for("admin.account", account_id=s.account_id),
+                   lambda errors: render_account(s.account, {f"service.{s.id}.{k}": v for k, v in errors.items()},
+                                                 f"service.{s.id}"))
+
+
+@bp.route("/accounts/<int:account_id>/sync", methods=["POST"])
+@staff_required(*WRITERS)
+def sync_account(account_id: int):
+    """"Sync now" on every platform the account is on; the panel then polls until done."""
+    a = get_or_404(Account, account_id)
+    reconcile.request_sync(a.id, actor())
+    db.session.commit()
+    return with_toast(render_template("admin/_account_sync.html", a=a, **sync_context(a)),
+                      _("Sync requested."))
+
+
+def sync_context(account: Account) -> dict:
+    """The account's sync states, and whether a job for it is still to run (the panel polls)."""
+    waiting = db.session.scalar(select(func.count()).select_from(OutboxEvent).where(
+        OutboxEvent.account_id == account.id, OutboxEvent.processed_at.is_(None)))
+    sync = reconcile.sync_states(account.id)
+    return {"sync": sync, "busy": bool(waiting) or any(s["state"] == "pending" for s in sync)}
