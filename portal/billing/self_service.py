@@ -1,0 +1,192 @@
+"""What a subscriber may do and see in the cabinet: log in, see only their own contracts and
+accounts, read the ledger with its running balance, block and unblock their own account
+(reason ``subscriber``), and change the cabinet password knowing the old one.
+
+The web layer (portal.cabinet) parses input and renders; the decisions are here. Messages are
+English field messages, like the rest of billing; the pages translate them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, func, select, type_coerce
+
+from ..extensions import db
+from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Subscriber, from_minor
+from . import accounts as acc
+from . import audit
+from .errors import BillingError, NotFound
+
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+# Reasons a subscriber cannot lift in the cabinet: a payment lifts the balance block, the
+# operator lifts their own.
+NOT_THEIRS = ("balance", "manager")
+
+
+def actor(subscriber: Subscriber) -> str:
+    """How the audit log names a subscriber acting in the cabinet."""
+    return f"cabinet:{subscriber.cabinet_login}"
+
+
+# -- logging in ---------------------------------------------------------------------------------
+
+def authenticate(login: str, password: str) -> Subscriber | None:
+    """The subscriber with this cabinet login and password, or None."""
+    if not login or not password:
+        return None
+    subscriber = db.session.scalar(select(Subscriber).filter_by(cabinet_login=login))
+    if subscriber is not None and subscriber.check_cabinet_password(password):
+        return subscriber
+    return None
+
+
+def session_key(subscriber: Subscriber) -> str:
+    """A fingerprint of the current password hash, kept in the session: a password change makes
+    every other session of this subscriber stale (cookie sessions cannot be revoked otherwise)."""
+    return hashlib.sha256((subscriber.cabinet_password_hash or "").encode()).hexdigest()[:24]
+
+
+def session_subscriber(subscriber_id, key) -> Subscriber | None:
+    """The subscriber a cabinet session belongs to, if it is still valid."""
+    if not isinstance(subscriber_id, int):
+        return None
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or not subscriber.cabinet_login or session_key(subscriber) != key:
+        return None
+    return subscriber
+
+
+# -- only their own -----------------------------------------------------------------------------
+
+def own_contract(subscriber: Subscriber, contract_id: int) -> Contract:
+    """The subscriber's contract; a foreign or unknown id is NotFound (never "forbidden", so
+    that ids of other subscribers cannot be probed)."""
+    contract = db.session.get(Contract, contract_id) if isinstance(contract_id, int) else None
+    if contract is None or contract.subscriber_id != subscriber.id:
+        raise NotFound({"contract_id": "not found"})
+    return contract
+
+
+def own_account(subscriber: Subscriber, account_id: int) -> Account:
+    account = db.session.get(Account, account_id) if isinstance(account_id, int) else None
+    if account is None or account.contract.subscriber_id != subscriber.id:
+        raise NotFound({"account_id": "not found"})
+    return account
+
+
+# -- money --------------------------------------------------------------------------------------
+
+def top_up_to_unblock(contract: Contract) -> Decimal | None:
+    """How much a payment must at least bring for the balance rule (portal.billing.blocking:
+    blocked while balance + credit limit < 0) to lift the balance block; None if none is due."""
+    short = contract.balance + contract.credit_limit
+    if contract.do_not_block or short >= 0:
+        return None
+    return -short
+
+
+def blocked_by_balance(contract: Contract) -> bool:
+    """Whether any account of the contract is blocked by the balance rule right now."""
+    return any(a.status == "blocked" and "balance" in a.reasons for a in contract.accounts)
+
+
+@dataclass
+class LedgerLine:
+    id: int
+    created_at: datetime
+    kind: str
+    amount: Decimal
+    comment: str | None
+    service: str | None        # for charges and refunds: which service ...
+    period_start: date | None  # ... and which period
+    balance_after: Decimal     # the running balance right after this entry
+
+
+def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) -> dict:
+    """Ledger entries newest first, a keyset page at a time (``before``: the last id shown).
+
+    The running balance after the newest entry on the page is the contract's balance minus
+    every entry newer than it, read in one statement (one snapshot, so a payment posted
+    meanwhile is in both or in neither); the sum runs over the index (contract_id, id) from the
+    top, so the first pages cost the same on a contract of any age."""
+    query = (
+        select(LedgerEntry, CatalogService.name)
+        .outerjoin(AssignedService, AssignedService.id == LedgerEntry.assigned_service_id)
+        .outerjoin(CatalogService, CatalogService.id == AssignedService.service_id)
+        .where(LedgerEntry.contract_id == contract.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    rows = db.session.execute(query).all()[: limit + 1]
+    lines: list[LedgerLine] = []
+    if rows:
+        e, c = LedgerEntry.__table__.c, Contract.__table__.c
+        newer = select(func.coalesce(func.sum(type_coerce(e.amount, BigInteger)), 0)) \
+            .where(e.contract_id == contract.id, e.id > rows[0][0].id).scalar_subquery()
+        running = from_minor(db.session.execute(
+            select(type_coerce(c.balance, BigInteger) - newer).where(c.id == contract.id)).scalar())
+        for entry, service in rows[:limit]:
+            lines.append(LedgerLine(entry.id, entry.created_at, entry.kind, entry.amount, entry.comment,
+                                    service, entry.period_start, running))
+            running -= entry.amount
+    return {"items": lines, "next_before": lines[-1].id if len(rows) > limit else None}
+
+
+# -- the account --------------------------------------------------------------------------------
+
+def live_services(account: Account) -> list[AssignedService]:
+    """Assigned services still in force (active or suspended), without the tariff's own fee
+    service, which the page shows as the tariff's monthly fee."""
+    fees = {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t is not None}
+    return [s for s in account.services if s.state != "ended" and s.service_id not in fees]
+
+
+def may_block(account: Account) -> bool:
+    return account.status == "active"
+
+
+def may_unblock(account: Account) -> bool:
+    return account.status == "blocked" and "subscriber" in account.reasons
+
+
+def block_own(subscriber: Subscriber, account: Account) -> Account:
+    """The subscriber's voluntary block (e.g. while away): charging stops from today."""
+    if account.status != "active":
+        raise BillingError({"status": f"cannot block an account that is {account.status}"})
+    return acc.block(account, "subscriber", actor=actor(subscriber))
+
+
+def unblock_own(subscriber: Subscriber, account: Account) -> Account:
+    """Lift the subscriber's own block; a balance or manager block stays (and says so)."""
+    return acc.unblock(account, "subscriber", actor=actor(subscriber))
+
+
+# -- password -----------------------------------------------------------------------------------
+
+def change_password(subscriber: Subscriber, old: str, new: str, repeat: str) -> None:
+    """Set a new cabinet password; the old one must be right, the new one 8-128 characters and
+    typed twice the same. Errors name the field: old_password, new_password, repeat_password."""
+    errors: dict[str, str] = {}
+    if not old:
+        errors["old_password"] = "required"
+    elif not subscriber.check_cabinet_password(old):
+        errors["old_password"] = "wrong password"
+    if not new:
+        errors["new_password"] = "required"
+    elif len(new) < PASSWORD_MIN:
+        errors["new_password"] = "at least 8 characters"
+    elif len(new) > PASSWORD_MAX:
+        errors["new_password"] = "at most 128 characters"
+    elif old and new == old:
+        errors["new_password"] = "the same as the old password"
+    if new and repeat != new and "new_password" not in errors:
+        errors["repeat_password"] = "the passwords do not match"
+    if errors:
+        raise BillingError(errors)
+    subscriber.set_cabinet_password(new)
+    audit.record(actor(subscriber), "subscriber.cabinet_password", subscriber, "cabinet password changed")
