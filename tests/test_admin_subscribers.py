@@ -8,7 +8,7 @@ from tests.test_admin_dashboard import login
 
 
 def names(html: str) -> list[str]:
-    return re.findall(r"<tr>\s*<td>\d+</td><td>([^<]+)</td>", html)
+    return re.findall(r'<td class="num">\d+</td><td><a href="/subscribers/\d+">([^<]+)</a></td>', html)
 
 
 def test_search_swaps_only_the_rows_and_keeps_the_filter_in_the_url(app, client):
@@ -36,7 +36,7 @@ def test_show_more_continues_after_the_last_row(app, client):
     login(client, "op2")
     first = client.get("/subscribers?lang=ru").get_data(as_text=True)
     assert len(names(first)) == 50
-    more = re.search(r'hx-get="([^"]+after=\d+[^"]*)"', first).group(1).replace("&amp;", "&")
+    more = re.search(r'hx-get="([^"]+after=[^"]+)"', first).group(1).replace("&amp;", "&")
     rest = client.get(more, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert len(names(rest)) == 5 and not set(names(rest)) & set(names(first))
     assert "after=" not in rest  # the last page offers no more
