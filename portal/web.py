@@ -23,7 +23,8 @@ def page_or_fragment(page_template: str, fragment_template: str, **context):
 def with_toast(body, message: str, status: int = 200, **headers):
     """An HTMX answer that also shows a toast (base.html listens for the ``toast`` event)."""
     response = make_response(body, status)
-    response.headers["HX-Trigger"] = json.dumps({"toast": message}, ensure_ascii=False)
+    # HTTP headers are latin-1: a Russian toast travels as JSON \u escapes (htmx decodes them)
+    response.headers["HX-Trigger"] = json.dumps({"toast": str(message)})
     response.headers.update(headers)
     return response
 
