@@ -107,7 +107,8 @@ def test_ledger_is_newest_first_with_running_balance_and_show_more(app, client):
         contract_id = c.id
     cabinet_login(client, "anna")
     html = client.get(f"/cabinet/contracts/{contract_id}").get_data(as_text=True)
-    rows = re.findall(r'class="ledger-row kind-payment".*?платёж (\d+).*?class="num l-after">.*?>([\d,.]+)&nbsp;', html, re.S)
+    row = r'class="ledger-row kind-payment".*?платёж (\d+).*?class="num l-after">.*?>([\d,.]+)&nbsp;'
+    rows = re.findall(row, html, re.S)
     assert [int(n) for n, _b in rows] == list(range(35, 5, -1))  # 30 on the first page, newest first
     assert rows[0][1] == en(sum(range(1, 36))) and rows[1][1] == en(sum(range(1, 35)))
     assert "Payment" in html and "+35.00" in html
@@ -200,8 +201,8 @@ def test_password_change_names_the_wrong_field(app, client):
         subscriber_with_account()
     cabinet_login(client, "anna")
     csrf = token(client, "/cabinet/password")
-    r = client.post("/cabinet/password", data={"csrf_token": csrf, "old_password": "nope", "new_password": "new-secret-9",
-                                               "repeat_password": "new-secret-9"})
+    r = client.post("/cabinet/password", data={"csrf_token": csrf, "old_password": "nope",
+                                               "new_password": "new-secret-9", "repeat_password": "new-secret-9"})
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and re.search(r'data-field="old_password">wrong password<', html)
     r = client.post("/cabinet/password", data={"csrf_token": csrf, "old_password": PASSWORD, "new_password": "short",
@@ -222,7 +223,8 @@ def test_password_change_works_and_ends_my_other_sessions(app, client):
     cabinet_login(other_phone, "anna")
     assert other_phone.get("/cabinet/").status_code == 200
     cabinet_login(client, "anna")
-    r = client.post("/cabinet/password", data={"csrf_token": token(client, "/cabinet/password"), "old_password": PASSWORD,
+    csrf = token(client, "/cabinet/password")
+    r = client.post("/cabinet/password", data={"csrf_token": csrf, "old_password": PASSWORD,
                                                "new_password": "new-secret-9", "repeat_password": "new-secret-9"},
                     follow_redirects=True)
     assert "The password is changed." in r.get_data(as_text=True)
@@ -234,7 +236,7 @@ def test_password_change_works_and_ends_my_other_sessions(app, client):
 
 
 def test_logout_ends_the_cabinet_but_not_a_staff_login_in_the_same_browser(app, client):
-    """Logging out of my cabinet logs me out; a staff login in the same browser stays, and vice versa nothing clashes."""
+    """Does logging out of my cabinet log me out, while a staff login in the same browser stays?"""
     with app.app_context():
         subscriber_with_account()
         gen_staff("olga")

@@ -101,7 +101,8 @@ class LedgerLine:
     amount: Decimal
     comment: str | None
     service: str | None        # for charges and refunds: which service ...
-    period_start: date | None  # ... and which period
+    period_start: date | None  # ... for which period
+    account: str | None        # ... on which account (login)
     balance_after: Decimal     # the running balance right after this entry
 
 
@@ -113,9 +114,10 @@ def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) 
     meanwhile is in both or in neither); the sum runs over the index (contract_id, id) from the
     top, so the first pages cost the same on a contract of any age."""
     query = (
-        select(LedgerEntry, CatalogService.name)
+        select(LedgerEntry, CatalogService.name, Account.login)
         .outerjoin(AssignedService, AssignedService.id == LedgerEntry.assigned_service_id)
         .outerjoin(CatalogService, CatalogService.id == AssignedService.service_id)
+        .outerjoin(Account, Account.id == AssignedService.account_id)
         .where(LedgerEntry.contract_id == contract.id)
         .order_by(LedgerEntry.id.desc())
         .limit(limit + 1)
@@ -130,9 +132,9 @@ def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) 
             .where(e.contract_id == contract.id, e.id > rows[0][0].id).scalar_subquery()
         running = from_minor(db.session.execute(
             select(type_coerce(c.balance, BigInteger) - newer).where(c.id == contract.id)).scalar())
-        for entry, service in rows[:limit]:
+        for entry, service, login in rows[:limit]:
             lines.append(LedgerLine(entry.id, entry.created_at, entry.kind, entry.amount, entry.comment,
-                                    service, entry.period_start, running))
+                                    service, entry.period_start, login, running))
             running -= entry.amount
     return {"items": lines, "next_before": lines[-1].id if len(rows) > limit else None}
 
