@@ -200,7 +200,7 @@ def _form_context(kind: Kind, obj=None, values=None, errors=None) -> dict:
            "action": url_for("admin.ref_save", name=kind.name, ident=obj.id) if obj
            else url_for("admin.ref_create", name=kind.name)}
     if kind.name == "tariffs":
-        ctx["service_options"] = [(s.id, f"{s.name} · {s.price} ₽") for s in db.session.scalars(_visible_services())]
+        ctx["service_options"] = db.session.scalars(_visible_services()).all()
     return ctx
 
 
