@@ -147,6 +147,14 @@ PAYMENTS = ListSpec(
     sorts={"created": _by_id(LedgerEntry)},
 )
 
+# What audit entries are about (billing.audit names them after the table, singular).
+OBJECT_TYPES = {
+    "subscriber": _l("subscriber"), "contract": _l("contract"), "account": _l("account"), "agent": _l("agent"),
+    "catalog_service": _l("catalog service"), "tariff": _l("tariff"), "extra_field_definition": _l("extra field"),
+    "charge_run": _l("charge run"), "staff_user": _l("staff user"), "api_token": _l("API token"),
+    "platform_connection": _l("platform connection"), "job": _l("job"), "system": _l("system"),
+}
+
 AUDIT = ListSpec(
     endpoint="admin.audit", title=_l("Audit log"), rows_template="admin/lists/_audit.html",
     query=lambda: select(AuditEntry),
@@ -154,9 +162,7 @@ AUDIT = ListSpec(
     placeholder=_l("Search: who, summary"),
     columns=[(_l("When"), "created", ""), (_l("Who"), None, ""), (_l("Action"), None, ""), (_l("Object"), None, ""),
              (_l("Summary"), None, "")],
-    filters=[Filter("object", _l("Object"),
-                    lambda: [(t, _l(t)) for t in ("subscriber", "contract", "account", "assigned_service", "agent",
-                                                  "service", "tariff", "staff", "api_token", "platform")],
+    filters=[Filter("object", _l("Object"), lambda: list(OBJECT_TYPES.items()),
                     lambda q, v: q.where(AuditEntry.object_type == v))],
     sorts={"created": _by_id(AuditEntry)},
 )
