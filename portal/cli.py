@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from .billing.errors import BillingError
 from .billing.staff import issue_token
 from .extensions import db
-from .models import ROLES, StaffUser
+from .models import ROLES
 
 staff = AppGroup("staff", help="Staff users of the admin interface.")
 billing = AppGroup("billing", help="Charge runs and other billing jobs.")
@@ -23,13 +23,12 @@ billing = AppGroup("billing", help="Charge runs and other billing jobs.")
 @click.password_option(prompt="Password")
 def staff_create(login: str, role: str, full_name: str, password: str) -> None:
     """Create a staff user (prompts for the password twice)."""
-    if db.session.scalar(db.select(StaffUser).filter_by(login=login)):
-        raise click.ClickException(f"login {login!r} is already taken")
-    if len(password) < 8:
-        raise click.ClickException("the password needs at least 8 characters")
-    user = StaffUser(login=login, role=role, full_name=full_name)
-    user.set_password(password)
-    db.session.add(user)
+    from .billing.staff import create_staff
+
+    try:
+        create_staff({"login": login, "role": role, "full_name": full_name, "password": password}, actor="cli")
+    except BillingError as e:
+        raise click.ClickException(str(e)) from None
     db.session.commit()
     click.echo(f"staff user {login} ({role}) created")
 
