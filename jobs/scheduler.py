@@ -22,13 +22,15 @@ from . import app, billing, sync
 
 
 def periodic(config) -> list[dict]:
-    """Every periodic job, in one list."""
+    """Every periodic job, in one list (each platform adds its own through its registry hook)."""
+    from portal.platforms.registry import all_platforms
+
     return [
         {"name": "sweep-outbox", "func": sync.sweep_outbox, "queue_name": "high",
          "interval": int(config["SWEEP_INTERVAL"])},
         {"name": "charge-run", "func": billing.charge_today, "queue_name": "default", "cron": "5 0 * * *"},
         {"name": "full-reconcile", "func": sync.reconcile_all, "queue_name": "low", "cron": "30 3 * * *"},
-    ]
+    ] + [job for p in all_platforms() if p.periodic for job in p.periodic(config)]
 
 
 def main() -> None:

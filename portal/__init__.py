@@ -111,6 +111,19 @@ def register_jinja(app: Flask) -> None:
         """The errors of one of several forms on a page (keys "<prefix>.<field>")."""
         return {k[len(prefix) + 1:]: v for k, v in errors.items() if k.startswith(prefix + ".")}
 
+    def admin_platform_pages():
+        """(endpoint, title) of each platform's admin page, for the sidebar."""
+        from .platforms.registry import all_platforms
+
+        return [(p.admin_endpoint, p.title) for p in all_platforms() if p.admin_endpoint]
+
+    def cabinet_sections():
+        """Templates the platforms add to the cabinet's home page."""
+        from .platforms.registry import all_platforms
+
+        return [p.cabinet_template for p in all_platforms() if p.cabinet_template]
+
+    app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections)
     app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
                                  scoped=scoped)
 

@@ -38,11 +38,22 @@ SUBSCRIBERS = [
 def demo_load(if_empty: bool) -> None:
     """Load the demo data set (staff admin/admin12345, cabinet demo/demo12345)."""
     if if_empty and db.session.scalar(select(func.count()).select_from(StaffUser)):
-        click.echo("demo data: the database is not empty, nothing loaded")
-        return
-    load()
+        click.echo("demo data: the database is not empty, base data not loaded")
+    else:
+        load()
+        db.session.commit()
+        click.echo("demo data loaded")
+    load_platforms()
     db.session.commit()
-    click.echo("demo data loaded")
+
+
+def load_platforms() -> None:
+    """Each platform's demo data (its hook does nothing when its data is there already)."""
+    from .platforms.registry import all_platforms
+
+    for platform in all_platforms():
+        if platform.demo_load is not None:
+            platform.demo_load()
 
 
 def load() -> None:

@@ -22,9 +22,37 @@ DEMO_LOGINS = """
 """
 
 
+def start_emulators(app) -> list:
+    """Start each platform's demo emulator and point its connection there, unless staff
+    connected that platform to something else (a connection not marked as the demo's)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import PlatformConnection
+    from .platforms import registry
+    from .platforms.connections import save_connection
+
+    running = []
+    with app.app_context():
+        for platform in registry.all_platforms():
+            if platform.demo_emulator is None:
+                continue
+            row = db.session.scalar(select(PlatformConnection).filter_by(kind=platform.name))
+            if row is not None and not (row.options or {}).get("demo_emulator"):
+                continue
+            emu = platform.demo_emulator()
+            running.append(emu)
+            save_connection(platform.name, url=emu.url, login=emu.login, password=emu.password,
+                            options={**emu.options, "demo_emulator": True}, actor="devserver")
+            db.session.commit()
+            print(f"  {platform.title} emulator: {emu.url}", flush=True)
+    return running
+
+
 def main() -> None:
     app = create_app()
     port = int(os.environ.get("PORT", "5000"))
+    emulators = start_emulators(app)
     with app.app_context():
         env = {**os.environ, "REDIS_URL": redis_url_for_children()}
     children = [
@@ -33,6 +61,8 @@ def main() -> None:
     ]
 
     def stop(*_):
+        for emu in emulators:
+            emu.stop()
         for child in children:
             child.terminate()
         for child in children:

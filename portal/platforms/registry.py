@@ -13,15 +13,31 @@ A platform is a package ``portal/platforms/<name>/`` that registers itself on im
   platform's own error text when it refuses.
 * ``emulator.py``: a local stand-in speaking the same protocol, for tests and ``make run``.
 
+Optional hooks (keyword fields of ``Platform``), so that a platform plugs into the shared
+pieces without editing them:
+
+* ``demo_emulator() -> DemoEmulator``: start the emulator with demo data for ``make run``
+  (``portal/devserver.py`` calls it and points the platform's connection at it);
+* ``demo_load()``: add the platform's demo billing data (``flask demo load`` calls it after
+  the base data, in the same transaction);
+* ``periodic(config) -> list[dict]``: rq cron entries (``jobs/scheduler.py`` adds them; stable
+  names, e.g. ``"stalker-refresh"``);
+* ``admin_endpoint``: the platform's admin page, linked in the sidebar under "Platforms";
+* ``cabinet_template``: a template included on the cabinet's home page (context:
+  ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders.
+
 The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
 ``reconcile.py``; an integration never touches the database or RQ.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 _PLATFORMS: dict[str, "Platform"] = {}
+_loaded = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,21 @@ class Platform:
     desired_state: Callable[[Any], dict | None]
     client: Callable[[Any], Any]
     reconcile: Callable[[Any, str, dict | None], dict | None]
+    demo_emulator: Callable[[], "DemoEmulator"] | None = None
+    demo_load: Callable[[], None] | None = None
+    periodic: Callable[[Any], list[dict]] | None = None
+    admin_endpoint: str | None = None
+    cabinet_template: str | None = None
+
+
+@dataclass
+class DemoEmulator:
+    """A running emulator for ``make run``: where it listens and how the portal logs in."""
+    url: str
+    login: str | None = None
+    password: str | None = None
+    options: dict = field(default_factory=dict)
+    stop: Callable[[], None] = lambda: None
 
 
 def register(platform: Platform) -> Platform:
@@ -48,6 +79,22 @@ def known_platforms() -> list[str]:
     return sorted(_PLATFORMS)
 
 
+def all_platforms() -> list[Platform]:
+    load_builtin()
+    return [_PLATFORMS[n] for n in sorted(_PLATFORMS)]
+
+
 def load_builtin() -> None:
-    """Import the platform packages once; each registers itself on import."""
-    from . import webhook  # noqa: F401
+    """Import every platform package (each subpackage of portal.platforms) once; each
+    registers itself on import."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for info in pkgutil.iter_modules(_package_path()):
+        if info.ispkg:
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def _package_path():
+    return importlib.import_module(__package__).__path__
