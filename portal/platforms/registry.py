@@ -24,7 +24,10 @@ pieces without editing them:
   names, e.g. ``"stalker-refresh"``);
 * ``admin_endpoint``: the platform's admin page, linked in the sidebar under "Platforms";
 * ``cabinet_template``: a template included on the cabinet's home page (context:
-  ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders.
+  ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders;
+* ``blueprint``: a Flask blueprint of the platform's own HTTP endpoints (e.g. callbacks the
+  platform makes on us); ``create_app`` registers it. Exempt it from CSRF itself if the
+  platform calls it (``portal.extensions.csrf.exempt(bp)``) and authenticate the caller.
 
 The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
 ``reconcile.py``; an integration never touches the database or RQ.
@@ -52,6 +55,7 @@ class Platform:
     periodic: Callable[[Any], list[dict]] | None = None
     admin_endpoint: str | None = None
     cabinet_template: str | None = None
+    blueprint: Any = None
 
 
 @dataclass
