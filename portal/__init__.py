@@ -65,7 +65,6 @@ def register_blueprints(app: Flask) -> None:
     from .admin.jobs import mount_rq_dashboard
     from .api import register_api
     from .cabinet import bp as cabinet_bp
-
     from .platforms.registry import all_platforms
 
     app.register_blueprint(admin_bp)
