@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import redis
-from flask import abort, current_app, render_template, request, url_for
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -61,7 +61,7 @@ from ..extensions import db
 from ..listing import paginate
 from ..models import Account, SyncState
 from ..platforms import reconcile, registry
-from ..queue import enqueue_once, get_queue, get_redis, redis_url_for_children
+from ..queue import enqueue_once, get_redis, redis_url_for_children
 from ..web import int_arg, is_htmx, with_toast
 from . import bp
 from .auth import staff_required
