@@ -1,0 +1,119 @@
+"""The «Интерсвязь» operator API as we know it: the draft contract of
+../shared/protocols/intercom.md section 5.4 (the vendor's real API is not public; swapping to it
+changes only this module). JSON in and out; ``Authorization: Bearer <api key>`` (the key is
+the connection's password, write-only and never logged); errors ``{"error": code,
+"message": text}`` with an HTTP status.
+
+* ``GET /profiles/{login}`` → 200 ``{login, full_name, phones[], addresses: [{account_id,
+  house_id, flat, access}]}`` | 404
+* ``POST /profiles`` ``{login, full_name, phones[]}`` → 201 | 409 (exists: we link it)
+* ``PUT /profiles/{login}/addresses/{account_id}`` ``{house_id, flat, access}`` → 200 | 201
+* ``DELETE /profiles/{login}/addresses/{account_id}`` → 204 | 404 (gone already: fine)
+* ``DELETE /profiles/{login}`` → 204 | 404
+
+``access`` is the access profile of section 5.2: nine booleans (``ACCESS_FIELDS``).
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import requests
+
+from ..http import HttpClient, PlatformError, _calls, public_url
+
+ACCESS_FIELDS = ("open_key", "open_code", "open_app", "open_face", "calls_analog", "calls_sip_app",
+                 "calls_landline", "video_live", "video_archive")
+CHECK_LOGIN = "portal-connection-check"  # a login nobody has: 404 means "reachable, key accepted"
+
+
+class IntercomClient(HttpClient):
+    """One connection to the platform: URL, the API key (the connection's password)."""
+
+    def __init__(self, connection):
+        super().__init__(connection)
+        self.session.auth = None  # the key goes as a bearer token, not as Basic credentials
+        if connection.password:
+            self.session.headers["Authorization"] = f"Bearer {connection.password}"
+            self._secrets.append(f"Bearer {connection.password}")
+        self.options = dict(connection.options or {})
+
+    def call(self, method: str, path: str, *, expect: tuple[int, ...] = (), **kwargs) -> requests.Response:
+        """One audited call. A status in ``expect`` (e.g. 404 for "no such profile") is an
+        answer, not an error; any other status >= 400 raises PlatformError with the
+        platform's message."""
+        url = self.base_url + path
+        call = {"method": method, "url": public_url(url)}
+        started = time.monotonic()
+        response = None
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as e:
+            call["error"] = self._redact(f"{type(e).__name__}: {e}")
+        else:
+            call["status"] = response.status_code
+            if response.status_code >= 400 and response.status_code not in expect:
+                call["error"] = self._redact(f"HTTP {response.status_code}: {_message(response)}")
+        call["ms"] = round((time.monotonic() - started) * 1000)
+        log = _calls.get()
+        if log is not None:
+            log.append(call)
+        if "error" in call:
+            raise PlatformError(call["error"])
+        return response
+
+    # -- the contract -------------------------------------------------------------------------------
+
+    def get_profile(self, login: str) -> dict | None:
+        r = self.call("GET", f"/profiles/{_seg(login)}", expect=(404,))
+        return None if r.status_code == 404 else _json(r)
+
+    def create_profile(self, login: str, full_name: str, phones: list[str]) -> bool:
+        """Create the profile; False when it exists already (then we link it)."""
+        r = self.call("POST", "/profiles", json={"login": login, "full_name": full_name, "phones": phones},
+                      expect=(409,))
+        return r.status_code != 409
+
+    def upsert_address(self, login: str, account_id: int, house_id: str, flat: str, access: dict) -> None:
+        self.call("PUT", f"/profiles/{_seg(login)}/addresses/{account_id}",
+                  json={"house_id": house_id, "flat": flat, "access": access})
+
+    def remove_address(self, login: str, account_id: int) -> bool:
+        """Remove the address; False when it was not there (already gone: fine)."""
+        return self.call("DELETE", f"/profiles/{_seg(login)}/addresses/{account_id}",
+                         expect=(404,)).status_code != 404
+
+    def delete_profile(self, login: str) -> bool:
+        return self.call("DELETE", f"/profiles/{_seg(login)}", expect=(404,)).status_code != 404
+
+    def check(self) -> dict:
+        """Reachable? Key accepted? Read a profile nobody has: 404 or 200 says yes to both,
+        401/403 says the key is refused, no answer says unreachable. Never raises."""
+        try:
+            r = self.call("GET", f"/profiles/{CHECK_LOGIN}", expect=(401, 403, 404))
+        except PlatformError as e:
+            return {"reachable": False, "token_ok": None, "error": str(e)}
+        if r.status_code in (401, 403):
+            return {"reachable": True, "token_ok": False, "error": f"HTTP {r.status_code}: {_message(r)}"}
+        return {"reachable": True, "token_ok": True, "error": None}
+
+
+def _seg(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _json(r: requests.Response):
+    try:
+        return r.json()
+    except ValueError:
+        raise PlatformError(f"HTTP {r.status_code}: not JSON: {r.text.strip()[:200]}") from None
+
+
+def _message(r: requests.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text.strip()[:1000]
+    if isinstance(body, dict) and (body.get("message") or body.get("error")):
+        return str(body.get("message") or body.get("error"))[:1000]
+    return r.text.strip()[:1000]

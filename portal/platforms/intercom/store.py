@@ -1,0 +1,80 @@
+"""The intercom sync's own records (portal/models/intercom.py), written during a reconcile.
+
+Each function is one short transaction on its own connection: the reconcile machinery holds
+no transaction while the platform is called, and neither do we. Callers hold the profile's
+Redis lock (sync.profile_lock), so check-then-insert cannot race for one profile; the
+account's attachments are changed only under the account's own reconcile lock.
+"""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+
+from ...extensions import db
+from ...models import Account, IntercomAttachment, IntercomProfile, utcnow
+
+P = IntercomProfile.__table__
+A = IntercomAttachment.__table__
+
+
+def account_id(account_login: str) -> int | None:
+    with db.engine.connect() as conn:
+        return conn.scalar(select(Account.__table__.c.id).where(Account.__table__.c.login == account_login))
+
+
+def attached_logins(account_id: int) -> list[str]:
+    with db.engine.connect() as conn:
+        return list(conn.scalars(select(A.c.login).where(A.c.account_id == account_id).order_by(A.c.login)))
+
+
+def attached_accounts(login: str) -> list[int]:
+    with db.engine.connect() as conn:
+        return list(conn.scalars(select(A.c.account_id).where(A.c.login == login)))
+
+
+def attach(account_id: int, login: str) -> None:
+    with db.engine.begin() as conn:
+        if conn.scalar(select(A.c.id).where(A.c.account_id == account_id, A.c.login == login)) is None:
+            conn.execute(insert(A).values(account_id=account_id, login=login, created_at=utcnow()))
+
+
+def detach(account_id: int, login: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(delete(A).where(A.c.account_id == account_id, A.c.login == login))
+
+
+def note_profile(login: str, created_by_us: bool | None) -> None:
+    """Remember a profile we are on; ``created_by_us`` None keeps what is known (a new row:
+    linked, not created)."""
+    with db.engine.begin() as conn:
+        row = conn.execute(select(P.c.id, P.c.created_by_us).where(P.c.login == login)).first()
+        if row is None:
+            conn.execute(insert(P).values(login=login, created_by_us=bool(created_by_us), phones=[], addresses=[],
+                                          created_at=utcnow()))
+        elif created_by_us is not None and row.created_by_us != created_by_us:
+            conn.execute(update(P).where(P.c.id == row.id).values(created_by_us=created_by_us))
+
+
+def created_by_us(login: str) -> bool:
+    with db.engine.connect() as conn:
+        return bool(conn.scalar(select(P.c.created_by_us).where(P.c.login == login)))
+
+
+def snapshot(login: str, profile: dict) -> None:
+    """The profile as the platform showed it just now (the admin's drift view reads it)."""
+    addresses = sorted(({"account_id": a.get("account_id"), "house_id": a.get("house_id"), "flat": a.get("flat"),
+                         "access": a.get("access")} for a in profile.get("addresses") or []),
+                       key=lambda a: str(a["account_id"]))
+    with db.engine.begin() as conn:
+        conn.execute(update(P).where(P.c.login == login).values(
+            full_name=(profile.get("full_name") or None), phones=list(profile.get("phones") or []),
+            addresses=addresses, checked_at=utcnow()))
+
+
+def forget_profile(login: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(delete(P).where(P.c.login == login))
+
+
+def account_exists(account_id: int) -> bool:
+    with db.engine.connect() as conn:
+        return conn.scalar(select(Account.__table__.c.id).where(Account.__table__.c.id == account_id)) is not None
