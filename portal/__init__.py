@@ -127,7 +127,10 @@ def register_jinja(app: Flask) -> None:
 
         return [p.cabinet_template for p in all_platforms() if p.cabinet_template]
 
-    app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections)
+    from .web import state_title
+
+    app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
+                                 state_title=state_title)
     app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
                                  scoped=scoped)
 

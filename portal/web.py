@@ -61,30 +61,77 @@ _PATTERNS = [
     (re.compile(r"^does not match (.+)$"), _l("does not match %(n)s")),
 ]
 # The fixed messages billing uses, listed so that pybabel puts them in the catalog.
-KNOWN = [_l(m) for m in (
-    "required", "already taken", "not found", "no such agent", "no such contract", "no such extra field",
-    "no such service", "no such subscriber", "no such tariff", "unknown service id", "must be an integer",
-    "must be negative", "must not be negative", "must be true or false", "true or false", "too large",
-    "not a decimal number", "at most two decimal places", "at most 500 characters", "at least 8 characters",
-    "4-128 characters", "1-64 latin letters, digits, _ . @ -", "1-32 letters, digits, / . _ -",
-    "a date", "a date not before starts_on", "a date not before the start", "not an e-mail address",
-    "a list of phone numbers (digits, +, spaces, brackets, dashes)", "a list of service ids",
-    "a list of tariff ids", "a multi-tariff cannot be the main tariff", "each must be an existing multi-tariff",
-    "active or suspended, on a service that has not ended", "already disabled",
-    "already used for a different payment", "an account needs a tariff to be activated",
-    "lowercase latin letters, digits and _, starting with a letter", "not a valid regular expression",
-    "manager or subscriber (the balance block is set by the balance rule)",
-    "manager or subscriber; a balance block is lifted by a payment", "required with a cabinet password",
-    "required with a platform", "the account is disabled", "the account's tariffs do not offer this service",
-    "the service has ended already",
-)]
+KNOWN = [
+    _l("required"),
+    _l("already taken"),
+    _l("not found"),
+    _l("no such agent"),
+    _l("no such contract"),
+    _l("no such extra field"),
+    _l("no such service"),
+    _l("no such subscriber"),
+    _l("no such tariff"),
+    _l("unknown service id"),
+    _l("must be an integer"),
+    _l("must be negative"),
+    _l("must not be negative"),
+    _l("must be true or false"),
+    _l("true or false"),
+    _l("too large"),
+    _l("not a decimal number"),
+    _l("at most two decimal places"),
+    _l("at most 500 characters"),
+    _l("at least 8 characters"),
+    _l("4-128 characters"),
+    _l("1-64 latin letters, digits, _ . @ -"),
+    _l("1-32 letters, digits, / . _ -"),
+    _l("a date"),
+    _l("a date not before starts_on"),
+    _l("a date not before the start"),
+    _l("not an e-mail address"),
+    _l("a list of phone numbers (digits, +, spaces, brackets, dashes)"),
+    _l("a list of service ids"),
+    _l("a list of tariff ids"),
+    _l("a multi-tariff cannot be the main tariff"),
+    _l("each must be an existing multi-tariff"),
+    _l("active or suspended, on a service that has not ended"),
+    _l("already disabled"),
+    _l("already used for a different payment"),
+    _l("an account needs a tariff to be activated"),
+    _l("lowercase latin letters, digits and _, starting with a letter"),
+    _l("not a valid regular expression"),
+    _l("manager or subscriber (the balance block is set by the balance rule)"),
+    _l("manager or subscriber; a balance block is lifted by a payment"),
+    _l("required with a cabinet password"),
+    _l("required with a platform"),
+    _l("the account is disabled"),
+    _l("the account's tariffs do not offer this service"),
+    _l("the service has ended already"),
+    _l("must be positive"),
+    _l("must not be zero"),
+]
+
+# State and reason names as pages show them (badges, filters): one place for their wording.
+STATE_TITLES = {
+    "inactive": _l("inactive"), "active": _l("active"), "blocked": _l("blocked"), "disabled": _l("disabled"),
+    "suspended": _l("suspended"), "ended": _l("ended"),
+    "ok": _l("in sync"), "pending": _l("pending"), "retry": _l("retrying"), "dead": _l("failed"),
+    "queued": _l("queued"), "started": _l("running"), "finished": _l("finished"), "failed": _l("failed"),
+    "scheduled": _l("scheduled"), "deferred": _l("deferred"), "stopped": _l("stopped"), "canceled": _l("canceled"),
+}
+REASON_TITLES = {"balance": _l("balance"), "manager": _l("a manager"), "subscriber": _l("the subscriber")}
+
+
+def state_title(state: str) -> str:
+    return str(STATE_TITLES.get(state, state))
 
 
 def translate_message(message: str) -> str:
     for pattern, template in _PATTERNS:
         m = pattern.match(message)
         if m:
-            return str(template) % {"n": m.group(1)}
+            value = m.group(1)
+            return str(template) % {"n": REASON_TITLES.get(value) or STATE_TITLES.get(value) or value}
     return gettext(message)
 
 

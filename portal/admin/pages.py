@@ -12,6 +12,7 @@ from datetime import date
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -321,10 +322,10 @@ def update_account(account_id: int):
 
 
 STATUS_ACTIONS = {
-    "activate": (lambda a, who: billing.activate(a, actor=who), "Account activated."),
-    "block": (lambda a, who: billing.block(a, "manager", actor=who), "Account blocked."),
-    "unblock": (lambda a, who: billing.unblock(a, "manager", actor=who), "Account unblocked."),
-    "disable": (lambda a, who: billing.disable(a, actor=who), "Account disabled."),
+    "activate": (lambda a, who: billing.activate(a, actor=who), _l("Account activated.")),
+    "block": (lambda a, who: billing.block(a, "manager", actor=who), _l("Account blocked.")),
+    "unblock": (lambda a, who: billing.unblock(a, "manager", actor=who), _l("Account unblocked.")),
+    "disable": (lambda a, who: billing.disable(a, actor=who), _l("Account disabled.")),
 }
 
 
@@ -334,7 +335,7 @@ def account_status(account_id: int, action: str):
     """Activate, block (by a manager), unblock (the manager's block), disable."""
     a = get_or_404(Account, account_id)
     change, message = STATUS_ACTIONS[action]
-    return attempt(lambda: change(a, actor()), _(message), url_for("admin.account", account_id=a.id),
+    return attempt(lambda: change(a, actor()), str(message), url_for("admin.account", account_id=a.id),
                    lambda errors: render_account(a, errors, "status"))
 
 

@@ -61,11 +61,14 @@ LABELS = {
 }
 # Messages from portal.platforms.connections and portal.billing.staff, listed so that pybabel
 # puts them in the catalog (portal.web.error_fields translates them).
-MESSAGES = [_l(m) for m in (
-    "an http:// or https:// URL", "no credentials in the URL: give the login and the password separately",
-    "at most 200 characters", "you cannot take the admin role from yourself", "you cannot disable yourself",
-    "one line KEY=VALUE per option",
-)]
+MESSAGES = [
+    _l("an http:// or https:// URL"),
+    _l("no credentials in the URL: give the login and the password separately"),
+    _l("at most 200 characters"),
+    _l("you cannot take the admin role from yourself"),
+    _l("you cannot disable yourself"),
+    _l("one line KEY=VALUE per option"),
+]
 
 
 def label(value) -> str:
