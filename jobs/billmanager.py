@@ -1,0 +1,54 @@
+"""BILLmanager reselling jobs (portal.platforms.billmanager does the work)."""
+from __future__ import annotations
+
+from rq import get_current_job
+
+from portal.platforms.billmanager import handlers, importer, orders
+
+from . import in_app_context
+
+
+def _say(text: str) -> str:
+    job = get_current_job()
+    if job is not None:
+        job.meta["result"] = text
+        job.save_meta()
+    return text
+
+
+@in_app_context
+def check_handler(handler_id: int, actor: str = "system") -> str:
+    r = handlers.refresh_balance(handler_id, actor=actor, with_types=True)
+    return _say(f"{r['balance']} {r['currency'] or ''}".strip() + (
+        f" · {', '.join(r['itemtypes'])}" if r["itemtypes"] else ""))
+
+
+@in_app_context
+def fetch_pricelist(handler_id: int, actor: str = "system") -> str:
+    r = importer.fetch_pricelist(handler_id, actor=actor)
+    return _say(f"{r['tariffs']}: {', '.join(r['itemtypes'])}")
+
+
+@in_app_context
+def resync_tariff(tariff_id: int, actor: str = "system") -> str:
+    return _say(importer.resync_tariff(tariff_id, actor=actor))
+
+
+@in_app_context
+def order_service(svc_id: int) -> str:
+    return orders.order_service(svc_id)
+
+
+@in_app_context
+def renew_due() -> dict:
+    return orders.renew_due()
+
+
+@in_app_context
+def poll() -> dict:
+    return orders.poll()
+
+
+@in_app_context
+def check_balances() -> dict:
+    return handlers.check_balances()

@@ -1,0 +1,38 @@
+"""Reselling through a selling BILLmanager 6: service handlers (several selling accounts,
+one product type each), tariff import from ``pricelist.export``, orders paid here and
+ordered there with ``remoteid``, suspend/resume/delete through the outbox, renewal after each
+charge run, a 5-minute poller and a twice-daily balance check. Protocol notes:
+/work/shared/protocols/billmanager.md; see client.py, orders.py, sync.py."""
+from ..registry import DemoEmulator, Platform, register
+from . import sync
+
+
+def _demo_emulator() -> DemoEmulator:
+    from .emulator import DEMO_LOGIN, DEMO_PASSWORD, demo
+
+    seller = demo().start()
+    return DemoEmulator(url=seller.url, login=DEMO_LOGIN, password=DEMO_PASSWORD,
+                        options={"credentials": "per handler"}, stop=seller.stop)
+
+
+def _demo_load() -> None:
+    from .demo import load
+
+    load()
+
+
+def _periodic(config) -> list[dict]:
+    from jobs import billmanager as jobs
+
+    return [
+        {"name": "billmanager-poll", "func": jobs.poll, "queue_name": "default", "interval": 300},
+        {"name": "billmanager-renew", "func": jobs.renew_due, "queue_name": "default", "cron": "35 0 * * *"},
+        {"name": "billmanager-balances", "func": jobs.check_balances, "queue_name": "default",
+         "cron": "0 6,18 * * *"},
+    ]
+
+
+register(Platform(name="billmanager", title="BILLmanager", desired_state=sync.desired_state, client=sync.Fleet,
+                  reconcile=sync.reconcile, demo_emulator=_demo_emulator, demo_load=_demo_load,
+                  periodic=_periodic, admin_endpoint=None,
+                  cabinet_template=None))

@@ -1,0 +1,206 @@
+"""The selling BILLmanager's wire protocol (docs: /work/shared/protocols/billmanager.md).
+
+Every call is ``POST <url>`` (the full path to ``billmgr``) with a form body:
+``func=<function>&out=json&lang=en&authinfo=<user>:<password>`` plus the function's
+parameters. The password therefore never appears in a URL. Answers are ``{"doc": {...}}``;
+text nodes come as ``{"$": "value"}`` and are unwrapped here; a list (``doc.elem``) may be an
+array, a single object or absent. Errors come with HTTP 200 as ``doc.error`` with ``$type``
+(``auth``, ``access``, ``value`` with ``$object``, ``missed``, ...) and ``msg``.
+
+Reads may be retried; calls that move money (``order``, ``prolong``) are made once and
+never retried here: a caller that sees ``BillmgrTransportError`` on them must find out what
+happened on the seller before doing anything else (orders.py does).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import requests
+
+from ..http import PlatformError, public_url, _calls
+
+ITEM_STATUS = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "in progress"}
+
+
+class BillmgrError(PlatformError):
+    """The seller refused; ``type`` is its ``$type``, ``object`` the field concerned."""
+
+    def __init__(self, message: str, type: str = "", object: str | None = None):
+        super().__init__(message)
+        self.type, self.object = type, object
+
+
+class BillmgrAuthError(BillmgrError):
+    pass
+
+
+class BillmgrAccessError(BillmgrError):
+    pass
+
+
+class BillmgrValueError(BillmgrError):
+    pass
+
+
+class BillmgrNotFound(BillmgrError):
+    pass
+
+
+class BillmgrTransportError(PlatformError):
+    """No usable answer: timeout, refused connection, HTTP error, not JSON (e.g. a DDoS
+    guard's HTML page). For a money-moving call the outcome is unknown."""
+
+
+ERRORS = {"auth": BillmgrAuthError, "access": BillmgrAccessError, "value": BillmgrValueError,
+          "missed": BillmgrNotFound}
+
+
+def unwrap(node):
+    """``{"$": "x"}`` -> ``"x"`` recursively; other keys kept (``$id`` etc.)."""
+    if isinstance(node, dict):
+        if set(node) == {"$"}:
+            return node["$"]
+        return {k: unwrap(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [unwrap(v) for v in node]
+    return node
+
+
+def as_list(value) -> list:
+    """``elem`` and friends: an array, one object, or absent."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def normalise_url(url: str) -> str:
+    """The handler URL is the full path to billmgr; a trailing slash is dropped and
+    ``/billmgr`` is never appended twice."""
+    url = (url or "").strip().rstrip("/")
+    if not re.search(r"/billmgr$", url):
+        url += "/billmgr"
+    return url
+
+
+def parse_money(text) -> tuple[Decimal | None, str | None]:
+    """``"123.45 RUB"`` / ``"123.45"`` / ``123.45`` -> (Decimal, currency)."""
+    m = re.match(r"^\s*(-?[\d\s]+(?:[.,]\d+)?)\s*([A-Za-z]{3})?", str(text or ""))
+    if not m:
+        return None, None
+    try:
+        return Decimal(m.group(1).replace(" ", "").replace(",", ".")), m.group(2)
+    except InvalidOperation:
+        return None, None
+
+
+@dataclass
+class BillmgrClient:
+    url: str
+    username: str
+    password: str = field(repr=False)
+    timeout: float = 15.0
+    order_timeout: float = 30.0
+    lang: str = "en"
+
+    def __post_init__(self):
+        self.url = normalise_url(self.url)
+        self.session = requests.Session()
+
+    # -- the one transport ------------------------------------------------------------------
+
+    def call(self, func: str, *, timeout: float | None = None, **params) -> dict:
+        """One POST; returns ``doc`` unwrapped, or raises a typed error."""
+        form = {"func": func, "out": "json", "lang": self.lang,
+                "authinfo": f"{self.username}:{self.password}"}
+        form.update({k: v for k, v in params.items() if v is not None})
+        entry = {"method": "POST", "url": public_url(self.url), "func": func}
+        started = time.monotonic()
+        try:
+            response = self.session.post(self.url, data=form, timeout=timeout or self.timeout)
+            entry["status"] = response.status_code
+            if response.status_code >= 400:
+                raise BillmgrTransportError(f"HTTP {response.status_code} from {public_url(self.url)}")
+            try:
+                doc = response.json()["doc"]
+            except (ValueError, KeyError, TypeError):
+                raise BillmgrTransportError(f"not a BILLmanager JSON answer from {public_url(self.url)}") from None
+        except requests.Timeout:
+            entry["error"] = f"timeout after {timeout or self.timeout}s"
+            raise BillmgrTransportError(f"{func}: no answer within {timeout or self.timeout}s") from None
+        except requests.RequestException as e:
+            entry["error"] = self._redact(f"{type(e).__name__}: {e}")
+            raise BillmgrTransportError(f"{func}: {entry['error']}") from None
+        except BillmgrTransportError as e:
+            entry["error"] = str(e)
+            raise
+        finally:
+            entry["ms"] = round((time.monotonic() - started) * 1000)
+            log = _calls.get()
+            if log is not None:
+                log.append(entry)
+        doc = unwrap(doc)
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if error:
+            if not isinstance(error, dict):
+                error = {"msg": str(error)}
+            kind = error.get("$type", "")
+            msg = error.get("msg") or kind or "error"
+            if isinstance(msg, dict):
+                msg = msg.get("$", str(msg))
+            entry["error"] = f"{kind}: {msg}"[:300]
+            raise ERRORS.get(kind, BillmgrError)(self._redact(str(msg)), kind, error.get("$object"))
+        return doc
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.password, "***") if self.password else text
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def list(self, itemtype: str) -> list[dict]:
+        """The account's services of one product type (``func=<type>``)."""
+        return as_list(self.call(itemtype).get("elem"))
+
+    def export_pricelists(self, itemtype: str | None = None, pricelist: str | None = None) -> list[dict]:
+        doc = self.call("pricelist.export", itemtype=itemtype, pricelist=pricelist)
+        return as_list(doc.get("pricelist"))
+
+    def balance(self) -> tuple[Decimal, str | None]:
+        """The selling account's balance: ``subaccount``, else ``dashboard.info``."""
+        try:
+            rows = as_list(self.call("subaccount").get("elem"))
+            if rows and rows[0].get("balance") is not None:
+                amount, currency = parse_money(rows[0]["balance"])
+                if amount is not None:
+                    return amount, currency or rows[0].get("currency")
+        except (BillmgrAccessError, BillmgrNotFound):
+            pass
+        rows = as_list(self.call("dashboard.info").get("elem"))
+        amount, currency = parse_money(rows[0].get("balance") if rows else None)
+        if amount is None:
+            raise BillmgrError("the seller did not say the balance", "balance")
+        return amount, currency
+
+    # -- money-moving calls: once, never retried -------------------------------------------
+
+    def order(self, itemtype: str, *, pricelist: str, period: int, remoteid: str, datacenter: str | None = None,
+              domain: str | None = None, autoprolong: int | None = None) -> dict:
+        return self.call(f"v2.{itemtype}.order.param", timeout=self.order_timeout, pricelist=pricelist,
+                         order_period=str(period), datacenter=datacenter, domain=domain, remoteid=remoteid,
+                         autoprolong=str(autoprolong) if autoprolong else None, skipbasket="on", sok="ok")
+
+    def prolong(self, elid: str, period: int = 1) -> dict:
+        return self.call("service.prolong", timeout=self.order_timeout, elid=elid, period=str(period), sok="ok")
+
+    # -- state changes (idempotent on the seller: asking twice is harmless) ------------------
+
+    def suspend(self, itemtype: str, elid: str) -> dict:
+        return self.call(f"{itemtype}.suspend", elid=elid, sok="ok")
+
+    def resume(self, itemtype: str, elid: str) -> dict:
+        return self.call(f"{itemtype}.resume", elid=elid, sok="ok")
+
+    def delete(self, itemtype: str, elid: str) -> dict:
+        return self.call(f"{itemtype}.delete", elid=elid, sok="ok")

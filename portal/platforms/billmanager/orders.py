@@ -1,0 +1,411 @@
+"""Resold services: the order (paid here, then ordered on the seller), its money-safe job,
+renewal at each charged month, the 5-minute poller, and staff's restart.
+
+Money here: our subscriber pays through the charge run. An order assigns the tariff's
+catalog service to one of the contract's accounts (monthly in advance: the rest of this month
+is charged at once, through the ledger, in the order's transaction); each later month is
+charged by the nightly charge run, and ``renew_due`` renews the service on the seller once
+per charged month (the key: ``renewed_period``). Money on the seller: before any order or
+renewal the handler's balance must stay at or above its minimum after paying; otherwise the
+operation waits and the handler's department gets a task.
+
+An order call is sent at most once per attempt, after the service is marked ``ordering`` with
+a snapshot of the seller's ids; if its answer is lost (timeout), the job looks for the new
+service on the seller and, if it cannot tell, flags the order (``attention``) and opens a task.
+Nothing orders again until a person says so.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ...billing import audit, clock
+from ...billing.errors import BillingError
+from ...extensions import db
+from ...models import AssignedService, BmHandler, BmService, BmTariff, ChargePeriod, utcnow
+from ...platforms.outbox import notify
+from ..http import PlatformError, recording
+from .client import BillmgrError, BillmgrTransportError
+from .handlers import client_for, min_balance_ok, record_calls
+from .tasks import close_by_key, open_task
+
+ORDER_JOB = "jobs.billmanager.order_service"
+
+
+def _setting(name: str, default: float) -> float:
+    return float(current_app.config.get(name) or os.environ.get(name) or default)
+
+
+# -- what billing wants on the seller --------------------------------------------------------
+
+def desired(svc: BmService) -> str:
+    """The one rule: ``active``, ``suspended`` or ``deleted`` on the seller."""
+    if svc.state == "deleted" or svc.assigned.state == "ended":
+        return "deleted"
+    if svc.account.status == "active" and svc.assigned.state == "active":
+        return "active"
+    return "suspended"  # any block (balance, manager, subscriber), a suspension, a disabled account
+
+
+# -- placing an order -------------------------------------------------------------------------
+
+def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, actor: str) -> BmService:
+    """Pay for and queue an order; the caller commits, then calls ``enqueue_order``."""
+    from ...billing.blocking import apply_balance_rule
+    from ...billing.charging import charge
+
+    errors = {}
+    if tariff is None or not tariff.enabled:
+        errors["tariff_id"] = "no such tariff"
+    if account is None:
+        errors["account_id"] = "no such account"
+    elif account.status != "active":
+        errors["account_id"] = "the account must be active"
+    domain = (domain or "").strip().lower() or None
+    if domain and (len(domain) > 200 or not all(part.replace("-", "").isalnum() for part in domain.split("."))):
+        errors["domain"] = "a domain name such as example.ru"
+    if not errors:
+        contract = account.contract
+        if contract.balance + contract.credit_limit < tariff.price:
+            errors["tariff_id"] = "not enough money on the contract: top it up first"
+    if errors:
+        raise BillingError(errors)
+    today = clock.today()
+    assigned = AssignedService(account=account, service_id=tariff.service_id, starts_on=today, state="active",
+                               state_changed_on=today)
+    db.session.add(assigned)
+    db.session.flush()
+    svc = BmService(tariff=tariff, account=account, assigned_service_id=assigned.id, domain=domain,
+                    state="pending", created_by=actor)
+    db.session.add(svc)
+    db.session.flush()
+    # the rest of this month is charged now (the charge run's rules), then the balance rule
+    charge(today, account_ids=[account.id], actor=actor, rules=False)
+    apply_balance_rule([account.contract_id], actor=actor)
+    audit.record(actor, "billmanager.order", svc, f"{tariff.name} for {account.login}",
+                 after={"tariff_id": tariff.id, "account_id": account.id, "domain": domain})
+    notify([account.id], "billmanager.order")
+    return svc
+
+
+def enqueue_order(svc_id: int) -> str | None:
+    """Hand the order to the worker (after commit). A Redis outage loses nothing: the poller
+    picks up pending orders that wait for nobody."""
+    from ...queue import get_queue
+
+    try:
+        return get_queue("high").enqueue(ORDER_JOB, svc_id, job_id=f"bm-order-{svc_id}-{int(time.time() * 1000)}",
+                                         job_timeout=600).id
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def restart(svc: BmService, *, actor: str, not_ordered: bool = False) -> None:
+    """Staff restart a pending order (after topping up the seller); for a flagged order they
+    first confirm it did not reach the seller (``not_ordered``). The caller commits and
+    enqueues."""
+    if svc.state == "attention" and not not_ordered:
+        raise BillingError({"state": "check the seller first, then confirm the order is not there"})
+    if svc.state not in ("pending", "attention"):
+        raise BillingError({"state": "only a pending or flagged order can be restarted"})
+    svc.state, svc.order_snapshot, svc.last_error = "pending", None, None
+    close_by_key(f"billmanager:order:{svc.id}", actor=actor)
+    audit.record(actor, "billmanager.order.restart", svc, f"service {svc.id}")
+
+
+# -- the order job ---------------------------------------------------------------------------
+
+def _candidates(tariff: BmTariff) -> list[BmHandler]:
+    """Handlers that can order this tariff (the same seller and product type), by sort."""
+    base = tariff.handler
+    return list(db.session.scalars(select(BmHandler).where(
+        BmHandler.enabled.is_(True), BmHandler.itemtype == base.itemtype, BmHandler.url == base.url)
+        .order_by(BmHandler.sort, BmHandler.id)))
+
+
+def order_service(svc_id: int) -> str:
+    """Order one service on the seller; returns its state afterwards."""
+    from ...queue import get_redis
+
+    with get_redis().lock(f"portal:lock:billmanager:service:{svc_id}", timeout=900, blocking_timeout=900):
+        return _order(svc_id)
+
+
+def _order(svc_id: int) -> str:
+    svc = db.session.get(BmService, svc_id)
+    if svc is None:
+        return "gone"
+    if svc.state == "ordering":  # an earlier attempt's answer was lost: find out, never resend
+        return _establish(svc_id)
+    if svc.state != "pending":
+        return svc.state
+    if desired(svc) != "active":
+        svc.last_error = "waiting: the account is not active"
+        db.session.commit()
+        return "pending"
+    tariff = svc.tariff
+    cost = tariff.seller_cost(1)
+    handlers = [(h.id, h.name, h.min_balance, client_for(h)) for h in _candidates(tariff)]
+    department = tariff.handler.department_id
+    itemtype, remote_tariff, dc, domain = tariff.itemtype, tariff.remote_id, tariff.remote_datacenter, svc.domain
+    db.session.rollback()
+
+    chosen, short = None, []
+    with recording() as calls:
+        for hid, name, minimum, client in handlers:
+            try:
+                balance, currency = client.balance()
+            except PlatformError as e:
+                short.append(f"{name}: {e}")
+                continue
+            if balance - cost >= minimum:
+                chosen = (hid, client)
+                break
+            short.append(f"{name}: balance {balance} {currency or ''}, needs {cost} + minimum {minimum}")
+        snapshot = None
+        if chosen:
+            try:
+                snapshot = [r["id"] for r in chosen[1].list(itemtype)]
+            except PlatformError as e:
+                short.append(str(e))
+                chosen = None
+    svc = db.session.get(BmService, svc_id)
+    record_calls(calls, "system", "bm_service", svc_id)
+    if not chosen:
+        svc.last_error = "; ".join(short) or "no enabled handler"
+        open_task(f"billmanager:order:{svc_id}", f"Order of service #{svc_id} waits: top up the selling account",
+                  department_id=department, body=svc.last_error, object_type="bm_service", object_id=svc_id)
+        db.session.commit()
+        return "pending"
+    svc.state, svc.handler_id, svc.order_snapshot, svc.order_sent_at = "ordering", chosen[0], snapshot, utcnow()
+    svc.last_error = None
+    db.session.commit()  # marked before the call: a crash from here on never orders twice
+
+    refused = None
+    with recording() as calls:
+        try:
+            chosen[1].order(itemtype, pricelist=remote_tariff, period=1, remoteid=str(svc_id), datacenter=dc,
+                            domain=domain)
+        except BillmgrTransportError:
+            pass  # the outcome is unknown: look, do not resend
+        except BillmgrError as e:
+            refused = str(e)
+    svc = db.session.get(BmService, svc_id)
+    record_calls(calls, "system", "bm_service", svc_id)
+    if refused:  # the seller said no: nothing was ordered, nothing spent there
+        svc.state, svc.order_snapshot, svc.last_error = "pending", None, refused
+        open_task(f"billmanager:order:{svc_id}", f"The seller refused the order of service #{svc_id}",
+                  department_id=department, body=refused, object_type="bm_service", object_id=svc_id)
+        db.session.commit()
+        return "pending"
+    db.session.commit()
+    return _establish(svc_id)
+
+
+def _match(rows: list[dict], svc_id: int, snapshot: list, remote_tariff: str, domain: str | None) -> list[dict]:
+    by_remoteid = [r for r in rows if str(r.get("remoteid") or "") == str(svc_id)]
+    if by_remoteid:
+        return by_remoteid
+    new = [r for r in rows if r.get("id") not in set(snapshot or [])]
+    if domain:
+        new = [r for r in new if (r.get("domain") or "").lower() == domain] or new
+    same_tariff = [r for r in new if str(r.get("pricelist_id") or "") == remote_tariff]
+    return same_tariff or new
+
+
+def _establish(svc_id: int) -> str:
+    """After the order call: find the new service on the seller (for up to
+    BILLMANAGER_ORDER_LOOKUP seconds); link it, or flag the order for a person."""
+    svc = db.session.get(BmService, svc_id)
+    handler = svc.handler
+    client, itemtype = client_for(handler), svc.tariff.itemtype
+    snapshot, remote_tariff, domain = svc.order_snapshot, svc.tariff.remote_id, svc.domain
+    department = handler.department_id
+    db.session.rollback()
+    deadline = time.monotonic() + _setting("BILLMANAGER_ORDER_LOOKUP", 60)
+    found, error = [], None
+    with recording() as calls:
+        while True:
+            try:
+                found = _match(client.list(itemtype), svc_id, snapshot, remote_tariff, domain)
+                error = None
+            except PlatformError as e:
+                error = str(e)
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    svc = db.session.get(BmService, svc_id)
+    record_calls(calls, "system", "bm_service", svc_id)
+    if len(found) == 1:
+        _apply_row(svc, found[0])
+        svc.state, svc.order_snapshot, svc.last_error = "ordered", None, None
+        svc.renewed_period = clock.month_start(clock.today())  # the order paid the seller's first month
+        close_by_key(f"billmanager:order:{svc_id}")
+        audit.record("system", "billmanager.ordered", svc, f"service {svc_id} is {found[0]['id']} on the seller")
+        db.session.commit()
+        notify([svc.account_id], "billmanager.ordered")  # a block that came meanwhile reaches the seller
+        db.session.commit()
+        return "ordered"
+    svc.state = "attention"
+    svc.last_error = (f"the order's outcome is unknown ({error or 'no new service found on the seller'})"
+                      if not found else f"{len(found)} new services on the seller could be this order")
+    open_task(f"billmanager:order:{svc_id}", f"Check the order of service #{svc_id} on the seller",
+              department_id=department, body=svc.last_error, object_type="bm_service", object_id=svc_id)
+    db.session.commit()
+    return "attention"
+
+
+def _apply_row(svc: BmService, row: dict) -> None:
+    from datetime import date
+
+    svc.remote_id = str(row["id"])
+    try:
+        svc.remote_status = int(row.get("item_status"))
+    except (TypeError, ValueError):
+        svc.remote_status = None
+    svc.remote_status_msg = (row.get("status_msg") or "")[:300] or None
+    try:
+        svc.remote_expires = date.fromisoformat(str(row.get("expiredate"))[:10])
+    except ValueError:
+        pass
+    svc.remote_params = {k: row[k] for k in ("domain", "ip", "datacentername", "cost") if row.get(k)}
+    svc.last_seen_at = utcnow()
+
+
+# -- renewal ---------------------------------------------------------------------------------
+
+def renew_due(day=None) -> dict:
+    """After the charge run: renew on the seller each service whose month we have charged and
+    not renewed yet (once per month; a short seller balance waits with a task)."""
+    day = day or clock.today()
+    month = clock.month_start(day)
+    rows = db.session.execute(
+        select(BmService.id).join(AssignedService, AssignedService.id == BmService.assigned_service_id)
+        .join(ChargePeriod, (ChargePeriod.assigned_service_id == BmService.assigned_service_id)
+              & (ChargePeriod.period_start == month))
+        .where(BmService.state == "ordered", BmService.remote_id.is_not(None), AssignedService.state == "active",
+               ChargePeriod.amount > 0,
+               (BmService.renewed_period.is_(None)) | (BmService.renewed_period < month))
+        .order_by(BmService.id)).scalars().all()
+    db.session.rollback()
+    out = {"renewed": 0, "waiting": 0, "unknown": 0}
+    for svc_id in rows:
+        out[_renew(svc_id, month)] += 1
+    return out
+
+
+def _renew(svc_id: int, month) -> str:
+    svc = db.session.get(BmService, svc_id)
+    if svc.renewed_period is not None and svc.renewed_period >= month or desired(svc) != "active":
+        db.session.rollback()
+        return "waiting"
+    handler = svc.handler
+    client, minimum, cost = client_for(handler), handler.min_balance, svc.tariff.seller_cost(1)
+    itemtype, remote_id, department = svc.tariff.itemtype, svc.remote_id, handler.department_id
+    db.session.rollback()
+    outcome, message, row = "renewed", None, None
+    with recording() as calls:
+        try:
+            balance, currency = client.balance()
+            before = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), {})
+            if balance - cost < minimum:
+                outcome, message = "waiting", f"balance {balance} {currency or ''}, needs {cost} + minimum {minimum}"
+            else:
+                try:
+                    client.prolong(remote_id, 1)
+                except BillmgrTransportError:  # did it renew? the expiry says; never resend
+                    after = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), {})
+                    if after.get("expiredate") == before.get("expiredate"):
+                        outcome, message = "unknown", "the renewal's outcome is unknown: check the seller"
+                    row = after
+                else:
+                    row = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), None)
+        except PlatformError as e:
+            outcome, message = "waiting", str(e)
+    svc = db.session.get(BmService, svc_id)
+    record_calls(calls, "system", "bm_service", svc_id)
+    key = f"billmanager:renew:{svc_id}"
+    if row:
+        _apply_row(svc, row)
+    if outcome in ("renewed", "unknown"):
+        svc.renewed_period = month  # an unknown outcome is not retried blindly: a person checks
+    svc.last_error = message
+    if message:
+        open_task(key, f"Renewal of service #{svc_id} on the seller", department_id=department, body=message,
+                  object_type="bm_service", object_id=svc_id)
+    else:
+        close_by_key(key)
+        audit.record("system", "billmanager.renewed", svc, f"service {svc_id} renewed for {month:%Y-%m}")
+    db.session.commit()
+    return outcome
+
+
+# -- the poller (our checkevent) ----------------------------------------------------------------
+
+def poll() -> dict:
+    """Every 5 minutes: read each handler's services and update status, expiry and
+    parameters here. A service deleted there while it should live here opens a task; it is not
+    copied silently. Pending orders waiting only for their account are handed to the worker."""
+    groups = db.session.execute(
+        select(BmService.handler_id, func.count()).where(BmService.remote_id.is_not(None),
+                                                         BmService.state.in_(("ordered",)))
+        .group_by(BmService.handler_id)).all()
+    waiting = list(db.session.scalars(select(BmService.id).where(
+        BmService.state == "pending", BmService.last_error.like("waiting:%"))))
+    db.session.rollback()
+    out = {"handlers": 0, "updated": 0, "deleted_there": 0, "failed": 0}
+    for handler_id, _n in groups:
+        result = _poll_handler(handler_id)
+        for k, v in result.items():
+            out[k] = out.get(k, 0) + v
+        out["handlers"] += 1
+    for svc_id in waiting:
+        svc = db.session.get(BmService, svc_id)
+        if svc is not None and desired(svc) == "active":
+            db.session.rollback()
+            enqueue_order(svc_id)
+    db.session.rollback()
+    return out
+
+
+def _poll_handler(handler_id: int) -> dict:
+    handler = db.session.get(BmHandler, handler_id)
+    itemtypes = sorted(set(db.session.scalars(select(BmTariff.itemtype).join(
+        BmService, BmService.tariff_id == BmTariff.id).where(BmService.handler_id == handler_id))))
+    client = client_for(handler)
+    db.session.rollback()
+    rows, error = {}, None
+    with recording() as calls:
+        try:
+            for itemtype in itemtypes:
+                rows.update({str(r["id"]): r for r in client.list(itemtype)})
+        except PlatformError as e:
+            error = str(e)
+    record_calls(calls, "system", "bm_handler", handler_id)
+    out = {"updated": 0, "deleted_there": 0, "failed": 0}
+    if error:
+        db.session.get(BmHandler, handler_id).last_error = error
+        db.session.commit()
+        out["failed"] = 1
+        return out
+    for svc in db.session.scalars(select(BmService).where(BmService.handler_id == handler_id,
+                                                           BmService.state == "ordered")):
+        row = rows.get(svc.remote_id)
+        if row is not None:
+            _apply_row(svc, row)
+            out["updated"] += 1
+        if row is None or svc.remote_status == 4:
+            if desired(svc) == "deleted":
+                svc.state = "deleted"
+                continue
+            svc.remote_status = 4
+            svc.last_error = "deleted on the seller while active here"
+            out["deleted_there"] += 1
+            open_task(f"billmanager:deleted-there:{svc.id}", f"Service #{svc.id} was deleted on the seller",
+                      department_id=handler.department_id, object_type="bm_service", object_id=svc.id,
+                      body=f"Seller's service {svc.remote_id} is gone; ours is still {desired(svc)}.")
+    db.session.commit()
+    return out
