@@ -1,0 +1,262 @@
+"""The Stalker console (admin → Platforms → Stalker), after the seed document 002.
+
+Five tables read from the snapshot a worker job refreshes (the web process never calls
+Stalker); a "Console" tab for raw requests (admins) and a connection check::
+
+    GET  /stalker[/<tab>]                          a table (HTMX: its rows), tabs: accounts, stb,
+                                                   channels, subscriptions, tariffs, console
+    POST /stalker/refresh/<tab|all>                refresh from Stalker (job, progress row)
+    POST /stalker/accounts/<row>/add               "+": the Stalker account into billing
+    POST /stalker/accounts/<row>/delete            delete it from Stalker (job)
+    POST /stalker/stb/register                     an STB registered on a billing account
+    POST /stalker/channels/import                  billing's channel list := Stalker's (job)
+    POST /stalker/tariffs/<row>/import             the plan as a billing tariff (id = external_id)
+    POST /stalker/check                            reachable? credentials? API on? (job)
+    POST /stalker/console                          a raw request (admins; job)
+    GET  /stalker/console/<job_id>                 its answer, pretty-printed (polled)
+"""
+from __future__ import annotations
+
+from flask import abort, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from ..billing.errors import BillingError
+from ..extensions import db
+from ..listing import paginate
+from ..models import StalkerChannel, StalkerImportedTariff, StalkerSnapshotRow
+from ..platforms.stalker import console
+from ..queue import get_queue, get_redis
+from ..web import int_arg, is_htmx, with_toast
+from . import bp
+from .auth import staff_required
+from .jobs import progress_row
+
+PAGE_SIZE = 50
+WRITERS = ("admin", "manager")
+TABS = {
+    "accounts": _l("Accounts"), "stb": _l("STB"), "channels": _l("Channels"),
+    "subscriptions": _l("Subscriptions"), "tariffs": _l("Tariff plans"), "console": _l("Console"),
+}
+# fixed columns of the tables whose shape Stalker fixes (accounts show whatever Stalker sends)
+COLUMNS = {
+    "stb": ["mac", "ls", "login", "status", "online", "additional_services_on", "ip", "version", "account_balance",
+            "last_active"],
+    "channels": ["id", "number", "name", "hd", "base_ch", "enable_monitoring", "url"],
+    "subscriptions": ["ls", "mac", "sub_ch", "additional_services_on"],
+    "tariffs": ["id", "external_id", "name", "user_default", "days_to_expires", "packages"],
+}
+PLACEHOLDERS = {
+    "accounts": _l("Search: login, name, account number, MAC, phone, plan"),
+    "stb": _l("Search: MAC, account number, login, IP"), "channels": _l("Search: number, name"),
+    "subscriptions": _l("Search: account number, MAC"), "tariffs": _l("Search: plan, package"),
+}
+# Messages of portal.platforms.stalker.console, listed so that pybabel puts them in the catalog.
+MESSAGES = [_l(m) for m in (
+    "no such row in the snapshot: refresh the table", "the Stalker account has no login", "no such account",
+    "a MAC address like 00:1A:79:12:34:56", "already registered", "at most 64 characters",
+    "no agent of kind iptv bound to the stalker platform: create one in Agents",
+)]
+
+
+def actor() -> str:
+    return f"staff:{current_user.login}"
+
+
+def can_write() -> bool:
+    return current_user.role in WRITERS
+
+
+def _error_text(e: BillingError) -> str:
+    return "; ".join(f"{k}: {_(v)}" for k, v in e.fields.items())
+
+
+def _columns(kind: str, info) -> list[str]:
+    if kind == "accounts":
+        return list(info.columns) if info is not None and info.columns else \
+            ["login", "full_name", "account_number", "tariff_plan", "status", "online", "stb_mac"]
+    return COLUMNS[kind]
+
+
+def _table_context(kind: str) -> dict:
+    info = console.snapshot_info().get(kind)
+    args = {"q": request.args.get("q", "").strip(), "after": int_arg("after"), "limit": PAGE_SIZE}
+    query = db.select(StalkerSnapshotRow).where(StalkerSnapshotRow.kind == kind)
+    if args["q"]:
+        query = query.where(StalkerSnapshotRow.search.contains(args["q"].lower(), autoescape=True))
+    args_no_q = {**args, "q": ""}  # the search column is lower-case already: a plain LIKE
+    page = paginate(query, StalkerSnapshotRow, args_no_q)
+    rows = page["items"]
+    ctx = {"kind": kind, "info": info, "rows": rows, "next_after": page["next_after"], "q": args["q"],
+           "columns": _columns(kind, info), "can_write": can_write(), "appending": args["after"] is not None}
+    if kind == "accounts":
+        data = [r.data for r in rows]
+        ctx["linked"] = console.linked_accounts(data)
+        ctx["known_tariffs"] = console.known_tariff_ids(d.get("tariff_plan") for d in data)
+    if kind == "tariffs":
+        ids = [r.data.get("external_id") for r in rows]
+        ctx["known_tariffs"] = console.known_tariff_ids(ids)
+        ctx["imported"] = {str(i) for i in db.session.scalars(
+            db.select(StalkerImportedTariff.tariff_id))}
+    if kind == "channels":
+        ctx["billing_channels"] = db.session.scalar(db.select(db.func.count()).select_from(StalkerChannel))
+    return ctx
+
+
+@bp.route("/stalker")
+@bp.route("/stalker/<tab>")
+@staff_required()
+def stalker(tab: str = "accounts"):
+    """The Stalker console: one snapshot table (HTMX: only its rows), or the raw console."""
+    if tab not in TABS:
+        abort(404)
+    if tab == "console":
+        if current_user.role != "admin":
+            abort(403)
+        return render_template("admin/stalker/page.html", tab=tab, tabs=TABS, can_write=can_write(),
+                               placeholder="", method="GET", resource="", params="")
+    ctx = _table_context(tab)
+    if is_htmx():
+        return render_template("admin/stalker/_rows.html", **ctx)
+    return render_template("admin/stalker/page.html", tab=tab, tabs=TABS, placeholder=PLACEHOLDERS[tab], **ctx)
+
+
+def _enqueue(func: str, *args, timeout: int = 600):
+    return get_queue("high").enqueue(func, *args, job_timeout=timeout)
+
+
+@bp.route("/stalker/refresh/<tab>", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_refresh(tab: str):
+    """Refresh one table (or all) from Stalker in a job; answers its progress row."""
+    if tab not in (*console.KINDS, "all"):
+        abort(404)
+    kinds = list(console.KINDS) if tab == "all" else [tab]
+    job = _enqueue("jobs.stalker.refresh", kinds, actor(), timeout=3600)
+    db.session.commit()
+    return progress_row(job.id, _("Refreshing from Stalker…"), _("Refreshed: %(result)s — reload the table"))
+
+
+@bp.route("/stalker/accounts/<int:row_id>/add", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_add_account(row_id: int):
+    """"+": add this Stalker account to billing (no call to Stalker from here)."""
+    try:
+        account = console.add_account(row_id, actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return with_toast(Markup('<span class="form-error">{}</span>').format(_error_text(e)), _error_text(e),
+                          status=422)
+    link = Markup('<a href="{}" class="btn btn-small">{}</a>').format(
+        url_for("admin.account", account_id=account.id), account.login)
+    return with_toast(link, _("Added to billing: %(login)s", login=account.login))
+
+
+@bp.route("/stalker/accounts/<int:row_id>/delete", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_delete_account(row_id: int):
+    """Delete this account from Stalker (after the confirmation; billing is not touched)."""
+    job = _enqueue("jobs.stalker.delete_account", row_id, actor())
+    return progress_row(job.id, _("Deleting from Stalker…"), _("Deleted from Stalker: %(result)s"))
+
+
+@bp.route("/stalker/stb/register", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_register_stb():
+    """Register an STB in billing on an account (by login or id), by MAC and serial."""
+    account = request.form.get("account", "").strip()
+    ident = int(account) if account.isdigit() else account
+    try:
+        stb = console.register_stb(ident, request.form.get("mac", ""), request.form.get("serial", "").strip() or None,
+                                   actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return render_template("admin/stalker/_stb_form.html", errors={k: _(v) for k, v in e.fields.items()},
+                               values=request.form), 422
+    return with_toast(render_template("admin/stalker/_stb_form.html", errors={}, values={}, done=stb),
+                      _("STB %(mac)s registered", mac=stb.mac))
+
+
+@bp.route("/stalker/channels/import", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_import_channels():
+    """Replace billing's channel list with Stalker's (a job, one transaction)."""
+    job = _enqueue("jobs.stalker.import_channels", actor())
+    return progress_row(job.id, _("Importing channels…"), _("Channels imported: %(result)s"))
+
+
+@bp.route("/stalker/tariffs/<int:row_id>/import", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_import_tariff(row_id: int):
+    """Create (or re-sync) the billing tariff of this plan: id = external_id."""
+    try:
+        tariff = console.import_tariff(row_id, actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return with_toast(Markup('<span class="form-error">{}</span>').format(_error_text(e)), _error_text(e),
+                          status=422)
+    link = Markup('<a href="{}">{}</a> · {}').format(url_for("admin.tariffs"), f"#{tariff.id} {tariff.name}",
+                                                      _("imported"))
+    return with_toast(link, _("Tariff %(id)s «%(name)s» imported", id=tariff.id, name=tariff.name))
+
+
+@bp.route("/stalker/check", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_check():
+    """Check the connection (a job): reachable, credentials accepted, API switched on."""
+    job = _enqueue("jobs.stalker.check", actor(), timeout=120)
+    return render_template("admin/stalker/_check.html", job_id=job.id, **check_view(job.id))
+
+
+def check_view(job_id: str) -> dict:
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return {"state": "gone", "outcome": None}
+    status = job.get_status()
+    if status == "finished":
+        return {"state": "finished", "outcome": job.return_value()}
+    if status == "failed":
+        return {"state": "failed", "outcome": None}
+    return {"state": "running", "outcome": None}
+
+
+@bp.route("/stalker/check/<job_id>")
+@staff_required()
+def stalker_check_progress(job_id: str):
+    """How did the connection check go? (Polled.)"""
+    return render_template("admin/stalker/_check.html", job_id=job_id, **check_view(job_id))
+
+
+@bp.route("/stalker/console", methods=["POST"])
+@staff_required("admin")
+def stalker_console():
+    """A raw request to Stalker (method, resource, parameters), run by a job."""
+    method = request.form.get("method", "GET").upper()
+    resource = request.form.get("resource", "").strip()
+    params = request.form.get("params", "")
+    errors = {}
+    if method not in ("GET", "POST", "PUT", "DELETE"):
+        errors["method"] = _("one of GET, POST, PUT, DELETE")
+    if not resource:
+        errors["resource"] = _("required")
+    if errors:
+        return render_template("admin/stalker/_console_answer.html", errors=errors, state="error"), 422
+    job = _enqueue("jobs.stalker.raw", method, resource, params, actor(), timeout=120)
+    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job.id, state="running")
+
+
+@bp.route("/stalker/console/<job_id>")
+@staff_required("admin")
+def stalker_console_answer(job_id: str):
+    """The raw request's answer, pretty-printed (polled until the job is over)."""
+    view = check_view(job_id)
+    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job_id, state=view["state"],
+                           answer=view["outcome"])

@@ -1,0 +1,88 @@
+"""Stalker (Ministra) tables: the TV IDs of billing accounts, STBs and channels registered in
+billing, and the console's snapshot of what Stalker holds (refreshed by a worker job)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class StalkerTvId(db.Model):
+    """An account's TV ID: its Stalker ``account_number`` (digits, under 12 characters).
+
+    Without a row the TV ID is the account's id. ``login`` is the Stalker login when it differs
+    from the billing login (an account added from Stalker whose login billing had taken)."""
+
+    __tablename__ = "stalker_tv_ids"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    tv_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    login: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class StalkerStb(db.Model):
+    """A set-top box registered in billing on an account (its MAC goes to Stalker as stb_mac)."""
+
+    __tablename__ = "stalker_stbs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    serial: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StalkerChannel(db.Model):
+    """Billing's channel list, imported from Stalker (``id`` is Stalker's channel id)."""
+
+    __tablename__ = "stalker_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    number: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    hd: Mapped[bool] = mapped_column(default=False)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+
+class StalkerSnapshotRow(db.Model):
+    """One row of a console table as Stalker last returned it (``kind``: accounts, stb,
+    channels, subscriptions, tariffs). ``search`` is the lower-cased text the search box
+    matches; ``data`` is the row exactly as Stalker sent it. Pages are keyset pages on
+    (kind, id)."""
+
+    __tablename__ = "stalker_snapshot_rows"
+    __table_args__ = (Index("ix_stalker_snapshot_rows_kind_id", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str | None] = mapped_column(String(100))
+    search: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class StalkerSnapshot(db.Model):
+    """When each console table was last refreshed, how many rows, and the last error."""
+
+    __tablename__ = "stalker_snapshots"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    columns: Mapped[list] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StalkerImportedTariff(db.Model):
+    """A billing tariff imported from a Stalker plan (its id is the plan's external_id), so
+    that import may re-sync it and refuses an unrelated tariff holding that id."""
+
+    __tablename__ = "stalker_imported_tariffs"
+
+    tariff_id: Mapped[int] = mapped_column(ForeignKey("tariffs.id", ondelete="CASCADE"), primary_key=True)
+    plan_name: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,42 @@
+"""Stalker (Ministra) middleware: accounts kept in step with billing through the REST API v1
+(client.py), a local emulator (emulator.py), the billing -> Stalker rule (sync.py) and the
+console's snapshot and actions (console.py). Admin page: portal/admin/stalker.py."""
+from __future__ import annotations
+
+from ..registry import DemoEmulator, Platform, register
+from . import client, sync
+
+REFRESH_INTERVAL = 900  # seconds between snapshot refreshes (STALKER_REFRESH_INTERVAL)
+
+
+def demo_emulator() -> DemoEmulator:
+    """``make run``: an emulator in this process with the demo Stalker data."""
+    from .emulator import StalkerEmulator
+
+    emu = StalkerEmulator(login="api", password="api-secret").seed_demo().start()
+    emu.keep_requests = False
+    return DemoEmulator(url=emu.url, login=emu.api_login, password=emu.api_password, stop=emu.stop)
+
+
+def demo_load() -> None:
+    """The agent that binds accounts to Stalker (nothing when one exists)."""
+    from sqlalchemy import select
+
+    from ...billing import directory
+    from ...extensions import db
+    from ...models import Agent
+
+    if db.session.scalar(select(Agent).where(Agent.platform == "stalker")) is None:
+        directory.save_agent({"name": "Stalker (ТВ)", "kind": "iptv", "platform": "stalker"}, actor="demo")
+
+
+def periodic(config) -> list[dict]:
+    from jobs import stalker as stalker_jobs
+
+    return [{"name": "stalker-refresh", "func": stalker_jobs.refresh, "queue_name": "low",
+             "interval": int(config.get("STALKER_REFRESH_INTERVAL", REFRESH_INTERVAL))}]
+
+
+register(Platform(name="stalker", title="Stalker", desired_state=sync.desired_state, client=client.StalkerClient,
+                  reconcile=sync.reconcile, demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
+                  admin_endpoint="admin.stalker"))

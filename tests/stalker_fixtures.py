@@ -1,0 +1,33 @@
+"""Fixtures for the Stalker tests: the emulator over real HTTP, the portal's connection to it,
+and the agent that puts accounts on Stalker. Import the fixtures into a test module."""
+from __future__ import annotations
+
+import pytest
+
+from portal.extensions import db
+from portal.platforms.connections import save_connection
+from portal.platforms.stalker.emulator import StalkerEmulator
+from tests.builders import gen_agent
+
+API_LOGIN, API_PASSWORD = "billing", "St4lker-Pa55"
+
+
+@pytest.fixture
+def emulator():
+    """A Stalker emulator with the demo data, wanting the portal's Basic credentials."""
+    emu = StalkerEmulator(login=API_LOGIN, password=API_PASSWORD).seed_demo().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def stalker(ctx, emulator):
+    """The emulator with the portal's connection to it stored (password encrypted)."""
+    save_connection("stalker", url=emulator.url, login=API_LOGIN, password=API_PASSWORD, actor="test")
+    db.session.commit()
+    return emulator
+
+
+@pytest.fixture
+def tv_agent(ctx):
+    return gen_agent(kind="iptv", platform="stalker", name="Stalker TV")
