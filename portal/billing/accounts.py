@@ -257,8 +257,9 @@ def _sync_tariff_services(account: Account) -> None:
     today = clock.today()
     offered = offered_service_ids(account)
     live = [s for s in account.services if s.state != "ended"]
+    tv_platforms = _tv_platforms(account)
     for s in live:
-        if s.service_id not in offered:
+        if s.service_id not in offered and not (s.service.iptv_kind and s.service.platform in tv_platforms):
             _end(s, today)
     if account.status in ("inactive",):
         return
@@ -266,6 +267,23 @@ def _sync_tariff_services(account: Account) -> None:
     for fee_id in _fee_service_ids(account) - have:
         db.session.add(AssignedService(account=account, service_id=fee_id, starts_on=today, state="active",
                                        state_changed_on=today))
+
+
+def _tv_platforms(account: Account) -> set[str]:
+    """Platforms on which the account's tariffs offer TV services (services with an IPTV kind).
+    A TV subscription stays when the tariffs change as long as they still offer TV on its
+    platform: switching between two internet tariffs does not lose it."""
+    return {s.platform for t in [account.tariff, *account.multi_tariffs] if t is not None
+            for s in t.services if s.iptv_kind and s.platform}
+
+
+def replaced_by(account: Account, service: CatalogService) -> list[AssignedService]:
+    """What assigning ``service`` replaces: an account holds at most one basic TV service per
+    platform, so a second basic replaces the first (additional ones are unlimited)."""
+    if service.iptv_kind != "basic":
+        return []
+    return [s for s in account.services if s.state != "ended" and s.service_id is not None
+            and s.service.iptv_kind == "basic" and s.service.platform == service.platform]
 
 
 def _end(assigned: AssignedService, today: date) -> None:
@@ -296,6 +314,8 @@ def assign_service(account: Account, data: dict, *, actor: str) -> AssignedServi
         errors["account"] = "the account is disabled"
     if errors:
         raise BillingError(errors)
+    for held in replaced_by(account, service):
+        _end(held, today)
     assigned = AssignedService(account=account, service=service, starts_on=starts_on, ends_on=ends_on,
                                state="active", state_changed_on=today)
     db.session.add(assigned)
