@@ -1,0 +1,258 @@
+"""Upsale v3: the platform calls us when a subscriber buys in the «Смотрёшка» app (notes 2).
+
+    POST /upsale/v3/add-subscription/ensure       check and record: no money moves
+    POST /upsale/v3/add-subscription/commit       assign, charge once, replay on repeat
+    POST /upsale/v3/replace-subscription/ensure
+    POST /upsale/v3/replace-subscription/commit
+
+Parameters come in the query string (a form or JSON body may carry them too; the query wins);
+the optional JSON body is the "upsale request context", kept for audit only. Business outcomes
+are HTTP 200 with ``result``: ``operation_ensured``, ``operation_commited`` (sic),
+``no_action_required``, ``no_sufficient_balance``, ``no_subscription_rules``. Protocol errors:
+422 (a bad or missing parameter, named), 404 (unknown billingTransactionId), 409 (a
+qsTransactionId reused with other parameters, or a commit that does not match its ensure).
+
+Callers: only from the connection's ``upsale_allowed_ips`` (403 otherwise) and, when the
+connection has a login, with that login and password as HTTP Basic (401 otherwise). Every call
+and our answer is stored (``SmotreshkaCall``) in the same transaction as its effect.
+"""
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select, update
+
+from ...billing import accounts as acc
+from ...billing import clock
+from ...billing.crypto import decrypt
+from ...billing.errors import BillingError
+from ...extensions import csrf, db
+from ...models import Account, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
+from . import tv
+from .settings import from_options
+from .sync import NAME
+
+bp = Blueprint("smotreshka_upsale", __name__, url_prefix="/upsale/v3")
+csrf.exempt(bp)
+
+ACTOR = "platform:smotreshka"
+OPS = {"add-subscription": "add", "replace-subscription": "replace"}
+PARAMS = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "qsTransactionId", "trialDays",
+          "billingTransactionId", "serviceStartTimestamp")
+# what identifies an operation: a repeat of a qsTransactionId must carry the same
+IDENTITY = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "trialDays")
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, error: str, field: str | None = None):
+        self.status, self.error, self.field = status, error, field
+
+
+@bp.route("/<op>/<step>", methods=["POST"])
+def upsale(op: str, step: str):
+    started = time.monotonic()
+    body = request.get_json(silent=True) if request.is_json else None
+    query = {k: v for k, v in request.args.items()}
+    endpoint = f"{op}/{step}"
+    txn_id = None
+    try:
+        if op not in OPS or step not in ("ensure", "commit"):
+            raise Refusal(404, "no such upsale operation")
+        settings, row = _authenticate()
+        params = _params(query, body)
+        kind = OPS[op]
+        if step == "ensure":
+            status, answer = 200, ensure(kind, params, settings)
+        else:
+            status, answer = 200, commit(kind, params, settings)
+        txn_id = answer.get("billingTransactionId")
+    except Refusal as r:
+        db.session.rollback()
+        status, answer = r.status, {"error": r.error, **({"field": r.field} if r.field else {})}
+    except BillingError as e:
+        db.session.rollback()
+        status, answer = 422, {"error": "; ".join(f"{k}: {v}" for k, v in e.fields.items())}
+    db.session.add(SmotreshkaCall(
+        endpoint=endpoint[:64], remote_addr=(request.remote_addr or "")[:64], query=query,
+        body=body if isinstance(body, dict) else None, status=status, answer=answer,
+        result=answer.get("result"), transaction_id=txn_id or query.get("billingTransactionId", "")[:36] or None,
+        ms=round((time.monotonic() - started) * 1000)))
+    db.session.commit()
+    response = jsonify(answer)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="upsale"'
+    return response
+
+
+# -- who calls ------------------------------------------------------------------------------------
+
+def _authenticate():
+    row = db.session.scalar(select(PlatformConnection).filter_by(kind=NAME))
+    if row is None or not row.enabled:
+        raise Refusal(503, "upsale is not configured")
+    settings = from_options(row.options)
+    if not settings.ip_allowed(request.remote_addr):
+        raise Refusal(403, "source address not allowed")
+    if row.login:
+        auth = request.authorization
+        password = decrypt(row.password_enc) if row.password_enc else ""
+        if auth is None or auth.type != "basic" or not (
+                hmac.compare_digest(str(auth.username or ""), row.login)
+                and hmac.compare_digest(str(auth.password or ""), password)):
+            raise Refusal(401, "HTTP Basic credentials required")
+    return settings, row
+
+
+def _params(query: dict, body) -> dict:
+    merged: dict = {}
+    if isinstance(body, dict):
+        merged.update({k: body[k] for k in PARAMS if k in body and body[k] is not None})
+    merged.update({k: v for k, v in request.form.items() if k in PARAMS})
+    merged.update({k: v for k, v in query.items() if k in PARAMS})
+    out = {k: str(v).strip() for k, v in merged.items() if str(v).strip() != ""}
+    for k in ("accountId", "accountLogin", "newOfferId", "qsTransactionId"):
+        if not out.get(k):
+            raise Refusal(422, f"{k} is required", k)
+    if len(out["qsTransactionId"]) > 255:
+        raise Refusal(422, "qsTransactionId: at most 255 characters", "qsTransactionId")
+    trial = out.get("trialDays", "0")
+    if not trial.isdigit() or int(trial) > 3660:
+        raise Refusal(422, "trialDays must be a whole number of days", "trialDays")
+    out["trialDays"] = str(int(trial))
+    return out
+
+
+# -- ensure -------------------------------------------------------------------------------------
+
+def _identity(params: dict) -> dict:
+    return {k: params.get(k) for k in IDENTITY}
+
+
+def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
+    """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote))."""
+    login = settings.login_of(params["accountLogin"])
+    account = db.session.scalar(select(Account).filter_by(login=login)) if login else None
+    if account is None:
+        return "refused", {"result": "no_subscription_rules"}
+    from .sync import stored_platform_id
+
+    known = stored_platform_id(account.id)
+    if known and known != params["accountId"]:
+        return "refused", {"result": "no_subscription_rules"}
+    new = tv.by_external_id(params["newOfferId"])
+    if new is None or new.id not in acc.offered_service_ids(account) or account.status in ("inactive", "disabled"):
+        return "refused", {"result": "no_subscription_rules"}
+    if account.status == "blocked":
+        if account.reasons == ["balance"]:
+            return "refused", {"result": "no_sufficient_balance"}
+        return "refused", {"result": "no_subscription_rules"}
+    old = None
+    if kind == "replace":
+        if not params.get("oldOfferId"):
+            raise Refusal(422, "oldOfferId is required", "oldOfferId")
+        old_service = tv.by_external_id(params["oldOfferId"])
+        if old_service is None:
+            return "refused", {"result": "no_subscription_rules"}
+        old = tv.holding(account, old_service)
+    held = tv.holding(account, new)
+    if held is not None and old is None:
+        return "refused", {"result": "no_action_required"}
+    if kind == "add" and new.iptv_kind == "basic":
+        old = tv.current_basic(account)  # a second basic replaces the first
+    quote = tv.first_charge(new) if int(params["trialDays"]) == 0 else 0
+    if not tv.affordable(account, quote):
+        return "refused", {"result": "no_sufficient_balance"}
+    return "ok", (account, new, old, quote)
+
+
+def ensure(kind: str, params: dict, settings) -> dict:
+    existing = db.session.scalar(select(SmotreshkaUpsale).filter_by(qs_transaction_id=params["qsTransactionId"]))
+    if existing is not None:
+        if existing.params != _identity(params) or existing.kind != kind:
+            raise Refusal(409, "qsTransactionId already used with other parameters", "qsTransactionId")
+        if existing.state == "committed":
+            return dict(existing.reply)
+        return {"result": "operation_ensured", "billingTransactionId": existing.id}
+    outcome, data = _resolve(kind, params, settings)
+    if outcome == "refused":
+        return data
+    account, new, old, quote = data
+    txn = SmotreshkaUpsale(
+        id=str(uuid.uuid4()), qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
+        new_service_id=new.id, old_service_id=old.service_id if old else None, params=_identity(params),
+        trial_days=int(params["trialDays"]), amount_quoted=quote,
+        expires_at=utcnow() + timedelta(seconds=settings.upsale_ttl))
+    db.session.add(txn)
+    return {"result": "operation_ensured", "billingTransactionId": txn.id}
+
+
+# -- commit -------------------------------------------------------------------------------------
+
+def _start(params: dict) -> datetime:
+    raw = params.get("serviceStartTimestamp")
+    if raw:
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if value.tzinfo is not None:
+                return value.astimezone(clock.tz())
+        except ValueError:
+            raise Refusal(422, "serviceStartTimestamp must be an ISO 8601 date-time", "serviceStartTimestamp") \
+                from None
+    return datetime.now(clock.tz())
+
+
+def commit(kind: str, params: dict, settings) -> dict:
+    bid = params.get("billingTransactionId")
+    try:
+        bid = str(uuid.UUID(bid or ""))
+    except ValueError:
+        raise Refusal(422, "billingTransactionId must be the UUID ensure returned", "billingTransactionId") from None
+    start = _start(params)
+    # Take the transaction: a compare-and-set, so of two commits at once exactly one does the work
+    # (the other waits on the row lock, then finds it taken and replays the answer).
+    taken = db.session.execute(
+        update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bid, SmotreshkaUpsale.state == "pending")
+        .values(state="committing").execution_options(synchronize_session=False)).rowcount
+    txn = db.session.get(SmotreshkaUpsale, bid)
+    if txn is None:
+        raise Refusal(404, "Transaction not found", "billingTransactionId")
+    db.session.refresh(txn)
+    if txn.qs_transaction_id != params["qsTransactionId"] or txn.kind != kind or \
+            txn.params.get("newOfferId") != params["newOfferId"]:
+        raise Refusal(409, "the commit does not match its ensure", "qsTransactionId")
+    if not taken:
+        return dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
+    account = db.session.get(Account, txn.account_id)
+    new = txn.new_service_id
+    old = next((s for s in tv.live(account) if s.service_id == txn.old_service_id), None) \
+        if txn.old_service_id else None
+    if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction
+        outcome, data = _resolve(kind, {**txn.params, "qsTransactionId": txn.qs_transaction_id}, settings)
+        if outcome == "refused":
+            txn.state, txn.reply = "refused", data
+            return dict(data)
+        _, _, old, _ = data
+    from ...models import CatalogService
+
+    service = db.session.get(CatalogService, new)
+    assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days)
+    db.session.flush()
+    # The charge run posted the first charge of the new service; key it by the transaction, so the
+    # ledger itself refuses a second charge for it.
+    first = db.session.scalar(select(LedgerEntry).where(
+        LedgerEntry.assigned_service_id == assigned.id, LedgerEntry.kind == "charge",
+        LedgerEntry.idempotency_key.is_(None)).order_by(LedgerEntry.id).limit(1))
+    if first is not None:
+        first.idempotency_key = f"upsale:{txn.id}"
+        first.comment = (first.comment or "") + f" (upsale {txn.qs_transaction_id})"[:200]
+    if txn.trial_days:
+        start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
+    reply = {"result": "operation_commited", "billingTransactionId": txn.id,
+             "billingStartTimestamp": start.replace(microsecond=0).isoformat()}
+    txn.state, txn.reply, txn.committed_at, txn.assigned_service_id = "committed", reply, utcnow(), assigned.id
+    return dict(reply)

@@ -1,0 +1,75 @@
+"""Fixtures for the «Смотрёшка» tests: the emulator, the stored connection to it, TV services
+bound to its subscriptions, accounts in the three ways of selling TV, and a live portal server
+(a thread) for the emulator's subscriber app to call."""
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from werkzeug.serving import make_server
+
+from portal.billing import ledger
+from portal.extensions import db
+from portal.platforms.connections import save_connection
+from portal.platforms.smotreshka.emulator import SmotreshkaEmulator
+from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_subscriber, gen_tariff
+
+CALLBACK_LOGIN, CALLBACK_PASSWORD = "lifestream", "cb-Secret-77"
+CATALOG = [{"id": "101", "name": "Лайт"}, {"id": "102", "name": "Оптимальный"},
+           {"id": "201", "name": "Кино"}, {"id": "202", "name": "Детский"}]
+
+
+@pytest.fixture
+def emulator():
+    emu = SmotreshkaEmulator(catalog=CATALOG).start()
+    yield emu
+    emu.stop()
+
+
+def connect(emu, **options):
+    opts = {"login_prefix": "t_", "upsale_allowed_ips": "127.0.0.1/32", "self_service": "on", **options}
+    save_connection("smotreshka", url=emu.url, login=CALLBACK_LOGIN, password=CALLBACK_PASSWORD, options=opts,
+                    actor="test")
+    db.session.commit()
+
+
+@pytest.fixture
+def smotreshka(ctx, emulator):
+    """The emulator with the portal's connection to it stored."""
+    connect(emulator)
+    return emulator
+
+
+@pytest.fixture
+def tv_catalog(ctx):
+    """Catalog services bound to the emulator's subscriptions: two basics, two additional."""
+    return {
+        "101": gen_service("300.00", name="Лайт", platform="smotreshka", external_id="101", iptv_kind="basic"),
+        "102": gen_service("600.00", name="Оптимальный", platform="smotreshka", external_id="102", iptv_kind="basic"),
+        "201": gen_service("150.00", name="Кино", platform="smotreshka", external_id="201", iptv_kind="additional"),
+        "202": gen_service("90.00", name="Детский", platform="smotreshka", external_id="202", iptv_kind="additional"),
+    }
+
+
+def tv_account(tv_catalog, services=(), money="1000.00", email=None, cabinet_login=None, **kw):
+    """Way 1: a ``services`` tariff with every TV service, on a ``services`` agent of the platform."""
+    subscriber = gen_subscriber(email=email, **({"cabinet_login": cabinet_login, "cabinet_password": "cabinet-pass-1"}
+                                               if cabinet_login else {}))
+    contract = gen_contract(subscriber)
+    if Decimal(money):
+        ledger.payment(contract.id, Decimal(money), actor="test", external_id=f"pay-{contract.id}")
+        db.session.commit()
+    tariff = kw.pop("tariff", None) or gen_tariff(list(tv_catalog.values()), kind="services")
+    agent = kw.pop("agent", None) or gen_agent("services", platform="smotreshka")
+    return gen_account(contract=contract, tariff=tariff, agent=agent, services=[tv_catalog[s] for s in services], **kw)
+
+
+@pytest.fixture
+def live_portal(app):
+    """The portal served on a free port in a thread (for the subscriber app's callbacks)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
