@@ -15,3 +15,4 @@ from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
 from .stalker import StalkerChannel, StalkerImportedTariff, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401,E501
+from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
