@@ -105,6 +105,12 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if conf_args.get("include_object") is None:
+            # indexes declared for another dialect only (PostgreSQL trigram indexes) are not
+            # this database's business
+            from portal.db_setup import include_object_for
+
+            conf_args["include_object"] = include_object_for(connection.dialect.name)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

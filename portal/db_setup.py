@@ -41,3 +41,17 @@ def configure_engine(engine: Engine) -> None:
         # the charge run counts the days in a bit mask (PostgreSQL has bit_count built in)
         dbapi_conn.create_function("bit_count", 1, lambda x: None if x is None else bin(x).count("1"),
                                    deterministic=True)
+
+
+def include_object_for(dialect_name: str):
+    """An Alembic ``include_object`` hook for a database of ``dialect_name``: leave out the
+    model indexes declared for other dialects only (``Index(...).ddl_if(dialect=...)``, e.g.
+    the PostgreSQL trigram indexes), which ``db.create_all()`` skips there too. Autogenerate
+    does not read ``ddl_if`` by itself, so without this it would ask SQLite for GIN indexes."""
+    def include_object(obj, name, type_, reflected, compare_to):
+        ddl_if = getattr(obj, "_ddl_if", None) if type_ == "index" else None
+        if ddl_if is not None and ddl_if.dialect is not None:
+            dialects = (ddl_if.dialect,) if isinstance(ddl_if.dialect, str) else tuple(ddl_if.dialect)
+            return dialect_name in dialects
+        return True
+    return include_object

@@ -7,7 +7,7 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, trigram_index, utcnow
 from .catalog import Agent, CatalogService, Tariff
 
 ACCOUNT_STATUSES = ("inactive", "active", "blocked", "disabled")
@@ -26,6 +26,11 @@ account_multi_tariffs = Table(
 
 class Account(db.Model):
     __tablename__ = "accounts"
+    # the staff list searches login and address as you type (portal/admin/lists.py)
+    __table_args__ = (
+        trigram_index("ix_accounts_login_trgm", "login"),
+        trigram_index("ix_accounts_house_trgm", "house"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)

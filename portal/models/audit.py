@@ -7,12 +7,17 @@ from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, trigram_index, utcnow
 
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id", "id"),
+        # the staff list searches who and the summary as you type (portal/admin/lists.py)
+        trigram_index("ix_audit_log_summary_trgm", "summary"),
+        trigram_index("ix_audit_log_actor_trgm", "actor"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

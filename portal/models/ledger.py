@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Money, UTCDateTime, utcnow
+from .base import Money, UTCDateTime, trigram_index, utcnow
 
 LEDGER_KINDS = ("payment", "charge", "correction", "refund")
 
@@ -17,7 +17,15 @@ class LedgerEntry(db.Model):
     """Append-only. Positive amounts raise the balance (payments, refunds), negative lower it."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_contract_id_id", "contract_id", "id"),)
+    __table_args__ = (
+        Index("ix_ledger_entries_contract_id_id", "contract_id", "id"),
+        # The payments list searches payment id and comment as you type. Partial (payments
+        # only), so the charge run's inserts of charges and refunds never touch them.
+        trigram_index("ix_ledger_entries_payment_key_trgm", "idempotency_key",
+                      postgresql_where=text("kind = 'payment'")),
+        trigram_index("ix_ledger_entries_payment_comment_trgm", "comment",
+                      postgresql_where=text("kind = 'payment'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))

@@ -4,18 +4,24 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from .base import Money, UTCDateTime, utcnow
+from .base import Money, UTCDateTime, trigram_index, utcnow
 
 SUBSCRIBER_KINDS = ("person", "company")
 
 
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
+    # the staff list searches these three as you type (portal/admin/lists.py)
+    __table_args__ = (
+        trigram_index("ix_subscribers_full_name_trgm", "full_name"),
+        trigram_index("ix_subscribers_email_trgm", "email"),
+        trigram_index("ix_subscribers_cabinet_login_trgm", "cabinet_login"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="person")
@@ -39,6 +45,11 @@ class Subscriber(db.Model):
 
 class Contract(db.Model):
     __tablename__ = "contracts"
+    __table_args__ = (
+        trigram_index("ix_contracts_number_trgm", "number"),
+        # the staff list sorts by balance (keyset on balance, id)
+        Index("ix_contracts_balance_id", "balance", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
