@@ -1,0 +1,612 @@
+#!/usr/bin/env python
+"""Benchmark of the staff list views at a million accounts on PostgreSQL (see bench/README.md).
+
+    .venv/bin/python bench/tables.py [--n N] [--db URL] [--reuse] [--repeat R]
+
+Builds (or, with --reuse, keeps) a database with N subscribers, contracts and accounts with
+Russian names, logins and addresses, a mix of statuses, 2N ledger entries (half of them
+payments), sync states for the accounts on platforms (a few dead) and N audit entries; then
+drives the admin lists (/subscribers, /contracts, /accounts, /payments, /audit) through the real
+app with Flask's test client, as htmx does (``HX-Request: true``, logged in as staff), and
+times each request on the server side:
+
+* the first page (no search, default sort);
+* search as you type: a word typed letter by letter (1, 2, 3, 5 letters and in full), a common
+  and a rare term, a term with no match;
+* every filter value, every sort in both directions;
+* "Show more" five times (the ``after`` cursor), without and with a search.
+
+It prints p50 / p95 / max per list and case, the overall p95 against the target (50 ms), and
+EXPLAIN (ANALYZE, BUFFERS) of the slowest SQL statement of the slowest requests. Exit code 0
+when the overall p95 meets the target.
+
+The database (default ``bench_tables``) is dropped and recreated unless --reuse finds it
+filled with N subscribers; its name must contain "bench". Indexes declared on the models are
+dropped before the load and built afterwards (faster than maintaining them row by row), and on
+--reuse any index the models declare and the database lacks is created, so an index added to
+the models is measured without regenerating the data.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from charge_run import connect, libpq_url, log, make_app, recreate_db, short_sql  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench_tables"
+TARGET_P95_MS = 50.0
+STAFF_LOGIN = "bench-admin"
+
+# --------------------------------------------------------------------------- data
+
+# (male, female, latin) surnames; the first ones are the most frequent (the pick is skewed)
+SURNAMES = [
+    ("Иванов", "Иванова", "ivanov"), ("Смирнов", "Смирнова", "smirnov"), ("Кузнецов", "Кузнецова", "kuznetsov"),
+    ("Попов", "Попова", "popov"), ("Васильев", "Васильева", "vasilev"), ("Петров", "Петрова", "petrov"),
+    ("Соколов", "Соколова", "sokolov"), ("Михайлов", "Михайлова", "mikhailov"), ("Новиков", "Новикова", "novikov"),
+    ("Федоров", "Федорова", "fedorov"), ("Морозов", "Морозова", "morozov"), ("Волков", "Волкова", "volkov"),
+    ("Алексеев", "Алексеева", "alekseev"), ("Лебедев", "Лебедева", "lebedev"), ("Семенов", "Семенова", "semenov"),
+    ("Егоров", "Егорова", "egorov"), ("Павлов", "Павлова", "pavlov"), ("Козлов", "Козлова", "kozlov"),
+    ("Степанов", "Степанова", "stepanov"), ("Николаев", "Николаева", "nikolaev"), ("Орлов", "Орлова", "orlov"),
+    ("Андреев", "Андреева", "andreev"), ("Макаров", "Макарова", "makarov"), ("Никитин", "Никитина", "nikitin"),
+    ("Захаров", "Захарова", "zakharov"), ("Зайцев", "Зайцева", "zaitsev"), ("Соловьев", "Соловьева", "solovev"),
+    ("Борисов", "Борисова", "borisov"), ("Яковлев", "Яковлева", "yakovlev"), ("Григорьев", "Григорьева", "grigorev"),
+    ("Романов", "Романова", "romanov"), ("Воробьев", "Воробьева", "vorobev"), ("Сергеев", "Сергеева", "sergeev"),
+    ("Кузьмин", "Кузьмина", "kuzmin"), ("Фролов", "Фролова", "frolov"), ("Александров", "Александрова", "aleksandrov"),
+    ("Дмитриев", "Дмитриева", "dmitriev"), ("Королев", "Королева", "korolev"), ("Гусев", "Гусева", "gusev"),
+    ("Киселев", "Киселева", "kiselev"), ("Ильин", "Ильина", "ilin"), ("Максимов", "Максимова", "maksimov"),
+    ("Поляков", "Полякова", "polyakov"), ("Сорокин", "Сорокина", "sorokin"), ("Виноградов", "Виноградова", "vinogradov"),
+    ("Ковалев", "Ковалева", "kovalev"), ("Белов", "Белова", "belov"), ("Медведев", "Медведева", "medvedev"),
+    ("Антонов", "Антонова", "antonov"), ("Тарасов", "Тарасова", "tarasov"), ("Жуков", "Жукова", "zhukov"),
+    ("Баранов", "Баранова", "baranov"), ("Филиппов", "Филиппова", "filippov"), ("Комаров", "Комарова", "komarov"),
+    ("Давыдов", "Давыдова", "davydov"), ("Беляев", "Беляева", "belyaev"), ("Герасимов", "Герасимова", "gerasimov"),
+    ("Богданов", "Богданова", "bogdanov"), ("Осипов", "Осипова", "osipov"), ("Сидоров", "Сидорова", "sidorov"),
+    ("Матвеев", "Матвеева", "matveev"), ("Титов", "Титова", "titov"), ("Марков", "Маркова", "markov"),
+    ("Миронов", "Миронова", "mironov"), ("Крылов", "Крылова", "krylov"), ("Куликов", "Куликова", "kulikov"),
+    ("Карпов", "Карпова", "karpov"), ("Власов", "Власова", "vlasov"), ("Мельников", "Мельникова", "melnikov"),
+    ("Денисов", "Денисова", "denisov"), ("Гаврилов", "Гаврилова", "gavrilov"), ("Тихонов", "Тихонова", "tikhonov"),
+    ("Казаков", "Казакова", "kazakov"), ("Афанасьев", "Афанасьева", "afanasev"), ("Данилов", "Данилова", "danilov"),
+    ("Савельев", "Савельева", "savelev"), ("Тимофеев", "Тимофеева", "timofeev"), ("Фомин", "Фомина", "fomin"),
+    ("Чернов", "Чернова", "chernov"), ("Абрамов", "Абрамова", "abramov"), ("Мартынов", "Мартынова", "martynov"),
+    ("Ефимов", "Ефимова", "efimov"), ("Федотов", "Федотова", "fedotov"), ("Щербаков", "Щербакова", "shcherbakov"),
+    ("Назаров", "Назарова", "nazarov"), ("Калинин", "Калинина", "kalinin"), ("Исаев", "Исаева", "isaev"),
+    ("Чернышев", "Чернышева", "chernyshev"), ("Быков", "Быкова", "bykov"), ("Маслов", "Маслова", "maslov"),
+    ("Родионов", "Родионова", "rodionov"), ("Коновалов", "Коновалова", "konovalov"), ("Лазарев", "Лазарева", "lazarev"),
+    ("Воронин", "Воронина", "voronin"), ("Климов", "Климова", "klimov"), ("Филатов", "Филатова", "filatov"),
+    ("Пономарев", "Пономарева", "ponomarev"), ("Голубев", "Голубева", "golubev"), ("Кудрявцев", "Кудрявцева", "kudryavtsev"),
+    ("Прохоров", "Прохорова", "prokhorov"), ("Наумов", "Наумова", "naumov"), ("Потапов", "Потапова", "potapov"),
+    ("Журавлев", "Журавлева", "zhuravlev"), ("Овчинников", "Овчинникова", "ovchinnikov"), ("Трофимов", "Трофимова", "trofimov"),
+    ("Леонов", "Леонова", "leonov"), ("Соболев", "Соболева", "sobolev"), ("Ермаков", "Ермакова", "ermakov"),
+    ("Колесников", "Колесникова", "kolesnikov"), ("Гончаров", "Гончарова", "goncharov"), ("Емельянов", "Емельянова", "emelyanov"),
+    ("Никифоров", "Никифорова", "nikiforov"), ("Грачев", "Грачева", "grachev"), ("Котов", "Котова", "kotov"),
+    ("Гришин", "Гришина", "grishin"), ("Ефремов", "Ефремова", "efremov"), ("Архипов", "Архипова", "arkhipov"),
+    ("Громов", "Громова", "gromov"), ("Кириллов", "Кириллова", "kirillov"), ("Малышев", "Малышева", "malyshev"),
+    ("Панов", "Панова", "panov"), ("Моисеев", "Моисеева", "moiseev"), ("Румянцев", "Румянцева", "rumyantsev"),
+    ("Акимов", "Акимова", "akimov"), ("Кондратьев", "Кондратьева", "kondratev"), ("Бирюков", "Бирюкова", "biryukov"),
+    ("Горбунов", "Горбунова", "gorbunov"), ("Анисимов", "Анисимова", "anisimov"), ("Еремин", "Еремина", "eremin"),
+    ("Тихомиров", "Тихомирова", "tikhomirov"), ("Галкин", "Галкина", "galkin"), ("Лукьянов", "Лукьянова", "lukyanov"),
+    ("Михеев", "Михеева", "mikheev"), ("Скворцов", "Скворцова", "skvortsov"), ("Юдин", "Юдина", "yudin"),
+    ("Белоусов", "Белоусова", "belousov"), ("Нестеров", "Нестерова", "nesterov"), ("Симонов", "Симонова", "simonov"),
+    ("Прохоренко", "Прохоренко", "prokhorenko"), ("Шевченко", "Шевченко", "shevchenko"), ("Ким", "Ким", "kim"),
+    ("Бондаренко", "Бондаренко", "bondarenko"), ("Ткаченко", "Ткаченко", "tkachenko"), ("Мусин", "Мусина", "musin"),
+    ("Хабибуллин", "Хабибуллина", "khabibullin"), ("Гарипов", "Гарипова", "garipov"), ("Алиев", "Алиева", "aliev"),
+]
+# a rare surname: about one subscriber in 20,000 (the "rare term" of the search)
+RARE = ("Цыбульский", "Цыбульская", "tsybulskiy")
+MALE = ["Александр", "Сергей", "Дмитрий", "Андрей", "Алексей", "Максим", "Евгений", "Иван", "Михаил", "Артём",
+        "Николай", "Владимир", "Павел", "Роман", "Олег", "Игорь", "Денис", "Константин", "Виктор", "Юрий",
+        "Антон", "Кирилл", "Илья", "Никита", "Егор", "Василий", "Пётр", "Григорий", "Тимур", "Руслан"]
+FEMALE = ["Елена", "Ольга", "Наталья", "Татьяна", "Ирина", "Анна", "Светлана", "Мария", "Екатерина", "Юлия",
+          "Анастасия", "Людмила", "Галина", "Марина", "Надежда", "Дарья", "Валентина", "Ксения", "Виктория",
+          "Алина", "Полина", "Любовь", "Вера", "Оксана", "Евгения", "Кристина", "Софья", "Лариса", "Нина", "Зоя"]
+PATRONYMICS = [("Александрович", "Александровна"), ("Сергеевич", "Сергеевна"), ("Дмитриевич", "Дмитриевна"),
+               ("Андреевич", "Андреевна"), ("Алексеевич", "Алексеевна"), ("Иванович", "Ивановна"),
+               ("Михайлович", "Михайловна"), ("Николаевич", "Николаевна"), ("Владимирович", "Владимировна"),
+               ("Викторович", "Викторовна"), ("Юрьевич", "Юрьевна"), ("Петрович", "Петровна"),
+               ("Васильевич", "Васильевна"), ("Анатольевич", "Анатольевна"), ("Евгеньевич", "Евгеньевна"),
+               ("Олегович", "Олеговна"), ("Игоревич", "Игоревна"), ("Павлович", "Павловна"),
+               ("Геннадьевич", "Геннадьевна"), ("Борисович", "Борисовна")]
+COMPANY_FORMS = ["ООО", "ИП", "АО", "ООО", "ООО"]
+COMPANY_WORDS = ["Ромашка", "Вектор", "Альфа-Строй", "ТехноСервис", "Северный ветер", "Гарант", "Меридиан",
+                 "Стройинвест", "Автомир", "Фортуна", "Радуга", "Прогресс", "Спектр", "Восход", "Лидер",
+                 "Домовой", "Уют", "Эталон", "Орбита", "Магистраль"]
+CITIES = ["г. Казань", "г. Казань", "г. Казань", "г. Зеленодольск", "пгт Васильево", "с. Высокая Гора",
+          "г. Набережные Челны", "г. Альметьевск"]
+STREETS = ["ул. Ленина", "ул. Пушкина", "ул. Гагарина", "ул. Мира", "ул. Советская", "ул. Школьная",
+           "ул. Садовая", "ул. Молодёжная", "ул. Лесная", "ул. Центральная", "ул. Новая", "ул. Победы",
+           "ул. Кирова", "ул. Чехова", "ул. Баумана", "пр. Победы", "пр. Ямашева", "ул. Декабристов",
+           "ул. Чистопольская", "ул. Тукая", "ул. Карла Маркса", "ул. Гвардейская", "ул. Восстания",
+           "ул. Академика Сахарова", "ул. Фучика", "ул. Зорге", "ул. Адоратского", "ул. Хади Такташа",
+           "ул. Мусы Джалиля", "ул. Космонавтов", "пер. Дорожный", "ул. Журналистов"]
+DOMAINS = ["mail.ru", "yandex.ru", "gmail.com", "bk.ru", "list.ru", "rambler.ru", "inbox.ru"]
+# (prefix of the payment id, comment, author)
+PAYERS = [("sber", "Сбербанк Онлайн", "api:sber"), ("sber", "Сбербанк Онлайн", "api:sber"),
+          ("tinkoff", "Т-Банк", "api:tinkoff"), ("yoomoney", "ЮMoney", "api:yoomoney"),
+          ("qiwi", "Терминал QIWI", "api:qiwi"), ("cash", "Касса офиса", "staff:kassir"),
+          ("sbp", "СБП по QR-коду", "api:sbp")]
+STAFF = ["olga", "kassir", "ivan.petrov", "admin", "support1", "support2"]
+# (name, kind, platform); the share of accounts on each agent follows
+AGENTS = [("Интернет", "radius", None), ("IPTV «Смотрёшка»", "iptv", "smotreshka"),
+          ("IPTV Stalker", "iptv", "stalker"), ("Домофон «Интерсвязь»", "intercom", "intersvyaz"),
+          ("Разовые услуги", "services", None)]
+TARIFFS = ["Домашний 100", "Домашний 300", "Домашний 500", "Гигабит", "Эконом", "Пенсионный", "Бизнес 200",
+           "ТВ Базовый", "ТВ Оптимальный", "Домофон"]
+
+
+def _u(g: str, salt: int) -> str:
+    """A deterministic uniform [0, 1) value of the integer expression ``g`` (SQL)."""
+    return f"((hashint8(({g})::bigint * 1000003 + {salt})::bigint + 2147483648) / 4294967296.0)"
+
+
+def _pick(arr: str, u: str, skew: bool = False) -> str:
+    """arr[...] by a uniform value; skewed picks favour the first elements (common surnames)."""
+    x = f"({u}) * ({u})" if skew else u
+    return f"({arr})[1 + floor(cardinality({arr}) * {x})::int]"
+
+
+def generate(url: str, n: int) -> None:
+    """Schema by db.create_all() (with its indexes built after the load), rows by
+    generate_series: no Python loop over rows."""
+    from werkzeug.security import generate_password_hash
+
+    from portal.extensions import db
+
+    app = make_app(url)
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    indexes = model_indexes()
+    with connect(url, autocommit=False) as c:
+        for ix in indexes:  # rebuilt after the load
+            c.execute(f'DROP INDEX IF EXISTS "{ix.name}"')
+        c.execute("SET synchronous_commit = off")
+        c.execute("SET maintenance_work_mem = '512MB'")
+        p = {
+            "n": n,
+            "sm": [s[0] for s in SURNAMES] + [RARE[0]], "sf": [s[1] for s in SURNAMES] + [RARE[1]],
+            "sl": [s[2] for s in SURNAMES] + [RARE[2]], "nsur": len(SURNAMES),
+            "male": MALE, "female": FEMALE, "pm": [x[0] for x in PATRONYMICS], "pf": [x[1] for x in PATRONYMICS],
+            "cforms": COMPANY_FORMS, "cwords": COMPANY_WORDS, "cities": CITIES, "streets": STREETS,
+            "domains": DOMAINS, "pid": [x[0] for x in PAYERS], "pcomment": [x[1] for x in PAYERS],
+            "pauthor": [x[2] for x in PAYERS], "staff": STAFF, "tariffs": TARIFFS,
+        }
+        c.execute("INSERT INTO agents (id, name, kind, platform) SELECT i, a.name, a.kind, a.platform "
+                  "FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY a(name, kind, platform, i)",
+                  ([a[0] for a in AGENTS], [a[1] for a in AGENTS], [a[2] for a in AGENTS]))
+        c.execute("INSERT INTO tariffs (id, name, kind, monthly_fee, is_multi) SELECT i, t, 'internet', "
+                  "30000 + 10000 * i, false FROM unnest(%s::text[]) WITH ORDINALITY x(t, i)", (TARIFFS,))
+        c.execute("INSERT INTO staff_users (id, login, full_name, password_hash, role, is_enabled, created_at) "
+                  "VALUES (1, %s, 'Bench admin', %s, 'admin', true, now())",
+                  (STAFF_LOGIN, generate_password_hash("bench-password")))
+        steps = [
+            # who each subscriber is: surname (skewed pick, a rare one now and then), sex, first name...
+            ("people", f"""
+CREATE TEMP TABLE people AS
+SELECT g,
+       CASE WHEN {_u('g', 1)} < 0.00005 THEN %(nsur)s + 1
+            ELSE 1 + floor(%(nsur)s * {_u('g', 2)} * {_u('g', 2)})::int END AS si,
+       {_u('g', 3)} < 0.5 AS female, {_u('g', 4)} < 0.03 AS company,
+       {_u('g', 5)} AS u5, {_u('g', 6)} AS u6, {_u('g', 7)} AS u7
+FROM generate_series(1, %(n)s) g"""),
+            ("subscribers", f"""
+INSERT INTO subscribers (id, kind, full_name, phones, email, postal_address, cabinet_login, created_at)
+SELECT g, CASE WHEN company THEN 'company' ELSE 'person' END,
+       CASE WHEN company THEN {_pick('%(cforms)s::text[]', 'u5')} || ' «' || {_pick('%(cwords)s::text[]', 'u6')}
+                              || '»' || CASE WHEN u7 < 0.5 THEN '' ELSE ' ' || (g %% 97) END
+            WHEN female THEN (%(sf)s::text[])[si] || ' ' || {_pick('%(female)s::text[]', 'u5')} || ' '
+                             || {_pick('%(pf)s::text[]', 'u6')}
+            ELSE (%(sm)s::text[])[si] || ' ' || {_pick('%(male)s::text[]', 'u5')} || ' '
+                 || {_pick('%(pm)s::text[]', 'u6')} END,
+       json_build_array('+7 9' || lpad((abs(hashint8(g)) %% 1000000000)::text, 9, '0')),
+       CASE WHEN u7 < 0.6 THEN (%(sl)s::text[])[si] || '.' || g || '@' || {_pick('%(domains)s::text[]', 'u7')} END,
+       NULL,
+       CASE WHEN u7 < 0.7 THEN (%(sl)s::text[])[si] || g END,
+       now() - (%(n)s - g) * interval '3 minutes'
+FROM people"""),
+            # the ledger: 2N rows, every other one a payment, in time order
+            ("ledger (temp)", f"""
+CREATE TEMP TABLE led AS
+SELECT g AS id, 1 + floor(%(n)s * {_u('g', 11)})::int AS contract_id,
+       CASE WHEN g %% 2 = 0 THEN 'payment' ELSE 'charge' END AS kind,
+       CASE WHEN g %% 2 = 0 THEN 10000 * (3 + floor(27 * {_u('g', 12)})::int)
+            ELSE -100 * (299 + 100 * floor(6 * {_u('g', 12)})::int) END AS amount,
+       now() - (2 * %(n)s - g) * (interval '90 days' / (2 * %(n)s)) AS created_at,
+       CASE WHEN g %% 2 = 0 THEN
+            CASE WHEN {_u('g', 13)} < 0.03 THEN 'Оплата за ' || (ARRAY['январь','февраль','март','апрель'])[1 + g %% 4]
+                 ELSE {_pick('%(pcomment)s::text[]', _u('g', 14))} END END AS comment,
+       CASE WHEN g %% 2 = 0 THEN {_pick('%(pauthor)s::text[]', _u('g', 14))} ELSE 'system' END AS author,
+       CASE WHEN g %% 2 = 0 THEN {_pick('%(pid)s::text[]', _u('g', 14))} || '-'
+            || lpad(to_hex(hashint8(g)), 8, '0') || '-' || g END AS idempotency_key,
+       CASE WHEN g %% 2 = 1 THEN 1 + floor(%(n)s * {_u('g', 11)})::int END AS assigned_service_id,
+       CASE WHEN g %% 2 = 1 THEN date_trunc('month', now() - (2 * %(n)s - g) * (interval '90 days' / (2 * %(n)s)))::date
+            END AS period_start
+FROM generate_series(1, 2 * %(n)s) g"""),
+            ("contracts", f"""
+INSERT INTO contracts (id, number, subscriber_id, credit_limit, do_not_block, balance, created_at)
+SELECT g, (100000 + g)::text, g, CASE WHEN {_u('g', 21)} < 0.1 THEN 50000 ELSE 0 END,
+       {_u('g', 22)} < 0.01, coalesce(b.balance, 0), now() - (%(n)s - g) * interval '3 minutes'
+FROM generate_series(1, %(n)s) g
+LEFT JOIN (SELECT contract_id, sum(amount) AS balance FROM led GROUP BY contract_id) b ON b.contract_id = g
+ORDER BY g"""),
+            ("ledger_entries", """
+INSERT INTO ledger_entries (id, contract_id, kind, amount, created_at, comment, author, idempotency_key,
+                            assigned_service_id, period_start)
+SELECT id, contract_id, kind, amount, created_at, comment, author, idempotency_key, assigned_service_id,
+       period_start FROM led ORDER BY id"""),
+            # accounts: 82%% active, 9%% blocked (balance or manager), 5%% inactive, 4%% disabled
+            ("accounts", f"""
+INSERT INTO accounts (id, contract_id, login, agent_id, tariff_id, house, flat, status, block_reasons,
+                      status_changed_on, created_at)
+SELECT g, g, (%(sl)s::text[])[si] || g,
+       CASE WHEN {_u('g', 31)} < 0.55 THEN 1 WHEN {_u('g', 31)} < 0.75 THEN 2 WHEN {_u('g', 31)} < 0.85 THEN 3
+            WHEN {_u('g', 31)} < 0.97 THEN 4 ELSE 5 END,
+       CASE WHEN {_u('g', 32)} < 0.05 THEN NULL ELSE 1 + floor(%(tn)s * {_u('g', 33)} * {_u('g', 33)})::int END,
+       {_pick('%(cities)s::text[]', _u('g', 34))} || ', ' || {_pick('%(streets)s::text[]', _u('g', 35), True)}
+           || ', д. ' || (1 + floor(120 * {_u('g', 36)})::int)
+           || CASE WHEN {_u('g', 37)} < 0.2 THEN ' корп. ' || (1 + g %% 4) ELSE '' END,
+       CASE WHEN {_u('g', 38)} < 0.8 THEN (1 + floor(300 * {_u('g', 39)})::int)::text END,
+       CASE WHEN {_u('g', 40)} < 0.82 THEN 'active' WHEN {_u('g', 40)} < 0.91 THEN 'blocked'
+            WHEN {_u('g', 40)} < 0.96 THEN 'inactive' ELSE 'disabled' END,
+       CASE WHEN {_u('g', 40)} >= 0.82 AND {_u('g', 40)} < 0.91 THEN
+            CASE WHEN {_u('g', 41)} < 0.8 THEN 1 WHEN {_u('g', 41)} < 0.95 THEN 2 ELSE 4 END ELSE 0 END,
+       (now() - (abs(hashint8(g + 7)) %% 400) * interval '1 day')::date,
+       now() - (%(n)s - g) * interval '3 minutes'
+FROM people ORDER BY g"""),
+            # sync states of the accounts on platforms: mostly ok, some pending/retry, a few dead
+            ("sync_states", f"""
+INSERT INTO sync_states (account_id, platform, state, desired, actual, last_error, attempts, next_attempt_at,
+                         last_attempt_at, synced_at)
+SELECT a.id, ag.platform, s.state, '{{}}'::json, '{{}}'::json,
+       CASE WHEN s.state IN ('retry', 'dead') THEN 'HTTP 502 from ' || ag.platform END,
+       CASE s.state WHEN 'dead' THEN 8 WHEN 'retry' THEN 3 ELSE 1 END,
+       CASE WHEN s.state IN ('pending', 'retry') THEN now() + interval '5 minutes' END,
+       now() - interval '1 hour', CASE WHEN s.state = 'ok' THEN now() - interval '1 hour' END
+FROM accounts a JOIN agents ag ON ag.id = a.agent_id AND ag.platform IS NOT NULL
+CROSS JOIN LATERAL (SELECT CASE WHEN a.id %% 5000 = 7 THEN 'dead' WHEN {_u('a.id', 51)} < 0.015 THEN 'pending'
+                                WHEN {_u('a.id', 51)} < 0.02 THEN 'retry' ELSE 'ok' END AS state) s
+ORDER BY a.id"""),
+            # the audit log: N entries of staff, the system, the API and the platforms
+            ("audit_log", f"""
+INSERT INTO audit_log (id, at, actor, action, object_type, object_id, summary)
+SELECT gs.g, now() - (%(n)s - gs.g) * (interval '90 days' / %(n)s), actor, x.action, x.otype,
+       1 + floor(%(n)s * {_u('gs.g', 61)})::int,
+       x.verb || ' ' || CASE x.otype WHEN 'account' THEN (%(sl)s::text[])[p.si] || p.g
+                                     WHEN 'contract' THEN (100000 + p.g)::text
+                                     WHEN 'subscriber' THEN (%(sm)s::text[])[p.si]
+                                     ELSE '#' || p.g END
+FROM generate_series(1, %(n)s) gs(g)
+JOIN people p ON p.g = 1 + floor(%(n)s * {_u('gs.g', 61)})::int
+CROSS JOIN LATERAL (SELECT CASE WHEN {_u('gs.g', 62)} < 0.4 THEN 'system'
+                                WHEN {_u('gs.g', 62)} < 0.8 THEN 'staff:' || {_pick('%(staff)s::text[]', _u('gs.g', 63))}
+                                WHEN {_u('gs.g', 62)} < 0.95 THEN {_pick('%(pauthor)s::text[]', _u('gs.g', 63))}
+                                ELSE 'platform:smotreshka' END AS actor) a
+CROSS JOIN LATERAL (SELECT * FROM (VALUES
+    (0.00, 'account', 'account.block', 'Блокировка счёта'), (0.20, 'account', 'account.unblock', 'Разблокировка счёта'),
+    (0.35, 'account', 'account.activate', 'Активация счёта'), (0.45, 'contract', 'ledger.payment', 'Платёж по договору'),
+    (0.65, 'subscriber', 'subscriber.update', 'Изменены данные абонента'),
+    (0.80, 'assigned_service', 'service.assign', 'Подключена услуга'),
+    (0.950, 'tariff', 'tariff.update', 'Изменён тариф'), (0.970, 'agent', 'agent.update', 'Изменён агент'),
+    (0.980, 'catalog_service', 'service.update', 'Изменена услуга'),
+    (0.990, 'staff_user', 'staff.update', 'Изменён сотрудник'),
+    (0.995, 'api_token', 'api_token.issue', 'Выпущен API-токен'),
+    (0.997, 'platform_connection', 'platform.update', 'Изменено подключение платформы'),
+    (0.9985, 'system', 'sync.reconcile', 'Сверка с платформой'), (0.9995, 'charge_run', 'charge.run', 'Списание'))
+    v(lo, otype, action, verb)
+    WHERE v.lo <= {_u('gs.g', 64)} ORDER BY v.lo DESC LIMIT 1) x
+ORDER BY gs.g"""),
+        ]
+        p["tn"] = len(TARIFFS)
+        for what, sql in steps:
+            t0 = time.perf_counter()
+            cur = c.execute(sql, p)
+            log(f"  {what}: {cur.rowcount:,} rows in {time.perf_counter() - t0:.1f} s")
+        for table in ("agents", "tariffs", "staff_users", "subscribers", "contracts", "accounts", "ledger_entries",
+                      "sync_states", "audit_log"):
+            c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        c.commit()
+    ensure_indexes(url)
+    with connect(url) as c:
+        c.execute("VACUUM (FREEZE, ANALYZE)")
+        c.execute("CHECKPOINT")
+
+
+def model_indexes() -> list:
+    """The indexes (not constraints) db.create_all() makes on PostgreSQL."""
+    from sqlalchemy.dialects import postgresql
+
+    import portal.models  # noqa: F401  (every table on the metadata)
+    from portal.extensions import db
+
+    dialect = postgresql.dialect()
+    out = []
+    for table in db.metadata.sorted_tables:
+        for ix in table.indexes:
+            ddl_if = getattr(ix, "_ddl_if", None)
+            if ddl_if is not None and ddl_if.dialect is not None:
+                names = (ddl_if.dialect,) if isinstance(ddl_if.dialect, str) else tuple(ddl_if.dialect)
+                if dialect.name not in names:
+                    continue
+            out.append(ix)
+    return out
+
+
+def ensure_indexes(url: str) -> None:
+    """Create every model table and index the database lacks (timed: an index build is a cost
+    too)."""
+    from sqlalchemy import create_engine
+
+    from portal.config import normalize_db_url
+
+    engine = create_engine(normalize_db_url(url))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET maintenance_work_mem = '512MB'")
+        conn.commit()
+        import portal.models  # noqa: F401
+        from portal.extensions import db
+
+        db.metadata.create_all(conn)  # tables added to the models since (empty), and pg_trgm
+        conn.commit()
+        have = {r[0] for r in conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        for ix in model_indexes():
+            if ix.name in have:
+                continue
+            t0 = time.perf_counter()
+            ix.create(conn)
+            conn.commit()
+            log(f"  index {ix.name} built in {time.perf_counter() - t0:.1f} s")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    engine.dispose()
+
+
+def filled(url: str, n: int) -> bool:
+    try:
+        with connect(url) as c:
+            return c.execute("SELECT count(*) FROM subscribers").fetchone()[0] == n
+    except psycopg_errors() as exc:  # no database, or no tables
+        log(f"no reusable data: {str(exc).splitlines()[0]}")
+        return False
+
+
+def psycopg_errors():
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.errors.UndefinedTable)
+
+
+# --------------------------------------------------------------------------- the cases
+
+# per list: (a word typed letter by letter, a common term, a rare term, a term with no match)
+TERMS = {
+    "subscribers": ("Кузнецова", "иванов", "цыбульск", "щъщъ"),
+    "contracts": ("1234567", "777", "1000777", "x-0"),
+    "accounts": ("kuznetsov", "ленина", "tsybulsk", "qxzqj"),
+    "payments": ("tinkoff", "сбербанк", "-1234568", "qxzqj"),
+    "audit": ("staff:olga", "блокировка", "tsybulsk", "qxzqj"),
+}
+PREFIXES = (1, 2, 3, 5)
+SHOW_MORE = 5
+
+
+class Recorder:
+    """Per-request SQL statements (time, statement, parameters) of the app's engine."""
+
+    def __init__(self, engine):
+        self.rows: list[tuple[float, str, object]] = []
+        self._t: list[float] = []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._t.append(time.perf_counter())
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self.rows.append((time.perf_counter() - self._t.pop(), statement, parameters))
+
+
+def cases(app) -> list[tuple[str, str, str, list[dict]]]:
+    """(list, case group, case label, [request args...]) for every list; a case with several
+    requests is a sequence (typing, Show more) whose requests are timed one by one."""
+    from portal.admin.lists import ACCOUNTS, AUDIT, CONTRACTS, PAYMENTS, SUBSCRIBERS
+
+    out = []
+    with app.test_request_context():
+        for spec in (SUBSCRIBERS, CONTRACTS, ACCOUNTS, PAYMENTS, AUDIT):
+            name = spec.endpoint.split(".")[1]
+            typed, common, rare, none = TERMS[name]
+            out.append((name, "first page", "", [{}]))
+            for k in PREFIXES:
+                out.append((name, f"typing {k} chars", typed[:k], [{"q": typed[:k]}]))
+            out.append((name, "typing, full word", typed, [{"q": typed}]))
+            out.append((name, "common term", common, [{"q": common}]))
+            out.append((name, "rare term", rare, [{"q": rare}]))
+            out.append((name, "no match", none, [{"q": none}]))
+            for f in spec.filters:
+                for value, _title in f.options():
+                    out.append((name, f"filter {f.name}", value, [{f.name: value}]))
+            for key in spec.sorts:
+                for sort in (key, "-" + key):
+                    out.append((name, f"sort {key}", sort, [{"sort": sort}]))
+            for key in spec.sorts:  # a search in an order the user picked (header click)
+                if key != "created":
+                    for term in (typed[:3], typed, common):
+                        out.append((name, f"search, sort {key}", term, [{"q": term, "sort": key}]))
+            out.append((name, "show more x5", "", [{"more": SHOW_MORE}]))
+            out.append((name, "show more x5, searched", common, [{"q": common, "more": SHOW_MORE}]))
+            non_id = [k for k in spec.sorts if k != "created"]
+            if non_id:
+                out.append((name, f"show more x5, sort {non_id[-1]}", "-" + non_id[-1],
+                            [{"sort": "-" + non_id[-1], "more": SHOW_MORE}]))
+    return out
+
+
+NEXT = re.compile(r'<tr class="more">.*?hx-get="([^"]+)"', re.S)
+
+
+def run_case(client, recorder, path: str, args: dict, samples: list, slow: list) -> None:
+    """Time one case: the request, and then "Show more" as many times as asked."""
+    from urllib.parse import urlencode
+
+    more = args.pop("more", 0)
+    url = f"/{path}?{urlencode(args)}" if args else f"/{path}"
+    for step in range(more + 1):
+        recorder.rows.clear()
+        t0 = time.perf_counter()
+        r = client.get(url, headers={"HX-Request": "true"})
+        dt = (time.perf_counter() - t0) * 1000
+        if r.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {r.status_code}")
+        html = r.get_data(as_text=True)
+        samples.append(dt)
+        top = max(recorder.rows, key=lambda x: x[0]) if recorder.rows else (0.0, "", None)
+        slow.append((dt, url, top))
+        if step < more:
+            m = NEXT.search(html)
+            if not m:
+                break
+            url = m.group(1).replace("&amp;", "&")
+            assert "after=" in url, url
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> int:
+    from portal.extensions import db
+    from portal.models import StaffUser
+
+    app = make_app(url)
+    app.config["SESSION_COOKIE_SECURE"] = False  # the test client talks plain http
+    with app.app_context():
+        staff = db.session.scalar(db.select(StaffUser).where(StaffUser.login == STAFF_LOGIN))
+        staff_id = staff.get_id()
+        recorder = Recorder(db.engine)
+    client = app.test_client()
+    with client.session_transaction() as s:  # what a successful login leaves in the session
+        s["_user_id"] = staff_id
+        s["_fresh"] = True
+    all_cases = [c for c in cases(app) if only is None or c[0] in only]
+
+    # a warm-up pass (templates compiled, connections open, pages cached), not counted
+    for name, _group, _label, reqs in all_cases:
+        for args in reqs:
+            run_case(client, recorder, name, dict(args), [], [])
+
+    results: dict[tuple[str, str], list[float]] = {}
+    slow: list = []
+    for _ in range(repeat):
+        for name, group, _label, reqs in all_cases:
+            for args in reqs:
+                run_case(client, recorder, name, dict(args), results.setdefault((name, group), []), slow)
+
+    print()
+    print(f"server time per request (ms), {repeat} rounds; HX-Request: true, staff session")
+    print(f"{'list':12s} {'case':34s} {'n':>4s} {'p50':>8s} {'p95':>8s} {'max':>8s}")
+    by_list: dict[str, list[float]] = {}
+    for (name, group), xs in results.items():
+        by_list.setdefault(name, []).extend(xs)
+        flag = "  <-- over" if pct(xs, 95) > TARGET_P95_MS else ""
+        print(f"{name:12s} {group:34s} {len(xs):4d} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {max(xs):8.1f}{flag}")
+    print()
+    print(f"{'list':12s} {'all cases':34s} {'n':>4s} {'p50':>8s} {'p95':>8s} {'max':>8s}")
+    everything = []
+    for name, xs in by_list.items():
+        everything.extend(xs)
+        print(f"{name:12s} {'':34s} {len(xs):4d} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {max(xs):8.1f}")
+    p95 = pct(everything, 95)
+    ok = p95 <= TARGET_P95_MS
+    print(f"{'overall':12s} {'':34s} {len(everything):4d} {pct(everything, 50):8.1f} {p95:8.1f} "
+          f"{max(everything):8.1f}")
+    print(f"\noverall p95 {p95:.1f} ms: target p95 <= {TARGET_P95_MS:g} ms {'met' if ok else 'NOT met'}")
+
+    # EXPLAIN of the slowest statement of the slowest distinct requests
+    seen, picked = set(), []
+    for dt, req, top in sorted(slow, key=lambda x: -x[0]):
+        if top[1] and req not in seen:
+            seen.add(req)
+            picked.append((dt, req, top))
+        if len(picked) >= explain_top:
+            break
+    with app.app_context():
+        for dt, req, (sdt, stmt, params) in picked:
+            print(f"\n=== slowest request {req}: {dt:.1f} ms; its slowest statement {sdt * 1000:.1f} ms:")
+            print("    " + short_sql(stmt, 400))
+            print(f"    parameters: {params}")
+            conn = db.session.connection()
+            plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + stmt, params).fetchall()
+            db.session.rollback()
+            for (line,) in plan:
+                print("   " + line)
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1_000_000, help="subscribers = contracts = accounts (default 1,000,000)")
+    p.add_argument("--db", default=os.environ.get("BENCH_TABLES_URL", DEFAULT_URL),
+                   help=f"dedicated database, dropped and recreated unless --reuse (default {DEFAULT_URL})")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the database if it already holds N subscribers (missing model indexes are built)")
+    p.add_argument("--repeat", type=int, default=3, help="timed rounds over all cases (default 3)")
+    p.add_argument("--explain", type=int, default=1, metavar="K",
+                   help="EXPLAIN ANALYZE the slowest statement of the K slowest requests (default 1)")
+    p.add_argument("--lists", help="only these lists, comma-separated (e.g. accounts,payments)")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("CREDENTIALS_KEY", "YmVuY2gtb25seS1rZXktYmVuY2gtb25seS1rZXktMDA=")
+    u = make_url(args.db)
+    if not u.drivername.startswith("postgresql"):
+        raise SystemExit("this benchmark needs PostgreSQL")
+    name = u.database or ""
+    if "bench" not in name:
+        raise SystemExit(f"refusing to use database {name!r}: its name must contain 'bench'")
+    url = u.render_as_string(hide_password=False)
+
+    with connect(url, "postgres") as c:
+        server = c.execute("SHOW server_version").fetchone()[0].split()[0]
+        settings = {k: c.execute(f"SHOW {k}").fetchone()[0] for k in (
+            "shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "jit")}
+    log(f"PostgreSQL {server} {settings}; {os.cpu_count()} CPUs; N={args.n:,}; database {name}")
+    if args.reuse and filled(url, args.n):
+        log(f"reusing {name}; building the model indexes it lacks")
+        ensure_indexes(url)
+    else:
+        log(f"generating {args.n:,} subscribers, contracts, accounts in {name}")
+        t0 = time.perf_counter()
+        recreate_db(url, name)
+        generate(libpq_url(url), args.n)
+        log(f"generated in {time.perf_counter() - t0:.1f} s")
+    with connect(url) as c:
+        sizes = c.execute("SELECT relname, pg_size_pretty(pg_total_relation_size(oid)) FROM pg_class "
+                          "WHERE relname IN ('subscribers', 'contracts', 'accounts', 'ledger_entries', "
+                          "'sync_states', 'audit_log') ORDER BY relname").fetchall()
+    log("table + index sizes: " + ", ".join(f"{t} {s}" for t, s in sizes))
+    only = set(args.lists.split(",")) if args.lists else None
+    log(f"timing the lists ({datetime.now():%Y-%m-%d})")
+    return measure(url, args.repeat, args.explain, only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
