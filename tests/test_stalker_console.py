@@ -1,0 +1,295 @@
+"""The Stalker console: staff refresh the snapshot, add Stalker accounts to billing, delete
+them from Stalker, register STBs, import plans and channels, check the connection and send
+raw requests; jobs run in the real worker against the emulator over HTTP."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.billing import accounts as acc
+from portal.extensions import db
+from portal.models import (
+    Account, AuditEntry, CatalogService, StalkerChannel, StalkerSnapshotRow, StalkerStb, StalkerTvId, Subscriber,
+    Tariff,
+)
+from portal.platforms.reconcile import reconcile_account
+from portal.platforms.stalker import console
+from tests.builders import gen_account, gen_agent, gen_staff, gen_tariff
+from tests.platform_fixtures import wait_for
+from tests.stalker_fixtures import API_PASSWORD, emulator, stalker, tv_agent  # noqa: F401
+from tests.test_admin_dashboard import login
+from tests.test_admin_pages import HX, post
+
+ADMIN = "adm"
+
+
+@pytest.fixture
+def staff(client, ctx):
+    gen_staff(ADMIN, role="admin")
+    gen_staff("mgr", role="manager")
+    gen_staff("view", role="viewer")
+    login(client, ADMIN)
+    return client
+
+
+def row_id(kind: str, key: str) -> int:
+    return db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind=kind, key=key))
+
+
+def finished(client, html: str, timeout=30) -> str:
+    """Follow a progress row until its job has finished; the final row's HTML."""
+    m = re.search(r'hx-get="(/jobs/[^"]+/progress[^"]*)"', html)
+    assert m, html
+    url = m.group(1).replace("&amp;", "&")
+    return wait_for(lambda: (h := client.get(url).get_data(as_text=True)) and 'data-state="queued"' not in h
+                    and 'data-state="started"' not in h and h, timeout, "the job to finish")
+
+
+def imported_plans(*external_ids):
+    for ext in external_ids:
+        console.import_tariff(row_id("tariffs", str(ext)), actor="test")
+    db.session.commit()
+
+
+def test_refresh_fills_the_tables_with_what_stalker_has(app, staff, stalker, processes):
+    """Refresh all: do the five tables show Stalker's rows, with statuses as badges, arrays as
+    lists, plans with nested packages, and when they were refreshed?"""
+    processes.start("jobs.worker")
+    client = staff
+    html = post(client, "/stalker/refresh/all", {}, headers=HX).get_data(as_text=True)
+    done = finished(client, html)
+    assert 'data-state="finished"' in done and "accounts 5" in done
+    page = client.get("/stalker/accounts").get_data(as_text=True)
+    assert "tv_petrov" in page and "Петров Пётр" in page and "5 " in page
+    for column in ("account_number", "stb_mac", "subscribed", "tariff_plan", "online", "status"):
+        assert f"<th>{column}</th>" in page
+    orlov = page[page.index("tv_orlov"):]
+    orlov = orlov[:orlov.index("</tr>")]
+    assert "badge-disabled" in orlov and "pkg_sport<br>pkg_kino" in orlov
+    tariffs = client.get("/stalker/tariffs").get_data(as_text=True)
+    assert "Максимальный" in tariffs and '<ul class="nested">' in tariffs and "Кино" in tariffs
+    for tab, text in (("stb", "00:1A:79:00:00:03"), ("channels", "Спорт 1 HD")):
+        assert text in client.get(f"/stalker/{tab}").get_data(as_text=True)
+    # the web process made no call: every call was the worker's, and is in the audit log
+    calls = db.session.scalars(select(AuditEntry.summary).filter_by(action="platform.call")).all()
+    assert len(calls) == 5 and all("200" in c for c in calls)
+    assert API_PASSWORD not in str(db.session.scalars(select(AuditEntry.after)).all())
+
+
+def test_a_failed_refresh_keeps_the_old_rows_and_says_why(staff, stalker):
+    """When Stalker errs during a refresh, does the table keep its rows and show the error?"""
+    console.refresh(("channels",), actor="test")
+    stalker.fail("Database error", resource="itv")
+    console.refresh(("channels",), actor="test")
+    page = staff.get("/stalker/channels").get_data(as_text=True)
+    assert "Первый канал" in page and "Database error" in page
+
+
+def test_search_and_pages_of_the_accounts_table(staff, stalker):
+    """With 120 accounts, does the table show 50, a "Show more" that brings the next ones,
+    and a search that finds one by MAC?"""
+    stalker.seed_accounts(115)
+    console.refresh(("accounts",), actor="test")
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    assert page.count("<tr data-row=") == 50
+    more = re.search(r'hx-get="([^"]+after=\d+[^"]*)"', page).group(1).replace("&amp;", "&")
+    second = staff.get(more, headers=HX).get_data(as_text=True)
+    assert second.count("<tr data-row=") == 50 and "<html" not in second and "tv_petrov" not in second
+    found = staff.get("/stalker/accounts?q=00:2B:00:01:86:A5", headers=HX).get_data(as_text=True)
+    assert found.count("<tr data-row=") == 1 and "bench100005" in found
+
+
+def test_plus_adds_a_subscriber_contract_and_account_with_the_stalker_number(staff, stalker, tv_agent):
+    """"+" on tv_petrov: is there a subscriber card, a contract and an active TV account with
+    TV ID 501, the STB, and is the row then linked to it?"""
+    console.refresh(actor="test")
+    imported_plans(9001)
+    r = post(staff, f"/stalker/accounts/{row_id('accounts', '501')}/add", {}, headers=HX)
+    assert r.status_code == 200 and "tv_petrov" in r.get_data(as_text=True)
+    account = db.session.scalar(select(Account).filter_by(login="tv_petrov"))
+    assert (account.status, account.tariff_id, account.agent_id) == ("active", 9001, tv_agent.id)
+    assert account.contract.subscriber.full_name == "Петров Пётр"
+    assert account.contract.subscriber.phones == ["+7 900 111-22-33"]
+    assert db.session.get(StalkerTvId, account.id).tv_id == 501
+    assert db.session.scalar(select(StalkerStb.mac).filter_by(account_id=account.id)) == "00:1A:79:00:00:01"
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    assert f'href="/accounts/{account.id}"' in page
+    # billing's sync finds the same user: nothing created twice
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert [u["login"] for u in stalker.users.values()].count("tv_petrov") == 1
+    # a blocked Stalker account comes in blocked by a manager
+    imported_plans(9003)
+    post(staff, f"/stalker/accounts/{row_id('accounts', '503')}/add", {}, headers=HX)
+    orlov = db.session.scalar(select(Account).filter_by(login="tv_orlov"))
+    assert (orlov.status, orlov.reasons) == ("blocked", ["manager"])
+
+
+def test_plus_writes_billings_tv_id_back_when_stalkers_number_is_not_usable(staff, stalker, tv_agent):
+    """tv_guest has the account number «guest-1»: does billing give it a TV ID and write it
+    back to Stalker?"""
+    console.refresh(actor="test")
+    imported_plans(9002)
+    post(staff, f"/stalker/accounts/{row_id('accounts', 'guest-1')}/add", {}, headers=HX)
+    account = db.session.scalar(select(Account).filter_by(login="tv_guest"))
+    tv_id = db.session.get(StalkerTvId, account.id).tv_id
+    assert str(tv_id).isdigit()
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert stalker.find(login="tv_guest")["ls"] == str(tv_id)
+
+
+def test_plus_on_a_login_billing_has_adds_the_tv_account_to_that_contract(staff, stalker, tv_agent):
+    """A billing internet account is called tv_sidorova: does "+" add the TV account to the
+    same contract, keeping the Stalker login in Stalker?"""
+    internet = gen_account(login="tv_sidorova", agent=gen_agent(kind="radius"))
+    console.refresh(actor="test")
+    imported_plans(9002)
+    post(staff, f"/stalker/accounts/{row_id('accounts', '502')}/add", {}, headers=HX)
+    tv = db.session.scalar(select(Account).filter_by(login="tv_sidorova-tv"))
+    assert tv.contract_id == internet.contract_id and tv.agent.platform == "stalker"
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1
+    assert reconcile_account("stalker", tv.id) == "ok"
+    assert stalker.find(ls="502")["login"] == "tv_sidorova"
+
+
+def test_plus_without_a_billing_tariff_says_import_it_and_creates_nothing(staff, stalker, tv_agent):
+    """The plan 9003 is not in billing: is the row flagged and "+" refused with that reason?"""
+    console.refresh(actor="test")
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    assert page.count(">import tariff</a>") == 5
+    r = post(staff, f"/stalker/accounts/{row_id('accounts', '503')}/add", {}, headers=HX)
+    assert r.status_code == 422 and "tariff_plan" in r.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Account)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_delete_removes_the_account_from_stalker_only(staff, stalker, tv_agent, processes):
+    """"delete" on tv_hotel: is it gone from Stalker and from the table, billing unchanged?"""
+    processes.start("jobs.worker")
+    console.refresh(actor="test")
+    before = db.session.scalar(select(func.count()).select_from(Account))
+    html = post(staff, f"/stalker/accounts/{row_id('accounts', '7777')}/delete", {}, headers=HX).get_data(as_text=True)
+    assert 'data-state="finished"' in finished(staff, html)
+    assert stalker.find(login="tv_hotel") is None
+    assert "tv_hotel" not in staff.get("/stalker/accounts").get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Account)) == before
+    assert db.session.scalar(select(AuditEntry).filter_by(action="stalker.account_delete")).actor == f"staff:{ADMIN}"
+
+
+def test_register_an_stb_and_it_reaches_stalker(staff, stalker, tv_agent):
+    """Staff register an STB (MAC without colons) on a TV account: does Stalker get the MAC;
+    and does a bad MAC name the field?"""
+    console.refresh(("tariffs",), actor="test")
+    imported_plans(9001)
+    account = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9001), login="kino_fan")
+    r = post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": "001a79cafe01", "serial": "SN77"}, headers=HX)
+    assert r.status_code == 200 and "00:1A:79:CA:FE:01" in r.get_data(as_text=True)
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert stalker.find(login="kino_fan")["mac"] == "00:1A:79:CA:FE:01"
+    bad = post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": "00:1A:79", "serial": ""}, headers=HX)
+    assert bad.status_code == 422 and 'data-field="mac"' in bad.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(StalkerStb)) == 1
+
+
+def test_import_channels_replaces_the_list_and_a_failure_keeps_the_old_one(staff, stalker, processes):
+    """"Import channels": does billing get Stalker's twelve channels, and when Stalker errs,
+    does the old list stay as it was?"""
+    db.session.add(StalkerChannel(id=500, name="Старый канал", number=1))
+    db.session.commit()
+    processes.start("jobs.worker")
+    stalker.fail("Database error", resource="itv")
+    failed = finished(staff, post(staff, "/stalker/channels/import", {}, headers=HX).get_data(as_text=True))
+    assert 'data-state="failed"' in failed and "Database error" in failed
+    assert [c.name for c in db.session.scalars(select(StalkerChannel))] == ["Старый канал"]
+    stalker.heal()
+    done = finished(staff, post(staff, "/stalker/channels/import", {}, headers=HX).get_data(as_text=True))
+    assert 'data-state="finished"' in done and "12" in done
+    names = [c.name for c in db.session.scalars(select(StalkerChannel).order_by(StalkerChannel.id))]
+    assert len(names) == 12 and names[0] == "Первый канал" and "Старый канал" not in names
+
+
+def test_import_a_plan_as_a_tariff_and_refuse_an_unrelated_one(staff, stalker):
+    """Importing «Максимальный» makes tariff 9003 with its three packages as Stalker services;
+    re-import updates it; a plan whose id an unrelated tariff holds is refused."""
+    console.refresh(("tariffs",), actor="test")
+    r = post(staff, f"/stalker/tariffs/{row_id('tariffs', '9003')}/import", {}, headers=HX)
+    assert r.status_code == 200
+    tariff = db.session.get(Tariff, 9003)
+    assert tariff.name == "Максимальный"
+    assert sorted((s.external_id, s.platform, s.price) for s in tariff.services) == [
+        ("pkg_base", "stalker", 0), ("pkg_kino", "stalker", 199), ("pkg_sport", "stalker", 149)]
+    stalker.plans[3]["name"] = "Максимальный+"
+    console.refresh(("tariffs",), actor="test")
+    assert "re-sync" in staff.get("/stalker/tariffs").get_data(as_text=True)
+    post(staff, f"/stalker/tariffs/{row_id('tariffs', '9003')}/import", {}, headers=HX)
+    db.session.expire_all()
+    assert db.session.get(Tariff, 9003).name == "Максимальный+"
+    assert db.session.scalar(select(func.count()).select_from(CatalogService).filter_by(platform="stalker")) == 3
+    # an unrelated tariff holding 9001
+    from portal.billing import directory
+    directory.save_tariff({"name": "Интернет 100", "monthly_fee": "500"}, actor="test",
+                          tariff=Tariff(id=9001, name="", kind="internet", is_multi=False))
+    db.session.commit()
+    r = post(staff, f"/stalker/tariffs/{row_id('tariffs', '9001')}/import", {}, headers=HX)
+    assert r.status_code == 422 and "unrelated" in r.get_data(as_text=True)
+    assert db.session.get(Tariff, 9001).name == "Интернет 100"
+    # a new tariff made afterwards still gets a fresh id (PostgreSQL sequences)
+    assert gen_tariff().id not in (9001, 9003)
+
+
+def test_the_connection_check_tells_reachable_credentials_and_api(app, staff, stalker, processes):
+    """"Check the connection": all good; then the API switched off; then Stalker down."""
+    processes.start("jobs.worker")
+
+    def check() -> str:
+        html = post(staff, "/stalker/check", {}, headers=HX).get_data(as_text=True)
+        url = re.search(r'hx-get="([^"]+)"', html).group(1)
+        return wait_for(lambda: (h := staff.get(url).get_data(as_text=True)) and 'data-state="running"' not in h
+                        and h, 30, "the check")
+
+    ok = check()
+    assert "credentials accepted" in ok and "API switched on" in ok and "3 tariff plans" in ok
+    stalker.api_enabled = False
+    off = check()
+    assert "API switched off" in off and "API not enabled" in off
+    stalker.api_enabled = True
+    stalker.api_password = "changed"
+    assert "credentials refused" in check()
+    stalker.down()
+    assert "not reachable" in check()
+
+
+def test_the_raw_console_for_admins(staff, stalker, processes):
+    """An admin sends GET accounts/501 and sees the pretty-printed answer; a broadcast PUT
+    without an identifier is refused before any call; a manager may not use the console."""
+    processes.start("jobs.worker")
+
+    def send(data) -> str:
+        html = post(staff, "/stalker/console", data, headers=HX).get_data(as_text=True)
+        url = re.search(r'hx-get="([^"]+)"', html).group(1)
+        return wait_for(lambda: (h := staff.get(url).get_data(as_text=True)) and "spinner" not in h and h, 30,
+                        "the answer")
+
+    answer = send({"method": "GET", "resource": "accounts/501", "params": ""})
+    assert '&#34;login&#34;: &#34;tv_petrov&#34;' in answer and "\n" in answer
+    refused = send({"method": "PUT", "resource": "stb_msg", "params": "msg=hello"})
+    assert "identifier is required" in refused and not [r for r in stalker.requests if r["resource"] == "stb_msg"]
+    staff.post("/logout", data={"csrf_token": re.search(r'"X-CSRFToken": "([^"]+)"',
+                                                         staff.get("/").get_data(as_text=True)).group(1)})
+    login(staff, "mgr")
+    assert staff.get("/stalker/console").status_code == 403
+    assert post(staff, "/stalker/console", {"method": "GET", "resource": "accounts"}).status_code == 403
+
+
+def test_a_viewer_reads_but_cannot_act(staff, stalker, tv_agent):
+    """A viewer sees the tables, no action buttons, and is refused the actions."""
+    console.refresh(actor="test")
+    staff.post("/logout", data={"csrf_token": re.search(r'"X-CSRFToken": "([^"]+)"',
+                                                         staff.get("/").get_data(as_text=True)).group(1)})
+    login(staff, "view")
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    assert "tv_petrov" in page and ">+</button>" not in page and 'hx-post="/stalker/' not in page
+    assert post(staff, f"/stalker/accounts/{row_id('accounts', '501')}/add", {}).status_code == 403
+    assert post(staff, "/stalker/refresh/all", {}).status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(Account)) == 0
