@@ -34,5 +34,5 @@ def _periodic(config) -> list[dict]:
 
 register(Platform(name="billmanager", title="BILLmanager", desired_state=sync.desired_state, client=sync.Fleet,
                   reconcile=sync.reconcile, demo_emulator=_demo_emulator, demo_load=_demo_load,
-                  periodic=_periodic, admin_endpoint=None,
-                  cabinet_template=None))
+                  periodic=_periodic, admin_endpoint="admin.bm_handlers",
+                  cabinet_template="cabinet/billmanager/_section.html"))

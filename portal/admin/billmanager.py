@@ -1,0 +1,338 @@
+"""BILLmanager reselling in the admin: service handlers, data centers and departments, the
+tariff import wizard, imported tariffs and resold services.
+
+URL map (any staff member reads; admins change handlers, lists and tariffs; admins and
+managers act on services):
+
+    GET  /billmanager/handlers                       handlers with their balances
+    GET  /billmanager/handlers/new, /<id>            the form (password write-only)
+    POST /billmanager/handlers/new, /<id>            save ("Next"): then the check job runs
+    POST /billmanager/handlers/<id>/check            check the connection, read the balance (job)
+    GET  /billmanager/lists                          data centers and departments
+    POST /billmanager/lists/<kind>[/<id>[/delete]]   add, rename, delete
+    GET  /billmanager/import[?handler=&itemtype=]    the wizard: handler -> price list -> tariff
+    POST /billmanager/import/<handler>/fetch         read pricelist.export (job)
+    POST /billmanager/import/<handler>/<remote_id>   import one tariff (disabled)
+    GET  /billmanager/tariffs, /tariffs/<id>         imported tariffs; rename, reprice, enable
+    POST /billmanager/tariffs/<id>, /<id>/sync       save; re-sync from the seller (job)
+    GET  /billmanager/services                       resold services, their state on both sides
+    POST /billmanager/services/order                 order on a subscriber's behalf
+    POST /billmanager/services/<id>/<action>         restart, not-ordered, suspend, resume, delete
+
+The web process never calls the seller: anything that does is a job with a progress row.
+"""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..billing import accounts as acc
+from ..billing.errors import BillingError
+from ..extensions import db
+from ..models import (
+    Account, BmHandler, BmService, BmTariff, DataCenter, Department, PlatformConnection, SyncState,
+)
+from ..platforms.billmanager import handlers as bm_handlers
+from ..platforms.billmanager import importer, orders
+from ..platforms.billmanager.client import ITEM_STATUS
+from ..queue import get_queue
+from ..web import error_fields, form_int, form_text, is_htmx
+from . import bp
+from .auth import staff_required
+from .jobs import progress_row
+
+ADMIN = ("admin",)
+WRITERS = ("admin", "manager")
+STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering"), "ordered": _l("ordered"),
+                "attention": _l("needs a check"), "deleted": _l("deleted")}
+REMOTE_TITLES = {1: _l("ordered"), 2: _l("active"), 3: _l("suspended"), 4: _l("deleted"), 5: _l("in progress")}
+# Messages from portal.platforms.billmanager, listed so that pybabel puts them in the catalog.
+MESSAGES = [_l(m) for m in (
+    "1-100 characters", "1-200 characters", "in use by a handler", "not in the price list read from the seller",
+    "another product type than the handler's", "the seller has no one-month period for this tariff",
+    "choose one of the tariff's providers", "already imported", "the seller no longer offers this tariff",
+    "the account must be active", "a domain name such as example.ru",
+    "not enough money on the contract: top it up first", "no such account", "must be positive",
+    "check the seller first, then confirm the order is not there",
+    "only a pending or flagged order can be restarted",
+)]
+JOB_TIMEOUT = 300
+
+
+def actor() -> str:
+    return f"staff:{current_user.login}"
+
+
+def _get(model, ident):
+    obj = db.session.get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def _render(template: str, status: int = 200, **context):
+    return render_template(template, nav_section="admin.bm_handlers", state_titles=STATE_TITLES,
+                           remote_titles=REMOTE_TITLES, **context), status
+
+
+def _enqueue(func: str, *args) -> str:
+    return get_queue("high").enqueue(func, *args, job_timeout=JOB_TIMEOUT).id
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+@bp.route("/billmanager/handlers", endpoint="bm_handlers")
+@staff_required()
+def handlers_page():
+    items = db.session.scalars(select(BmHandler).order_by(BmHandler.itemtype, BmHandler.sort, BmHandler.id)).all()
+    return _render("admin/billmanager/handlers.html", items=items)
+
+
+def _handler_form() -> dict:
+    return {"name": form_text("name"), "itemtype": form_text("itemtype"), "url": form_text("url"),
+            "username": form_text("username"), "password": request.form.get("password") or None,
+            "datacenter_id": form_int("datacenter_id"), "department_id": form_int("department_id"),
+            "sort": form_text("sort"), "min_balance": form_text("min_balance"),
+            "enabled": request.form.get("enabled") == "1" if request.form.get("form_sent") else None}
+
+
+def _demo_hint():
+    row = db.session.scalar(select(PlatformConnection).filter_by(kind="billmanager"))
+    if row is not None and (row.options or {}).get("demo_emulator"):
+        from ..platforms.billmanager.emulator import DEMO_LOGIN, DEMO_PASSWORD
+
+        return {"url": row.url, "login": DEMO_LOGIN, "password": DEMO_PASSWORD}
+    return None
+
+
+def _handler_page(handler, values=None, errors=None, job_id=None, status=200):
+    v = values or (bm_handlers.public(handler) if handler else {"sort": 0, "min_balance": "0.00", "enabled": True})
+    return _render("admin/billmanager/handler.html", status, h=handler, v=v, errors=errors or {}, job_id=job_id,
+                   datacenters=db.session.scalars(select(DataCenter).order_by(DataCenter.name)).all(),
+                   departments=db.session.scalars(select(Department).order_by(Department.name)).all(),
+                   demo=_demo_hint() if handler is None else None,
+                   tariffs=bm_handlers.tariffs_of(handler) if handler else [])
+
+
+@bp.route("/billmanager/handlers/new", methods=["GET", "POST"])
+@bp.route("/billmanager/handlers/<int:handler_id>", methods=["GET", "POST"])
+@staff_required()
+def bm_handler(handler_id: int | None = None):
+    """The handler form; "Next" saves it and checks the connection in a job."""
+    handler = _get(BmHandler, handler_id) if handler_id else None
+    if request.method == "GET":
+        return _handler_page(handler)
+    if current_user.role != "admin":
+        abort(403)
+    data = _handler_form()
+    try:
+        handler = bm_handlers.save_handler(data, actor=actor(), handler=handler)
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return _handler_page(handler, values={**data, "password": None}, errors=error_fields(e), status=422)
+    job_id = _enqueue("jobs.billmanager.check_handler", handler.id, actor())
+    flash(_("Handler saved. Checking the connection…"), "ok")
+    return _handler_page(handler, job_id=job_id)
+
+
+@bp.route("/billmanager/handlers/<int:handler_id>/check", methods=["POST"])
+@staff_required(*ADMIN)
+def bm_check_handler(handler_id: int):
+    """Check the connection and the credentials; the row shows the selling account's balance."""
+    _get(BmHandler, handler_id)
+    return progress_row(_enqueue("jobs.billmanager.check_handler", handler_id, actor()), _("Connection check"),
+                        done=_("Balance: %(result)s"))
+
+
+# -- data centers and departments -------------------------------------------------------------
+
+LISTS = {"datacenters": DataCenter, "departments": Department}
+
+
+def _lists_page(errors=None, status=200, which=None):
+    return _render("admin/billmanager/lists.html", status, errors=errors or {}, which=which,
+                   datacenters=db.session.scalars(select(DataCenter).order_by(DataCenter.name)).all(),
+                   departments=db.session.scalars(select(Department).order_by(Department.name)).all())
+
+
+@bp.route("/billmanager/lists")
+@staff_required()
+def bm_lists():
+    return _lists_page()
+
+
+@bp.route("/billmanager/lists/<kind>", methods=["POST"])
+@bp.route("/billmanager/lists/<kind>/<int:ident>", methods=["POST"])
+@bp.route("/billmanager/lists/<kind>/<int:ident>/<op>", methods=["POST"])
+@staff_required(*ADMIN)
+def bm_list_save(kind: str, ident: int | None = None, op: str | None = None):
+    model = LISTS.get(kind) or abort(404)
+    obj = _get(model, ident) if ident else None
+    try:
+        if op == "delete":
+            bm_handlers.delete_named(obj, actor=actor())
+        else:
+            bm_handlers.save_named(model, request.form.get("name", ""), actor=actor(), obj=obj)
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return _lists_page({f"{kind}-{ident or 'new'}": error_fields(e).get("name")}, 422, kind)
+    flash(_("Saved."), "ok")
+    return redirect(url_for("admin.bm_lists"), 303)
+
+
+# -- the import wizard -----------------------------------------------------------------------
+
+@bp.route("/billmanager/import")
+@staff_required()
+def bm_import():
+    """Step 1: a handler; step 2 (its price list read): product type, tariff, provider."""
+    handlers = db.session.scalars(select(BmHandler).order_by(BmHandler.name)).all()
+    handler = db.session.get(BmHandler, request.args.get("handler", type=int) or 0)
+    rows, itemtypes, itemtype, imported = [], [], None, set()
+    if handler is not None and handler.pricelist is not None:
+        itemtypes = sorted({r["itemtype"] for r in handler.pricelist})
+        itemtype = request.args.get("itemtype") or (handler.itemtype if handler.itemtype in itemtypes else None)
+        rows = [r for r in handler.pricelist if r["itemtype"] == itemtype]
+        imported = {t.remote_id for t in bm_handlers.tariffs_of(handler)}
+    return _render("admin/billmanager/import.html", handlers=handlers, handler=handler, rows=rows,
+                   itemtypes=itemtypes, itemtype=itemtype, imported=imported, errors={})
+
+
+@bp.route("/billmanager/import/<int:handler_id>/fetch", methods=["POST"])
+@staff_required(*ADMIN)
+def bm_import_fetch(handler_id: int):
+    _get(BmHandler, handler_id)
+    return progress_row(_enqueue("jobs.billmanager.fetch_pricelist", handler_id, actor()),
+                        _("Reading the price list"), done=_("Tariffs read: %(result)s"))
+
+
+@bp.route("/billmanager/import/<int:handler_id>/<remote_id>", methods=["POST"])
+@staff_required(*ADMIN)
+def bm_import_tariff(handler_id: int, remote_id: str):
+    handler = _get(BmHandler, handler_id)
+    try:
+        tariff = importer.import_tariff(handler, remote_id, form_text("datacenter"), actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        flash("; ".join(error_fields(e).values()), "error")
+        return redirect(url_for("admin.bm_import", handler=handler_id), 303)
+    flash(_("Tariff imported, disabled: check the name and the price, then enable it."), "ok")
+    return redirect(url_for("admin.bm_tariff", tariff_id=tariff.id), 303)
+
+
+# -- imported tariffs ---------------------------------------------------------------------------
+
+@bp.route("/billmanager/tariffs")
+@staff_required()
+def bm_tariffs():
+    items = db.session.scalars(select(BmTariff).order_by(BmTariff.name)).all()
+    return _render("admin/billmanager/tariffs.html", items=items)
+
+
+def _tariff_page(t, values=None, errors=None, job_id=None, status=200):
+    v = values or {"name": t.name, "price": t.price, "enabled": t.enabled}
+    return _render("admin/billmanager/tariff.html", status, t=t, v=v, errors=errors or {}, job_id=job_id)
+
+
+@bp.route("/billmanager/tariffs/<int:tariff_id>", methods=["GET", "POST"])
+@staff_required()
+def bm_tariff(tariff_id: int):
+    t = _get(BmTariff, tariff_id)
+    if request.method == "GET":
+        return _tariff_page(t)
+    if current_user.role != "admin":
+        abort(403)
+    data = {"name": form_text("name"), "price": form_text("price"), "enabled": request.form.get("enabled") == "1"}
+    try:
+        importer.update_tariff(t, data, actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return _tariff_page(_get(BmTariff, tariff_id), values=data, errors=error_fields(e), status=422)
+    flash(_("Tariff saved."), "ok")
+    return redirect(url_for("admin.bm_tariff", tariff_id=tariff_id), 303)
+
+
+@bp.route("/billmanager/tariffs/<int:tariff_id>/sync", methods=["POST"])
+@staff_required(*ADMIN)
+def bm_tariff_sync(tariff_id: int):
+    _get(BmTariff, tariff_id)
+    return progress_row(_enqueue("jobs.billmanager.resync_tariff", tariff_id, actor()), _("Re-sync from the seller"),
+                        done=_("Changes: %(result)s"))
+
+
+# -- resold services ----------------------------------------------------------------------------
+
+def _services_page(errors=None, values=None, status=200):
+    items = db.session.scalars(select(BmService).order_by(BmService.id.desc()).limit(200)).all()
+    sync = {st.account_id: st for st in db.session.scalars(select(SyncState).where(
+        SyncState.platform == "billmanager", SyncState.account_id.in_([s.account_id for s in items])))}
+    tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.name)).all()
+    return _render("admin/billmanager/services.html", status, items=items, sync=sync, tariffs=tariffs,
+                   errors=errors or {}, v=values or {}, desired=orders.desired)
+
+
+@bp.route("/billmanager/services")
+@staff_required()
+def bm_services():
+    return _services_page()
+
+
+@bp.route("/billmanager/services/order", methods=["POST"])
+@staff_required(*WRITERS)
+def bm_order():
+    """Order on a subscriber's behalf: the account (login) pays, as in the cabinet."""
+    login = form_text("login") or ""
+    account = db.session.scalar(select(Account).filter_by(login=login))
+    tariff = db.session.get(BmTariff, form_int("tariff_id")) if isinstance(form_int("tariff_id"), int) else None
+    try:
+        if account is None:
+            raise BillingError({"login": "no such account"})
+        svc = orders.place_order(account, tariff, domain=form_text("domain"), actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        fields = error_fields(e)
+        if "account_id" in fields:
+            fields["login"] = fields.pop("account_id")
+        return _services_page(fields, request.form, 422)
+    orders.enqueue_order(svc.id)
+    flash(_("Order placed: the service is being ordered on the seller."), "ok")
+    return redirect(url_for("admin.bm_services"), 303)
+
+
+@bp.route("/billmanager/services/<int:svc_id>/<action>", methods=["POST"])
+@staff_required(*WRITERS)
+def bm_service_action(svc_id: int, action: str):
+    svc = _get(BmService, svc_id)
+    try:
+        if action in ("restart", "not-ordered"):
+            orders.restart(svc, actor=actor(), not_ordered=action == "not-ordered")
+        elif action in ("suspend", "resume"):
+            acc.set_service_state(svc.assigned, "suspended" if action == "suspend" else "active", actor=actor())
+        elif action == "delete":
+            acc.end_service(svc.assigned, actor=actor())
+        else:
+            abort(404)
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        flash("; ".join(error_fields(e).values()), "error")
+        return redirect(url_for("admin.bm_services"), 303)
+    if action in ("restart", "not-ordered"):
+        orders.enqueue_order(svc_id)
+    flash({"restart": _("Order restarted."), "not-ordered": _("Order restarted."),
+           "suspend": _("Suspended: the seller follows."), "resume": _("Resumed: the seller follows."),
+           "delete": _("Deleted: the seller follows.")}[action], "ok")
+    return redirect(url_for("admin.bm_services"), 303)
+
+
+@bp.app_context_processor
+def _bm_helpers():
+    return {"bm_item_status": ITEM_STATUS, "bm_is_htmx": is_htmx}

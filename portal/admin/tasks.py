@@ -1,0 +1,62 @@
+"""Tasks for departments: what a person must look at (a short seller balance, an order whose
+outcome is unknown, a service deleted on a platform), with the department, the state and a
+link to the object. Generic: any platform opens tasks (portal.platforms.billmanager.tasks)
+and adds a link for its object type to ``OBJECT_LINKS``.
+
+    GET  /tasks?state=open|done|all&department=<id>   the list (newest first, 200 at most)
+    POST /tasks/<id>/close                            mark done (admin, manager)
+"""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Department, Task
+from ..platforms.billmanager.tasks import close_task
+from . import bp
+from .auth import staff_required
+
+# object_type -> (endpoint, URL argument, anchor prefix or None)
+OBJECT_LINKS = {
+    "bm_service": lambda i: url_for("admin.bm_services", _anchor=f"svc-{i}"),
+    "bm_handler": lambda i: url_for("admin.bm_handler", handler_id=i),
+    "account": lambda i: url_for("admin.account", account_id=i),
+}
+OBJECT_TITLES = {"bm_service": _l("resold service"), "bm_handler": _l("service handler"), "account": _l("account")}
+
+
+def object_link(task: Task) -> str | None:
+    make = OBJECT_LINKS.get(task.object_type or "")
+    return make(task.object_id) if make and task.object_id is not None else None
+
+
+@bp.route("/tasks")
+@staff_required()
+def tasks():
+    """Open tasks first; filter by state and department."""
+    state = request.args.get("state", "open")
+    department = request.args.get("department", type=int)
+    q = select(Task)
+    if state in ("open", "done"):
+        q = q.where(Task.state == state)
+    if department:
+        q = q.where(Task.department_id == department)
+    items = db.session.scalars(q.order_by(Task.id.desc()).limit(200)).all()
+    return render_template("admin/tasks.html", items=items, state=state, department=department,
+                           departments=db.session.scalars(select(Department).order_by(Department.name)).all(),
+                           object_link=object_link, object_titles=OBJECT_TITLES, nav_section="admin.bm_handlers")
+
+
+@bp.route("/tasks/<int:task_id>/close", methods=["POST"])
+@staff_required("admin", "manager")
+def close_task_view(task_id: int):
+    task = db.session.get(Task, task_id) or abort(404)
+    close_task(task, actor=f"staff:{current_user.login}")
+    db.session.commit()
+    flash(_("Task closed."), "ok")
+    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("admin.tasks"),
+                    303)
