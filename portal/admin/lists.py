@@ -21,10 +21,10 @@ from ..billing import clock
 from ..extensions import db
 from ..listing import sorted_page
 from ..models import (
-    ACCOUNT_STATUSES, SUBSCRIBER_KINDS, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
+    ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
     Subscriber, SyncState, Tariff,
 )
-from ..web import is_htmx
+from ..web import is_htmx, state_title
 from . import bp
 from .auth import staff_required
 
@@ -75,8 +75,8 @@ def _options(model, label="name") -> Callable:
     return lambda: [(str(o.id), getattr(o, label)) for o in db.session.scalars(select(model).order_by(model.id))]
 
 
-def _choices(values, prefix=""):
-    return lambda: [(v, _l(v)) for v in values]
+def _choices(values):
+    return lambda: [(v, state_title(v)) for v in values]
 
 
 def _since(days: int):
@@ -91,7 +91,8 @@ SUBSCRIBERS = ListSpec(
     placeholder=_l("Search: name, e-mail, cabinet login"),
     columns=[("ID", "created", "num"), (_l("Name"), "name", ""), (_l("Kind"), None, ""), (_l("Phones"), None, ""),
              ("E-mail", None, ""), (_l("Cabinet login"), None, "")],
-    filters=[Filter("kind", _l("Kind"), _choices(SUBSCRIBER_KINDS), lambda q, v: q.where(Subscriber.kind == v))],
+    filters=[Filter("kind", _l("Kind"), lambda: [("person", _l("person")), ("company", _l("company"))],
+                    lambda q, v: q.where(Subscriber.kind == v))],
     sorts={"created": _by_id(Subscriber), "name": Sort(Subscriber.full_name, str, "full_name")},
     default_sort="name", search_sort="-created", new_endpoint="admin.new_subscriber",
 )
@@ -154,7 +155,8 @@ PAYMENTS = ListSpec(
 
 # What audit entries are about (billing.audit names them after the table, singular).
 OBJECT_TYPES = {
-    "subscriber": _l("subscriber"), "contract": _l("contract"), "account": _l("account"), "agent": _l("agent"),
+    "subscriber": _l("subscriber"), "contract": _l("contract"), "account": _l("account"),
+    "assigned_service": _l("assigned service"), "agent": _l("agent"),
     "catalog_service": _l("catalog service"), "tariff": _l("tariff"), "extra_field_definition": _l("extra field"),
     "charge_run": _l("charge run"), "staff_user": _l("staff user"), "api_token": _l("API token"),
     "platform_connection": _l("platform connection"), "job": _l("job"), "system": _l("system"),
