@@ -77,8 +77,10 @@ def _error_text(e: BillingError) -> str:
 
 def _columns(kind: str, info) -> list[str]:
     if kind == "accounts":
-        return list(info.columns) if info is not None and info.columns else \
-            ["login", "full_name", "account_number", "tariff_plan", "status", "online", "stb_mac"]
+        # every column Stalker returns; the ones staff look for first, then the rest by name
+        first = ["login", "full_name", "account_number", "tariff_plan", "status", "online", "stb_mac"]
+        sent = list(info.columns) if info is not None and info.columns else first
+        return [c for c in first if c in sent] + [c for c in sent if c not in first]
     return COLUMNS[kind]
 
 
