@@ -60,7 +60,7 @@ def test_next_saves_the_handler_and_shows_the_selling_balance(app, client, ctx, 
     assert r.status_code == 200 and SELLER_PASSWORD not in html
     assert "1000.00 RUB" in _finished(client, html)
     h = db.session.scalar(select(BmHandler))
-    assert h.url == seller.url and h.password_enc and SELLER_PASSWORD not in h.password_enc
+    assert h.url == seller.url and h.enabled and h.password_enc and SELLER_PASSWORD not in h.password_enc
     assert h.last_balance == Decimal("1000.00")
     page = client.get(f"/billmanager/handlers/{h.id}").get_data(as_text=True)
     assert SELLER_PASSWORD not in page and 'name="password" type="password" value=""' in page

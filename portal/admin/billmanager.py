@@ -91,12 +91,13 @@ def handlers_page():
     return _render("admin/billmanager/handlers.html", items=items)
 
 
-def _handler_form() -> dict:
+def _handler_form(handler) -> dict:
     return {"name": form_text("name"), "itemtype": form_text("itemtype"), "url": form_text("url"),
             "username": form_text("username"), "password": request.form.get("password") or None,
             "datacenter_id": form_int("datacenter_id"), "department_id": form_int("department_id"),
             "sort": form_text("sort"), "min_balance": form_text("min_balance"),
-            "enabled": request.form.get("enabled") == "1" if request.form.get("form_sent") else None}
+            # the checkbox is on the form of an existing handler only: a new one starts enabled
+            "enabled": request.form.get("enabled") == "1" if handler is not None else None}
 
 
 def _demo_hint():
@@ -127,7 +128,7 @@ def bm_handler(handler_id: int | None = None):
         return _handler_page(handler)
     if current_user.role != "admin":
         abort(403)
-    data = _handler_form()
+    data = _handler_form(handler)
     try:
         handler = bm_handlers.save_handler(data, actor=actor(), handler=handler)
         db.session.commit()

@@ -70,7 +70,9 @@ def reconcile(fleet: Fleet, login: str, desired_doc: dict | None) -> dict | None
             status = int(row["item_status"]) if row and str(row.get("item_status", "")).isdigit() else 4
             want = s["state"]
             action = None
-            if status == 5:
+            if status == 5 and want == "active":
+                pass  # activation (or a resume) running there: nothing to change, the poller follows
+            elif status == 5:
                 errors.append(f"service {s['remote_id']}: an operation is in progress on the seller")
             elif want == "deleted" and status != 4:
                 action = "delete"

@@ -1,0 +1,122 @@
+"""Browser: an admin creates a service handler against the selling BILLmanager emulator,
+sees the selling balance, imports a tariff through the wizard and enables it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import BmHandler, BmTariff, DataCenter, Department
+from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, seller  # noqa: F401
+from tests.builders import gen_staff
+from tests.test_browser import CHROMIUM, browser, live, page, pytestmark  # noqa: F401
+
+SHOTS = Path(os.environ.get("BM_SCREENSHOTS", "/tmp/billmanager-shots"))
+
+
+def _shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def test_an_admin_creates_a_handler_and_imports_a_tariff(app, live, page, seller, processes):
+    """The admin fills the handler form, presses Next and sees the balance; reads the price
+    list, imports VDS-2, reprices it and enables it."""
+    with app.app_context():
+        gen_staff("boss")
+        db.session.add_all([Department(name="Отдел хостинга"), DataCenter(name="Москва")])
+        db.session.commit()
+    processes.start("jobs.worker", **WORKER_ENV)
+
+    page.goto(f"{live}/login")
+    page.fill("input[name=login]", "boss")
+    page.fill("input[name=password]", "password123")
+    page.click("button[type=submit]")
+    page.click("nav.sidebar a[href='/billmanager/handlers']")
+    _shot(page, "handlers-empty")
+    page.click(".page-head a[href='/billmanager/handlers/new']")
+    assert page.locator(".bm-warning").is_visible()
+    page.fill("input[name=itemtype]", "vds")
+    page.fill("input[name=url]", seller.url)
+    page.fill("input[name=username]", SELLER_LOGIN)
+    page.fill("input[name=password]", SELLER_PASSWORD)
+    page.select_option("select[name=datacenter_id]", label="Москва")
+    page.fill("input[name=name]", "VDS Москва")
+    page.select_option("select[name=department_id]", label="Отдел хостинга")
+    page.fill("input[name=min_balance]", "100")
+    _shot(page, "handler-form")
+    page.click("section.panel form button[type=submit]")
+    page.wait_for_selector(".progress[data-state=finished]", timeout=20_000)
+    assert "1000.00 RUB" in page.locator(".progress").inner_text()
+    _shot(page, "handler-checked")
+    assert SELLER_PASSWORD not in page.content()
+
+    page.click(".bm-tabs a[href='/billmanager/import']")
+    page.select_option("select[name=handler]", label="VDS Москва (vds)")
+    page.wait_for_selector(".toolbar button.btn-primary")
+    page.locator("#fetch").scroll_into_view_if_needed()
+    page.click(".toolbar button.btn-primary")
+    page.wait_for_selector("#fetch .progress[data-state=finished]", timeout=20_000)
+    page.click("#continue")
+    row = page.locator("tr[data-tariff='102']")
+    assert "6480.00" in row.inner_text()
+    _shot(page, "import-wizard")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("input[name=price]")
+    _shot(page, "tariff-imported")
+    page.fill("input[name=price]", "890")
+    page.check("input[name=enabled]")
+    page.click("form button[type=submit].btn-primary")
+    page.wait_for_selector(".badge-active")
+    with app.app_context():
+        t = db.session.scalar(select(BmTariff))
+        assert (t.remote_id, str(t.price), t.enabled) == ("102", "890.00", True)
+        assert db.session.scalar(select(BmHandler)).last_balance is not None
+    page.click(".bm-tabs a[href='/billmanager/tariffs']")
+    _shot(page, "tariffs")
+
+
+def test_staff_see_the_service_on_both_sides_and_the_subscriber_sees_it_active(app, live, page, seller, processes):
+    """After an order the services page shows it ordered and active on the seller with its IP;
+    a short balance task is listed; the subscriber's cabinet shows the hosting as active."""
+    from portal.platforms.billmanager import orders
+    from tests.billmanager_fixtures import imported_tariff, make_handler
+    from tests.platform_fixtures import wait_for
+    from tests.test_cabinet import PASSWORD, subscriber_with_account
+
+    processes.start("jobs.worker", **WORKER_ENV)
+    with app.app_context():
+        gen_staff("boss")
+        t = imported_tariff(make_handler(seller), price="450.00")
+        _s, _c, a = subscriber_with_account("anna", paid="2000.00")
+        svc = orders.place_order(a, t, domain="anna-shop.ru", actor="test")
+        db.session.commit()
+        svc_id = svc.id
+        orders.enqueue_order(svc_id)
+        from portal.models import BmService
+        wait_for(lambda: db.session.get(BmService, svc_id).state == "ordered", what="the order")
+        wait_for(lambda: seller.status(db.session.get(BmService, svc_id).remote_id) == 2, what="activation")
+        orders.poll()
+    page.goto(f"{live}/login")
+    page.fill("input[name=login]", "boss")
+    page.fill("input[name=password]", "password123")
+    page.click("button[type=submit]")
+    page.goto(f"{live}/billmanager/services")
+    assert "anna-shop.ru" in page.locator(f"#svc-{svc_id}").inner_text()
+    assert page.locator(f"#svc-{svc_id} .badge-active").count() == 3  # the account, here, on the seller
+    _shot(page, "services")
+    page.goto(f"{live}/billmanager/lists")
+    _shot(page, "lists")
+    page.goto(f"{live}/billmanager/handlers")
+    _shot(page, "handlers")
+
+    page.goto(f"{live}/cabinet/login")
+    page.fill("input[name=login]", "anna")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    assert page.locator(f"#hosting-{svc_id} .badge-active").count() == 1
+    _shot(page, "cabinet-home")
+    page.goto(f"{live}/cabinet/hosting")
+    _shot(page, "cabinet-hosting")
