@@ -71,6 +71,7 @@ class IntercomEmulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: a client session reuses its connection
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)

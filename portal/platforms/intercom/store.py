@@ -7,12 +7,15 @@ account's attachments are changed only under the account's own reconcile lock.
 """
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 from sqlalchemy import delete, insert, select, update
 
 from ...extensions import db
 from ...models import Account, IntercomAttachment, IntercomProfile, utcnow
 
 P = IntercomProfile.__table__
+SNAPSHOT_REFRESH = timedelta(minutes=10)
 A = IntercomAttachment.__table__
 
 
@@ -60,14 +63,28 @@ def created_by_us(login: str) -> bool:
 
 
 def snapshot(login: str, profile: dict) -> None:
-    """The profile as the platform showed it just now (the admin's drift view reads it)."""
+    """The profile as the platform showed it just now (the admin's drift view reads it).
+    Written only when it differs from the stored one, or that one is older than
+    SNAPSHOT_REFRESH: the nightly reconcile of an unchanged profile writes nothing."""
     addresses = sorted(({"account_id": a.get("account_id"), "house_id": a.get("house_id"), "flat": a.get("flat"),
                          "access": a.get("access")} for a in profile.get("addresses") or []),
                        key=lambda a: str(a["account_id"]))
+    values = {"full_name": profile.get("full_name") or None, "phones": list(profile.get("phones") or []),
+              "addresses": addresses}
+    now = utcnow()
     with db.engine.begin() as conn:
-        conn.execute(update(P).where(P.c.login == login).values(
-            full_name=(profile.get("full_name") or None), phones=list(profile.get("phones") or []),
-            addresses=addresses, checked_at=utcnow()))
+        row = conn.execute(select(P.c.full_name, P.c.phones, P.c.addresses, P.c.checked_at)
+                           .where(P.c.login == login)).first()
+        if row is None:
+            return
+        fresh = row.checked_at is not None and _aware(row.checked_at) > now - SNAPSHOT_REFRESH
+        if fresh and {"full_name": row.full_name, "phones": row.phones, "addresses": row.addresses} == values:
+            return
+        conn.execute(update(P).where(P.c.login == login).values(**values, checked_at=now))
+
+
+def _aware(value):
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def forget_profile(login: str) -> None:
