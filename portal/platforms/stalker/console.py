@@ -103,7 +103,16 @@ def store(kind: str, rows: list[dict]) -> int:
     snap.refreshed_at, snap.rows, snap.columns, snap.error, snap.error_at = utcnow(), len(rows), columns, None, None
     db.session.add(snap)
     db.session.commit()
+    _vacuum()
     return len(rows)
+
+
+def _vacuum() -> None:
+    """PostgreSQL: a refresh leaves the old rows dead in the (kind, id) index, and the first
+    page would walk them all until autovacuum comes by; clean up and refresh the statistics now."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) stalker_snapshot_rows"))
 
 
 def refresh(kinds=KINDS, *, actor: str = "system", progress=None) -> dict:
