@@ -27,7 +27,7 @@ import calendar
 import json
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from urllib.parse import parse_qs
 

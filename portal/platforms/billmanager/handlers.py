@@ -215,7 +215,7 @@ def tariffs_of(handler: BmHandler) -> list[BmTariff]:
     return list(db.session.scalars(select(BmTariff).filter_by(handler_id=handler.id).order_by(BmTariff.name)))
 
 
-def min_balance_ok(handler: BmHandler, balance: Decimal, cost: Decimal) -> bool:
+def min_balance_ok(balance: Decimal, cost: Decimal, minimum: Decimal) -> bool:
     """The one balance rule for orders and renewals: the selling account keeps at least the
     handler's minimum after paying."""
-    return balance - cost >= handler.min_balance
+    return balance - cost >= minimum

@@ -161,7 +161,7 @@ def _order(svc_id: int) -> str:
             except PlatformError as e:
                 short.append(f"{name}: {e}")
                 continue
-            if balance - cost >= minimum:
+            if min_balance_ok(balance, cost, minimum):
                 chosen = (hid, client)
                 break
             short.append(f"{name}: balance {balance} {currency or ''}, needs {cost} + minimum {minimum}")
@@ -279,68 +279,106 @@ def _apply_row(svc: BmService, row: dict) -> None:
 
 def renew_due(day=None) -> dict:
     """After the charge run: renew on the seller each service whose month we have charged and
-    not renewed yet (once per month; a short seller balance waits with a task)."""
+    not renewed yet (once per month; a short seller balance waits with a task). Per handler:
+    one balance read and one list read, then one ``service.prolong`` per service."""
     day = day or clock.today()
     month = clock.month_start(day)
     rows = db.session.execute(
-        select(BmService.id).join(AssignedService, AssignedService.id == BmService.assigned_service_id)
+        select(BmService.handler_id, BmService.id)
+        .join(AssignedService, AssignedService.id == BmService.assigned_service_id)
         .join(ChargePeriod, (ChargePeriod.assigned_service_id == BmService.assigned_service_id)
               & (ChargePeriod.period_start == month))
         .where(BmService.state == "ordered", BmService.remote_id.is_not(None), AssignedService.state == "active",
                ChargePeriod.amount > 0,
                (BmService.renewed_period.is_(None)) | (BmService.renewed_period < month))
-        .order_by(BmService.id)).scalars().all()
+        .order_by(BmService.handler_id, BmService.id)).all()
     db.session.rollback()
+    by_handler: dict[int, list[int]] = {}
+    for handler_id, svc_id in rows:
+        by_handler.setdefault(handler_id, []).append(svc_id)
     out = {"renewed": 0, "waiting": 0, "unknown": 0}
-    for svc_id in rows:
-        out[_renew(svc_id, month)] += 1
+    for handler_id, ids in by_handler.items():
+        for outcome, n in _renew_batch(handler_id, ids, month).items():
+            out[outcome] += n
     return out
 
 
-def _renew(svc_id: int, month) -> str:
-    svc = db.session.get(BmService, svc_id)
-    if svc.renewed_period is not None and svc.renewed_period >= month or desired(svc) != "active":
-        db.session.rollback()
-        return "waiting"
-    handler = svc.handler
-    client, minimum, cost = client_for(handler), handler.min_balance, svc.tariff.seller_cost(1)
-    itemtype, remote_id, department = svc.tariff.itemtype, svc.remote_id, handler.department_id
+def _renew_batch(handler_id: int, ids: list[int], month) -> dict:
+    from ...models import BmService as S
+
+    handler = db.session.get(BmHandler, handler_id)
+    client, minimum, department = client_for(handler), handler.min_balance, handler.department_id
+    todo = []
+    for svc in db.session.scalars(select(S).where(S.id.in_(ids)).order_by(S.id)):
+        if desired(svc) == "active" and (svc.renewed_period is None or svc.renewed_period < month):
+            todo.append((svc.id, svc.remote_id, svc.tariff.itemtype, svc.tariff.seller_cost(1)))
     db.session.rollback()
-    outcome, message, row = "renewed", None, None
+    results: dict[int, tuple[str, str | None, dict | None]] = {}
     with recording() as calls:
         try:
             balance, currency = client.balance()
-            before = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), {})
-            if balance - cost < minimum:
-                outcome, message = "waiting", f"balance {balance} {currency or ''}, needs {cost} + minimum {minimum}"
-            else:
-                try:
-                    client.prolong(remote_id, 1)
-                except BillmgrTransportError:  # did it renew? the expiry says; never resend
-                    after = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), {})
-                    if after.get("expiredate") == before.get("expiredate"):
-                        outcome, message = "unknown", "the renewal's outcome is unknown: check the seller"
-                    row = after
-                else:
-                    row = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), None)
+            listed = {}
+            for itemtype in sorted({t for _, _, t, _ in todo}):
+                listed.update({str(r["id"]): r for r in client.list(itemtype)})
         except PlatformError as e:
-            outcome, message = "waiting", str(e)
-    svc = db.session.get(BmService, svc_id)
-    record_calls(calls, "system", "bm_service", svc_id)
-    key = f"billmanager:renew:{svc_id}"
-    if row:
-        _apply_row(svc, row)
-    if outcome in ("renewed", "unknown"):
-        svc.renewed_period = month  # an unknown outcome is not retried blindly: a person checks
-    svc.last_error = message
-    if message:
-        open_task(key, f"Renewal of service #{svc_id} on the seller", department_id=department, body=message,
-                  object_type="bm_service", object_id=svc_id)
-    else:
-        close_by_key(key)
-        audit.record("system", "billmanager.renewed", svc, f"service {svc_id} renewed for {month:%Y-%m}")
+            for svc_id, *_ in todo:
+                results[svc_id] = ("waiting", str(e), None)
+            todo = []
+        for svc_id, remote_id, itemtype, cost in todo:
+            before = listed.get(remote_id) or {}
+            if not min_balance_ok(balance, cost, minimum):
+                results[svc_id] = ("waiting", f"balance {balance} {currency or ''}, needs {cost} + minimum {minimum}",
+                                   None)
+                continue
+            try:
+                client.prolong(remote_id, 1)
+            except BillmgrTransportError:  # did it renew? the expiry says; never resend
+                try:
+                    after = next((r for r in client.list(itemtype) if str(r["id"]) == remote_id), {})
+                except PlatformError:
+                    after = before
+                if after.get("expiredate") == before.get("expiredate"):
+                    results[svc_id] = ("unknown", "the renewal's outcome is unknown: check the seller", after)
+                else:
+                    balance -= cost
+                    results[svc_id] = ("renewed", None, after)
+            except PlatformError as e:
+                results[svc_id] = ("waiting", str(e), None)
+            else:
+                balance -= cost
+                row = dict(before)
+                if before.get("expiredate"):  # what the seller now has; the poller confirms
+                    row["expiredate"] = _plus_month(before["expiredate"])
+                results[svc_id] = ("renewed", None, row or None)
+    record_calls(calls, "system", "bm_handler", handler_id)
+    counts = {"renewed": 0, "waiting": 0, "unknown": 0}
+    for svc_id, (outcome, message, row) in results.items():
+        svc = db.session.get(BmService, svc_id)
+        key = f"billmanager:renew:{svc_id}"
+        if row:
+            _apply_row(svc, row)
+        if outcome in ("renewed", "unknown"):
+            svc.renewed_period = month  # an unknown outcome is not retried blindly: a person checks
+        svc.last_error = message
+        if message:
+            open_task(key, f"Renewal of service #{svc_id} on the seller", department_id=department, body=message,
+                      object_type="bm_service", object_id=svc_id)
+        else:
+            close_by_key(key)
+            audit.record("system", "billmanager.renewed", svc, f"service {svc_id} renewed for {month:%Y-%m}")
+        counts[outcome] += 1
     db.session.commit()
-    return outcome
+    return counts
+
+
+def _plus_month(iso: str) -> str:
+    """The seller's expiry one month later (the same day, or the month's last)."""
+    import calendar
+    from datetime import date
+
+    d = date.fromisoformat(str(iso)[:10])
+    year, month = d.year + d.month // 12, d.month % 12 + 1
+    return d.replace(year=year, month=month, day=min(d.day, calendar.monthrange(year, month)[1])).isoformat()
 
 
 # -- the poller (our checkevent) ----------------------------------------------------------------
