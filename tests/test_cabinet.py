@@ -175,7 +175,7 @@ def test_a_managers_block_cannot_be_lifted_in_the_cabinet(app, client):
     assert f"/cabinet/accounts/{account_id}/unblock" not in page
     r = client.post(f"/cabinet/accounts/{account_id}/unblock", data={"csrf_token": token(client, "/cabinet/")},
                     headers={"HX-Request": "true"})
-    assert r.status_code == 409 and "the account is not blocked by subscriber" in r.get_data(as_text=True)
+    assert r.status_code == 409 and "the account is not blocked by the subscriber" in r.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Account, account_id).reasons == ["manager"]
 
