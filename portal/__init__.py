@@ -121,6 +121,12 @@ def register_jinja(app: Flask) -> None:
 
         return [(p.admin_endpoint, p.title) for p in all_platforms() if p.admin_endpoint]
 
+    def platform_check_endpoint(kind):
+        """The endpoint that starts a platform's connection check, if it has one."""
+        from .platforms.registry import all_platforms
+
+        return next((p.check_endpoint for p in all_platforms() if p.name == kind), None)
+
     def cabinet_sections():
         """Templates the platforms add to the cabinet's home page."""
         from .platforms.registry import all_platforms
@@ -130,7 +136,7 @@ def register_jinja(app: Flask) -> None:
     from .web import state_title
 
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
-                                 state_title=state_title)
+                                 state_title=state_title, platform_check_endpoint=platform_check_endpoint)
     app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
                                  scoped=scoped)
 

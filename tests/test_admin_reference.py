@@ -75,7 +75,7 @@ def test_a_bad_service_names_the_field_and_keeps_what_i_typed(app, client):
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "<html" not in html
     error = re.search(r'<span class="error" data-field="price">([^<]+)<', html).group(1)
-    assert error == "at most two decimal places" or error.startswith("не более двух")  # before / after the catalog
+    assert error == "не больше двух знаков после запятой"  # the billing message, in Russian
     assert 'value="Кинозал"' in html and 'value="12,345"' in html
     with app.app_context():
         assert db.session.scalar(select(CatalogService).filter_by(name="Кинозал")) is None
@@ -305,3 +305,18 @@ def test_manager_cannot_open_staff_or_tokens(app, client):
     assert post(client, "/api-tokens/new", {"name": "x", "role": "admin"}).status_code == 403
     with app.app_context():
         assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_platforms_with_a_connection_check_offer_it_on_the_connection_page(app, client):
+    """Once a platform is connected, can I check the connection from its panel?"""
+    from portal.platforms.connections import save_connection
+
+    as_admin(app, client)
+    with app.app_context():
+        save_connection("stalker", url="http://127.0.0.1:9/stalker_portal/api/", login="a", password="b", actor="t")
+        db.session.commit()
+    html = client.get("/connections").get_data(as_text=True)
+    panel = html.split('id="conn-stalker"')[1].split("</section>")[0]
+    assert 'hx-post="/stalker/check"' in panel
+    webhook = html.split('id="conn-webhook"')[1].split("</section>")[0]
+    assert "/check" not in webhook  # the webhook has no check, and no stored connection here

@@ -25,6 +25,8 @@ pieces without editing them:
 * ``admin_endpoint``: the platform's admin page, linked in the sidebar under "Platforms";
 * ``cabinet_template``: a template included on the cabinet's home page (context:
   ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders;
+* ``check_endpoint``: a POST endpoint that starts the connection check (a job) and answers
+  with a fragment that polls until the verdict; the connection page shows a "Check" button;
 * ``blueprint``: a Flask blueprint of the platform's own HTTP endpoints (e.g. callbacks the
   platform makes on us); ``create_app`` registers it. Exempt it from CSRF itself if the
   platform calls it (``portal.extensions.csrf.exempt(bp)``) and authenticate the caller.
@@ -55,6 +57,7 @@ class Platform:
     periodic: Callable[[Any], list[dict]] | None = None
     admin_endpoint: str | None = None
     cabinet_template: str | None = None
+    check_endpoint: str | None = None
     blueprint: Any = None
 
 

@@ -39,4 +39,4 @@ def periodic(config) -> list[dict]:
 
 register(Platform(name="stalker", title="Stalker", desired_state=sync.desired_state, client=client.StalkerClient,
                   reconcile=sync.reconcile, demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
-                  admin_endpoint="admin.stalker"))
+                  admin_endpoint="admin.stalker", check_endpoint="admin.stalker_check"))
