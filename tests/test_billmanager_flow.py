@@ -238,3 +238,19 @@ def test_the_poller_updates_and_raises_a_task_for_a_service_deleted_there(ctx, s
     assert svc.state == "ordered" and svc.assigned.state == "active"
     task = db.session.scalar(select(Task).filter_by(object_type="bm_service", object_id=svc_id))
     assert task.state == "open" and task.department_id == h.department_id
+
+
+def test_the_twice_daily_balance_check_tasks_the_department_below_the_minimum(ctx, seller):
+    """The selling account has 1000 ₽ but the handler wants 2000 kept: the department gets one
+    task (not one per check); after a top-up the next check closes it."""
+    from portal.platforms.billmanager import handlers
+
+    h = make_handler(seller, min_balance="2000.00")
+    assert handlers.check_balances() == {"checked": 1, "failed": 0}
+    handlers.check_balances()
+    tasks = db.session.scalars(select(Task).filter_by(object_type="bm_handler", object_id=h.id)).all()
+    assert len(tasks) == 1 and tasks[0].state == "open" and tasks[0].department_id == h.department_id
+    seller.set_balance(SELLER_LOGIN, "5000.00")
+    handlers.check_balances()
+    assert db.session.get(Task, tasks[0].id).state == "done"
+    assert db.session.get(type(h), h.id).last_balance == Decimal("5000.00")

@@ -7,10 +7,19 @@ from ..registry import DemoEmulator, Platform, register
 from . import sync
 
 
+DEMO_PORT = 8098  # fixed, so that a handler made in one `make run` still works in the next
+
+
 def _demo_emulator() -> DemoEmulator:
     from .emulator import DEMO_LOGIN, DEMO_PASSWORD, demo
 
-    seller = demo().start()
+    seller = demo()
+    seller.port = DEMO_PORT
+    try:
+        seller.start()
+    except OSError:  # the port is taken: any free one
+        seller.port = 0
+        seller.start()
     return DemoEmulator(url=seller.url, login=DEMO_LOGIN, password=DEMO_PASSWORD,
                         options={"credentials": "per handler"}, stop=seller.stop)
 
