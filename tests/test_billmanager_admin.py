@@ -178,3 +178,22 @@ def test_a_viewer_reads_but_cannot_change_handlers(app, client, ctx, seller):
     login(client, "v")
     assert h.name in client.get("/billmanager/handlers").get_data(as_text=True)
     assert post(client, f"/billmanager/handlers/{h.id}", {"name": "x"}).status_code == 403
+
+
+def test_the_services_list_finds_by_login_and_state(app, client, ctx, seller):
+    """Staff type part of a login or pick a state: only those services are listed."""
+    from portal.platforms.billmanager import orders
+
+    t = imported_tariff(make_handler(seller))
+    _s, _c, anna = subscriber_with_account("anna", paid="1000.00")
+    _s, _c, boris = subscriber_with_account("boris", paid="1000.00")
+    orders.place_order(anna, t, domain="anna-shop.ru", actor="test")
+    orders.place_order(boris, t, domain="boris-shop.ru", actor="test")
+    db.session.commit()
+    gen_staff("boss")
+    login(client, "boss")
+    rows = lambda query: re.findall(r'<tr id="svc-\d+">.*?</tr>', client.get(f"/billmanager/services?{query}")  # noqa: E731
+                                    .get_data(as_text=True), re.S)
+    found = rows("q=anna-sh")
+    assert len(found) == 1 and "anna-shop.ru" in found[0]
+    assert len(rows("state=pending")) == 2 and rows("state=ordered") == []

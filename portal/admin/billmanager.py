@@ -60,6 +60,7 @@ MESSAGES = [_l(m) for m in (
     "only a pending or flagged order can be restarted",
 )]
 JOB_TIMEOUT = 300
+PAGE = 200  # services shown at once (newest first); narrow with the state filter or the search
 
 
 def actor() -> str:
@@ -271,12 +272,21 @@ def bm_tariff_sync(tariff_id: int):
 # -- resold services ----------------------------------------------------------------------------
 
 def _services_page(errors=None, values=None, status=200):
-    items = db.session.scalars(select(BmService).order_by(BmService.id.desc()).limit(200)).all()
+    state, q = request.args.get("state") or "", (request.args.get("q") or "").strip()
+    query = select(BmService).join(Account, Account.id == BmService.account_id)
+    if state in STATE_TITLES:
+        query = query.where(BmService.state == state)
+    if q:
+        query = query.where(Account.login.icontains(q, autoescape=True) | BmService.domain.icontains(q, autoescape=True)
+                            | (BmService.remote_id == q))
+    items = db.session.scalars(query.order_by(BmService.id.desc()).limit(PAGE + 1)).all()
+    more = len(items) > PAGE
+    items = items[:PAGE]
     sync = {st.account_id: st for st in db.session.scalars(select(SyncState).where(
         SyncState.platform == "billmanager", SyncState.account_id.in_([s.account_id for s in items])))}
     tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.name)).all()
     return _render("admin/billmanager/services.html", status, items=items, sync=sync, tariffs=tariffs,
-                   errors=errors or {}, v=values or {}, desired=orders.desired)
+                   errors=errors or {}, v=values or {}, desired=orders.desired, state=state, q=q, more=more)
 
 
 @bp.route("/billmanager/services")

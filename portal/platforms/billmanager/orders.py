@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -391,8 +392,11 @@ def poll() -> dict:
         select(BmService.handler_id, func.count()).where(BmService.remote_id.is_not(None),
                                                          BmService.state.in_(("ordered",)))
         .group_by(BmService.handler_id)).all()
+    # pending orders nobody waits for: the account was not active, or the job never reached
+    # Redis (a short balance or a refusal waits for staff: those have an error of their own)
     waiting = list(db.session.scalars(select(BmService.id).where(
-        BmService.state == "pending", BmService.last_error.like("waiting:%"))))
+        BmService.state == "pending", BmService.created_at < utcnow() - timedelta(minutes=1),
+        BmService.last_error.is_(None) | BmService.last_error.like("waiting:%"))))
     db.session.rollback()
     out = {"handlers": 0, "updated": 0, "deleted_there": 0, "failed": 0}
     for handler_id, _n in groups:
