@@ -197,3 +197,20 @@ def test_the_services_list_finds_by_login_and_state(app, client, ctx, seller):
     found = rows("q=anna-sh")
     assert len(found) == 1 and "anna-shop.ru" in found[0]
     assert len(rows("state=pending")) == 2 and rows("state=ordered") == []
+
+
+def test_a_double_click_on_order_orders_and_pays_once(app, client, ctx, seller):
+    """Anna's order form is sent twice (a double click): one service, one charge."""
+    t = imported_tariff(make_handler(seller), price="450.00")
+    _, c, a = subscriber_with_account("anna", paid="1000.00")
+    cid, aid = c.id, a.id
+    cabinet_login(client, "anna")
+    page = client.get("/cabinet/hosting").get_data(as_text=True)
+    nonce = re.search(r'name="nonce" value="([0-9a-f]+)"', page).group(1)
+    data = {"csrf_token": token(client, "/cabinet/hosting"), "tariff_id": str(t.id), "account_id": str(aid),
+            "nonce": nonce}
+    assert client.post("/cabinet/hosting/order", data=data).status_code == 303
+    assert client.post("/cabinet/hosting/order", data=data).status_code == 303
+    assert db.session.scalar(select(func.count()).select_from(BmService)) == 1
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
+        LedgerEntry.contract_id == cid, LedgerEntry.kind == "charge")) == 1

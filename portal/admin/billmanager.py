@@ -23,6 +23,8 @@ The web process never calls the seller: anything that does is a job with a progr
 """
 from __future__ import annotations
 
+import secrets
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -286,7 +288,8 @@ def _services_page(errors=None, values=None, status=200):
         SyncState.platform == "billmanager", SyncState.account_id.in_([s.account_id for s in items])))}
     tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.name)).all()
     return _render("admin/billmanager/services.html", status, items=items, sync=sync, tariffs=tariffs,
-                   errors=errors or {}, v=values or {}, desired=orders.desired, state=state, q=q, more=more)
+                   errors=errors or {}, v=values or {}, desired=orders.desired, state=state, q=q, more=more,
+                   nonce=(values or {}).get("nonce") or secrets.token_hex(16))
 
 
 @bp.route("/billmanager/services")
@@ -305,7 +308,9 @@ def bm_order():
     try:
         if account is None:
             raise BillingError({"login": "no such account"})
-        svc = orders.place_order(account, tariff, domain=form_text("domain"), actor=actor())
+        nonce = request.form.get("nonce")
+        svc = orders.place_order(account, tariff, domain=form_text("domain"), actor=actor(),
+                                 order_key=f"staff:{nonce}" if nonce else None)
         db.session.commit()
     except BillingError as e:
         db.session.rollback()

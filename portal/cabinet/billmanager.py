@@ -8,6 +8,8 @@ Only the subscriber's own accounts may pay; anything else answers 404.
 """
 from __future__ import annotations
 
+import secrets
+
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -31,12 +33,17 @@ def hosting_services(subscriber) -> list[BmService]:
         Contract.subscriber_id == subscriber.id, BmService.state != "deleted").order_by(BmService.id)))
 
 
+def _nonce_key(nonce: str | None) -> str | None:
+    return f"cabinet:{nonce}" if nonce else None
+
+
 def _page(errors=None, values=None, status=200):
     s = g.subscriber
     tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.price)).all()
     return render_template("cabinet/billmanager/hosting.html", services=hosting_services(s), tariffs=tariffs,
                            accounts=[a for a in _own_accounts(s) if a.status != "disabled"],
-                           errors=errors or {}, v=values or {}), status
+                           errors=errors or {}, v=values or {},
+                           nonce=(values or {}).get("nonce") or secrets.token_hex(16)), status
 
 
 @bp.route("/hosting")
@@ -57,7 +64,8 @@ def hosting_order():
     tariff = db.session.get(BmTariff, tariff_id) if isinstance(tariff_id, int) else None
     try:
         svc = orders.place_order(account, tariff, domain=form_text("domain"),
-                                 actor=f"subscriber:{g.subscriber.cabinet_login}")
+                                 actor=f"subscriber:{g.subscriber.cabinet_login}",
+                                 order_key=_nonce_key(request.form.get("nonce")))
         db.session.commit()
     except BillingError as e:
         db.session.rollback()

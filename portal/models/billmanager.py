@@ -155,6 +155,8 @@ class BmService(db.Model):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(100))
+    # the order form's one-time key: a double click or a resent form orders (and pays) once
+    order_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     tariff: Mapped[BmTariff] = relationship()
     handler: Mapped[BmHandler | None] = relationship()

@@ -53,11 +53,21 @@ def desired(svc: BmService) -> str:
 
 # -- placing an order -------------------------------------------------------------------------
 
-def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, actor: str) -> BmService:
-    """Pay for and queue an order; the caller commits, then calls ``enqueue_order``."""
+def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, actor: str,
+                order_key: str | None = None) -> BmService:
+    """Pay for and queue an order; the caller commits, then calls ``enqueue_order``.
+    ``order_key`` (the form's one-time key) makes a repeat return the first order, moving no
+    money."""
     from ...billing.blocking import apply_balance_rule
     from ...billing.charging import charge
 
+    if order_key:
+        order_key = order_key[:64]
+        first = db.session.scalar(select(BmService).filter_by(order_key=order_key))
+        if first is not None:
+            if account is None or first.account_id != account.id:
+                raise BillingError({"nonce": "already used for another order"})
+            return first
     errors = {}
     if tariff is None or not tariff.enabled:
         errors["tariff_id"] = "no such tariff"
@@ -80,7 +90,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     db.session.add(assigned)
     db.session.flush()
     svc = BmService(tariff=tariff, account=account, assigned_service_id=assigned.id, domain=domain,
-                    state="pending", created_by=actor)
+                    state="pending", created_by=actor, order_key=order_key)
     db.session.add(svc)
     db.session.flush()
     # the rest of this month is charged now (the charge run's rules), then the balance rule
