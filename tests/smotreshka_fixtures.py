@@ -1,19 +1,18 @@
 """Fixtures for the «Смотрёшка» tests: the emulator, the stored connection to it, TV services
 bound to its subscriptions, accounts in the three ways of selling TV, and a live portal server
-(a thread) for the emulator's subscriber app to call."""
+(``live`` from tests/test_browser.py, a thread) for the emulator's subscriber app to call."""
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from werkzeug.serving import make_server
 
 from portal.billing import ledger
 from portal.extensions import db
 from portal.platforms.connections import save_connection
 from portal.platforms.smotreshka.emulator import SmotreshkaEmulator
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_subscriber, gen_tariff
+from tests.test_browser import live  # noqa: F401  (fixture: the portal on a free port, in a thread)
 
 CALLBACK_LOGIN, CALLBACK_PASSWORD = "lifestream", "cb-Secret-77"
 CATALOG = [{"id": "101", "name": "Лайт"}, {"id": "102", "name": "Оптимальный"},
@@ -63,13 +62,3 @@ def tv_account(tv_catalog, services=(), money="1000.00", email=None, cabinet_log
     tariff = kw.pop("tariff", None) or gen_tariff(list(tv_catalog.values()), kind="services")
     agent = kw.pop("agent", None) or gen_agent("services", platform="smotreshka")
     return gen_account(contract=contract, tariff=tariff, agent=agent, services=[tv_catalog[s] for s in services], **kw)
-
-
-@pytest.fixture
-def live_portal(app):
-    """The portal served on a free port in a thread (for the subscriber app's callbacks)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()

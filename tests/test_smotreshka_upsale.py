@@ -13,7 +13,7 @@ from portal.models import Account, Contract, LedgerEntry, SmotreshkaCall, Smotre
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka import tv
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live_portal, smotreshka, tv_account, tv_catalog,
+    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, smotreshka, tv_account, tv_catalog,
 )
 
 AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
@@ -43,10 +43,10 @@ def call(portal, op, step, auth=AUTH, **params):
     return r.status_code, r.json()
 
 
-def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, live_portal):
+def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, live):
     """The subscriber buys «Кино» in the app: ensure moves no money, commit assigns the service,
     charges its first charge once, and the platform and billing agree."""
-    smotreshka.app.configure(live_portal, *AUTH)
+    smotreshka.app.configure(live, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     before = balance(account.contract_id)
     answer = smotreshka.app.buy(pid, "201", commit=False)
@@ -64,43 +64,43 @@ def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, li
     assert smotreshka.accounts[pid]["subscriptions"] == {"101", "201"}
 
 
-def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_catalog, live_portal):
+def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_catalog, live):
     """The platform repeats the commit (and the ensure): the same answer comes back, the money
     moves once."""
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
     q = {"accountId": pid, "accountLogin": login, "newOfferId": "202", "qsTransactionId": "qs-1"}
-    status, ensured = call(live_portal, "add-subscription", "ensure", **q)
+    status, ensured = call(live, "add-subscription", "ensure", **q)
     assert (status, ensured["result"]) == (200, "operation_ensured")
-    again = call(live_portal, "add-subscription", "ensure", **q)[1]
+    again = call(live, "add-subscription", "ensure", **q)[1]
     assert again == ensured  # the same transaction
     before = balance(account.contract_id)
     q["billingTransactionId"] = ensured["billingTransactionId"]
-    first = call(live_portal, "add-subscription", "commit", **q)
-    second = call(live_portal, "add-subscription", "commit", **q)
+    first = call(live, "add-subscription", "commit", **q)
+    second = call(live, "add-subscription", "commit", **q)
     assert first == second and first[1]["result"] == "operation_commited"
     assert balance(account.contract_id) == before - tv.first_charge(tv_catalog["202"])
-    assert call(live_portal, "add-subscription", "ensure", **{k: v for k, v in q.items()
+    assert call(live, "add-subscription", "ensure", **{k: v for k, v in q.items()
                                                               if k != "billingTransactionId"})[1] == first[1]
     assert live_tv(account.id) == ["101", "202"]
 
 
-def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, tv_catalog, live_portal):
+def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, tv_catalog, live):
     """With 50 ₽ left, buying the 600 ₽ basic is refused at ensure; nothing is recorded or charged."""
     account, pid = linked(smotreshka, tv_catalog, services=("202",), money="150.00")
     money = balance(account.contract_id)
     assert money < tv.first_charge(tv_catalog["102"])
-    status, answer = call(live_portal, "add-subscription", "ensure", accountId=pid,
+    status, answer = call(live, "add-subscription", "ensure", accountId=pid,
                           accountLogin="t_" + account.login, newOfferId="102", qsTransactionId="qs-poor")
     assert (status, answer) == (200, {"result": "no_sufficient_balance"})
     assert balance(account.contract_id) == money
     assert db.session.scalar(select(func.count()).select_from(SmotreshkaUpsale)) == 0
 
 
-def test_replace_switches_the_basic(smotreshka, tv_catalog, live_portal):
+def test_replace_switches_the_basic(smotreshka, tv_catalog, live):
     """The app replaces «Лайт» by «Оптимальный»: the old basic ends (refunded), the new one is
     charged, and the platform has the new one only."""
-    smotreshka.app.configure(live_portal, *AUTH)
+    smotreshka.app.configure(live, *AUTH)
     account, pid = linked(smotreshka, tv_catalog, money="2000.00")
     answer = smotreshka.app.replace(pid, "101", "102")
     assert answer["result"] == "operation_commited"
@@ -110,23 +110,23 @@ def test_replace_switches_the_basic(smotreshka, tv_catalog, live_portal):
     assert any(e.kind == "refund" for e in entries)  # the rest of the month of «Лайт»
 
 
-def test_add_of_a_second_basic_is_a_replace_and_an_active_offer_needs_no_action(smotreshka, tv_catalog, live_portal):
+def test_add_of_a_second_basic_is_a_replace_and_an_active_offer_needs_no_action(smotreshka, tv_catalog, live):
     """Buying a basic while holding another replaces it; buying what is active already needs no action."""
-    smotreshka.app.configure(live_portal, *AUTH)
+    smotreshka.app.configure(live, *AUTH)
     account, pid = linked(smotreshka, tv_catalog, money="2000.00")
     assert smotreshka.app.buy(pid, "101")["result"] == "no_action_required"
     assert smotreshka.app.buy(pid, "102")["result"] == "operation_commited"
     assert live_tv(account.id) == ["102"]
 
 
-def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, tv_catalog, live_portal):
+def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, tv_catalog, live):
     """An account we do not know, an offer the tariff does not have, a manager-blocked account:
     no_subscription_rules; a wrong accountId for a known login too."""
     from portal.billing import accounts as acc
 
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
-    ask = lambda **kw: call(live_portal, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
+    ask = lambda **kw: call(live, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
                             **{"accountId": pid, "accountLogin": login, "newOfferId": "201", **kw})[1]["result"]
     assert ask(accountLogin="t_nobody") == "no_subscription_rules"
     assert ask(accountLogin="other_" + account.login) == "no_subscription_rules"
@@ -137,37 +137,37 @@ def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, 
     assert ask() == "no_subscription_rules"
 
 
-def test_bad_parameters_are_named_and_change_nothing(smotreshka, tv_catalog, live_portal):
+def test_bad_parameters_are_named_and_change_nothing(smotreshka, tv_catalog, live):
     """A missing parameter, a commit with a made-up transaction id, a reused qsTransactionId
     with another offer: 422, 404, 409, each naming the problem."""
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
-    status, answer = call(live_portal, "add-subscription", "ensure", accountId=pid, accountLogin=login,
+    status, answer = call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login,
                           qsTransactionId="qs-x")
     assert status == 422 and answer["field"] == "newOfferId"
-    status, answer = call(live_portal, "add-subscription", "commit", accountId=pid, accountLogin=login,
+    status, answer = call(live, "add-subscription", "commit", accountId=pid, accountLogin=login,
                           newOfferId="201", qsTransactionId="qs-x", billingTransactionId="not-a-uuid")
     assert status == 422 and answer["field"] == "billingTransactionId"
-    status, answer = call(live_portal, "add-subscription", "commit", accountId=pid, accountLogin=login,
+    status, answer = call(live, "add-subscription", "commit", accountId=pid, accountLogin=login,
                           newOfferId="201", qsTransactionId="qs-x", billingTransactionId=str(uuid.uuid4()))
     assert status == 404
-    assert call(live_portal, "add-subscription", "ensure", accountId=pid, accountLogin=login, newOfferId="201",
+    assert call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login, newOfferId="201",
                 qsTransactionId="qs-y")[1]["result"] == "operation_ensured"
-    status, answer = call(live_portal, "add-subscription", "ensure", accountId=pid, accountLogin=login,
+    status, answer = call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login,
                           newOfferId="202", qsTransactionId="qs-y")
     assert status == 409
     assert live_tv(account.id) == ["101"]
 
 
-def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, tv_catalog, live_portal):
+def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, tv_catalog, live):
     """Wrong Basic credentials: 401; an address outside the allowlist: 403. Every call, refused
     ones included, is stored with our answer (and never with the password)."""
     account, pid = linked(smotreshka, tv_catalog)
     q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201", "qsTransactionId": "qs-a"}
-    assert call(live_portal, "add-subscription", "ensure", auth=None, **q)[0] == 401
-    assert call(live_portal, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "wrong"), **q)[0] == 401
+    assert call(live, "add-subscription", "ensure", auth=None, **q)[0] == 401
+    assert call(live, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "wrong"), **q)[0] == 401
     connect(smotreshka, upsale_allowed_ips="10.20.0.0/16")
-    assert call(live_portal, "add-subscription", "ensure", **q) == (403, {"error": "source address not allowed"})
+    assert call(live, "add-subscription", "ensure", **q) == (403, {"error": "source address not allowed"})
     db.session.rollback()
     calls = db.session.scalars(select(SmotreshkaCall).order_by(SmotreshkaCall.id)).all()
     assert [c.status for c in calls] == [401, 401, 403]
@@ -176,9 +176,9 @@ def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, t
     assert live_tv(account.id) == ["101"]
 
 
-def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live_portal):
+def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live):
     """After a purchase the staff see both calls, with the parameters, the app's context and our answers."""
-    smotreshka.app.configure(live_portal, *AUTH)
+    smotreshka.app.configure(live, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     smotreshka.app.buy(pid, "201")
     db.session.rollback()
@@ -189,9 +189,9 @@ def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live_
     assert calls[1].transaction_id == calls[0].answer["billingTransactionId"]
 
 
-def test_a_trial_defers_the_charge(smotreshka, tv_catalog, live_portal):
+def test_a_trial_defers_the_charge(smotreshka, tv_catalog, live):
     """A 7-day trial: the service is assigned now, nothing is charged today."""
-    smotreshka.app.configure(live_portal, *AUTH)
+    smotreshka.app.configure(live, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     before = balance(account.contract_id)
     assert smotreshka.app.buy(pid, "201", trial_days=7)["result"] == "operation_commited"

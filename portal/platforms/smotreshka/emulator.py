@@ -8,6 +8,8 @@ app does, by calling the billing's upsale v3 endpoints. For tests and ``make run
     emu.foreign["taken"] = "another provider" # a username another provider owns
     emu.deny_source()                         # 403 for everyone: our address is not allowlisted
     emu.fail("busy", status=500, times=2)     # the next two requests fail
+    emu.fail("gone", path="/v2/subscriptions", method="GET")   # only that path (and method)
+    emu.fail("busy", account=pid)             # only calls on one platform account
     emu.down(); emu.up()                      # refuse connections, then listen again
     emu.latency = 0.2                         # seconds added to every answer
     emu.app.configure(url="http://127.0.0.1:5000", login="ls", password="...")
@@ -28,19 +30,19 @@ Standalone: ``python -m portal.platforms.smotreshka.emulator --port 8097``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import re
 import secrets
 import threading
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from ..emulation import Answer, EmulatedServer
 
 USERNAME_RE = re.compile(r"^[a-zA-Z0-9_@.+\-/]{1,100}$")
 DEMO_CATALOG = [
@@ -50,14 +52,6 @@ DEMO_CATALOG = [
     {"id": "202", "name": "Детский", "channels": [{"image": "kids.png"}] * 2},
     {"id": "203", "name": "Спорт", "channels": [{"image": "sport.png"}] * 2},
 ]
-
-
-@dataclass
-class _Failure:
-    message: str
-    status: int
-    times: int | None
-    path: str | None
 
 
 def _now() -> str:
@@ -122,74 +116,35 @@ class SubscriberApp:
         return self.buy(account_id, new_offer_id, old_offer_id=old_offer_id, **kw)
 
 
-class SmotreshkaEmulator:
+class SmotreshkaEmulator(EmulatedServer):
+    thread_name = "smotreshka-emulator"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, catalog: list[dict] | None = None):
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.catalog = [dict(c) for c in (catalog if catalog is not None else DEMO_CATALOG)]
         self.accounts: dict[str, dict] = {}
         self.foreign: dict[str, str] = {}  # usernames other providers own
         self.states: dict[str, dict] = {}  # account id -> the last account-state accepted
         self.requests: list[dict] = []     # method, path, status of every request
-        self.latency = 0.0
         self.app = SubscriberApp(self)
         self._denied = False
-        self._failures: list[_Failure] = []
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.base_url
 
     # -- control ------------------------------------------------------------------------------
-
-    def start(self) -> "SmotreshkaEmulator":
-        emu = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, answer, ctype = emu._dispatch(self.command, self.path, self.headers.get("Content-Type", ""), raw)
-                data = answer.encode() if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _handle  # noqa: N815
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="smotreshka-emulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    up, down = start, stop
 
     def deny_source(self, denied: bool = True) -> None:
         self._denied = denied
 
     def fail(self, message: str = "emulated failure", status: int = 500, times: int | None = None,
-             path: str | None = None) -> None:
-        with self._lock:
-            self._failures.append(_Failure(message, status, times, path))
+             **match) -> None:
+        """As the base's, answering 500 unless told; ``match`` keys: path, method, account."""
+        super().fail(message, status, times, **match)
 
     def heal(self) -> None:
-        with self._lock:
-            self._failures.clear()
+        super().heal()
         self._denied = False
 
     def catalog_name(self, sid: str) -> str | None:
@@ -205,17 +160,15 @@ class SmotreshkaEmulator:
 
     # -- protocol -----------------------------------------------------------------------------
 
-    def _dispatch(self, method: str, target: str, ctype: str, raw: bytes):
-        if self.latency:
-            time.sleep(self.latency)
+    def handle(self, method: str, target: str, headers, raw: bytes) -> Answer:
         parts = urlsplit(target)
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
         if path == "/app" or path.startswith("/app/"):
-            return self._app_page(method, path, raw)
-        status, answer = self._api(method, path, query, ctype, raw)
+            return Answer(200, self._app_page(method, path, raw), "text/html; charset=utf-8")
+        status, answer = self._api(method, path, query, headers.get("Content-Type", ""), raw)
         with self._lock:
             self.requests.append({"method": method, "path": path, "status": status})
-        return status, answer, "application/json"
+        return Answer(status, answer)
 
     def _body(self, ctype: str, raw: bytes) -> dict:
         if not raw:
@@ -231,14 +184,11 @@ class SmotreshkaEmulator:
     def _api(self, method, path, query, ctype, raw) -> tuple[int, object]:
         if self._denied:
             return 403, {"error": "Forbidden"}
+        m = re.match(r"/(?:v2/accounts|accounts/v3)/([^/]+)", path)
+        failure = self.take_failure(path=path, method=method, account=m.group(1) if m else None)
+        if failure is not None:
+            return failure.status, {"error": failure.message}
         with self._lock:
-            failure = next((f for f in self._failures if f.path is None or f.path in path), None)
-            if failure is not None:
-                if failure.times is not None:
-                    failure.times -= 1
-                    if failure.times <= 0:
-                        self._failures.remove(failure)
-                return failure.status, {"error": failure.message}
             body = self._body(ctype, raw)
             m = re.fullmatch(r"/accounts/v3/([^/]+)/account-state", path)
             if m and method == "POST":
@@ -367,7 +317,7 @@ class SmotreshkaEmulator:
                 f"<p>billing: {html.escape(self.app.url or 'not configured')}</p>"
                 f"<pre>{html.escape(note)}</pre><table border=1 cellpadding=4>"
                 f"<tr><th>username</th><th>subscriptions</th><th>buy</th></tr>{''.join(rows)}</table>")
-        return 200, page, "text/html; charset=utf-8"
+        return page
 
 
 def main() -> None:
@@ -380,10 +330,9 @@ def main() -> None:
     if args.billing:
         emu.app.configure(args.billing)
     print(f"smotreshka emulator on {emu.url} (subscriber app: {emu.url}/app; Ctrl+C to stop)", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
-    except KeyboardInterrupt:
-        emu.stop()
+    emu.stop()
 
 
 if __name__ == "__main__":
