@@ -13,6 +13,8 @@ never returned.
     emu = StalkerEmulator(login="api", password="secret").start()
     emu.seed_demo()                       # plans, packages, channels, accounts, STBs
     emu.fail("Database error", times=2)   # the next two calls answer status ERROR
+    emu.fail("Database error", resource="itv", method="GET")   # only those calls, until healed
+    emu.fail("Bad gateway", status=502)   # HTTP 502 (with the ERROR body) instead of 200
     emu.latency = 0.5                     # every answer half a second late
     emu.api_enabled = False               # plain-text 404 "API not enabled"
     emu.down(); emu.up()                  # refuse connections, then listen again
@@ -23,15 +25,14 @@ Standalone: ``python -m portal.platforms.stalker.emulator --port 8098 --demo``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import base64
 import hashlib
-import json
 import re
 import threading
-import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote
+
+from ..emulation import Answer, EmulatedServer
 
 WRITABLE = ("login", "password", "full_name", "phone", "account_number", "tariff_plan", "status", "stb_mac",
             "comment", "end_date", "account_balance")
@@ -59,86 +60,38 @@ class ApiError(Exception):
     pass
 
 
-@dataclass
-class _Failure:
-    message: str
-    times: int | None
-    resource: str | None
-    method: str | None
+class StalkerEmulator(EmulatedServer):
+    thread_name = "stalker-emulator"
 
-
-class StalkerEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, login: str | None = "api",
                  password: str | None = "api-secret"):
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.api_login, self.api_password = login, password
         self.api_enabled = True
-        self.latency = 0.0
         self.requests: list[dict] = []  # method, path, form body (passwords masked), status
         self.users: dict[int, dict] = {}
         self.plans: dict[int, dict] = {}
         self.packages: dict[int, dict] = {}
         self.channels: dict[int, dict] = {}
         self.events: list[dict] = []  # events and messages sent to STBs
-        self._failures: list[_Failure] = []
         self._next_uid = 1
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
         self.keep_requests = True
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/stalker_portal/api/"
+        return f"{self.base_url}/stalker_portal/api/"
 
     # -- control ----------------------------------------------------------------------------------
 
-    def start(self) -> "StalkerEmulator":
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, ctype, data, extra = emulator.handle(self.command, self.path, self.headers.get("Authorization"),
-                                                             body)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any  # noqa: N815
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="stalker-emulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    up, down = start, stop
-
-    def fail(self, message: str = "emulated failure", times: int | None = None, resource: str | None = None,
-             method: str | None = None) -> None:
-        """Answer ``{"status": "ERROR", "error": message}`` (for a resource/method or all calls)."""
-        with self._lock:
-            self._failures.append(_Failure(message, times, resource, method))
+    def fail(self, message: str = "emulated failure", status: int = 200, times: int | None = None,
+             **match) -> None:
+        """Refuse calls (``resource=``/``method=`` narrow it): Stalker's way is HTTP 200 with
+        ``{"status": "ERROR", "error": message}``; another ``status`` answers that HTTP status
+        with the same body (a proxy in front of Stalker failing)."""
+        super().fail(message, status, times, **match)
 
     def heal(self) -> None:
-        with self._lock:
-            self._failures.clear()
-        self.latency = 0.0
+        super().heal()
         self.api_enabled = True
 
     # -- state --------------------------------------------------------------------------------------
@@ -219,30 +172,24 @@ class StalkerEmulator:
 
     # -- the HTTP layer ---------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, authorization: str | None, body: bytes):
-        if self.latency:
-            time.sleep(self.latency)
+    def handle(self, method: str, path: str, headers, body: bytes) -> Answer:
         m = re.match(r"^/stalker_portal/api(?:/v1)?/([^?]*)", path)
         if not m:
-            return 404, "text/plain", b"Not Found", {}
+            return Answer(404, b"Not Found", "text/plain")
         if not self.api_enabled:
-            return 404, "text/plain", b"API not enabled", {}
+            return Answer(404, b"API not enabled", "text/plain")
         if self.api_login:
             expected = "Basic " + base64.b64encode(f"{self.api_login}:{self.api_password or ''}".encode()).decode()
-            if authorization != expected:
-                data = json.dumps({"status": "ERROR", "results": "", "error": "401 Unauthorized request"}).encode()
-                return 401, "application/json", data, {"WWW-Authenticate": 'Basic realm="Stalker API"'}
+            if headers.get("Authorization") != expected:
+                return Answer(401, {"status": "ERROR", "results": "", "error": "401 Unauthorized request"},
+                              headers={"WWW-Authenticate": 'Basic realm="Stalker API"'})
         segments = m.group(1).split("/")
         resource = unquote(segments[0])
         ids = [unquote(i) for i in segments[1].split(",")] if len(segments) > 1 and segments[1] else []
         fields = _parse(body)
+        failure = self.take_failure(resource=resource.lower(), method=method)
+        status = failure.status if failure is not None else 200
         with self._lock:
-            failure = next((f for f in self._failures if f.resource in (None, resource.lower())
-                            and f.method in (None, method)), None)
-            if failure is not None and failure.times is not None:
-                failure.times -= 1
-                if failure.times <= 0:
-                    self._failures.remove(failure)
             try:
                 if failure is not None:
                     raise ApiError(failure.message)
@@ -254,7 +201,7 @@ class StalkerEmulator:
                 shown = {k: ("***" if k == "password" else v) for k, v in fields.items()}
                 self.requests.append({"method": method, "resource": resource, "ids": ids, "fields": shown,
                                       "status": answer["status"]})
-        return 200, "application/json", json.dumps(answer, ensure_ascii=False).encode(), {}
+        return Answer(status, answer)
 
     def _dispatch(self, method, resource, ids, fields, has_body):
         if not resource:
@@ -370,15 +317,20 @@ class StalkerEmulator:
 
     # -- resources --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _writable(fields, has_body, empty: str) -> dict:
+        if not has_body:
+            raise ApiError("HTTP POST data is empty")  # Stalker says POST for PUT too
+        data = {k: v for k, v in fields.items() if k in WRITABLE}
+        if not data:
+            raise ApiError(empty)
+        return data
+
     def _accounts(self, method, ids, fields, has_body, resource):
         if method == "GET":
             return [self._account_row(u) for u in self._select(ids)]
         if method == "POST":
-            if not has_body:
-                raise ApiError("HTTP POST data is empty")
-            data = {k: v for k, v in fields.items() if k in WRITABLE}
-            if not data:
-                raise ApiError("Insert data is empty")
+            data = self._writable(fields, has_body, "Insert data is empty")
             if data.get("stb_mac") and not _mac(data["stb_mac"]):
                 raise ApiError("Not valid mac address")
             if not data.get("login"):
@@ -395,11 +347,7 @@ class StalkerEmulator:
             raise ApiError("Only one identifier allowed")
         users = self._select(ids)
         if method == "PUT":
-            if not has_body:
-                raise ApiError("HTTP POST data is empty")
-            data = {k: v for k, v in fields.items() if k in WRITABLE}
-            if not data:
-                raise ApiError("Update data is empty")
+            data = self._writable(fields, has_body, "Update data is empty")
             if "login" in data:
                 other = self.find(login=data["login"])
                 if other is not None and other not in users:
@@ -593,10 +541,9 @@ class StalkerEmulator:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
+    for flag, default in (("--host", "127.0.0.1"), ("--login", "api"), ("--password", "api-secret")):
+        parser.add_argument(flag, default=default)
     parser.add_argument("--port", type=int, default=8098)
-    parser.add_argument("--login", default="api")
-    parser.add_argument("--password", default="api-secret")
     parser.add_argument("--demo", action="store_true", help="seed the demo data set")
     parser.add_argument("--accounts", type=int, default=0, help="also seed N plain accounts")
     args = parser.parse_args()
@@ -604,14 +551,11 @@ def main() -> None:
     emu.keep_requests = False
     if args.demo:
         emu.seed_demo()
-    if args.accounts:
-        emu.seed_accounts(args.accounts)
-    emu.start()
-    print(f"Stalker emulator on {emu.url} (Ctrl+C to stop)", flush=True)
-    try:
+    emu.seed_accounts(args.accounts)
+    print(f"Stalker emulator on {emu.start().url} (Ctrl+C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
-    except KeyboardInterrupt:
-        emu.stop()
+    emu.stop()
 
 
 if __name__ == "__main__":
