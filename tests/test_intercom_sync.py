@@ -186,7 +186,7 @@ def test_two_accounts_of_one_profile_changing_at_once_never_race(worker, process
     slow): one profile is created, once, with both addresses; then both flats are disabled
     at once: the profile is deleted, once, and no sync fails."""
     processes.start("jobs.worker")  # a second worker
-    worker.emulator.latency(0.15)
+    worker.emulator.latency = 0.15
     contract = worker.contract()
     one = worker.flat(contract=contract, login="shared", flat="1", activate=False)
     two = worker.flat(contract=contract, login="shared", flat="2", activate=False)
@@ -292,7 +292,7 @@ def test_a_bad_login_is_refused_naming_the_field_and_nothing_is_written(intercom
 def test_two_syncs_of_one_profile_in_threads_do_not_lose_an_address(intercom, app):
     """The same without RQ: two threads reconcile two flats of one new login at once, the
     platform slow; both addresses end on the one profile."""
-    intercom.emulator.latency(0.1)
+    intercom.emulator.latency = 0.1
     contract = intercom.contract()
     ids = [intercom.flat(contract=contract, login="threads", flat=str(n)).id for n in (1, 2)]
     db.session.commit()

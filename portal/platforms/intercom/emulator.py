@@ -6,7 +6,7 @@ access-profile fields of section 5.2 (``client.ACCESS_FIELDS``), no more, no les
     platform.add_profile("ivanov", "Иванов И. И.", ["+7 900 000-00-00"])   # one made elsewhere
     platform.fail("maintenance", status=503, times=2)      # the next two requests
     platform.fail("no such house", status=422, login="ivanov", method="PUT")   # always, for one
-    platform.latency(0.2)                                  # every answer 200 ms late
+    platform.latency = 0.2                                 # every answer 200 ms late
     platform.heal()                                        # no more failures, no latency
     platform.down(); platform.up()                         # refuse connections, then listen again
     platform.profiles["ivanov"]["addresses"]               # {account_id: {house_id, flat, access}}
@@ -25,11 +25,9 @@ import html
 import json
 import re
 import threading
-import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from ..emulation import Answer, EmulatedServer
 from .client import ACCESS_FIELDS
 
 LOGIN_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -40,83 +38,19 @@ DEMO_PROFILES = [
 ]
 
 
-@dataclass
-class _Failure:
-    message: str
-    status: int
-    times: int | None  # None: always
-    login: str | None  # None: every login
-    method: str | None  # None: every method
+class IntercomEmulator(EmulatedServer):
+    thread_name = "intercom-emulator"
 
-
-class IntercomEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = "intercom-key"):
-        self.host, self.port, self.token = host, port, token
+        super().__init__(host, port)
+        self.token = token
         self.profiles: dict[str, dict] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.keep_requests = True
-        self._failures: list[_Failure] = []
-        self._latency = 0.0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/v1"
-
-    # -- control --------------------------------------------------------------------------------
-
-    def start(self) -> "IntercomEmulator":
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: a client session reuses its connection
-            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, answer, ctype = emulator._receive(self.command, self.path,
-                                                          self.headers.get("Authorization"), body)
-                data = answer if isinstance(answer, bytes) else (json.dumps(answer, ensure_ascii=False).encode()
-                                                                 if answer is not None else b"")
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 (http.server naming)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="intercom-emulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    up, down = start, stop
-
-    def fail(self, message: str = "emulated failure", status: int = 503, times: int | None = None,
-             login: str | None = None, method: str | None = None) -> None:
-        with self._lock:
-            self._failures.append(_Failure(message, status, times, login, method))
-
-    def latency(self, seconds: float) -> None:
-        self._latency = seconds
-
-    def heal(self) -> None:
-        with self._lock:
-            self._failures.clear()
-        self._latency = 0.0
+        return f"{self.base_url}/api/v1"
 
     def add_profile(self, login: str, full_name: str, phones: list[str] | None = None,
                     addresses: dict | None = None) -> dict:
@@ -135,16 +69,14 @@ class IntercomEmulator:
 
     # -- protocol -------------------------------------------------------------------------------
 
-    def _receive(self, method: str, raw_path: str, authorization: str | None, body: bytes):
+    def handle(self, method: str, raw_path: str, headers, body: bytes) -> Answer:
         path = urlsplit(raw_path).path
         if method == "GET" and path in ("/", "/api/v1", "/api/v1/"):
-            return 200, self._html().encode(), "text/html; charset=utf-8"
-        if self._latency:
-            time.sleep(self._latency)
-        status, answer = self._api(method, path, authorization, body)
+            return Answer(200, self._html(), "text/html; charset=utf-8")
+        status, answer = self._api(method, path, headers.get("Authorization"), body)
         if self.keep_requests:
             self.requests.append((method, path, status))
-        return status, answer, "application/json"
+        return Answer(status, answer if answer is not None else b"")
 
     def _api(self, method: str, path: str, authorization: str | None, body: bytes) -> tuple[int, dict | None]:
         if not path.startswith("/api/v1/"):
@@ -157,13 +89,8 @@ class IntercomEmulator:
             data = _body(body)
             login = data.get("login") if isinstance(data, dict) else None
         with self._lock:
-            failure = next((f for f in self._failures if f.login in (None, login) and f.method in (None, method)),
-                           None)
+            failure = self.take_failure(login=login, method=method)
             if failure is not None:
-                if failure.times is not None:
-                    failure.times -= 1
-                    if failure.times <= 0:
-                        self._failures.remove(failure)
                 return failure.status, {"error": "failure", "message": failure.message}
             return self._route(method, parts, body)
 
