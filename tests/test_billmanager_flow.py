@@ -254,3 +254,22 @@ def test_the_twice_daily_balance_check_tasks_the_department_below_the_minimum(ct
     handlers.check_balances()
     assert db.session.get(Task, tasks[0].id).state == "done"
     assert db.session.get(type(h), h.id).last_balance == Decimal("5000.00")
+
+
+def test_a_seller_that_refuses_authinfo_is_used_through_a_session(ctx, seller):
+    """The seller disables authinfo for client accounts: the client logs in once with
+    func=auth and carries on; an expired session is renewed once; the password stays out of
+    the audit log."""
+    from portal.platforms.billmanager import handlers, importer
+
+    seller.accounts[SELLER_LOGIN]["authinfo"] = False
+    h = make_handler(seller)
+    assert handlers.refresh_balance(h.id)["balance"] == "1000.00"
+    assert importer.fetch_pricelist(h.id)["tariffs"] == 3
+    logins = [c for c in seller.calls if c["func"] == "auth"]
+    assert len(logins) == 2  # one per client (each job builds its own)
+    client = handlers.client_for(db.session.get(type(h), h.id))
+    client.balance()
+    seller.expire_sessions()
+    assert client.balance()[0] == Decimal("1000.00")
+    assert not db.session.scalar(select(AuditEntry).where(AuditEntry.after.cast(db.String).contains(SELLER_PASSWORD)))

@@ -2,7 +2,8 @@
 
 Every call is ``POST <url>`` (the full path to ``billmgr``) with a form body:
 ``func=<function>&out=json&lang=en&authinfo=<user>:<password>`` plus the function's
-parameters. The password therefore never appears in a URL. Answers are ``{"doc": {...}}``;
+parameters. The password therefore never appears in a URL. A seller that refuses authinfo for
+client accounts gets a ``func=auth`` session instead (``auth=<id>``), once per client. Answers are ``{"doc": {...}}``;
 text nodes come as ``{"$": "value"}`` and are unwrapped here; a list (``doc.elem``) may be an
 array, a single object or absent. Errors come with HTTP 200 as ``doc.error`` with ``$type``
 (``auth``, ``access``, ``value`` with ``$object``, ``missed``, ...) and ``msg``.
@@ -108,13 +109,49 @@ class BillmgrClient:
     def __post_init__(self):
         self.url = normalise_url(self.url)
         self.session = requests.Session()
+        self._session: str | None = None  # a func=auth session, when authinfo is refused
+        self._login_failed = False
 
     # -- the one transport ------------------------------------------------------------------
 
     def call(self, func: str, *, timeout: float | None = None, **params) -> dict:
+        """One call with ``authinfo``; if the seller refuses authinfo (``auth``/``access``),
+        log in once with ``func=auth`` and repeat it with the session (a refused call did
+        nothing, so repeating it is safe even for an order). Later calls use the session and
+        log in again once when it has expired."""
+        if self._session is None:
+            try:
+                return self._send(func, {"authinfo": f"{self.username}:{self.password}"}, timeout, params)
+            except (BillmgrAuthError, BillmgrAccessError):
+                if not self._login():
+                    raise
+        try:
+            return self._send(func, {"auth": self._session}, timeout, params)
+        except BillmgrAuthError:  # the session expired (an hour without calls)
+            if not self._login():
+                raise
+            return self._send(func, {"auth": self._session}, timeout, params)
+
+    def _login(self) -> bool:
+        """``func=auth``: a session id, or False when the seller refuses that too."""
+        if self._login_failed:
+            return False
+        try:
+            doc = self._send("auth", {}, None, {"username": self.username, "password": self.password})
+        except BillmgrError:
+            self._login_failed = True
+            return False
+        auth = doc.get("auth")
+        sid = auth.get("$id") or auth.get("$") if isinstance(auth, dict) else auth
+        if not sid:
+            self._login_failed = True
+            return False
+        self._session = str(sid)
+        return True
+
+    def _send(self, func: str, credentials: dict, timeout: float | None, params: dict) -> dict:
         """One POST; returns ``doc`` unwrapped, or raises a typed error."""
-        form = {"func": func, "out": "json", "lang": self.lang,
-                "authinfo": f"{self.username}:{self.password}"}
+        form = {"func": func, "out": "json", "lang": self.lang, **credentials}
         form.update({k: v for k, v in params.items() if v is not None})
         entry = {"method": "POST", "url": public_url(self.url), "func": func}
         started = time.monotonic()
@@ -155,7 +192,10 @@ class BillmgrClient:
         return doc
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.password, "***") if self.password else text
+        for secret in (self.password, self._session):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class SellingBillmanager:
         self.pricelists: list[dict] = []
         self.services: dict[str, dict] = {}
         self.calls: list[dict] = []  # every call: func, user, params without authinfo
+        self.sessions: dict[str, str] = {}  # func=auth session id -> username
         self._failures: list[dict] = []
         self._next_id = 5000
         self._lock = threading.RLock()
@@ -95,8 +96,11 @@ class SellingBillmanager:
 
     # -- control ------------------------------------------------------------------------------
 
-    def add_account(self, username: str, password: str, balance: str = "1000.00", currency: str = "RUB"):
-        self.accounts[username] = {"password": password, "balance": Decimal(balance), "currency": currency}
+    def add_account(self, username: str, password: str, balance: str = "1000.00", currency: str = "RUB",
+                    authinfo: bool = True):
+        """A client account; ``authinfo=False``: the seller refuses authinfo for it (sessions only)."""
+        self.accounts[username] = {"password": password, "balance": Decimal(balance), "currency": currency,
+                                   "authinfo": authinfo}
         return self
 
     def set_balance(self, username: str, balance: str) -> None:
@@ -113,6 +117,10 @@ class SellingBillmanager:
     def fail(self, func: str, mode: str, times: int | None = 1) -> None:
         with self._lock:
             self._failures.append({"func": func, "mode": mode, "times": times})
+
+    def expire_sessions(self) -> None:
+        with self._lock:
+            self.sessions.clear()
 
     def heal(self) -> None:
         with self._lock:
@@ -176,12 +184,23 @@ class SellingBillmanager:
     def _handle(self, func: str, p: dict, failure: str | None) -> dict:
         user, _, password = (p.get("authinfo") or "").partition(":")
         with self._lock:
-            self.calls.append({"func": func, "user": user,
-                               "params": {k: v for k, v in p.items() if k != "authinfo"}})
+            if func == "auth":
+                user, password = p.get("username", ""), p.get("password", "")
+            elif p.get("auth"):
+                user = self.sessions.get(p["auth"], "")
+                password = self.accounts.get(user, {}).get("password")
+            self.calls.append({"func": func, "user": user, "via": "auth" if p.get("auth") else "authinfo",
+                               "params": {k: v for k, v in p.items() if k not in ("authinfo", "password", "auth")}})
             self._advance()
             account = self.accounts.get(user)
             if failure == "auth" or account is None or account["password"] != password:
                 return self._error("auth", "Invalid username or password")
+            if p.get("authinfo") and not account.get("authinfo", True):
+                return self._error("access", "Authorization by authinfo is disabled for client accounts")
+            if func == "auth":
+                sid = f"s{len(self.sessions) + 1:04d}{abs(hash(user)) % 10**8:08d}"
+                self.sessions[sid] = user
+                return {"auth": {"$id": sid, "$": sid}, "level": {"$": "16"}}
             if failure == "access":
                 return self._error("access", "Access to this function is denied for your level")
             if failure == "confirm":
