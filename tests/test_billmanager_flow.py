@@ -123,6 +123,17 @@ def test_a_timeout_after_the_debit_never_orders_twice(ctx, seller, processes):
     assert [c["func"] for c in seller.calls].count("v2.vds.order.param") == 1
 
 
+def test_a_legacy_seller_gets_the_old_order_function(ctx, seller, processes):
+    """A seller without v2.vds.order.param: the order goes through vds.order.param with
+    ``period``, once."""
+    processes.start("jobs.worker", **WORKER_ENV)
+    seller.legacy = True
+    svc_id = _order(_account(), imported_tariff(make_handler(seller)))
+    assert _ordered(svc_id) == "ordered" and len(seller.services) == 1
+    legacy = [c for c in seller.calls if c["func"] == "vds.order.param"]
+    assert len(legacy) == 1 and legacy[0]["params"]["period"] == "1"
+
+
 def test_an_order_whose_outcome_is_unknown_is_flagged_not_resent(ctx, seller, processes):
     """The order call times out and, from then on, the seller's list answers with a DDoS
     guard's page: the order is flagged for a person with a task, and a stray re-run of the

@@ -227,9 +227,18 @@ class BillmgrClient:
 
     def order(self, itemtype: str, *, pricelist: str, period: int, remoteid: str, datacenter: str | None = None,
               domain: str | None = None, autoprolong: int | None = None) -> dict:
-        return self.call(f"v2.{itemtype}.order.param", timeout=self.order_timeout, pricelist=pricelist,
-                         order_period=str(period), datacenter=datacenter, domain=domain, remoteid=remoteid,
-                         autoprolong=str(autoprolong) if autoprolong else None, skipbasket="on", sok="ok")
+        """``v2.<type>.order.param`` (BILLmanager 6); a seller without it (``missed``: the
+        function is unknown, so nothing was ordered) gets the legacy ``<type>.order.param``
+        with ``period``."""
+        common = dict(timeout=self.order_timeout, pricelist=pricelist, datacenter=datacenter, domain=domain,
+                      remoteid=remoteid, autoprolong=str(autoprolong) if autoprolong else None, skipbasket="on",
+                      sok="ok")
+        try:
+            return self.call(f"v2.{itemtype}.order.param", order_period=str(period), **common)
+        except BillmgrNotFound as e:
+            if e.object not in (None, "func"):
+                raise
+        return self.call(f"{itemtype}.order.param", period=str(period), **common)
 
     def prolong(self, elid: str, period: int = 1) -> dict:
         return self.call("service.prolong", timeout=self.order_timeout, elid=elid, period=str(period), sok="ok")

@@ -85,6 +85,7 @@ class SellingBillmanager:
         self.services: dict[str, dict] = {}
         self.calls: list[dict] = []  # every call: func, user, params without authinfo
         self.sessions: dict[str, str] = {}  # func=auth session id -> username
+        self.legacy = False  # True: a BILLmanager 5 style seller without the v2.* order functions
         self._failures: list[dict] = []
         self._next_id = 5000
         self._lock = threading.RLock()
@@ -215,6 +216,8 @@ class SellingBillmanager:
                 return self._prolong(user, account, p)
             parts = func.split(".")
             if func.endswith(".order.param"):
+                if parts[0] == "v2" and self.legacy:
+                    return self._error("missed", f"Unknown function {func}", "func")
                 itemtype = parts[1] if parts[0] == "v2" else parts[0]
                 return self._order(user, account, itemtype, p)
             if len(parts) == 1 and any(pl["itemtype"] == func for pl in self.pricelists):
