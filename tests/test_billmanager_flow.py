@@ -284,3 +284,22 @@ def test_a_seller_that_refuses_authinfo_is_used_through_a_session(ctx, seller):
     seller.expire_sessions()
     assert client.balance()[0] == Decimal("1000.00")
     assert not db.session.scalar(select(AuditEntry).where(AuditEntry.after.cast(db.String).contains(SELLER_PASSWORD)))
+
+
+def test_a_deletion_the_seller_wants_confirmed_is_shown_with_its_message(ctx, seller, processes):
+    """The seller wants deletions confirmed by phone: the service stays there, and staff see
+    the seller's words on the account's sync state until it is sorted out."""
+    processes.start("jobs.worker", **WORKER_ENV)
+    a = _account()
+    aid = a.id
+    svc_id = _order(a, imported_tariff(make_handler(seller)))
+    assert _ordered(svc_id) == "ordered"
+    rid = _svc(svc_id).remote_id
+    wait_for(lambda: seller.status(rid) == 2, timeout=5, what="activation")
+    seller.fail("vds.delete", "confirm", times=None)
+    acc.end_service(_svc(svc_id).assigned, actor="test")
+    db.session.commit()
+    st = wait_for(lambda: db.session.scalar(select(SyncState).filter_by(account_id=aid, platform="billmanager",
+                                                                        state="retry")), what="the refusal")
+    assert "refused to delete" in st.last_error and "confirmed by a code sent to the phone" in st.last_error
+    assert seller.status(rid) == 2
