@@ -10,11 +10,11 @@
 3. Drives the Accounts table through the real app (Flask test client, logged in as staff,
    ``HX-Request: true`` as htmx sends it) and times each request: the first page, "Show more"
    from cursors spread over the whole table (the first, middle and last pages), and searches
-   (a login, a MAC, an account number, no match). Prints p50/p95/max for paging and for search
-   (target: paging p95 <= 50 ms).
+   (``SEARCHES``). Prints p50/p95/max for paging and for search (target: p95 <= 50 ms for both;
+   PostgreSQL answers searches of three characters or more from a trigram index).
 
 Default database: a fresh SQLite file in a temporary directory; ``--database-url`` (its name
-must contain "bench") is dropped and recreated. Exit code 0 when both targets are met.
+must contain "bench") is dropped and recreated. Exit code 0 when all targets are met.
 """
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+# a login, a MAC, an account number, no match, a demo prefix, a broad term (every row matches:
+# the first 50 by id), two characters (too short for the trigram index: a scan)
+SEARCHES = ("bench150000", "00:2B:00:01:86:A5", "190001", "no-such-account", "tv_", "bench1", "ab")
 
 
 def main() -> int:
@@ -117,7 +122,7 @@ def main() -> int:
         paging.append(timed("/stalker/accounts"))
         for c in cursors:
             paging.append(timed(f"/stalker/accounts?after={c}"))
-        for q in ("bench150000", "00:2B:00:01:86:A5", "190001", "no-such-account", "tv_"):
+        for q in SEARCHES:
             search.append(timed(f"/stalker/accounts?q={q}"))
     emu.stop()
 
@@ -133,8 +138,9 @@ def main() -> int:
           f"target >= 5,000/s)")
     print(f"Accounts table, page / show more ({len(paging)} requests): p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"max {top:.1f} ms (target p95 <= 50 ms)")
-    print(f"Accounts table, search ({len(search)} requests): p50 {s50:.1f} ms, p95 {s95:.1f} ms, max {stop_:.1f} ms")
-    return 0 if rate >= 5000 and p95 <= 50 else 1
+    print(f"Accounts table, search ({len(search)} requests): p50 {s50:.1f} ms, p95 {s95:.1f} ms, max {stop_:.1f} ms "
+          f"(target p95 <= 50 ms)")
+    return 0 if rate >= 5000 and p95 <= 50 and s95 <= 50 else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, trigram_index, utcnow
 
 
 class StalkerTvId(db.Model):
@@ -51,11 +51,12 @@ class StalkerChannel(db.Model):
 class StalkerSnapshotRow(db.Model):
     """One row of a console table as Stalker last returned it (``kind``: accounts, stb,
     channels, subscriptions, tariffs). ``search`` is the lower-cased text the search box
-    matches; ``data`` is the row exactly as Stalker sent it. Pages are keyset pages on
-    (kind, id)."""
+    matches with ``LIKE '%term%'`` (a trigram index serves it on PostgreSQL); ``data`` is the
+    row exactly as Stalker sent it. Pages are keyset pages on (kind, id)."""
 
     __tablename__ = "stalker_snapshot_rows"
-    __table_args__ = (Index("ix_stalker_snapshot_rows_kind_id", "kind", "id"),)
+    __table_args__ = (Index("ix_stalker_snapshot_rows_kind_id", "kind", "id"),
+                      trigram_index("ix_stalker_snapshot_rows_search_trgm", "search"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))

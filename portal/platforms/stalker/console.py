@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import String, cast, delete, func, insert, literal_column, select, text, union_all
 
 from ...billing import accounts as billing_accounts
 from ...billing import audit, directory
@@ -154,33 +154,53 @@ def snapshot_row(row_id: int, kind: str) -> dict:
 
 # -- links between Stalker rows and billing ----------------------------------------------------
 
-def linked_accounts(rows: list[dict]) -> dict[str, int]:
-    """Stalker login -> billing account id, for the accounts of a page of Stalker rows: linked
-    by TV ID (account_number) and login, by the Stalker login kept for it, or by the STB."""
+def page_links(rows: list[dict]) -> tuple[dict[str, int], set[str]]:
+    """For a page of Stalker account rows, in one query: Stalker login -> billing account id
+    (linked by TV ID = account_number, by the billing login on a Stalker agent, by the Stalker
+    login kept for an account, or by a registered STB; in that order of precedence), and which
+    of their ``tariff_plan`` values are billing tariff ids."""
     numbers = [int(r["account_number"]) for r in rows if TV_ID_RE.match(str(r.get("account_number") or ""))]
     logins = [r.get("login") for r in rows if r.get("login")]
     macs = [r.get("stb_mac") for r in rows if r.get("stb_mac")]
-    out: dict[str, int] = {}
+    plans = [int(p) for p in {str(r.get("tariff_plan") or "") for r in rows} if p.isdigit() and len(p) < 10]
+    src = [literal_column(str(i)) for i in range(5)]
+    parts = []
     if numbers:
-        for aid, number, tv_login, login in db.session.execute(
-                select(StalkerTvId.account_id, StalkerTvId.tv_id, StalkerTvId.login, Account.login)
-                .join(Account, Account.id == StalkerTvId.account_id).where(StalkerTvId.tv_id.in_(numbers))):
-            out[tv_login or login] = aid
+        parts.append(select(src[0].label("src"), func.coalesce(StalkerTvId.login, Account.login).label("key"),
+                            StalkerTvId.account_id.label("ident"))
+                     .join(Account, Account.id == StalkerTvId.account_id).where(StalkerTvId.tv_id.in_(numbers)))
     if logins:
-        for aid, login in db.session.execute(
-                select(Account.id, Account.login).join(Agent, Agent.id == Account.agent_id)
-                .where(Account.login.in_(logins), Agent.platform == PLATFORM)):
-            out.setdefault(login, aid)
-        for aid, login in db.session.execute(select(StalkerTvId.account_id, StalkerTvId.login)
-                                             .where(StalkerTvId.login.in_(logins))):
-            out.setdefault(login, aid)
+        parts.append(select(src[1], Account.login, Account.id).join(Agent, Agent.id == Account.agent_id)
+                     .where(Account.login.in_(logins), Agent.platform == PLATFORM))
+        parts.append(select(src[2], StalkerTvId.login, StalkerTvId.account_id).where(StalkerTvId.login.in_(logins)))
     if macs:
-        by_mac = dict(db.session.execute(select(StalkerStb.mac, StalkerStb.account_id)
-                                          .where(StalkerStb.mac.in_(macs))).all())
-        for r in rows:
-            if r.get("stb_mac") in by_mac:
-                out.setdefault(r.get("login"), by_mac[r["stb_mac"]])
-    return out
+        parts.append(select(src[3], StalkerStb.mac, StalkerStb.account_id).where(StalkerStb.mac.in_(macs)))
+    if plans:
+        parts.append(select(src[4], cast(Tariff.id, String), Tariff.id).where(Tariff.id.in_(plans)))
+    if not parts:
+        return {}, set()
+    found = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+    linked: dict[str, int] = {}
+    by_mac: dict[str, int] = {}
+    tariffs: set[str] = set()
+    for origin, key, ident in sorted(found, key=lambda r: r[0]):
+        if origin == 0:
+            linked[key] = ident
+        elif origin in (1, 2):
+            linked.setdefault(key, ident)
+        elif origin == 3:
+            by_mac[key] = ident
+        else:
+            tariffs.add(key)
+    for r in rows:
+        if r.get("stb_mac") in by_mac:
+            linked.setdefault(r.get("login"), by_mac[r["stb_mac"]])
+    return linked, tariffs
+
+
+def linked_accounts(rows: list[dict]) -> dict[str, int]:
+    """Stalker login -> billing account id for these Stalker rows (see ``page_links``)."""
+    return page_links(rows)[0]
 
 
 def known_tariff_ids(values) -> set[str]:
