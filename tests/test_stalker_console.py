@@ -293,3 +293,82 @@ def test_a_viewer_reads_but_cannot_act(staff, stalker, tv_agent):
     assert post(staff, f"/stalker/accounts/{row_id('accounts', '501')}/add", {}).status_code == 403
     assert post(staff, "/stalker/refresh/all", {}).status_code == 403
     assert db.session.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def loginless(stalker):
+    """Stalker users without a login (STBs that log in by MAC), as Stalker's admin makes them."""
+    stalker.add_user("", "601", "9001", 1, "00:1A:79:00:00:61", full_name="Кухня")
+    stalker.add_user("", "hall-2", "9001", 0, "00:1A:79:00:00:62")
+    stalker.add_user("", "lobby", "9001", 1, "")
+    stalker.add_user("", "", "9001", 1, "")
+
+
+def test_plus_names_an_account_without_a_login_after_its_number(staff, stalker, tv_agent):
+    """A Stalker user without a login, account number 601: does the row say it will become
+    tv601, does "+" make the billing account tv601 with TV ID 601 and the STB, and does the
+    sync give that same Stalker user the login (no second user)?"""
+    loginless(stalker)
+    console.refresh(actor="test")
+    imported_plans(9001)
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    row = page[page.index(f'data-row="{row_id("accounts", "601")}"'):]
+    row = row[:row.index("</tr>")]
+    assert "as tv601" in row and "Add to billing as tv601" in row
+    assert "How “+” adds a Stalker account to billing" in page
+    r = post(staff, f"/stalker/accounts/{row_id('accounts', '601')}/add", {}, headers=HX)
+    assert r.status_code == 200 and "tv601" in r.get_data(as_text=True)
+    account = db.session.scalar(select(Account).filter_by(login="tv601"))
+    assert account.status == "active" and account.contract.subscriber.full_name == "Кухня"
+    assert db.session.get(StalkerTvId, account.id).tv_id == 601
+    assert db.session.scalar(select(StalkerStb.mac).filter_by(account_id=account.id)) == "00:1A:79:00:00:61"
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    row = page[page.index(f'data-row="{row_id("accounts", "601")}"'):]
+    assert f'href="/accounts/{account.id}"' in row[:row.index("</tr>")]
+    users = len(stalker.users)
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert stalker.find(mac="00:1A:79:00:00:61")["login"] == "tv601" and len(stalker.users) == users
+    # "+" again is refused: the row is billing's now
+    again = post(staff, f"/stalker/accounts/{row_id('accounts', '601')}/add", {}, headers=HX)
+    assert again.status_code == 422 and "in billing already" in again.get_data(as_text=True)
+
+
+def test_plus_without_a_login_and_an_unusable_number_goes_by_the_stb(staff, stalker, tv_agent):
+    """No login, account number «hall-2», a MAC; billing has a tvhall-2 already: is the new
+    account tvhall-2-2, blocked as in Stalker, with a TV ID of billing's that the sync writes
+    to the same Stalker user (found by its STB)?"""
+    loginless(stalker)
+    gen_account(login="tvhall-2", agent=gen_agent(kind="radius"))
+    console.refresh(actor="test")
+    imported_plans(9001)
+    assert post(staff, f"/stalker/accounts/{row_id('accounts', 'hall-2')}/add", {}, headers=HX).status_code == 200
+    account = db.session.scalar(select(Account).filter_by(login="tvhall-2-2"))
+    assert (account.status, account.reasons) == ("blocked", ["manager"])
+    tv_id = db.session.get(StalkerTvId, account.id).tv_id
+    users = len(stalker.users)
+    assert reconcile_account("stalker", account.id) == "ok"
+    user = stalker.find(mac="00:1A:79:00:00:62")
+    assert (user["login"], user["ls"], user["status"]) == ("tvhall-2-2", str(tv_id), 0) and len(stalker.users) == users
+
+
+def test_plus_links_a_loginless_row_by_number_and_refuses_what_it_cannot_find_again(staff, stalker, tv_agent):
+    """A login-less row whose number is a billing account's TV ID shows that account; rows
+    with no number, or no MAC and a number that cannot be a TV ID, are refused with the reason
+    and nothing is created."""
+    loginless(stalker)
+    console.refresh(actor="test")
+    imported_plans(9001)
+    mine = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9001), login="kitchen")
+    db.session.add(StalkerTvId(account_id=mine.id, tv_id=601))
+    db.session.commit()
+    page = staff.get("/stalker/accounts").get_data(as_text=True)
+    row = page[page.index(f'data-row="{row_id("accounts", "601")}"'):]
+    assert f'href="/accounts/{mine.id}"' in row[:row.index("</tr>")]
+    before = db.session.scalar(select(func.count()).select_from(Account))
+    lobby = post(staff, f"/stalker/accounts/{row_id('accounts', 'lobby')}/add", {}, headers=HX)
+    assert lobby.status_code == 422 and "account_number" in lobby.get_data(as_text=True)
+    assert "no login, no MAC" in lobby.get_data(as_text=True)
+    nothing = db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind="accounts", key=""))
+    bare = post(staff, f"/stalker/accounts/{nothing}/add", {}, headers=HX)
+    assert bare.status_code == 422 and "no login and no account number" in bare.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Account)) == before
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1

@@ -137,6 +137,8 @@ def _table_context(kind: str) -> dict:
            "appending": args["after"] is not None}
     if kind == "accounts":
         ctx["linked"], ctx["known_tariffs"] = console.page_links([r.data for r in rows])
+        ctx["new_logins"] = [None if r.data.get("login") else console.generated_login(
+            str(r.data.get("account_number") or "")) for r in rows]
     if kind == "tariffs":
         ids = [r.data.get("external_id") for r in rows]
         ctx["known_tariffs"] = console.known_tariff_ids(ids)

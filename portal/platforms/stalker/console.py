@@ -154,53 +154,60 @@ def snapshot_row(row_id: int, kind: str) -> dict:
 
 # -- links between Stalker rows and billing ----------------------------------------------------
 
-def page_links(rows: list[dict]) -> tuple[dict[str, int], set[str]]:
-    """For a page of Stalker account rows, in one query: Stalker login -> billing account id
-    (linked by TV ID = account_number, by the billing login on a Stalker agent, by the Stalker
-    login kept for an account, or by a registered STB; in that order of precedence), and which
-    of their ``tariff_plan`` values are billing tariff ids."""
+def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
+    """For a page of Stalker account rows, in one query: the billing account each row is
+    linked to (or None), and which of their ``tariff_plan`` values are billing tariff ids.
+
+    A row with a login is linked by its TV ID (account_number) together with that login, by
+    the billing login on a Stalker agent, by the Stalker login kept for an account, or by a
+    registered STB, in that order. A row without a login is linked by its account number (the
+    TV ID of a billing account, or the id of a Stalker account that has no TV ID of its own) or
+    by a registered STB."""
     numbers = [int(r["account_number"]) for r in rows if TV_ID_RE.match(str(r.get("account_number") or ""))]
     logins = [r.get("login") for r in rows if r.get("login")]
     macs = [r.get("stb_mac") for r in rows if r.get("stb_mac")]
     plans = [int(p) for p in {str(r.get("tariff_plan") or "") for r in rows} if p.isdigit() and len(p) < 10]
-    src = [literal_column(str(i)) for i in range(5)]
+
+    def part(origin: int, ident, key):
+        return select(ident.label("ident"), key.label("key"), literal_column(str(origin)).label("src"))
+
     parts = []
     if numbers:
-        parts.append(select(src[0].label("src"), func.coalesce(StalkerTvId.login, Account.login).label("key"),
-                            StalkerTvId.account_id.label("ident"))
-                     .join(Account, Account.id == StalkerTvId.account_id).where(StalkerTvId.tv_id.in_(numbers)))
+        tv_join = (Account, Account.id == StalkerTvId.account_id)
+        parts.append(part(0, StalkerTvId.account_id, func.coalesce(StalkerTvId.login, Account.login))
+                     .join(*tv_join).where(StalkerTvId.tv_id.in_(numbers)))
+        parts.append(part(5, StalkerTvId.account_id, cast(StalkerTvId.tv_id, String))
+                     .join(*tv_join).where(StalkerTvId.tv_id.in_(numbers)))
+        parts.append(part(6, Account.id, cast(Account.id, String)).join(Agent, Agent.id == Account.agent_id)
+                     .outerjoin(StalkerTvId, StalkerTvId.account_id == Account.id)
+                     .where(Account.id.in_(numbers), Agent.platform == PLATFORM, StalkerTvId.account_id.is_(None)))
     if logins:
-        parts.append(select(src[1], Account.login, Account.id).join(Agent, Agent.id == Account.agent_id)
+        parts.append(part(1, Account.id, Account.login).join(Agent, Agent.id == Account.agent_id)
                      .where(Account.login.in_(logins), Agent.platform == PLATFORM))
-        parts.append(select(src[2], StalkerTvId.login, StalkerTvId.account_id).where(StalkerTvId.login.in_(logins)))
+        parts.append(part(2, StalkerTvId.account_id, StalkerTvId.login).where(StalkerTvId.login.in_(logins)))
     if macs:
-        parts.append(select(src[3], StalkerStb.mac, StalkerStb.account_id).where(StalkerStb.mac.in_(macs)))
+        parts.append(part(3, StalkerStb.account_id, StalkerStb.mac).where(StalkerStb.mac.in_(macs)))
     if plans:
-        parts.append(select(src[4], cast(Tariff.id, String), Tariff.id).where(Tariff.id.in_(plans)))
-    if not parts:
-        return {}, set()
-    found = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
-    linked: dict[str, int] = {}
+        parts.append(part(4, Tariff.id, cast(Tariff.id, String)).where(Tariff.id.in_(plans)))
+    found = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all() if parts else []
+    by_login: dict[str, int] = {}
+    by_number: dict[str, int] = {}
     by_mac: dict[str, int] = {}
     tariffs: set[str] = set()
-    for origin, key, ident in sorted(found, key=lambda r: r[0]):
+    for ident, key, origin in sorted(found, key=lambda r: int(r[2])):
         if origin == 0:
-            linked[key] = ident
+            by_login[key] = ident
         elif origin in (1, 2):
-            linked.setdefault(key, ident)
+            by_login.setdefault(key, ident)
         elif origin == 3:
             by_mac[key] = ident
-        else:
+        elif origin == 4:
             tariffs.add(key)
-    for r in rows:
-        if r.get("stb_mac") in by_mac:
-            linked.setdefault(r.get("login"), by_mac[r["stb_mac"]])
+        else:
+            by_number.setdefault(key, ident)
+    linked = [(by_login.get(r["login"]) if r.get("login") else by_number.get(str(r.get("account_number") or "")))
+              or by_mac.get(r.get("stb_mac") or "") for r in rows]
     return linked, tariffs
-
-
-def linked_accounts(rows: list[dict]) -> dict[str, int]:
-    """Stalker login -> billing account id for these Stalker rows (see ``page_links``)."""
-    return page_links(rows)[0]
 
 
 def known_tariff_ids(values) -> set[str]:
@@ -242,14 +249,21 @@ def add_account(row_id: int, *, actor: str) -> Account:
     the result, e.g. a new account_number, to Stalker). The caller commits."""
     data = snapshot_row(row_id, "accounts")
     login, plan = str(data.get("login") or ""), str(data.get("tariff_plan") or "")
+    number, mac = str(data.get("account_number") or ""), normalise_mac(data.get("stb_mac") or "")
     errors = {}
     tariff = db.session.get(Tariff, int(plan)) if plan.isdigit() and len(plan) < 10 else None
     if tariff is None:
         errors["tariff_plan"] = f"no billing tariff {plan or '—'}: import the Stalker plan first"
-    if not login:
-        errors["login"] = "the Stalker account has no login"
-    if not errors and login in linked_accounts([data]):
-        errors["login"] = f"{login} is in billing already"
+    linked = page_links([data])[0][0]
+    if linked is not None:
+        errors["login" if login else "account_number"] = f"{login or number} is in billing already"
+    elif not login and generated_login(number) is None:
+        errors["account_number"] = ("the Stalker account has no login and no account number to name the "
+                                    "billing account after: set one of them in Stalker")
+    elif not login and not mac and not _usable_tv_id(number, None):
+        errors["account_number"] = (f"the Stalker account has no login, no MAC, and its account number {number} "
+                                    "cannot be a TV ID: billing could not find it in Stalker again; "
+                                    "set a login or a MAC in Stalker")
     agent = None
     try:
         agent = stalker_agent()
@@ -261,26 +275,21 @@ def add_account(row_id: int, *, actor: str) -> Account:
     if errors:
         raise BillingError(errors)
 
-    mac = normalise_mac(data.get("stb_mac") or "")
     if existing is not None and existing.agent.platform == PLATFORM:
         account, kept_login = existing, None  # already the TV account: link it
     else:
         if existing is not None:
             contract = existing.contract  # the TV service joins that subscriber's contract
-            new_login, n = f"{login}-tv"[:64], 1
-            while db.session.scalar(select(func.count()).select_from(Account).where(Account.login == new_login)):
-                n += 1
-                new_login = f"{login}-tv{n}"[:64]
-            kept_login = login
+            new_login, kept_login = _free_login(f"{login}-tv", "{}{}"), login
         else:
             phones = [data["phone"]] if re.fullmatch(r"[0-9+()\- ]{3,40}", str(data.get("phone") or "")) else []
-            subscriber = directory.save_subscriber({"full_name": data.get("full_name") or login, "phones": phones,
-                                                    "notes": "Stalker"}, actor=actor)
+            new_login = login or _free_login(generated_login(number), "{}-{}")  # sent to Stalker as its login
+            subscriber = directory.save_subscriber({"full_name": data.get("full_name") or new_login,
+                                                    "phones": phones, "notes": "Stalker"}, actor=actor)
             contract = directory.save_contract({"subscriber_id": subscriber.id}, actor=actor)
-            new_login, kept_login = login, None
+            kept_login = None
         account = billing_accounts.create_account(
             {"contract_id": contract.id, "login": new_login, "agent_id": agent.id, "tariff_id": tariff.id}, actor=actor)
-    number = str(data.get("account_number") or "")
     tv = db.session.get(StalkerTvId, account.id)
     if tv is None:
         tv_number = int(number) if _usable_tv_id(number, account.id) else _free_tv_id(account.id)
@@ -295,11 +304,27 @@ def add_account(row_id: int, *, actor: str) -> Account:
             billing_accounts.block(account, "manager", actor=actor)
     else:
         notify([account.id], "stalker.link")
-    audit.record(actor, "stalker.account_add", account, f"{login} from Stalker",
+    audit.record(actor, "stalker.account_add", account, f"{login or account.login} from Stalker",
                  after={"stalker": {k: data.get(k) for k in ("login", "account_number", "tariff_plan", "status",
                                                               "stb_mac")},
                         "tv_id": tv_id_of(account.id)})
     return account
+
+
+def generated_login(number: str) -> str | None:
+    """The billing login "+" gives a Stalker account without a login: ``tv`` + its account
+    number (``tv501``), or None when the number cannot make a login."""
+    candidate = f"tv{number}"
+    return candidate if number and len(candidate) <= 60 and LOGIN_RE.match(candidate) else None
+
+
+def _free_login(base: str, pattern: str) -> str:
+    """``base``, or ``pattern.format(base, n)`` for the first n = 2, 3, … that billing has free."""
+    candidate, n = base[:64], 1
+    while db.session.scalar(select(func.count()).select_from(Account).where(Account.login == candidate)):
+        n += 1
+        candidate = pattern.format(base, n)[:64]
+    return candidate
 
 
 def tv_id_of(account_id: int) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from ...billing.crypto import decrypt, encrypt
 from ...extensions import db
 from ..http import PlatformError
-from .client import LoginInUse, StalkerClient
+from .client import LoginInUse, MacInUse, StalkerClient
 
 FIELDS = ("login", "full_name", "phone", "account_number", "tariff_plan", "status", "stb_mac", "account_balance")
 
@@ -78,8 +78,12 @@ def _public(row: dict | None) -> dict | None:
 
 
 def _find(client: StalkerClient, desired: dict) -> dict | None:
+    """The user of the account's TV ID: the one with its login, else the one with its STB (an
+    account number may cover several users), else the first."""
     rows = client.account(desired["account_number"])
-    return next((r for r in rows if r.get("login") == desired["login"]), rows[0] if rows else None)
+    return next((r for r in rows if r.get("login") == desired["login"]),
+                next((r for r in rows if desired["stb_mac"] and r.get("stb_mac") == desired["stb_mac"]),
+                     rows[0] if rows else None))
 
 
 def _ident(row: dict) -> str:
@@ -114,6 +118,13 @@ def reconcile(client: StalkerClient, login: str, desired: dict | None) -> dict |
             if row is None:
                 raise
             client.update_account(_ident(row), {**wanted, "password": password})
+        except MacInUse:
+            # the STB is a Stalker user without a login (added from Stalker by "+" under a
+            # generated login, its number not a usable TV ID): that user becomes this account
+            row = next((r for r in client.account(wanted["stb_mac"]) if not r.get("login")), None)
+            if row is None:
+                raise
+            client.update_account(wanted["stb_mac"], {**wanted, "password": password})
     else:
         changed = {k: v for k, v in wanted.items() if str(actual.get(k) if actual.get(k) is not None else "")
                    != str(v if v is not None else "")}
