@@ -5,6 +5,7 @@ from .accounts import (  # noqa: F401
 )
 from .audit import AuditEntry  # noqa: F401
 from .base import Money, from_minor, to_minor, utcnow  # noqa: F401
+from .billmanager import BM_SERVICE_STATES, BmHandler, BmService, BmTariff, DataCenter, Department, Task  # noqa: F401,E501
 from .catalog import (  # noqa: F401
     AGENT_KINDS, CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, TARIFF_KINDS, Agent, CatalogService, Tariff,
     tariff_services,
@@ -14,6 +15,5 @@ from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: 
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
-from .billmanager import BM_SERVICE_STATES, BmHandler, BmService, BmTariff, DataCenter, Department, Task  # noqa: F401,E501
-from .stalker import StalkerChannel, StalkerImportedTariff, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401,E501
 from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
+from .stalker import StalkerChannel, StalkerImportedTariff, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401,E501
