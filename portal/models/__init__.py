@@ -14,6 +14,6 @@ from .intercom import IntercomAttachment, IntercomProfile  # noqa: F401
 from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
-from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
 from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
 from .stalker import StalkerChannel, StalkerImportedTariff, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401,E501
+from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
