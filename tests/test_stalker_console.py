@@ -372,3 +372,42 @@ def test_plus_links_a_loginless_row_by_number_and_refuses_what_it_cannot_find_ag
     assert bare.status_code == 422 and "no login and no account number" in bare.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Account)) == before
     assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+def test_stbs_registered_in_billing_are_listed_and_removed_after_a_confirmation(staff, stalker, tv_agent):
+    """The STB tab lists billing's STBs with their accounts; "remove" asks first, takes the STB
+    off billing, and the sync takes the MAC off the Stalker account; a viewer cannot remove."""
+    console.refresh(("tariffs",), actor="test")
+    imported_plans(9001)
+    account = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9001), login="kino_fan")
+    for mac in ("00:1A:79:CA:FE:01", "00:1A:79:CA:FE:02"):
+        post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": mac, "serial": "SN-" + mac[-2:]}, headers=HX)
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert stalker.find(login="kino_fan")["mac"] == "00:1A:79:CA:FE:01"
+    page = staff.get("/stalker/stb").get_data(as_text=True)
+    assert "STBs registered in billing" in page and page.count("<tr data-stb=") == 2
+    first = db.session.scalar(select(StalkerStb).filter_by(mac="00:1A:79:CA:FE:01"))
+    row = page[page.index(f'data-stb="{first.id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "SN-01" in row and f'href="/accounts/{account.id}"' in row and "kino_fan" in row
+    assert 'hx-confirm="Remove the STB 00:1A:79:CA:FE:01 from account kino_fan?' in row
+    found = staff.get("/stalker/stb/billing?stb_q=fe:02", headers=HX).get_data(as_text=True)
+    assert found.count("<tr data-stb=") == 1 and "SN-02" in found
+
+    r = post(staff, f"/stalker/stb/{first.id}/remove", {}, headers=HX)
+    assert r.status_code == 200 and "removed" in r.headers["HX-Trigger"]
+    assert [s.mac for s in db.session.scalars(select(StalkerStb))] == ["00:1A:79:CA:FE:02"]
+    assert db.session.scalar(select(AuditEntry).filter_by(action="stalker.stb_remove")).actor == f"staff:{ADMIN}"
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert stalker.find(login="kino_fan")["mac"] == "00:1A:79:CA:FE:02"
+    again = post(staff, f"/stalker/stb/{first.id}/remove", {}, headers=HX)
+    assert again.status_code == 422 and "no such STB" in again.get_data(as_text=True)
+
+    staff.post("/logout", data={"csrf_token": re.search(r'"X-CSRFToken": "([^"]+)"',
+                                                         staff.get("/").get_data(as_text=True)).group(1)})
+    login(staff, "view")
+    page = staff.get("/stalker/stb").get_data(as_text=True)
+    assert "00:1A:79:CA:FE:02" in page and "remove-stb" not in page
+    second = db.session.scalar(select(StalkerStb.id))
+    assert post(staff, f"/stalker/stb/{second}/remove", {}).status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(StalkerStb)) == 1

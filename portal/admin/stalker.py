@@ -9,6 +9,8 @@ Stalker); a "Console" tab for raw requests (admins) and a connection check::
     POST /stalker/accounts/<row>/add               "+": the Stalker account into billing
     POST /stalker/accounts/<row>/delete            delete it from Stalker (job)
     POST /stalker/stb/register                     an STB registered on a billing account
+    GET  /stalker/stb/billing                      the STBs registered in billing (HTMX rows)
+    POST /stalker/stb/<id>/remove                  one removed from billing (after a confirmation)
     POST /stalker/channels/import                  billing's channel list := Stalker's (job)
     POST /stalker/tariffs/<row>/import             the plan as a billing tariff (id = external_id)
     POST /stalker/check                            reachable? credentials? API on? (job)
@@ -16,6 +18,8 @@ Stalker); a "Console" tab for raw requests (admins) and a connection check::
     GET  /stalker/console/<job_id>                 its answer, pretty-printed (polled)
 """
 from __future__ import annotations
+
+import json
 
 from flask import abort, render_template, request, url_for
 from flask_babel import gettext as _
@@ -144,6 +148,8 @@ def _table_context(kind: str) -> dict:
         ctx["known_tariffs"] = console.known_tariff_ids(ids)
         ctx["imported"] = {str(i) for i in db.session.scalars(
             db.select(StalkerImportedTariff.tariff_id))}
+    if kind == "stb":
+        ctx.update(_stb_context())
     if kind == "channels":
         ctx["billing_channels"] = db.session.scalar(db.select(db.func.count()).select_from(StalkerChannel))
     return ctx
@@ -221,8 +227,40 @@ def stalker_register_stb():
         db.session.rollback()
         return render_template("admin/stalker/_stb_form.html", errors={k: _(v) for k, v in e.fields.items()},
                                values=request.form), 422
-    return with_toast(render_template("admin/stalker/_stb_form.html", errors={}, values={}, done=stb),
-                      _("STB %(mac)s registered", mac=stb.mac))
+    response = with_toast(render_template("admin/stalker/_stb_form.html", errors={}, values={}, done=stb),
+                          _("STB %(mac)s registered", mac=stb.mac))
+    response.headers["HX-Trigger"] = json.dumps({"toast": _("STB %(mac)s registered", mac=stb.mac),
+                                                 "stalker-stbs": True})  # the list below reloads
+    return response
+
+
+def _stb_context() -> dict:
+    q = request.args.get("stb_q", "").strip()
+    page = console.billing_stbs(q, int_arg("stb_after"), PAGE_SIZE)
+    return {"stbs": page["items"], "stbs_next": page["next_after"], "stb_q": q,
+            "stbs_appending": int_arg("stb_after") is not None}
+
+
+@bp.route("/stalker/stb/billing")
+@staff_required()
+def stalker_billing_stbs():
+    """The STBs registered in billing: rows (search, Show more), for HTMX."""
+    return render_template("admin/stalker/_stb_rows.html", can_write=can_write(), **_stb_context())
+
+
+@bp.route("/stalker/stb/<int:stb_id>/remove", methods=["POST"])
+@staff_required(*WRITERS)
+def stalker_remove_stb(stb_id: int):
+    """Remove an STB from billing (after the confirmation); the account's Stalker user loses
+    that stb_mac at the next sync."""
+    try:
+        stb = console.remove_stb(stb_id, actor=actor())
+        db.session.commit()
+    except BillingError as e:
+        db.session.rollback()
+        return with_toast(Markup('<tr><td colspan="5" class="form-error">{}</td></tr>').format(_error_text(e)),
+                          _error_text(e), status=422)
+    return with_toast("", _("STB %(mac)s removed from billing", mac=stb.mac))
 
 
 @bp.route("/stalker/channels/import", methods=["POST"])

@@ -359,6 +359,35 @@ def register_stb(account_id, mac: str, serial: str | None, *, actor: str) -> Sta
     return stb
 
 
+def remove_stb(stb_id: int, *, actor: str) -> StalkerStb:
+    """Remove an STB registered in billing (Stalker gets the account's next STB, or none, as
+    its stb_mac at the next sync). The caller commits."""
+    stb = db.session.get(StalkerStb, stb_id)
+    if stb is None:
+        raise BillingError({"stb": "no such STB in billing (removed already?)"})
+    account = db.session.get(Account, stb.account_id)
+    db.session.delete(stb)
+    db.session.flush()
+    audit.record(actor, "stalker.stb_remove", account, f"STB {stb.mac}", before={"mac": stb.mac, "serial": stb.serial})
+    notify([account.id], "stalker.stb")
+    return stb
+
+
+def billing_stbs(q: str, after: int | None, limit: int) -> dict:
+    """A keyset page (by id) of the STBs registered in billing; ``q`` matches the MAC or the
+    account's login. Items: (stb, login)."""
+    query = select(StalkerStb, Account.login).join(Account, Account.id == StalkerStb.account_id)
+    if q:
+        mac_part = q.upper().replace("-", ":")
+        query = query.where(StalkerStb.mac.contains(mac_part, autoescape=True)
+                            | Account.login.icontains(q, autoescape=True))
+    if after is not None:
+        query = query.where(StalkerStb.id > after)
+    rows = db.session.execute(query.order_by(StalkerStb.id).limit(limit + 1)).all()
+    items = rows[:limit]
+    return {"items": items, "next_after": items[-1][0].id if len(rows) > limit else None}
+
+
 # -- tariff plans -----------------------------------------------------------------------------
 
 def import_tariff(row_id: int, *, actor: str) -> Tariff:
