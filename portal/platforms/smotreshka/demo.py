@@ -1,7 +1,7 @@
 """Demo data: the emulator's subscriptions in the catalog and the three ways of selling TV.
 
 1. «Смотрёшка ТВ», a tariff of kind ``services`` with every TV service, on the agent
-   «ТВ «Смотрёшка»» (kind ``services``): Волкова (cabinet ``tv`` / ``tv12345``).
+   «ТВ «Смотрёшка»» (kind ``services``): Волкова (cabinet ``tvdemo`` / ``tvdemo12345``).
 2. Internet tariffs «Интернет 100 + ТВ» and «Интернет 300 + ТВ» (agent RADIUS) that offer TV:
    Орлов; switching between them keeps his TV.
 3. The multi-tariff «ТВ-пакеты» on an internet account («Интернет 50»): Соколов.
@@ -65,7 +65,7 @@ def load() -> None:
     packs = _tariff("ТВ-пакеты", kind="services", monthly_fee="0", is_multi=True, service_ids=tv_ids)
 
     plans = [  # subscriber, email, cabinet, money, login, agent, tariff, multi, services
-        ("Волкова Мария Андреевна", "volkova@example.ru", "tv", "1000.00", "volkova-tv", tv_agent, tv_tariff, [],
+        ("Волкова Мария Андреевна", "volkova@example.ru", "tvdemo", "1000.00", "volkova-tv", tv_agent, tv_tariff, [],
          ["101", "202"]),
         ("Орлов Денис Игоревич", None, None, "2000.00", "orlov", radius, inet100, [], ["102", "201"]),
         ("Соколов Артём Павлович", "sokolov@example.ru", None, "1500.00", "sokolov", radius, inet50, [packs],
