@@ -52,15 +52,25 @@ STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering
                 "attention": _l("needs a check"), "deleted": _l("deleted")}
 REMOTE_TITLES = {1: _l("ordered"), 2: _l("active"), 3: _l("suspended"), 4: _l("deleted"), 5: _l("in progress")}
 # Messages from portal.platforms.billmanager, listed so that pybabel puts them in the catalog.
-MESSAGES = [_l(m) for m in (
-    "1-100 characters", "1-200 characters", "in use by a handler", "not in the price list read from the seller",
-    "another product type than the handler's", "the seller has no one-month period for this tariff",
-    "choose one of the tariff's providers", "already imported", "the seller no longer offers this tariff",
-    "the account must be active", "a domain name such as example.ru",
-    "not enough money on the contract: top it up first", "no such account", "must be positive",
-    "check the seller first, then confirm the order is not there",
-    "only a pending or flagged order can be restarted",
-)]
+MESSAGES = [
+    _l("1-100 characters"),
+    _l("1-200 characters"),
+    _l("in use by a handler"),
+    _l("not in the price list read from the seller"),
+    _l("another product type than the handler's"),
+    _l("the seller has no one-month period for this tariff"),
+    _l("choose one of the tariff's providers"),
+    _l("already imported"),
+    _l("the seller no longer offers this tariff"),
+    _l("the account must be active"),
+    _l("a domain name such as example.ru"),
+    _l("not enough money on the contract: top it up first"),
+    _l("no such account"),
+    _l("must be positive"),
+    _l("check the seller first, then confirm the order is not there"),
+    _l("only a pending or flagged order can be restarted"),
+    _l("already used for another order"),
+]
 JOB_TIMEOUT = 300
 PAGE = 200  # services shown at once (newest first); narrow with the state filter or the search
 

@@ -40,6 +40,13 @@ DRIFT_KINDS = {
     "account_missing": _l("no account on the platform"),
     "orphan": _l("platform account unknown to billing"),
 }
+# Messages of portal.platforms.smotreshka, listed so that pybabel puts them in the catalog.
+MESSAGES = [
+    _l("a platform account billing does not know is never changed from here"),
+    _l("only a subscription the platform has and billing does not can be accepted"),
+    _l("no catalog service is bound to this subscription (import the catalog)"),
+    _l("not a service of this platform"),
+]
 
 
 def actor() -> str:

@@ -60,11 +60,16 @@ PLACEHOLDERS = {
     "subscriptions": _l("Search: account number, MAC"), "tariffs": _l("Search: plan, package"),
 }
 # Messages of portal.platforms.stalker.console, listed so that pybabel puts them in the catalog.
-MESSAGES = [_l(m) for m in (
-    "no such row in the snapshot: refresh the table", "the Stalker account has no login", "no such account",
-    "a MAC address like 00:1A:79:12:34:56", "already registered", "at most 64 characters",
-    "no agent of kind iptv bound to the stalker platform: create one in Agents",
-)]
+MESSAGES = [
+    _l("no such row in the snapshot: refresh the table"),
+    _l("the Stalker account has no login"),
+    _l("no such account"),
+    _l("a MAC address like 00:1A:79:12:34:56"),
+    _l("already registered"),
+    _l("at most 64 characters"),
+    _l("no agent of kind iptv bound to the stalker platform: create one in Agents"),
+    _l("no such STB in billing (removed already?)"),
+]
 
 
 def actor() -> str:
