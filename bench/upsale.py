@@ -6,7 +6,8 @@
 Prepares a fresh database (a SQLite file in a temporary instance directory, or the PostgreSQL
 database named by --database-url, whose name must contain "bench": it is dropped and created)
 with N TV accounts, each with money and a basic TV service; starts the portal as a separate
-process (werkzeug, threaded, as ``make run`` serves it) with a «Смотрёшка» connection whose
+process the way production serves it (gunicorn, ``--workers`` x ``--threads``; ``--server
+werkzeug`` for the threaded dev server of ``make run``) with a «Смотрёшка» connection whose
 callback credentials and allowlist the bench uses; then drives ensure+commit pairs at a fixed
 rate (open loop: each pair starts on its schedule whether or not earlier ones have answered), one
 additional subscription per account and pair, and prints p50/p95/p99/max of each call and of the
@@ -97,6 +98,11 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=5077)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of pairs at a quarter of the rate, on their own accounts, not counted")
     args = parser.parse_args()
 
     pairs_total = int(args.rate / 2 * args.seconds)
@@ -112,7 +118,8 @@ def main() -> int:
         os.environ.setdefault("CREDENTIALS_KEY", Fernet.generate_key().decode())
     if args.redis_url:
         os.environ["REDIS_URL"] = args.redis_url
-    n = args.accounts or pairs_total
+    warm_total = int(args.rate / 8 * args.warmup)
+    n = (args.accounts or pairs_total) + warm_total
     started = time.monotonic()
     accounts = prepare(n)
     print(f"prepared {n} accounts in {time.monotonic() - started:.1f}s ({'PostgreSQL' if args.database_url else 'SQLite'})")
@@ -122,25 +129,27 @@ def main() -> int:
 
         with create_app().app_context():
             os.environ["REDIS_URL"] = redis_url_for_children()
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(args.port)], cwd=ROOT, env=os.environ.copy())
+    if args.server == "gunicorn":
+        command = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "--threads",
+                   str(args.threads), "-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "wsgi:app"]
+    else:
+        command = [sys.executable, "-c", SERVE, str(args.port)]
+    server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
+    print(f"portal: {args.server}" + (f" {args.workers} workers x {args.threads} threads"
+                                      if args.server == "gunicorn" else ""), flush=True)
     import requests
 
     base = f"http://127.0.0.1:{args.port}/upsale/v3/add-subscription"
     session_local = threading.local()
-    for _ in range(100):
-        try:
-            requests.post(f"{base}/ensure", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
     ensure_ms, commit_ms, pair_ms, wrong = [], [], [], []
+    counted = n - warm_total  # the last warm_total accounts are the warm-up's
 
     def one_pair(i: int) -> None:
         s = getattr(session_local, "s", None)
         if s is None:
             s = session_local.s = requests.Session()
             s.auth = (LOGIN, PASSWORD)
-        login, pid = accounts[i % len(accounts)]
+        login, pid = accounts[i] if i < 0 else accounts[i % counted]  # i < 0: the warm-up's accounts
         q = {"accountId": pid, "accountLogin": login, "newOfferId": "201", "qsTransactionId": f"qs-{i}-{uuid.uuid4()}"}
         t0 = time.monotonic()
         r = s.post(f"{base}/ensure", params=q, json={"clientIp": "10.0.0.1"}, timeout=10)
@@ -159,14 +168,30 @@ def main() -> int:
             wrong.append(("commit", r.json()))
 
     interval = 2 / args.rate  # a pair is two requests
+
+    def drive(pool, indices, every: float) -> None:
+        start = time.monotonic()
+        for k, i in enumerate(indices):
+            delay = start + k * every - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one_pair, i)
+
     try:
+        for _ in range(300):  # the workers boot
+            try:
+                requests.post(f"{base}/ensure", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(max_workers=64) as pool:  # every worker process and thread warms up first
+            drive(pool, range(-warm_total, 0), 4 * interval)
+        if warm_total:
+            print(f"warm-up: {warm_total} pairs, {len(wrong)} wrong", flush=True)
+        ensure_ms.clear(), commit_ms.clear(), pair_ms.clear(), wrong.clear()
         with ThreadPoolExecutor(max_workers=64) as pool:
             start = time.monotonic()
-            for i in range(pairs_total):
-                delay = start + i * interval - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(one_pair, i)
+            drive(pool, range(pairs_total), interval)
         elapsed = time.monotonic() - start
     finally:
         server.terminate()

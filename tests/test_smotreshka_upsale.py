@@ -85,6 +85,25 @@ def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_ca
     assert live_tv(account.id) == ["101", "202"]
 
 
+def test_commits_arriving_at_once_charge_once_and_all_get_the_same_answer(smotreshka, tv_catalog, live):
+    """The platform's retries overlap: four copies of one commit at the same moment; one does
+    the work, the others wait for it and replay its answer; the money moves once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    account, pid = linked(smotreshka, tv_catalog)
+    q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201", "qsTransactionId": "qs-par"}
+    q["billingTransactionId"] = call(live, "add-subscription", "ensure", **q)[1]["billingTransactionId"]
+    before = balance(account.contract_id)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: call(live, "add-subscription", "commit", **q), range(4)))
+    assert all(a == answers[0] for a in answers) and answers[0][1]["result"] == "operation_commited"
+    assert balance(account.contract_id) == before - tv.first_charge(tv_catalog["201"])
+    keyed = db.session.scalars(select(LedgerEntry).filter_by(
+        idempotency_key=f"upsale:{q['billingTransactionId']}")).all()
+    assert len(keyed) == 1 and "qs-par" in keyed[0].comment
+    assert live_tv(account.id) == ["101", "201"]
+
+
 def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, tv_catalog, live):
     """With 50 ₽ left, buying the 600 ₽ basic is refused at ensure; nothing is recorded or charged."""
     account, pid = linked(smotreshka, tv_catalog, services=("202",), money="150.00")

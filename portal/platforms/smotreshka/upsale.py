@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ...billing import accounts as acc
 from ...billing import clock
@@ -91,6 +91,9 @@ def upsale(op: str, step: str):
 
 # -- who calls ------------------------------------------------------------------------------------
 
+_credentials: dict = {}  # (connection id, password_enc) -> password: one decryption per process and password
+
+
 def _authenticate():
     row = db.session.scalar(select(PlatformConnection).filter_by(kind=NAME))
     if row is None or not row.enabled:
@@ -100,7 +103,11 @@ def _authenticate():
         raise Refusal(403, "source address not allowed")
     if row.login:
         auth = request.authorization
-        password = decrypt(row.password_enc) if row.password_enc else ""
+        key = (row.id, row.password_enc)
+        if key not in _credentials:
+            _credentials.clear()  # a changed password forgets the old one
+            _credentials[key] = decrypt(row.password_enc) if row.password_enc else ""
+        password = _credentials[key]
         if auth is None or auth.type != "basic" or not (
                 hmac.compare_digest(str(auth.username or ""), row.login)
                 and hmac.compare_digest(str(auth.password or ""), password)):
@@ -215,13 +222,16 @@ def commit(kind: str, params: dict, settings) -> dict:
     start = _start(params)
     # Take the transaction: a compare-and-set, so of two commits at once exactly one does the work
     # (the other waits on the row lock, then finds it taken and replays the answer).
-    taken = db.session.execute(
+    # (RETURNING loads the row it took in the same statement; otherwise one plain read)
+    txn = db.session.scalar(
         update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bid, SmotreshkaUpsale.state == "pending")
-        .values(state="committing").execution_options(synchronize_session=False)).rowcount
-    txn = db.session.get(SmotreshkaUpsale, bid)
+        .values(state="committing").returning(SmotreshkaUpsale)
+        .execution_options(synchronize_session=False, populate_existing=True))
+    taken = txn is not None
+    if txn is None:
+        txn = db.session.get(SmotreshkaUpsale, bid, populate_existing=True)
     if txn is None:
         raise Refusal(404, "Transaction not found", "billingTransactionId")
-    db.session.refresh(txn)
     if txn.qs_transaction_id != params["qsTransactionId"] or txn.kind != kind or \
             txn.params.get("newOfferId") != params["newOfferId"]:
         raise Refusal(409, "the commit does not match its ensure", "qsTransactionId")
@@ -244,12 +254,14 @@ def commit(kind: str, params: dict, settings) -> dict:
     db.session.flush()
     # The charge run posted the first charge of the new service; key it by the transaction, so the
     # ledger itself refuses a second charge for it.
-    first = db.session.scalar(select(LedgerEntry).where(
+    first = select(func.min(LedgerEntry.id)).where(
         LedgerEntry.assigned_service_id == assigned.id, LedgerEntry.kind == "charge",
-        LedgerEntry.idempotency_key.is_(None)).order_by(LedgerEntry.id).limit(1))
-    if first is not None:
-        first.idempotency_key = f"upsale:{txn.id}"
-        first.comment = (first.comment or "") + f" (upsale {txn.qs_transaction_id})"[:200]
+        LedgerEntry.idempotency_key.is_(None)).scalar_subquery()
+    db.session.execute(
+        update(LedgerEntry).where(LedgerEntry.id == first)
+        .values(idempotency_key=f"upsale:{txn.id}",
+                comment=func.coalesce(LedgerEntry.comment, "") + f" (upsale {txn.qs_transaction_id})"[:200])
+        .execution_options(synchronize_session=False))
     if txn.trial_days:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
     reply = {"result": "operation_commited", "billingTransactionId": txn.id,
