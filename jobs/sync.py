@@ -16,6 +16,12 @@ def reconcile_account(platform: str, account_id: int) -> str:
 
 
 @in_app_context
+def reconcile_batch(platform: str, account_ids: list[int]) -> dict:
+    job = get_current_job()
+    return reconcile.reconcile_accounts(platform, account_ids, job_id=job.id if job else None)
+
+
+@in_app_context
 def sweep_outbox() -> dict:
     return outbox.sweep()
 

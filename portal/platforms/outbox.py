@@ -71,6 +71,15 @@ def on_platform(account_id: int, platform: str) -> bool:
     return db.session.scalar(select(pairs.c.account_id).where(pairs.c.platform == platform).limit(1)) is not None
 
 
+def on_platform_many(account_ids: list[int], platform: str) -> set[int]:
+    """``on_platform`` for many accounts at once: the ids of those that are on it."""
+    found: set[int] = set()
+    for start in range(0, len(account_ids), CHUNK):
+        pairs = union(*_membership(account_ids[start:start + CHUNK])).subquery()
+        found.update(db.session.scalars(select(pairs.c.account_id).where(pairs.c.platform == platform)))
+    return found
+
+
 def notify(account_ids, reason: str) -> None:
     """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
     account_ids = list(account_ids)

@@ -11,21 +11,28 @@ Failures are retried with exponential backoff kept in the database (state ``retr
 consecutive failures the state is ``dead`` with the platform's error text, until
 ``retry_dead`` or ``request_sync``.
 
+A platform with a ``reconcile_batch`` hook gets the nightly full reconcile in batches
+(``reconcile_accounts``): the same rules and records, read and written for many accounts at
+once, so that the platform can serve several accounts with one call.
+
 No database transaction stays open during a network call (SQLite has one writer; a
 platform may take SYNC_HTTP_TIMEOUT to answer): read, commit, call, then record.
 """
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..billing import audit
 from ..extensions import db
-from ..models import Account, OutboxEvent, SyncState, utcnow
-from ..queue import get_redis
+from ..models import Account, AssignedService, Contract, ExtraFieldValue, OutboxEvent, SyncState, utcnow
+from ..queue import enqueue_once, get_redis
 from . import connections, outbox, registry
 from .http import PlatformError, recording
 
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_PASSES = 3  # passes per job while changes keep arriving during the calls
 LOCK_SECONDS = 300  # one job per (account, platform) at a time, so an older read never wins
+BATCH = 200  # accounts per job of the full reconcile on a platform with a reconcile_batch hook
+BATCH_JOB = "jobs.sync.reconcile_batch"
 
 
 def backoff(attempts: int) -> float:
@@ -44,7 +53,7 @@ def backoff(attempts: int) -> float:
 def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None) -> str:
     """Bring one account on one platform to its desired state; returns the sync state."""
     platform = registry.get(platform_name)
-    lock = get_redis().lock(f"portal:lock:reconcile:{platform_name}:{account_id}", timeout=LOCK_SECONDS,
+    lock = get_redis().lock(_lock_name(platform_name, account_id), timeout=LOCK_SECONDS,
                             blocking_timeout=LOCK_SECONDS)
     with lock:
         for _ in range(MAX_PASSES):
@@ -52,6 +61,10 @@ def reconcile_account(platform_name: str, account_id: int, job_id: str | None = 
             if state != "ok" or not more:
                 return state
     return state
+
+
+def _lock_name(platform: str, account_id: int) -> str:
+    return f"portal:lock:reconcile:{platform}:{account_id}"
 
 
 def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) -> tuple[str, bool]:
@@ -86,7 +99,17 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) 
 
     # 3. record the outcome, the audit entries and the covered rows, in one transaction
     st = _sync_state(platform.name, account_id)
-    now = utcnow()
+    _record(platform.name, st, desired, actual, error, calls, job_id, utcnow())
+    _mark_processed(covered)
+    state = st.state
+    db.session.commit()
+    more = bool(_unprocessed_events(platform.name, account_id))  # changes committed during the call
+    db.session.rollback()
+    return state, more
+
+
+def _record(platform: str, st: SyncState, desired, actual, error: str | None, calls: list[dict], job_id, now) -> None:
+    """One account's outcome into its sync state, and its calls into the audit log."""
     st.desired, st.last_attempt_at, st.job_id = desired, now, job_id
     if error is None:
         st.state, st.actual, st.last_error, st.attempts, st.next_attempt_at, st.synced_at = \
@@ -100,15 +123,9 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) 
             st.state, st.next_attempt_at = "retry", now + timedelta(seconds=backoff(st.attempts))
     for call in calls:
         outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
-        audit.record(f"platform:{platform.name}", "platform.call", None,
+        audit.record(f"platform:{platform}", "platform.call", None,
                      f"{call['method']} {call['url']} {outcome}", after=call,
-                     object_type="account", object_id=account_id)
-    _mark_processed(covered)
-    state = st.state
-    db.session.commit()
-    more = bool(_unprocessed_events(platform.name, account_id))  # changes committed during the call
-    db.session.rollback()
-    return state, more
+                     object_type="account", object_id=st.account_id)
 
 
 def _unexpected(platform: str, account_id: int, e: Exception) -> str:
@@ -122,6 +139,16 @@ def _unprocessed_events(platform: str, account_id: int) -> list[int]:
     # lower id, on PostgreSQL) gets its own pass or job.
     return list(db.session.scalars(select(OutboxEvent.id).where(
         OutboxEvent.account_id == account_id, OutboxEvent.platform == platform, OutboxEvent.processed_at.is_(None))))
+
+
+def _unprocessed_of(platform: str, account_ids: list[int]) -> list[tuple[int, int]]:
+    """(event id, account id) of the unprocessed rows of these accounts."""
+    rows: list[tuple[int, int]] = []
+    for i in range(0, len(account_ids), outbox.CHUNK):
+        rows += db.session.execute(select(OutboxEvent.id, OutboxEvent.account_id).where(
+            OutboxEvent.account_id.in_(account_ids[i:i + outbox.CHUNK]), OutboxEvent.platform == platform,
+            OutboxEvent.processed_at.is_(None))).tuples().all()
+    return rows
 
 
 def _mark_processed(ids: list[int]) -> None:
@@ -202,18 +229,146 @@ def retry_dead(account_id: int | None = None, platform: str | None = None, *, ac
 
 def reconcile_all(batch: int = 1000) -> int:
     """Enqueue every account on every platform it is on (the nightly full reconcile, on the
-    ``low`` queue so that changes overtake it). Returns the number of jobs enqueued."""
+    ``low`` queue so that changes overtake it): one job per account, or per BATCH accounts on
+    a platform with a ``reconcile_batch`` hook. Returns the number of accounts enqueued."""
     enqueued, last_id = 0, 0
+    waiting: dict[str, list[int]] = defaultdict(list)  # batch platforms: accounts not enqueued yet
     while True:
         ids = list(db.session.scalars(select(Account.id).where(Account.id > last_id).order_by(Account.id)
                                       .limit(batch)))
+        if ids:
+            pairs = platforms_of(ids)
+            db.session.rollback()
+            for account_id, platform in sorted(pairs):
+                if registry.get(platform).reconcile_batch is None:
+                    enqueued += outbox.enqueue_pair(platform, account_id, "low")
+                else:
+                    waiting[platform].append(account_id)
+            last_id = ids[-1]
+        for platform, pending in waiting.items():
+            while len(pending) >= BATCH or (pending and not ids):
+                enqueued += _enqueue_batch(platform, pending[:BATCH])
+                del pending[:BATCH]
         if not ids:
             return enqueued
-        pairs = platforms_of(ids)
-        db.session.rollback()
-        for account_id, platform in pairs:
-            enqueued += outbox.enqueue_pair(platform, account_id, "low")
-        last_id = ids[-1]
+
+
+def _enqueue_batch(platform: str, account_ids: list[int]) -> int:
+    added = enqueue_once("low", BATCH_JOB, platform, account_ids, result_ttl=0, job_timeout=outbox.JOB_TIMEOUT,
+                         job_id=f"reconcile-{platform}-batch-{account_ids[0]}-{account_ids[-1]}-low")
+    return len(account_ids) if added else 0
+
+
+def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str | None = None) -> dict:
+    """The full reconcile of many accounts of a platform with a ``reconcile_batch`` hook, in
+    one job: billing data read at once, the hook's calls, then every sync state, audit entry
+    and covered outbox row written in one transaction. Same rules as ``reconcile_account``:
+    each account under its own lock, no transaction open during the calls. An account whose
+    lock is taken, that changed during the calls, or that the hook left out gets its own job
+    instead. Returns counts of the sync states written and of the own jobs."""
+    platform = registry.get(platform_name)
+    names = {a: _lock_name(platform_name, a) for a in account_ids}
+    locks = LockSet(list(names.values()), LOCK_SECONDS)
+    counts: dict[str, int] = defaultdict(int)
+    busy = [a for a, name in names.items() if name in locks.busy]
+    try:
+        mine = [a for a in account_ids if a not in busy]
+        again = _batch_pass(platform, mine, job_id, counts) if mine else []
+    finally:
+        locks.release()
+    for account_id in busy + again:
+        outbox.enqueue_pair(platform_name, account_id, "low" if account_id in busy else "default")
+    counts["own_jobs"] = len(busy) + len(again)
+    return dict(counts)
+
+
+class LockSet:
+    """Many Redis locks taken in one round trip and released in another; a lock held
+    elsewhere is not waited for: its name is in ``busy``. Compatible with ``redis.lock``
+    (the same SET NX and token check), so either kind excludes the other."""
+
+    def __init__(self, names: list[str], seconds: float):
+        self.redis = get_redis()
+        self.tokens = {name: uuid.uuid4().hex for name in names}
+        pipe = self.redis.pipeline(transaction=False)
+        for name, token in self.tokens.items():
+            pipe.set(name, token, nx=True, px=int(seconds * 1000))
+        taken = pipe.execute() if names else []
+        self.busy = {name for name, ok in zip(list(self.tokens), taken) if not ok}
+        for name in self.busy:
+            del self.tokens[name]
+
+    def release(self, names=None) -> None:
+        """Release these (default: all held); one expired meanwhile is simply gone."""
+        names = [n for n in (self.tokens if names is None else names) if n in self.tokens]
+        if not names:
+            return
+        script = self.redis.lock("portal:lock:unused").lua_release
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            script(keys=[name], args=[self.tokens.pop(name)], client=pipe)
+        pipe.execute(raise_on_error=False)
+
+
+def _batch_pass(platform: registry.Platform, account_ids: list[int], job_id, counts) -> list[int]:
+    """One pass over a batch; returns the accounts to give their own job (changed during the
+    calls, or left out by the hook)."""
+    # 1. read billing data and the rows this pass covers
+    covered = _unprocessed_of(platform.name, account_ids)
+    accounts = {a.id: a for a in db.session.scalars(select(Account).where(Account.id.in_(account_ids)).options(
+        selectinload(Account.services).joinedload(AssignedService.service),
+        selectinload(Account.extra_values).joinedload(ExtraFieldValue.field),
+        joinedload(Account.contract).joinedload(Contract.subscriber)))}
+    members = outbox.on_platform_many(list(accounts), platform.name)
+    items, results = [], {}
+    for account_id, account in accounts.items():
+        try:
+            items.append((account_id, account.login,
+                          platform.desired_state(account) if account_id in members else None))
+        except Exception as e:
+            results[account_id] = (None, _unexpected(platform.name, account_id, e), [])
+    try:
+        connection = connections.load(platform.name)
+    except Exception as e:
+        connection, error = None, _unexpected(platform.name, account_ids[0], e)
+    else:
+        error = None if connection is not None else \
+            f"no enabled connection for platform {platform.name!r} (flask platforms set)"
+    db.session.rollback()  # end the read before any network call
+
+    # 2. call the platform
+    if items:
+        with recording() as calls:
+            try:
+                if error is None:
+                    results.update(platform.reconcile_batch(platform.client(connection), items))
+            except PlatformError as e:
+                error = str(e)
+            except Exception as e:
+                error = _unexpected(platform.name, items[0][0], e)
+        if error is not None:  # the whole batch failed: its calls go to the first account
+            results.update({a: (None, error, calls if n == 0 else []) for n, (a, _l, _d) in enumerate(items)})
+    desired = {a: d for a, _l, d in items}
+    left_out = [a for a in accounts if a not in results]
+
+    # 3. record every outcome, the audit entries and the covered rows, in one transaction
+    states = {st.account_id: st for st in db.session.scalars(select(SyncState).where(
+        SyncState.platform == platform.name, SyncState.account_id.in_(list(results))))}
+    now = utcnow()
+    for account_id, (actual, err, calls) in results.items():
+        st = states.get(account_id)
+        if st is None:
+            st = SyncState(account_id=account_id, platform=platform.name, state="pending", attempts=0)
+            db.session.add(st)
+        _record(platform.name, st, desired.get(account_id), actual, err, calls, job_id, now)
+        counts[st.state] += 1
+    covered = [(event_id, a) for event_id, a in covered if a not in left_out]
+    _mark_processed([event_id for event_id, _a in covered])
+    db.session.commit()
+    seen = {event_id for event_id, _a in covered}
+    again = {a for event_id, a in _unprocessed_of(platform.name, list(results)) if event_id not in seen}
+    db.session.rollback()
+    return sorted(again | set(left_out))
 
 
 def platforms_of(account_ids) -> list[tuple[int, str]]:

@@ -30,6 +30,11 @@ pieces without editing them:
 * ``blueprint``: a Flask blueprint of the platform's own HTTP endpoints (e.g. callbacks the
   platform makes on us); ``create_app`` registers it. Exempt it from CSRF itself if the
   platform calls it (``portal.extensions.csrf.exempt(bp)``) and authenticate the caller.
+* ``reconcile_batch(client, items) -> dict``: reconcile many accounts in one job (the nightly
+  full reconcile hands them over in batches, see ``reconcile.reconcile_accounts``), e.g. one
+  read of a platform object that several accounts share. ``items``: ``[(account_id, login,
+  desired)]``; answer ``{account_id: (actual, error, calls)}`` with the error text (None: ok)
+  and the calls (``http.recording()``) made for that account. Without it, one job per account.
 
 The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
 ``reconcile.py``; an integration never touches the database or RQ.
@@ -59,6 +64,7 @@ class Platform:
     cabinet_template: str | None = None
     check_endpoint: str | None = None
     blueprint: Any = None
+    reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None
 
 
 @dataclass
