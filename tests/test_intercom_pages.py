@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import flask_babel
 from sqlalchemy import select
 
 from portal.billing import accounts as acc
@@ -21,10 +22,18 @@ from tests.test_cabinet import PASSWORD, cabinet_login
 HX = {"HX-Request": "true"}
 
 
+def english(client):
+    """Pages in English from here on. (``?lang=en`` alone does not do it here: the requests
+    share the test's app context, where Flask-Babel keeps the locale it chose first.)"""
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    flask_babel.refresh()
+
+
 def staff(client, role="admin"):
     gen_staff(f"{role}1", role=role)
     login(client, f"{role}1")
-    client.get("/?lang=en")
+    english(client)
 
 
 def csrf(client) -> str:
@@ -173,6 +182,7 @@ def test_the_subscriber_sees_each_flats_access_and_why_it_is_limited(intercom, c
     one = intercom.flat(contract=contract, login="owner", flat="1", house="ул. Ленина, 5")
     other = intercom.flat(login="stranger", flat="99", house="ул. Чужая, 1")
     cabinet_login(client, "flatowner")
+    english(client)
     html = client.get("/cabinet/").get_data(as_text=True)
     assert 'id="section-intercom"' in html
     flat = re.search(rf'id="intercom-{one.id}" data-level="(\w+)"(.*?)</div>\s*</div>', html, re.S)

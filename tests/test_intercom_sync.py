@@ -309,3 +309,84 @@ def test_two_syncs_of_one_profile_in_threads_do_not_lose_an_address(intercom, ap
         t.join(30)
     assert results == {i: "ok" for i in ids}
     assert sorted(intercom.profile("threads")["addresses"]) == sorted(str(i) for i in ids)
+
+
+def _synced_since(ids, since):
+    from sqlalchemy import func
+
+    def check():
+        n = db.session.scalar(select(func.count()).select_from(SyncState).where(
+            SyncState.account_id.in_(ids), SyncState.platform == "intercom", SyncState.last_attempt_at >= since))
+        db.session.rollback()
+        return n == len(ids) or None
+
+    wait_for(check, timeout=30, what=f"the full reconcile of {ids}")
+    return {st.account_id: st for st in db.session.scalars(select(SyncState).where(SyncState.account_id.in_(ids)))}
+
+
+def test_the_nightly_full_reconcile_reads_each_profile_once_for_all_its_flats_and_repairs_drift(worker):
+    """The nightly full reconcile: is each profile read once for all its flats (not once per
+    flat), the drift behind our back repaired (a blocked flat given full access, a flat
+    removed), and every account's sync state written, in a batch job?"""
+    from portal.models import utcnow
+
+    contract = worker.contract()
+    flats = [worker.flat(contract=contract, login="nightly", flat=str(n)) for n in (1, 2, 3)]
+    alone = worker.flat(login="nightly.other")
+    acc.block(db.session.get(Account, flats[0].id), "manager", actor="test")
+    db.session.commit()
+    settled(*flats, alone)
+    profile = worker.profile("nightly")
+    profile["addresses"][str(flats[0].id)]["access"] = {k: True for k in profile["addresses"][str(flats[0].id)]["access"]}
+    del profile["addresses"][str(flats[1].id)]
+    worker.emulator.requests.clear()
+
+    since = utcnow()
+    assert reconcile.reconcile_all() == 4
+    states = _synced_since([a.id for a in (*flats, alone)], since)
+    assert {st.state for st in states.values()} == {"ok"}
+    reads = [r for r in worker.emulator.requests if r[0] == "GET"]
+    assert sorted(reads) == [("GET", "/api/v1/profiles/nightly", 200), ("GET", "/api/v1/profiles/nightly.other", 200)]
+    assert [worker.level("nightly", a) for a in flats] == [LIMITED, FULL, FULL]
+    puts = sorted(r[1] for r in worker.emulator.requests if r[0] == "PUT")
+    assert puts == sorted(f"/api/v1/profiles/nightly/addresses/{a.id}" for a in flats[:2])
+    # each repair is in the audit log of its own account
+    for a in flats[:2]:
+        assert db.session.scalar(select(AuditEntry).where(
+            AuditEntry.action == "platform.call", AuditEntry.object_id == a.id,
+            AuditEntry.summary.like(f"PUT %/addresses/{a.id} 20_"))) is not None
+
+
+def test_a_full_reconcile_batch_moves_a_changed_login_and_keeps_one_profiles_failure_to_its_flats(intercom):
+    """In one batch: a flat whose isvyaz_login changed leaves the old profile for the new
+    one; a profile the platform refuses makes only its own flats wait for a retry (with the
+    platform's error), the others are synced; an account whose own sync is running is not
+    touched but gets its own job."""
+    from portal.queue import get_redis
+
+    contract = intercom.contract()
+    moving = intercom.flat(contract=contract, login="batch.old", flat="1")
+    stays = intercom.flat(contract=contract, login="batch.old", flat="2")
+    refused = intercom.flat(login="batch.refused")
+    busy = intercom.flat(login="batch.busy")
+    ids = [moving.id, stays.id, refused.id, busy.id]
+    assert reconcile.reconcile_accounts("intercom", ids)["ok"] == 4
+    acc.update_account(db.session.get(Account, moving.id), {"extra": {"isvyaz_login": "batch.new"}}, actor="test")
+    db.session.commit()
+    intercom.emulator.fail("house not found", status=422, login="batch.refused")
+    lock = get_redis().lock(f"portal:lock:reconcile:intercom:{busy.id}", timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        counts = reconcile.reconcile_accounts("intercom", ids)
+    finally:
+        lock.release()
+    assert counts == {"ok": 2, "retry": 1, "own_jobs": 1}
+    assert list(intercom.profile("batch.old")["addresses"]) == [str(stays.id)]
+    assert list(intercom.profile("batch.new")["addresses"]) == [str(moving.id)]
+    st = db.session.scalar(select(SyncState).filter_by(account_id=refused.id))
+    assert st.state == "retry" and "house not found" in st.last_error
+    assert db.session.scalar(select(OutboxEvent).where(OutboxEvent.account_id == moving.id,
+                                                       OutboxEvent.processed_at.is_(None))) is None
+    from portal.queue import get_queue
+
+    assert f"reconcile-intercom-{busy.id}-low" in get_queue("low").job_ids

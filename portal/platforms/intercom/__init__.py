@@ -33,7 +33,7 @@ def periodic(config) -> list[dict]:
 
 
 register(Platform(name=sync.PLATFORM, title="«Интерсвязь»", desired_state=sync.desired_state,
-                  client=client.IntercomClient, reconcile=sync.reconcile, demo_emulator=demo_emulator,
-                  demo_load=demo_load, periodic=periodic, admin_endpoint="admin.intercom",
-                  check_endpoint="admin.intercom_check",
+                  client=client.IntercomClient, reconcile=sync.reconcile, reconcile_batch=sync.reconcile_batch,
+                  demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
+                  admin_endpoint="admin.intercom", check_endpoint="admin.intercom_check",
                   cabinet_template="cabinet/intercom/_section.html"))

@@ -33,6 +33,12 @@ class IntercomClient(HttpClient):
     def __init__(self, connection):
         super().__init__(connection)
         self.session.auth = None  # the key goes as a bearer token, not as Basic credentials
+        # the environment's proxy and CA settings, read once here rather than on every call
+        # (a full reconcile makes thousands); no .netrc: the key is the only credential
+        env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self.session.trust_env = False
+        self.session.proxies.update(env["proxies"])
+        self.session.verify = env["verify"]
         if connection.password:
             self.session.headers["Authorization"] = f"Bearer {connection.password}"
             self._secrets.append(f"Bearer {connection.password}")

@@ -16,7 +16,7 @@ addresses and access (no key needed: a local demo), ``GET /profiles`` the same a
 needed).
 
 Standalone with the demo profiles: ``python -m portal.platforms.intercom.emulator --port 8097
---token demo-intercom-key``.
+--token demo-intercom-key`` (``--no-demo``: empty, as the benchmark wants it).
 """
 from __future__ import annotations
 
@@ -211,8 +211,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8097)
     parser.add_argument("--token", default="demo-intercom-key")
+    parser.add_argument("--no-demo", action="store_true", help="start without the demo profiles")
     args = parser.parse_args()
-    emulator = IntercomEmulator(args.host, args.port, args.token).load_demo().start()
+    emulator = IntercomEmulator(args.host, args.port, args.token)
+    if not args.no_demo:
+        emulator.load_demo()
+    emulator.start()
     emulator.keep_requests = False
     print(f"«Интерсвязь» emulator on {emulator.url} (profiles: http://{args.host}:{emulator.port}/)", flush=True)
     try:

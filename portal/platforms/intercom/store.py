@@ -62,25 +62,53 @@ def created_by_us(login: str) -> bool:
         return bool(conn.scalar(select(P.c.created_by_us).where(P.c.login == login)))
 
 
-def snapshot(login: str, profile: dict) -> None:
+def snapshot(login: str, profile: dict, stored=None, stale: list | None = None) -> None:
     """The profile as the platform showed it just now (the admin's drift view reads it).
     Written only when it differs from the stored one, or that one is older than
-    SNAPSHOT_REFRESH: the nightly reconcile of an unchanged profile writes nothing."""
+    SNAPSHOT_REFRESH: the nightly reconcile of an unchanged profile writes nothing.
+    ``stored``: the row as ``profiles()`` read it ahead (else it is read here); ``stale``: a
+    list to put the login on instead of writing when only the time is old (``touch`` them)."""
     addresses = sorted(({"account_id": a.get("account_id"), "house_id": a.get("house_id"), "flat": a.get("flat"),
                          "access": a.get("access")} for a in profile.get("addresses") or []),
                        key=lambda a: str(a["account_id"]))
     values = {"full_name": profile.get("full_name") or None, "phones": list(profile.get("phones") or []),
               "addresses": addresses}
     now = utcnow()
+    row = stored if stored is not None else profiles([login]).get(login)
+    if row is None:
+        return
+    same = {"full_name": row.full_name, "phones": row.phones, "addresses": row.addresses} == values
+    fresh = row.checked_at is not None and _aware(row.checked_at) > now - SNAPSHOT_REFRESH
+    if same and (fresh or stale is not None):
+        if not fresh:
+            stale.append(login)
+        return
     with db.engine.begin() as conn:
-        row = conn.execute(select(P.c.full_name, P.c.phones, P.c.addresses, P.c.checked_at)
-                           .where(P.c.login == login)).first()
-        if row is None:
-            return
-        fresh = row.checked_at is not None and _aware(row.checked_at) > now - SNAPSHOT_REFRESH
-        if fresh and {"full_name": row.full_name, "phones": row.phones, "addresses": row.addresses} == values:
-            return
         conn.execute(update(P).where(P.c.login == login).values(**values, checked_at=now))
+
+
+def touch(logins: list[str]) -> None:
+    """These profiles were read just now and showed what is stored."""
+    if logins:
+        with db.engine.begin() as conn:
+            conn.execute(update(P).where(P.c.login.in_(logins)).values(checked_at=utcnow()))
+
+
+def profiles(logins: list[str]) -> dict:
+    """The stored rows of these profiles (created_by_us and the last snapshot), by login."""
+    with db.engine.connect() as conn:
+        return {r.login: r for r in conn.execute(select(
+            P.c.login, P.c.created_by_us, P.c.full_name, P.c.phones, P.c.addresses, P.c.checked_at
+        ).where(P.c.login.in_(logins)))} if logins else {}
+
+
+def attachments(account_ids: list[int]) -> dict[int, set[str]]:
+    """Where each of these accounts' addresses may be: the logins, by account id."""
+    out: dict[int, set[str]] = {}
+    with db.engine.connect() as conn:
+        for account_id, login in conn.execute(select(A.c.account_id, A.c.login).where(A.c.account_id.in_(account_ids))):
+            out.setdefault(account_id, set()).add(login)
+    return out
 
 
 def _aware(value):

@@ -25,11 +25,13 @@ from the old profile even after a failure half-way.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from ...billing import clock
 from ...queue import get_redis
-from ..http import PlatformError
+from ..http import PlatformError, recording
+from ..reconcile import LockSet
 from . import store
 from .client import ACCESS_FIELDS, IntercomClient
 
@@ -37,6 +39,7 @@ FIELD = "isvyaz_login"
 PLATFORM = "intercom"
 LEVELS = ("full", "limited", "absent")
 LOCK_SECONDS = 60
+BATCH_SECONDS = 30  # a batch starts no profile later than this (its locks last LOCK_SECONDS)
 
 
 # -- desired state --------------------------------------------------------------------------------
@@ -110,12 +113,26 @@ def desired_state(account) -> dict:
 
 # -- reconcile ----------------------------------------------------------------------------------
 
+def _lock_name(login: str) -> str:
+    return f"portal:lock:intercom:profile:{login}"
+
+
 @contextmanager
 def profile_lock(login: str):
     """One job at a time per profile (accounts sharing it must not race)."""
-    lock = get_redis().lock(f"portal:lock:intercom:profile:{login}", timeout=LOCK_SECONDS,
-                            blocking_timeout=LOCK_SECONDS)
+    lock = get_redis().lock(_lock_name(login), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
     with lock:
+        yield
+
+
+@contextmanager
+def _held(locks: LockSet, login: str):
+    """The profile's lock from the batch's set (released with the set, at the end of the
+    batch); or, when another job held it then, waited for as usual."""
+    if _lock_name(login) in locks.busy:
+        with profile_lock(login):
+            yield
+    else:
         yield
 
 
@@ -135,33 +152,93 @@ def reconcile(client: IntercomClient, account_login: str, desired: dict | None) 
     if target is None:
         return None
     with profile_lock(target):
-        return _attach(client, target, account_id, desired)
+        return _attach(client, target, [(account_id, desired)])[account_id]
 
 
-def _attach(client: IntercomClient, login: str, account_id: int, desired: dict) -> dict:
+def reconcile_batch(client: IntercomClient, items: list[tuple[int, str, dict | None]]) -> dict:
+    """The full reconcile of many accounts (the registry's ``reconcile_batch`` hook): the
+    flats of one profile together, under its lock, with one read of the profile for all of
+    them; what our records already say is not written again. An account that must leave a
+    profile goes through ``reconcile`` on its own. Returns ``{account_id: (actual, error,
+    calls)}``; a call about one address is that account's, the profile's own calls (read,
+    create) are the first flat's."""
+    results: dict[int, tuple] = {}
+    attached = store.attachments([account_id for account_id, _l, _d in items])
+    groups: dict[str, list] = {}
+    for account_id, account_login, desired in items:
+        target = desired["login"] if desired and desired["level"] != "absent" else None
+        if target is not None and attached.get(account_id, set()) <= {target}:
+            groups.setdefault(target, []).append((account_id, desired))
+        elif target is None and not attached.get(account_id):
+            results[account_id] = (None, None, [])  # on no profile, and must be on none
+        else:
+            with recording() as calls:
+                try:
+                    results[account_id] = (reconcile(client, account_login, desired), None, calls)
+                except PlatformError as e:
+                    results[account_id] = (None, str(e), calls)
+    known = store.profiles(list(groups))
+    stale: list[str] = []
+    locks = LockSet([_lock_name(login) for login in groups], LOCK_SECONDS)  # one round trip for all
+    started = time.monotonic()
+    try:
+        for login, flats in groups.items():
+            if time.monotonic() - started > BATCH_SECONDS:
+                break  # the locks must not expire under us: the rest get their own jobs
+            ours = {account_id for account_id, _d in flats if login in attached.get(account_id, ())}
+            actual, error = {}, None
+            with recording() as calls:
+                try:
+                    with _held(locks, login):
+                        actual = _attach(client, login, flats, known=known.get(login), attached=ours, stale=stale)
+                except PlatformError as e:
+                    error = str(e)
+            own: dict[int, list] = {account_id: [] for account_id, _d in flats}
+            first = flats[0][0]
+            for call in calls:
+                key = call["url"].rsplit("/", 2)
+                account_id = int(key[2]) if key[1] == "addresses" and key[2].isdigit() else first
+                own.get(account_id, own[first]).append(call)
+            for account_id, _d in flats:
+                results[account_id] = (actual.get(account_id), error, own[account_id])
+    finally:
+        locks.release()
+    store.touch(stale)
+    return results
+
+
+def _attach(client: IntercomClient, login: str, flats: list[tuple[int, dict]], known=None,
+            attached: set[int] | None = None, stale: list | None = None) -> dict[int, dict]:
+    """Put these flats on the profile (the caller holds its lock), linking or creating it;
+    one read of the profile serves them all. ``known``: our stored row of the profile, read
+    ahead; ``attached``: the flats our records already place on it (not written again)."""
     profile = client.get_profile(login)
     if profile is None:
-        card = desired["profile"]
+        card = flats[0][1]["profile"]
         store.note_profile(login, created_by_us=True)  # before the call: a profile we made is ours
         if not client.create_profile(login, card["full_name"], card["phones"]):
             store.note_profile(login, created_by_us=False)  # created meanwhile by someone else
         profile = client.get_profile(login)
         if profile is None:
             raise PlatformError(f"profile {login!r} was created but cannot be read back")
-    else:
+        known = None
+    elif known is None:
         store.note_profile(login, created_by_us=None)
-    store.attach(account_id, login)  # before the PUT: where the address may be
-    want = {"house_id": desired["address"]["house_id"], "flat": desired["address"]["flat"],
-            "access": access_profile(desired["level"], client.options)}
     addresses = list(profile.get("addresses") or [])
-    have = next((a for a in addresses if str(a.get("account_id")) == str(account_id)), None)
-    if have is None or {k: have.get(k) for k in want} != want:
-        client.upsert_address(login, account_id, **want)
-        addresses = [a for a in addresses if a is not have] + [{"account_id": account_id, **want}]
-        profile = {**profile, "addresses": addresses}
-    store.snapshot(login, profile)
-    return {"login": login, "level": level_of(want["access"]), "address": {k: want[k] for k in ("house_id", "flat")},
-            "access": want["access"]}
+    out = {}
+    for account_id, desired in flats:
+        if attached is None or account_id not in attached:
+            store.attach(account_id, login)  # before the PUT: where the address may be
+        want = {"house_id": desired["address"]["house_id"], "flat": desired["address"]["flat"],
+                "access": access_profile(desired["level"], client.options)}
+        have = next((a for a in addresses if str(a.get("account_id")) == str(account_id)), None)
+        if have is None or {k: have.get(k) for k in want} != want:
+            client.upsert_address(login, account_id, **want)
+            addresses = [a for a in addresses if a is not have] + [{"account_id": account_id, **want}]
+        out[account_id] = {"login": login, "level": level_of(want["access"]),
+                           "address": {k: want[k] for k in ("house_id", "flat")}, "access": want["access"]}
+    store.snapshot(login, {**profile, "addresses": addresses}, stored=known, stale=stale)
+    return out
 
 
 def _tidy(client: IntercomClient, login: str) -> None:
