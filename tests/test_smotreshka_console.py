@@ -16,9 +16,21 @@ from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     CALLBACK_PASSWORD, connect, emulator, smotreshka, tv_account, tv_catalog,
 )
-from tests.test_admin_dashboard import login
+from tests.test_admin_dashboard import login as staff_login
 from tests.test_admin_pages import HX, post
-from tests.test_cabinet import cabinet_login
+from tests.test_cabinet import cabinet_login as subscriber_login
+from tests.test_intercom_pages import english
+
+
+def login(client, *args, **kw):
+    """Staff log in; pages in English from here on (the Russian catalog would hide the msgids)."""
+    staff_login(client, *args, **kw)
+    english(client)
+
+
+def cabinet_login(client, *args, **kw):
+    subscriber_login(client, *args, **kw)
+    english(client)
 
 
 def cpost(client, path, data, **kw):
@@ -209,3 +221,53 @@ def test_staff_actions_are_audited(smotreshka, client, processes):
     job_done(client, post(client, "/smotreshka/import", {}, headers=HX).get_data(as_text=True))
     entry = db.session.scalar(select(AuditEntry).filter_by(action="smotreshka.import"))
     assert entry.actor == "staff:boss"
+
+
+def test_the_account_page_panel_compares_one_account_and_pushes_or_accepts(smotreshka, tv_catalog, client, processes):
+    """On a subscriber's account, staff compare it with the platform (a job; the panel updates
+    itself), see billing's TV services beside the platform's, and fix it there: "push" makes the
+    platform match billing, "accept" takes the platform's extra subscription into billing."""
+    from flask import render_template_string
+
+    from tests.builders import gen_account
+
+    gen_staff("mgr", role="manager")
+    a = tv_account(tv_catalog, ["101", "201"], money="3000.00")
+    internet = gen_account()
+    assert reconcile_account("smotreshka", a.id) == "ok"
+    pid = smotreshka.by_username("t_" + a.login)["id"]
+    smotreshka.accounts[pid]["subscriptions"] = {"101", "202"}  # 201 lost, 202 appeared
+    processes.start("jobs.worker")
+    login(client, "mgr")
+    panel = client.get(f"/accounts/{a.id}/smotreshka?lang=en").get_data(as_text=True)
+    assert "Лайт" in panel and "Кино" in panel and pid in panel and 'data-drift="0"' in panel
+    assert client.get(f"/accounts/{internet.id}/smotreshka").status_code == 404
+    with client.application.test_request_context():
+        assert render_template_string('{% include "admin/smotreshka/_account_tv.html" %}', a=internet).strip() == ""
+
+    html = post(client, f"/accounts/{a.id}/smotreshka/compare?lang=en", {}, headers=HX).get_data(as_text=True)
+    url = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    panel = wait_for(lambda: (p := client.get(url).get_data(as_text=True)) and 'hx-trigger' not in p.split(">")[0]
+                     and p, timeout=60, what="the comparison")
+    assert 'data-state="finished"' in panel and 'data-drift="2"' in panel
+    assert 'data-kind="missing_on_platform"' in panel and 'data-kind="extra_on_platform"' in panel
+    assert panel.count('value="account"') == 3  # push, push, and accept for the extra one
+
+    extra = db.session.scalar(select(SmotreshkaDrift).filter_by(account_id=a.id, kind="extra_on_platform"))
+    r = post(client, f"/smotreshka/drift/{extra.id}/accept", {"panel": "account"}, headers=HX)
+    assert r.status_code == 200 and 'id="account-tv"' in r.get_data(as_text=True)
+    assert sorted(s.service.external_id for s in tv.live(db.session.get(Account, a.id))) == ["101", "201", "202"]
+    r = post(client, f"/accounts/{a.id}/smotreshka/push", {}, headers=HX)
+    assert r.status_code == 200 and 'data-drift="0"' in r.get_data(as_text=True)
+    wait_for(lambda: smotreshka.accounts[pid]["subscriptions"] == {"101", "201", "202"}, what="the push")
+    assert db.session.scalar(select(AuditEntry).filter_by(action="smotreshka.push")).actor == "staff:mgr"
+
+
+def test_viewers_see_the_account_panel_without_its_buttons(smotreshka, tv_catalog, client):
+    """Read-only staff see the TV panel but cannot compare or push."""
+    gen_staff("viewer", role="viewer")
+    a = tv_account(tv_catalog, ["101"])
+    login(client, "viewer")
+    panel = client.get(f"/accounts/{a.id}/smotreshka?lang=en").get_data(as_text=True)
+    assert "Лайт" in panel and "Compare with the platform" not in panel
+    assert post(client, f"/accounts/{a.id}/smotreshka/push", {}, headers=HX).status_code == 403

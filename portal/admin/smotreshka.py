@@ -9,6 +9,9 @@ fixes, and the latest upsale calls. URL map (reading: any staff; acting: admin o
     POST /smotreshka/drift/<id>/push         fix: push billing's state (a reconcile)
     POST /smotreshka/drift/<id>/accept       fix: accept the platform's subscription into billing
     POST /smotreshka/resync                  re-sync every account now (as the schedule does)
+    GET  /accounts/<id>/smotreshka           the account page's TV panel (_account_tv.html)
+    POST /accounts/<id>/smotreshka/compare   job: this account's drift report (the panel polls)
+    POST /accounts/<id>/smotreshka/push      fix: push billing's state for this account
 
 Web actions never call the platform: they enqueue a job and answer with its progress row.
 """
@@ -24,15 +27,15 @@ from sqlalchemy import select
 from ..billing import audit
 from ..billing.errors import BillingError
 from ..extensions import db
-from ..models import Account, CatalogService, PlatformConnection, SmotreshkaCall, SmotreshkaDrift
-from ..platforms import connections
+from ..models import Account, CatalogService, PlatformConnection, SmotreshkaCall, SmotreshkaDrift, SyncState
+from ..platforms import connections, outbox
 from ..platforms.smotreshka import console
 from ..platforms.smotreshka.settings import from_options
 from ..queue import get_queue
 from ..web import error_fields, with_toast
 from . import bp
 from .auth import WRITERS, staff_required
-from .jobs import progress_row
+from .jobs import job_view, progress_row
 
 DRIFT_KINDS = {
     "missing_on_platform": _l("billing has it, the platform does not"),
@@ -133,6 +136,8 @@ def smotreshka_fix(drift_id: int, action: str):
     drift = db.session.get(SmotreshkaDrift, drift_id)
     if drift is None:
         abort(404)
+    panel = request.form.get("panel") == "account" and drift.account_id is not None
+    account_id = drift.account_id
     try:
         if action == "push":
             if drift.account_id is None:
@@ -145,7 +150,79 @@ def smotreshka_fix(drift_id: int, action: str):
             message = _("The subscription is now in billing.")
     except BillingError as e:
         db.session.rollback()
+        if panel:
+            return _panel(db.session.get(Account, account_id), fix_error="; ".join(error_fields(e).values())), 422
         return render_template("admin/smotreshka/_drift.html", fix_error="; ".join(error_fields(e).values()),
                                **_context()), 422
     db.session.commit()
+    if panel:
+        return with_toast(_panel(db.session.get(Account, account_id)), message)
     return with_toast(render_template("admin/smotreshka/_drift.html", **_context()), message)
+
+
+# -- the account page's panel -------------------------------------------------------------------
+
+def account_tv(a: Account) -> dict | None:
+    """What the account page shows about «Смотрёшка»: None for an account that is not on it."""
+    if a is None or not outbox.on_platform(a.id, "smotreshka") and db.session.scalar(
+            select(SyncState.id).filter_by(account_id=a.id, platform="smotreshka")) is None:
+        return None
+    from ..platforms.smotreshka import tv
+
+    state = db.session.scalar(select(SyncState).filter_by(account_id=a.id, platform="smotreshka"))
+    actual = (state.actual or {}) if state else {}
+    return {
+        "services": sorted(tv.live(a), key=lambda s: (s.service.iptv_kind != "basic", s.service.name)),
+        "state": state, "platform_id": actual.get("id"),
+        "platform_subs": sorted(str(x) for x in actual.get("subscriptions") or []) if actual else None,
+        "drift": db.session.scalars(select(SmotreshkaDrift).filter_by(account_id=a.id)
+                                    .order_by(SmotreshkaDrift.id)).all(),
+        "drift_kinds": DRIFT_KINDS, "can_act": current_user.role in WRITERS,
+    }
+
+
+@bp.app_context_processor
+def _smotreshka_globals():
+    return {"smotreshka_tv": account_tv}
+
+
+def _panel(a: Account, **extra) -> str:
+    return render_template("admin/smotreshka/_account_tv.html", a=a, **extra)
+
+
+def _account_or_404(account_id: int) -> Account:
+    a = db.session.get(Account, account_id)
+    if a is None or account_tv(a) is None:
+        abort(404)
+    return a
+
+
+@bp.route("/accounts/<int:account_id>/smotreshka")
+@staff_required()
+def account_smotreshka(account_id: int):
+    """The account's TV panel alone (it polls itself while its comparison runs)."""
+    job_id = request.args.get("job") or None
+    view = job_view(job_id) if job_id else None
+    return _panel(_account_or_404(account_id), job_id=job_id,
+                  job_running=bool(view and view["state"] in ("queued", "started", "unavailable")))
+
+
+@bp.route("/accounts/<int:account_id>/smotreshka/compare", methods=["POST"])
+@staff_required(*WRITERS)
+def account_smotreshka_compare(account_id: int):
+    """Compare this account with the platform (a job); the panel shows the result when done."""
+    a = _account_or_404(account_id)
+    job = get_queue("high").enqueue("jobs.smotreshka.drift_report", actor(), a.id, job_timeout=600)
+    return _panel(a, job_id=job.id, job_running=True)
+
+
+@bp.route("/accounts/<int:account_id>/smotreshka/push", methods=["POST"])
+@staff_required(*WRITERS)
+def account_smotreshka_push(account_id: int):
+    """Push billing's TV state for this account to the platform (a reconcile through the outbox)."""
+    a = _account_or_404(account_id)
+    console.push(a.id, actor())
+    db.session.execute(SmotreshkaDrift.__table__.delete().where(SmotreshkaDrift.account_id == a.id,
+                                                                 SmotreshkaDrift.kind != "extra_on_platform"))
+    db.session.commit()
+    return with_toast(_panel(a), _("Billing's state will be pushed to the platform."))
