@@ -183,7 +183,7 @@ def account_tv(a: Account) -> dict | None:
 
 @bp.app_context_processor
 def _smotreshka_globals():
-    return {"smotreshka_tv": account_tv}
+    return {"smotreshka_account_tv": account_tv}
 
 
 def _panel(a: Account, **extra) -> str:
