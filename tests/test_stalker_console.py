@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import flask_babel
 import pytest
 from sqlalchemy import func, select
 
@@ -31,6 +32,11 @@ def staff(client, ctx):
     gen_staff("mgr", role="manager")
     gen_staff("view", role="viewer")
     login(client, ADMIN)
+    # the assertions read the English texts: the session's choice, and no locale cached yet in
+    # the app context the requests share with the test
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    flask_babel.refresh()
     return client
 
 
