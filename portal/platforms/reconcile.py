@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_PASSES = 3  # passes per job while changes keep arriving during the calls
 LOCK_SECONDS = 300  # one job per (account, platform) at a time, so an older read never wins
-BATCH = 200  # accounts per job of the full reconcile on a platform with a reconcile_batch hook
+BATCH = 100  # accounts per job of the full reconcile on a platform with a reconcile_batch hook (small
+# enough that the last jobs of a run do not leave most workers idle)
 BATCH_JOB = "jobs.sync.reconcile_batch"
 
 
