@@ -62,13 +62,16 @@ PLACEHOLDERS = {
 # Messages of portal.platforms.stalker.console, listed so that pybabel puts them in the catalog.
 MESSAGES = [
     _l("no such row in the snapshot: refresh the table"),
-    _l("the Stalker account has no login"),
     _l("no such account"),
     _l("a MAC address like 00:1A:79:12:34:56"),
     _l("already registered"),
     _l("at most 64 characters"),
     _l("no agent of kind iptv bound to the stalker platform: create one in Agents"),
     _l("no such STB in billing (removed already?)"),
+    _l("the Stalker account has no login and no account number to name the billing account after: set one of "
+       "them in Stalker"),
+    _l("the Stalker account has no login, no MAC, and its account number cannot be a TV ID: billing could not "
+       "find it in Stalker again; set a login or a MAC in Stalker"),
 ]
 
 

@@ -261,9 +261,9 @@ def add_account(row_id: int, *, actor: str) -> Account:
         errors["account_number"] = ("the Stalker account has no login and no account number to name the "
                                     "billing account after: set one of them in Stalker")
     elif not login and not mac and not _usable_tv_id(number, None):
-        errors["account_number"] = (f"the Stalker account has no login, no MAC, and its account number {number} "
-                                    "cannot be a TV ID: billing could not find it in Stalker again; "
-                                    "set a login or a MAC in Stalker")
+        errors["account_number"] = ("the Stalker account has no login, no MAC, and its account number cannot be "
+                                    "a TV ID: billing could not find it in Stalker again; set a login or a MAC "
+                                    "in Stalker")
     agent = None
     try:
         agent = stalker_agent()
