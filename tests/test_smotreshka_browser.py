@@ -11,6 +11,7 @@ from portal.models import SmotreshkaDrift
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka import console
 from tests.builders import gen_staff
+from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     CALLBACK_LOGIN, CALLBACK_PASSWORD, emulator, smotreshka, tv_account, tv_catalog,
 )
@@ -51,18 +52,13 @@ def test_staff_see_the_platform_page_and_the_account_tv_panel(smotreshka, tv_cat
     assert fits(page, 1366)
     page.screenshot(path=f"{shots(tmp_path)}/smotreshka-admin.png", full_page=True)
 
-    # the account page with the panel where the lead includes it (after the platforms panel)
+    wait_for(lambda: smotreshka.accounts[pid]["subscriptions"] == {"102", "201"}, what="the worker's push")
+    smotreshka.accounts[pid]["subscriptions"] = {"102", "202"}  # changed by hand again
     page.goto(f"{live}/accounts/{a.id}")
-    page.evaluate("""async (url) => {
-        const html = await (await fetch(url)).text();
-        const main = document.querySelector('main');
-        main.insertAdjacentHTML('beforeend', html);
-        htmx.process(main.lastElementChild);
-    }""", f"{live}/accounts/{a.id}/smotreshka")
     panel = page.locator("#account-tv")
     panel.locator("button", has_text="Compare").click()
     page.wait_for_selector('#account-tv .progress[data-state="finished"]', timeout=30_000)
-    assert page.locator('#account-tv tr[data-kind]').count() >= 1
+    assert page.locator('#account-tv tr[data-kind]').count() == 2
     assert fits(page, 1366)
     page.screenshot(path=f"{shots(tmp_path)}/smotreshka-account-panel.png", full_page=True)
 
