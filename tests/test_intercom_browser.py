@@ -11,6 +11,15 @@ from tests.intercom_fixtures import emulator, intercom  # noqa: F401
 from tests.test_browser import browser, live, page, pytestmark  # noqa: F401
 
 
+def sign_in(page, url: str, login: str, password: str, size: tuple[int, int]) -> None:
+    """Open the login form at this screen size and sign in."""
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(url)
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
 def test_staff_see_one_profile_with_two_flats_one_limited(intercom, live, page, tmp_path):
     """Two flats of one client, one blocked: the Intercom page shows one profile with a full
     and a limited address; the account page's panel says the same."""
@@ -22,11 +31,7 @@ def test_staff_see_one_profile_with_two_flats_one_limited(intercom, live, page, 
     for a in (one, two):
         reconcile_account("intercom", a.id)
     gen_staff("boss", role="admin")
-    page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{live}/login?lang=en")
-    page.fill("input[name=login]", "boss")
-    page.fill("input[name=password]", "password123")
-    page.click("button[type=submit]")
+    sign_in(page, f"{live}/login?lang=en", "boss", "password123", (1366, 768))
     page.goto(f"{live}/intercom")
     rows = page.locator('tr[data-profile="family"]')
     assert rows.count() == 2
@@ -59,11 +64,7 @@ def test_a_subscriber_with_two_flats_sees_which_one_is_limited_and_why(intercom,
     db.session.commit()
     for a in (one, two):
         reconcile_account("intercom", a.id)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live}/cabinet/login")
-    page.fill("input[name=login]", "maria")
-    page.fill("input[name=password]", "maria-pass-123")
-    page.click("button[type=submit]")
+    sign_in(page, f"{live}/cabinet/login", "maria", "maria-pass-123", (390, 844))
     page.goto(f"{live}/cabinet/")
     section = page.locator("#section-intercom")
     section.scroll_into_view_if_needed()
