@@ -55,6 +55,7 @@ class EmulatedServer:
         self._failures: list[Failure] = []
         self._lock = threading.RLock()  # the subclass's state shares it
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def base_url(self) -> str:
@@ -73,6 +74,13 @@ class EmulatedServer:
                 super().setup()
                 # no Nagle: a small answer is not held back 40 ms waiting for more
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with emulator._lock:
+                    emulator._connections.add(self.connection)
+
+            def finish(self):
+                with emulator._lock:
+                    emulator._connections.discard(self.connection)
+                super().finish()
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -101,11 +109,19 @@ class EmulatedServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening: connections are refused until ``up``."""
+        """Stop listening: connections are refused until ``up``, and kept-alive ones are cut
+        (a client holding one must see the outage too)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            open_connections, self._connections = list(self._connections), set()
+        for conn in open_connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     up, down = start, stop
 
