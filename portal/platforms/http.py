@@ -52,8 +52,11 @@ class HttpClient:
             # a platform that echoes our request in an error must not put the password in our logs
             self._secrets.append(base64.b64encode(f"{connection.login}:{connection.password or ''}".encode()).decode())
 
-    def request(self, method: str, path: str = "", **kwargs) -> requests.Response:
-        """Make one call; raise PlatformError on a network error or an HTTP error status."""
+    def request(self, method: str, path: str = "", *, expect: tuple[int, ...] = (), describe=None,
+                **kwargs) -> requests.Response:
+        """Make one call; raise PlatformError on a network error or an HTTP error status. A
+        status in ``expect`` (e.g. 404 for "no such profile") is an answer, not an error;
+        ``describe(response)`` picks the platform's message out of an error answer."""
         url = self.base_url + path
         call = {"method": method, "url": public_url(url)}
         started = time.monotonic()
@@ -63,8 +66,9 @@ class HttpClient:
             call["error"] = self._redact(f"{type(e).__name__}: {e}")
         else:
             call["status"] = response.status_code
-            if response.status_code >= 400:
-                call["error"] = self._redact(f"HTTP {response.status_code}: {response.text.strip()[:1000]}")
+            if response.status_code >= 400 and response.status_code not in expect:
+                text = describe(response) if describe else response.text.strip()[:1000]
+                call["error"] = self._redact(f"HTTP {response.status_code}: {text}")
         call["ms"] = round((time.monotonic() - started) * 1000)
         log = _calls.get()
         if log is not None:

@@ -15,12 +15,11 @@ the connection's password, write-only and never logged); errors ``{"error": code
 """
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import requests
 
-from ..http import HttpClient, PlatformError, _calls, public_url
+from ..http import HttpClient, PlatformError
 
 ACCESS_FIELDS = ("open_key", "open_code", "open_app", "open_face", "calls_analog", "calls_sip_app",
                  "calls_landline", "video_live", "video_archive")
@@ -45,28 +44,9 @@ class IntercomClient(HttpClient):
         self.options = dict(connection.options or {})
 
     def call(self, method: str, path: str, *, expect: tuple[int, ...] = (), **kwargs) -> requests.Response:
-        """One audited call. A status in ``expect`` (e.g. 404 for "no such profile") is an
-        answer, not an error; any other status >= 400 raises PlatformError with the
-        platform's message."""
-        url = self.base_url + path
-        call = {"method": method, "url": public_url(url)}
-        started = time.monotonic()
-        response = None
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as e:
-            call["error"] = self._redact(f"{type(e).__name__}: {e}")
-        else:
-            call["status"] = response.status_code
-            if response.status_code >= 400 and response.status_code not in expect:
-                call["error"] = self._redact(f"HTTP {response.status_code}: {_message(response)}")
-        call["ms"] = round((time.monotonic() - started) * 1000)
-        log = _calls.get()
-        if log is not None:
-            log.append(call)
-        if "error" in call:
-            raise PlatformError(call["error"])
-        return response
+        """One audited call; a status in ``expect`` is an answer, any other error status raises
+        PlatformError with the platform's message."""
+        return self.request(method, path, expect=expect, describe=_message, **kwargs)
 
     # -- the contract -------------------------------------------------------------------------------
 
