@@ -15,15 +15,13 @@ from flask import abort, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import func, select
 
 from ..billing import audit
 from ..extensions import db
 from ..models import Account, IntercomAttachment, IntercomProfile, OutboxEvent, PlatformConnection, SyncState
 from ..platforms.intercom import console, sync
-from ..queue import get_queue, get_redis
+from ..queue import get_queue
 from ..web import is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, staff_required
@@ -115,12 +113,7 @@ def _start(kind: str, *args, **audit_after) -> str:
 def _job_fragment(kind: str, job_id: str | None, **extra):
     view = job_view(job_id) if job_id else {"state": "unavailable"}
     view.pop("result", None)  # the text form; we draw the job's return value instead
-    result = None
-    if view["state"] == "finished":
-        try:
-            result = Job.fetch(job_id, connection=get_redis()).return_value()
-        except (NoSuchJobError, redis.RedisError):
-            view = {"state": "missing"}
+    result = view.pop("value", None)
     return render_template("admin/intercom/_job.html", kind=kind, job_id=job_id, label=JOBS[kind][1],
                            result=result, **view, **extra)
 

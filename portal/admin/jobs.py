@@ -312,11 +312,12 @@ def job_view(job_id: str) -> dict:
         return {"state": "unavailable"}
     meta = job.meta or {}
     if status == JobStatus.FINISHED:
+        value = job.return_value()
         result = meta.get("result")
         if result is None:
-            value = job.return_value()
             result = "" if value is None else str(value)[:200]
-        return {"state": "finished", "result": str(result)}
+        # "value": the job's return value itself, for a row that draws it (a platform's own answer)
+        return {"state": "finished", "result": str(result), "value": value}
     if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
         latest = job.latest_result()
         error = last_line(latest.exc_string if latest is not None else None)

@@ -26,19 +26,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..listing import paginate
 from ..models import StalkerChannel, StalkerImportedTariff, StalkerSnapshotRow
 from ..platforms.stalker import console
-from ..queue import get_queue, get_redis
+from ..queue import get_queue
 from ..web import int_arg, is_htmx, with_toast
 from . import bp
 from .auth import staff_required
-from .jobs import progress_row
+from .jobs import job_view, progress_row
 
 PAGE_SIZE = 50
 WRITERS = ("admin", "manager")
@@ -304,16 +302,10 @@ def stalker_check():
 
 
 def check_view(job_id: str) -> dict:
-    try:
-        job = Job.fetch(job_id, connection=get_redis())
-    except NoSuchJobError:
-        return {"state": "gone", "outcome": None}
-    status = job.get_status()
-    if status == "finished":
-        return {"state": "finished", "outcome": job.return_value()}
-    if status == "failed":
-        return {"state": "failed", "outcome": None}
-    return {"state": "running", "outcome": None}
+    """The check's row: the shared job view (portal/admin/jobs.py), drawn as the check's answer."""
+    view = job_view(job_id)
+    state = {"queued": "running", "started": "running", "unavailable": "running", "missing": "gone"}
+    return {"state": state.get(view["state"], view["state"]), "outcome": view.get("value")}
 
 
 @bp.route("/stalker/check/<job_id>")
