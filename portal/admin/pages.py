@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from ..billing import accounts as billing
 from ..billing import directory, ledger
+from ..billing.blocking import apply_balance_rule, top_up_to_unblock
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (
@@ -273,7 +274,6 @@ def update_contract(contract_id: int):
 
     def save():
         directory.save_contract(data, actor=actor(), contract=c)
-        from ..billing.blocking import apply_balance_rule
         apply_balance_rule([c.id], actor=actor())  # a new limit may block or unblock at once
 
     return attempt(save, _("Contract settings saved."), url_for("admin.contract", contract_id=c.id),
@@ -293,6 +293,7 @@ def render_account(account: Account, errors: dict | None = None, form: str | Non
         .order_by(AuditEntry.id.desc()).limit(30)
     ).all()
     return render_template("admin/account.html", a=account, errors=errors or {}, open_form=form,
+                           top_up=top_up_to_unblock(account.contract),
                            values=request.form if errors else {}, assignable=assignable, history=history,
                            **sync_context(account), **choices())
 

@@ -8,6 +8,8 @@ every contract at once.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import BigInteger, case, insert, select, type_coerce, update
 
 from ..extensions import db
@@ -88,3 +90,12 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, Account) and obj.id in set(blocked) | set(unblocked):
             db.session.expire(obj, ["status", "block_reasons", "status_changed_on"])
+
+
+def top_up_to_unblock(contract: Contract) -> Decimal | None:
+    """How much a payment must at least bring for this rule (blocked while balance + credit
+    limit < 0) to lift the balance block; None if none is due."""
+    short = contract.balance + contract.credit_limit
+    if contract.do_not_block or short >= 0:
+        return None
+    return -short

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Subscriber, from_minor
 from . import accounts as acc
 from . import audit
+from .blocking import top_up_to_unblock  # noqa: F401  (the cabinet pages show it)
 from .errors import BillingError, NotFound
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
@@ -78,15 +79,6 @@ def own_account(subscriber: Subscriber, account_id: int) -> Account:
 
 
 # -- money --------------------------------------------------------------------------------------
-
-def top_up_to_unblock(contract: Contract) -> Decimal | None:
-    """How much a payment must at least bring for the balance rule (portal.billing.blocking:
-    blocked while balance + credit limit < 0) to lift the balance block; None if none is due."""
-    short = contract.balance + contract.credit_limit
-    if contract.do_not_block or short >= 0:
-        return None
-    return -short
-
 
 def blocked_by_balance(contract: Contract) -> bool:
     """Whether any account of the contract is blocked by the balance rule right now."""
