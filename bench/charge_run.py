@@ -438,6 +438,20 @@ def run_worker(kind: str, url: str, args) -> dict:
 
 # --------------------------------------------------------------------------- main
 
+
+def bench_database(text: str, doing: str) -> str:
+    """The benchmark's PostgreSQL URL, refused unless its name says it is a bench database;
+    sets the app secrets a benchmark may use."""
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("CREDENTIALS_KEY", "YmVuY2gtb25seS1rZXktYmVuY2gtb25seS1rZXktMDA=")
+    url = make_url(text)
+    if not url.drivername.startswith("postgresql"):
+        raise SystemExit("this benchmark needs PostgreSQL")
+    if "bench" not in (url.database or ""):
+        raise SystemExit(f"refusing to {doing} database {url.database!r}: its name must contain 'bench'")
+    return url.render_as_string(hide_password=False)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1_000_000, help="services (= contracts = accounts); default 1,000,000")
@@ -452,15 +466,8 @@ def main(argv=None) -> int:
     p.add_argument("--worker", choices=["ours", "loop", "explain"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("CREDENTIALS_KEY", "YmVuY2gtb25seS1rZXktYmVuY2gtb25seS1rZXktMDA=")
-    url = make_url(args.database_url)
-    if not url.drivername.startswith("postgresql"):
-        raise SystemExit("this benchmark needs PostgreSQL")
-    name = url.database or ""
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop and recreate database {name!r}: its name must contain 'bench'")
-    url = url.render_as_string(hide_password=False)
+    url = bench_database(args.database_url, "drop and recreate")
+    name = make_url(url).database
     n, run_date = args.n, args.date
     sample = args.sample = min(args.sample, n)
 

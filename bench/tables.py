@@ -31,18 +31,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from charge_run import connect, libpq_url, log, make_app, recreate_db, short_sql  # noqa: E402
+from charge_run import bench_database, connect, libpq_url, log, make_app, recreate_db, short_sql  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -574,15 +572,8 @@ def main(argv=None) -> int:
     p.add_argument("--lists", help="only these lists, comma-separated (e.g. accounts,payments)")
     args = p.parse_args(argv)
 
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("CREDENTIALS_KEY", "YmVuY2gtb25seS1rZXktYmVuY2gtb25seS1rZXktMDA=")
-    u = make_url(args.db)
-    if not u.drivername.startswith("postgresql"):
-        raise SystemExit("this benchmark needs PostgreSQL")
-    name = u.database or ""
-    if "bench" not in name:
-        raise SystemExit(f"refusing to use database {name!r}: its name must contain 'bench'")
-    url = u.render_as_string(hide_password=False)
+    url = bench_database(args.db, "use")
+    name = make_url(url).database
 
     with connect(url, "postgres") as c:
         server = c.execute("SHOW server_version").fetchone()[0].split()[0]
