@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import Flask, request, session
 
@@ -102,6 +103,9 @@ def register_jinja(app: Flask) -> None:
         return "" if amount is None else format_decimal(amount, format="#,##0.00")
 
     def local_time(moment, fmt="%d.%m.%Y %H:%M"):
+        """A UTC moment (or its ISO text, as JSON-friendly views give it) in the operator's zone."""
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
         return "" if moment is None else moment.astimezone(clock.tz()).strftime(fmt)
 
     def local_date(day):

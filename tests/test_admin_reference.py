@@ -318,5 +318,10 @@ def test_platforms_with_a_connection_check_offer_it_on_the_connection_page(app, 
     html = client.get("/connections").get_data(as_text=True)
     panel = html.split('id="conn-stalker"')[1].split("</section>")[0]
     assert 'hx-post="/stalker/check"' in panel
+    with app.app_context():
+        save_connection("smotreshka", url="http://127.0.0.1:9", actor="t")
+        db.session.commit()
+    html = client.get("/connections").get_data(as_text=True)
+    assert 'hx-post="/smotreshka/check"' in html.split('id="conn-smotreshka"')[1].split("</section>")[0]
     webhook = html.split('id="conn-webhook"')[1].split("</section>")[0]
     assert "/check" not in webhook  # the webhook has no check, and no stored connection here
