@@ -32,12 +32,11 @@ def snapshot(account: Account) -> dict:
 def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "") -> None:
     """Charge for what the change added or removed, apply the balance rule, audit, notify."""
     from .blocking import apply_balance_rule
-    from .charging import charge
+    from .charging import charge_accounts
 
     db.session.flush()
-    charge(clock.today(), account_ids=[account.id], actor=actor, rules=False)
-    apply_balance_rule([account.contract_id], actor=actor)
-    db.session.refresh(account)
+    charge_accounts([account.id], actor=actor)
+    apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before, after=snapshot(account))
     notify([account.id], action)
 

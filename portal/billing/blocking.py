@@ -68,9 +68,9 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
     if unblocked and recharge:
         # Days given back by the unblock are charged now; a balance block refunded nothing,
         # so only days not yet paid for are charged and the run cannot swing back and forth.
-        from .charging import charge
+        from .charging import charge_accounts
 
-        charge(today, account_ids=unblocked, actor=actor, rules=False)
+        charge_accounts(unblocked, actor=actor)
         apply_balance_rule(contract_ids, actor=actor, recharge=False)
     return list(blocked), list(unblocked)
 

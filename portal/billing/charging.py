@@ -28,8 +28,8 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import (
-    BigInteger, Date, Integer, and_, case, cast, extract, func, insert, literal, or_, select, text, type_coerce,
-    update,
+    BigInteger, Date, Integer, String, and_, bindparam, case, cast, extract, func, insert, literal, or_, select,
+    text, type_coerce, update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -121,10 +121,19 @@ def _fenced(select_stmt, name: str):
     return select_stmt.offset(0).subquery(name)
 
 
-def _due_query(run_date: date, account_ids):
-    """SELECT (sid, period_start, contract_id, mask, due) for rows whose due amount changed."""
-    ps, dim, d = clock.month_start(run_date), clock.days_in_month(run_date), run_date.day
-    pe = clock.month_end(run_date)
+# The posting statement is built once per process and (dialect, scoped) and run with these
+# parameters: building its expression tree anew cost more than running it for one account.
+def _p(name: str, type_):
+    return bindparam(name, type_=type_)
+
+
+def _due_query(scoped: bool):
+    """SELECT (sid, period_start, contract_id, mask, due) for rows whose due amount changed.
+
+    Parameters: run_date, ps / pe (the month's first and last day), dim (days in the month),
+    day (the run date's day) and, when ``scoped``, ids (the accounts)."""
+    run_date, ps, pe = _p("run_date", Date()), _p("ps", Date()), _p("pe", Date())
+    dim, d = _p("dim", Integer()), _p("day", Integer())
     s, a, c = AssignedService.__table__.c, Account.__table__.c, CatalogService.__table__.c
     cp = ChargePeriod.__table__.alias("cp")
     zero = literal(0, BigInteger)
@@ -160,8 +169,8 @@ def _due_query(run_date: date, account_ids):
             or_(billable, cp.c.assigned_service_id.is_not(None)),
         )
     )
-    if account_ids is not None:
-        facts = facts.where(s.account_id.in_(list(account_ids)))
+    if scoped:
+        facts = facts.where(s.account_id.in_(bindparam("ids", expanding=True)))
     f = _fenced(facts, "f")
 
     # layer 1: the target set of paid days
@@ -187,18 +196,18 @@ def _due_query(run_date: date, account_ids):
     )
     q4 = _fenced(select(q.c.sid, q.c.contract_id, q.c.mask, q.c.old_mask, q.c.old_amount,
                         due.label("due")), "q4")
-    return select(q4.c.sid, literal(ps, Date).label("period_start"), q4.c.contract_id, q4.c.mask,
-                  q4.c.due).where(or_(q4.c.due != q4.c.old_amount, q4.c.mask != q4.c.old_mask)), ps
+    return select(q4.c.sid, ps.label("period_start"), q4.c.contract_id, q4.c.mask,
+                  q4.c.due).where(or_(q4.c.due != q4.c.old_amount, q4.c.mask != q4.c.old_mask))
 
 
-def _upsert(due_select, run_id: int):
-    dialect = db.session.get_bind().dialect.name
+def _upsert(due_select, dialect: str):
+    """Parameter run_id: the run's id, or NULL for a change's charge (``charge_accounts``)."""
     cp = ChargePeriod.__table__
     src = due_select.subquery("due")
     ins = dialect_insert(cp).from_select(
         ["assigned_service_id", "period_start", "contract_id", "days_mask", "amount", "delta", "run_id"],
         select(src.c.sid, src.c.period_start, src.c.contract_id, src.c.mask, src.c.due, src.c.due,
-               literal(run_id, Integer)).where(literal(True)).order_by(src.c.sid),
+               _p("run_id", Integer())).where(literal(True)).order_by(src.c.sid),
     )
     ins = ins.on_conflict_do_update(
         index_elements=["assigned_service_id", "period_start"],
@@ -207,7 +216,7 @@ def _upsert(due_select, run_id: int):
               "contract_id": ins.excluded.contract_id},
         where=or_(cp.c.amount != ins.excluded.amount, cp.c.days_mask != ins.excluded.days_mask),
     )
-    return ins.returning(cp.c.assigned_service_id, cp.c.period_start, cp.c.contract_id, cp.c.delta), dialect
+    return ins.returning(cp.c.assigned_service_id, cp.c.period_start, cp.c.contract_id, cp.c.delta)
 
 
 def expire_services(run_date: date, account_ids=None, actor: str = "system") -> list[int]:
@@ -221,6 +230,9 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
         stmt = stmt.where(s.account_id.in_(list(account_ids)))
     touched = sorted(set(db.session.execute(stmt).scalars()))
     if touched:
+        for obj in list(db.session.identity_map.values()):  # loaded objects must not show them running
+            if isinstance(obj, AssignedService) and obj.account_id in touched:
+                db.session.expire(obj, ["state", "state_changed_on"])
         from ..platforms.outbox import notify
 
         notify(touched, "service.expired")
@@ -229,8 +241,9 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
     return touched
 
 
-def _post_pg(upsert, run_id: int, actor: str, now):
-    """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs)."""
+def _post_pg(upsert):
+    """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs).
+    Parameters beside the due query's: now, actor."""
     led_t, con = LedgerEntry.__table__, Contract.__table__
     up = upsert.cte("up")
     led = (
@@ -238,8 +251,8 @@ def _post_pg(upsert, run_id: int, actor: str, now):
             ["contract_id", "kind", "amount", "created_at", "author", "assigned_service_id", "period_start",
              "charge_run_id"],
             select(up.c.contract_id, case((up.c.delta > 0, "charge"), else_="refund"), -up.c.delta,
-                   literal(now, UTCDateTime), literal(actor), up.c.assigned_service_id, up.c.period_start,
-                   literal(run_id, Integer)).where(up.c.delta != 0),
+                   _p("now", UTCDateTime()), _p("actor", String()), up.c.assigned_service_id, up.c.period_start,
+                   _p("run_id", Integer())).where(up.c.delta != 0),
         ).returning(led_t.c.contract_id, type_coerce(led_t.c.amount, BigInteger).label("amount"))
     ).cte("led")
     # in contract order, so the UPDATE walks `contracts` in index order (as fast as the floor)
@@ -251,42 +264,48 @@ def _post_pg(upsert, run_id: int, actor: str, now):
         .returning(con.c.id)
     ).cte("bal")
     amount = led.c.amount
-    stmt = select(
+    return select(
         func.count(),
         func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
         func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
         select(func.count()).select_from(bal).scalar_subquery(),
     ).select_from(led)
-    return db.session.execute(stmt).one()[:3]
 
 
-def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
-    """Run the charge for ``run_date`` (default today) over all accounts or the given ones."""
-    run_date = run_date or clock.today()
-    with clock.as_of(run_date):
-        return _charge(run_date, account_ids, actor, rules)
+_statements: dict = {}
 
 
-def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
-    expire_services(run_date, account_ids, actor)
-    run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
-    db.session.add(run)
-    db.session.flush()
-    due_select, _ps = _due_query(run_date, account_ids)
-    upsert, dialect = _upsert(due_select, run.id)
-    now = utcnow()
+def _statement(dialect: str, scoped: bool):
+    """The posting statement for this dialect, built on first use: on PostgreSQL all of it in
+    one statement, elsewhere the upsert (the ledger rows and balances follow in Python)."""
+    key = (dialect, scoped)
+    if key not in _statements:
+        upsert = _upsert(_due_query(scoped), dialect)
+        _statements[key] = _post_pg(upsert) if dialect == "postgresql" else upsert
+    return _statements[key]
+
+
+def _post(run_date: date, account_ids, run_id: int | None, actor: str) -> tuple[int, int, int]:
+    """Post what is due on ``run_date`` for all accounts or the given ones, and move the
+    balances; returns (entries, charged, refunded) in minor units."""
+    dialect = db.session.get_bind().dialect.name
+    params = {"run_date": run_date, "ps": clock.month_start(run_date), "pe": clock.month_end(run_date),
+              "dim": clock.days_in_month(run_date), "day": run_date.day, "run_id": run_id, "actor": actor,
+              "now": utcnow()}
+    if account_ids is not None:
+        params["ids"] = list(account_ids)
+    stmt = _statement(dialect, account_ids is not None)
     if dialect == "postgresql":
-        entries, charged, refunded = _post_pg(upsert, run.id, actor, now)
-        touched = None
+        entries, charged, refunded = db.session.execute(stmt, params).one()[:3]
     else:
-        rows = db.session.execute(upsert).all()
+        rows = db.session.execute(stmt, params).all()
         posted = [r for r in rows if r.delta]
         if posted:
             db.session.execute(
                 text("INSERT INTO ledger_entries (contract_id, kind, amount, created_at, author, "
                      "assigned_service_id, period_start, charge_run_id) VALUES (:c, :k, :a, :now, :actor, :s, :p, :r)"),
-                [{"c": r.contract_id, "k": "charge" if r.delta > 0 else "refund", "a": -r.delta, "now": now,
-                  "actor": actor, "s": r.assigned_service_id, "p": r.period_start, "r": run.id} for r in posted],
+                [{"c": r.contract_id, "k": "charge" if r.delta > 0 else "refund", "a": -r.delta, "now": params["now"],
+                  "actor": actor, "s": r.assigned_service_id, "p": r.period_start, "r": run_id} for r in posted],
             )
             totals: dict[int, int] = {}
             for r in posted:
@@ -299,20 +318,46 @@ def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
         entries = len(posted)
         charged = sum(r.delta for r in posted if r.delta > 0)
         refunded = -sum(r.delta for r in posted if r.delta < 0)
-        touched = sorted({r.contract_id for r in posted})
+    if entries:  # balances moved in SQL: objects loaded earlier must not show the old ones
+        for obj in list(db.session.identity_map.values()):
+            if isinstance(obj, Contract):
+                db.session.expire(obj, ["balance"])
+    return entries, charged, refunded
+
+
+def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
+    """Run the charge for ``run_date`` (default today) over all accounts or the given ones,
+    recorded as a charge run (and audited)."""
+    run_date = run_date or clock.today()
+    with clock.as_of(run_date):
+        return _charge(run_date, account_ids, actor, rules)
+
+
+def charge_accounts(account_ids, *, actor: str) -> int:
+    """Post today, at once, what a change to these accounts made due or refundable: the charge
+    run's rules and statement for just them, without a run record (the ledger rows name their
+    service and period; the caller audits the change itself). Returns the entries posted."""
+    ids = list(account_ids)
+    if not ids:
+        return 0
+    today = clock.today()
+    expire_services(today, ids, actor)
+    return _post(today, ids, None, actor)[0]
+
+
+def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
+    expire_services(run_date, account_ids, actor)
+    run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
+    db.session.add(run)
+    db.session.flush()
+    entries, charged, refunded = _post(run_date, account_ids, run.id, actor)
     run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
-    if entries:
-        db.session.flush()
-        db.session.expire_all()  # balances moved in SQL: reload them on next access
     if rules:
         from .blocking import apply_balance_rule
 
-        if account_ids is None:
-            blocked, _unblocked = apply_balance_rule(None, actor=actor)
-        else:
-            ids = touched if touched is not None else sorted(set(db.session.scalars(
-                select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
-            blocked, _unblocked = apply_balance_rule(ids, actor=actor)
+        ids = None if account_ids is None else sorted(set(db.session.scalars(
+            select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
+        blocked, _unblocked = apply_balance_rule(ids, actor=actor)
         run.blocked = len(blocked)
     run.finished_at = utcnow()
     if account_ids is None or entries:

@@ -73,7 +73,8 @@ class ChargePeriod(db.Model):
     contract_id: Mapped[int] = mapped_column(Integer)
     days_mask: Mapped[int] = mapped_column(BigInteger, default=0)
     amount: Mapped[int] = mapped_column(BigInteger, default=0)
-    # What the last run that changed the row posted, and which run it was.
+    # What the last run that changed the row posted, and which run it was (NULL: posted at
+    # once for a change to the account, billing.charging.charge_accounts).
     delta: Mapped[int] = mapped_column(BigInteger, default=0)
     # not indexed: nothing looks rows up by run, and the index cost 5% of a full run
-    run_id: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(Integer)

@@ -59,7 +59,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     ``order_key`` (the form's one-time key) makes a repeat return the first order, moving no
     money."""
     from ...billing.blocking import apply_balance_rule
-    from ...billing.charging import charge
+    from ...billing.charging import charge_accounts
 
     if order_key:
         order_key = order_key[:64]
@@ -94,7 +94,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     db.session.add(svc)
     db.session.flush()
     # the rest of this month is charged now (the charge run's rules), then the balance rule
-    charge(today, account_ids=[account.id], actor=actor, rules=False)
+    charge_accounts([account.id], actor=actor)
     apply_balance_rule([account.contract_id], actor=actor)
     audit.record(actor, "billmanager.order", svc, f"{tariff.name} for {account.login}",
                  after={"tariff_id": tariff.id, "account_id": account.id, "domain": domain})
