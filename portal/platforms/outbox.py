@@ -1,9 +1,9 @@
 """The outbox: 'account X changed, platform P must catch up', written in the caller's
 transaction (so a change and its outbox row land together or not at all), and handed to RQ.
 
-* ``notify`` adds the rows; after the commit a session hook enqueues one job per
-  (account, platform) (``install``). If Redis is down then, the rows simply stay
-  un-enqueued: nothing is lost.
+* ``notify`` adds the rows (marked enqueued); after the commit a session hook enqueues one
+  job per (account, platform) (``install``). If Redis is down then, the rows are marked
+  un-enqueued again: nothing is lost.
 * ``sweep`` (a periodic job) enqueues rows never enqueued, or enqueued longer than
   OUTBOX_REENQUEUE_AFTER ago and still not processed, and the sync states whose retry is
   due; and it forgets processed rows after OUTBOX_KEEP_DAYS.
@@ -83,31 +83,35 @@ def on_platform_many(account_ids: list[int], platform: str) -> set[int]:
 def notify(account_ids, reason: str) -> None:
     """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
     account_ids = list(account_ids)
+    o = OutboxEvent.__table__.c
     for start in range(0, len(account_ids), CHUNK):
         pairs = platforms_query(account_ids[start:start + CHUNK])
-        ids = db.session.execute(
+        now = utcnow()
+        rows = db.session.execute(
             insert(OutboxEvent).from_select(
-                ["account_id", "platform", "reason", "created_at"],
-                select(pairs.c.account_id, pairs.c.platform, literal(reason[:64]), literal(utcnow())),
-            ).returning(OutboxEvent.id)
-        ).scalars().all()
-        _remember(ids)
+                ["account_id", "platform", "reason", "created_at", "enqueued_at"],
+                select(pairs.c.account_id, pairs.c.platform, literal(reason[:64]), literal(now), literal(now)),
+            ).returning(o.id, o.account_id, o.platform, o.reason)
+        ).all()
+        _remember(rows)
 
 
 def add_events(pairs, reason: str) -> None:
     """Add outbox rows for explicit (account_id, platform) pairs."""
-    rows = [OutboxEvent(account_id=a, platform=p, reason=reason[:64]) for a, p in pairs]
+    now = utcnow()
+    rows = [OutboxEvent(account_id=a, platform=p, reason=reason[:64], created_at=now, enqueued_at=now)
+            for a, p in pairs]
     db.session.add_all(rows)
     db.session.flush()
-    _remember([r.id for r in rows])
+    _remember([(r.id, r.account_id, r.platform, r.reason) for r in rows])
 
 
-def _remember(ids) -> None:
-    # After commit, these rows are handed to RQ (see install). Ids of a rolled-back
-    # transaction may linger until the next commit: harmless, they match no row or (SQLite
-    # reuses ids) an unprocessed row that is due anyway.
-    db.session.info.setdefault("outbox_ids", set()).update(ids)
-    db.session.info["outbox_dirty"] = True
+def _remember(rows) -> None:
+    # After commit, these rows are handed to RQ (see install). They are written as enqueued
+    # already, so the hand-off needs no second transaction; if it fails, they are marked
+    # un-enqueued again, and if even that fails the sweeper takes them once they are overdue.
+    # Rows of a rolled-back transaction are forgotten with it (see install).
+    db.session.info.setdefault("outbox_rows", []).extend(tuple(r) for r in rows)
 
 
 # -- handing rows to RQ -------------------------------------------------------------------------
@@ -116,16 +120,22 @@ def install(app) -> None:
     """Enqueue the outbox rows a transaction wrote once it has committed (once per process)."""
     if not event.contains(db.session, "after_commit", _after_commit):
         event.listen(db.session, "after_commit", _after_commit)
+    if not event.contains(db.session, "after_rollback", _after_rollback):
+        event.listen(db.session, "after_rollback", _after_rollback)
+
+
+def _after_rollback(session) -> None:
+    session.info.pop("outbox_rows", None)
 
 
 def _after_commit(session) -> None:
-    ids = session.info.pop("outbox_ids", None)
-    if not session.info.pop("outbox_dirty", False) or not ids:
+    rows = session.info.pop("outbox_rows", None)
+    if not rows:
         return
     try:
-        enqueue_rows(ids)
+        _enqueue(rows)
     except Exception:  # the commit stands; the sweeper enqueues what is left
-        log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(ids), exc_info=True)
+        log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(rows), exc_info=True)
 
 
 def job_id(platform: str, account_id: int, queue: str) -> str:
@@ -138,34 +148,38 @@ def enqueue_pair(platform: str, account_id: int, queue: str = "default") -> bool
                         result_ttl=0, job_timeout=JOB_TIMEOUT)
 
 
-def enqueue_rows(ids=None) -> int:
-    """Enqueue a job for each (account, platform) of unprocessed outbox rows: the given rows,
-    or (``ids=None``, the sweeper) every row never enqueued or enqueued too long ago.
-    Uses its own connection, because it also runs in the session's after-commit hook."""
+def enqueue_rows() -> int:
+    """The sweeper's part: enqueue a job for each (account, platform) of unprocessed outbox
+    rows never enqueued or enqueued too long ago."""
     o = OutboxEvent.__table__.c
-    if ids is None:
-        stale = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"])
-        batches = [[or_(o.enqueued_at.is_(None), o.enqueued_at < stale)]]
-    else:
-        ids = sorted(ids)
-        batches = [[o.id.in_(ids[i:i + CHUNK])] for i in range(0, len(ids), CHUNK)]
-    rows = []
+    stale = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"])
     with db.engine.connect() as conn:
-        for where in batches:
-            rows += conn.execute(select(o.id, o.account_id, o.platform, o.reason)
-                                 .where(o.processed_at.is_(None), *where).order_by(o.id).limit(SWEEP_LIMIT)).all()
+        rows = conn.execute(select(o.id, o.account_id, o.platform, o.reason)
+                            .where(o.processed_at.is_(None), or_(o.enqueued_at.is_(None), o.enqueued_at < stale))
+                            .order_by(o.id).limit(SWEEP_LIMIT)).all()
         conn.rollback()
+    return _enqueue(rows, mark=True)
+
+
+def _enqueue(rows, mark: bool = False) -> int:
+    """One job per (account, platform) of these (id, account_id, platform, reason) rows, on the
+    most urgent queue any of them asks for. ``mark``: the rows are not marked as enqueued yet
+    (the sweeper's); otherwise they are, and those that did not reach RQ are unmarked."""
     by_pair: dict[tuple, list] = defaultdict(list)
     for row in rows:
-        by_pair[(row.platform, row.account_id)].append(row)
+        by_pair[(row[2], row[1])].append(row)
     done: list[int] = []
     try:
         for (platform, account_id), pair_rows in by_pair.items():
-            queue = min((QUEUE_BY_REASON.get(r.reason, "default") for r in pair_rows), key=_priority)
+            queue = min((QUEUE_BY_REASON.get(r[3], "default") for r in pair_rows), key=_priority)
             enqueue_pair(platform, account_id, queue)
-            done += [r.id for r in pair_rows]
-    finally:  # mark what did reach RQ, also when Redis went away half-way
-        _mark_enqueued(done)
+            done += [r[0] for r in pair_rows]
+    finally:  # what did reach RQ is marked, also when Redis went away half-way
+        if mark:
+            _mark_enqueued(done, utcnow())
+        elif len(done) < len(rows):
+            reached = set(done)
+            _mark_enqueued([r[0] for r in rows if r[0] not in reached], None)
     return len(by_pair)
 
 
@@ -173,14 +187,14 @@ def _priority(queue: str) -> int:
     return {"high": 0, "default": 1}.get(queue, 2)
 
 
-def _mark_enqueued(ids: list[int]) -> None:
+def _mark_enqueued(ids: list[int], at) -> None:
+    """Set when these rows went to RQ (None: they did not), on a connection of its own."""
     if not ids:
         return
     o = OutboxEvent.__table__.c
-    now = utcnow()
     with db.engine.begin() as conn:
         for i in range(0, len(ids), CHUNK):
-            conn.execute(update(OutboxEvent.__table__).where(o.id.in_(ids[i:i + CHUNK])).values(enqueued_at=now))
+            conn.execute(update(OutboxEvent.__table__).where(o.id.in_(ids[i:i + CHUNK])).values(enqueued_at=at))
 
 
 def enqueue_due_retries() -> int:
