@@ -85,6 +85,28 @@ run_simple("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True, use_reloa
 """
 
 
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time used so far by the portal (the server and its worker processes), PostgreSQL's
+    processes and this load generator; Linux /proc, empty elsewhere."""
+    if not os.path.isdir("/proc"):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"portal": 0.0, "PostgreSQL": 0.0, "load generator": sum(os.times()[:2])}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(pid) == server_pid or int(fields[1]) == server_pid:
+            out["portal"] += used
+        elif name.startswith("postgres"):
+            out["PostgreSQL"] += used
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
@@ -189,10 +211,12 @@ def main() -> int:
         if warm_total:
             print(f"warm-up: {warm_total} pairs, {len(wrong)} wrong", flush=True)
         ensure_ms.clear(), commit_ms.clear(), pair_ms.clear(), wrong.clear()
+        cpu_before = cpu_seconds(server.pid)
         with ThreadPoolExecutor(max_workers=64) as pool:
             start = time.monotonic()
             drive(pool, range(pairs_total), interval)
         elapsed = time.monotonic() - start
+        cpu_used = {k: v - cpu_before[k] for k, v in cpu_seconds(server.pid).items()}
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -202,6 +226,10 @@ def main() -> int:
     for name, values in (("ensure", ensure_ms), ("commit", commit_ms), ("any call", calls), ("pair", pair_ms)):
         print(f"  {name:9s} p50 {pct(values, 50):6.1f} ms  p95 {pct(values, 95):6.1f} ms  "
               f"p99 {pct(values, 99):6.1f} ms  max {max(values or [0]):6.1f} ms  (n={len(values)})")
+    if cpu_used and calls:
+        print(f"  CPU per call ({os.cpu_count()} CPUs here): " + ", ".join(
+            f"{name} {used / len(calls) * 1000:.1f} ms" for name, used in cpu_used.items())
+            + f"; busy {sum(cpu_used.values()) / elapsed / os.cpu_count() * 100:.0f}% of the machine")
     if wrong:
         print("  first wrong answer:", wrong[0])
     ok = not wrong and pct(calls, 99) <= 50

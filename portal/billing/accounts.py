@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, select, union, union_all
 
 from ..extensions import db
 from ..models import (
     BLOCK_REASONS, Account, Agent, AssignedService, CatalogService, Contract, ExtraFieldDefinition, ExtraFieldValue,
-    Tariff,
+    Tariff, account_multi_tariffs, tariff_services,
 )
 from ..platforms.outbox import notify
 from . import audit, clock
@@ -237,14 +237,23 @@ def disable(account: Account, *, actor: str) -> Account:
 
 # -- assigned services --------------------------------------------------------------------------
 
+_offered = None
+
+
 def offered_service_ids(account: Account) -> set[int]:
-    ids = set()
-    for t in [account.tariff, *account.multi_tariffs]:
-        if t is not None:
-            ids.update(s.id for s in t.services)
-            if t.fee_service_id:
-                ids.add(t.fee_service_id)
-    return ids
+    """The services the account's tariffs (main and multi-tariffs) offer, their fee services
+    included. One query, built once per process (the session flushes unsaved changes first)."""
+    global _offered
+    if _offered is None:
+        aid = bindparam("account_id", type_=Integer())
+        amt, ts = account_multi_tariffs.c, tariff_services.c
+        tariffs = union_all(select(Account.tariff_id).where(Account.id == aid),
+                            select(amt.tariff_id).where(amt.account_id == aid))
+        _offered = union(select(ts.service_id).where(ts.tariff_id.in_(tariffs)),
+                         select(Tariff.fee_service_id).where(Tariff.id.in_(tariffs), Tariff.fee_service_id.is_not(None)))
+    if account.id is None:
+        db.session.flush()
+    return set(db.session.scalars(_offered, {"account_id": account.id}))
 
 
 def _fee_service_ids(account: Account) -> set[int]:

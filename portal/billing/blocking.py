@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, case, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, bindparam, case, insert, select, type_coerce, update
 
 from ..extensions import db
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
@@ -31,37 +31,51 @@ def _short_contracts():
     return select(c.id).where(money < 0, c.do_not_block.is_(False))
 
 
+_statements: dict = {}
+
+
+def _rule_statements(scoped: bool):
+    """The block and unblock UPDATEs, built once per process (parameters: today and, when
+    ``scoped``, contract_ids)."""
+    if scoped not in _statements:
+        a = accounts.c
+        today = bindparam("today", type_=a.status_changed_on.type)
+        scope = [a.contract_id.in_(bindparam("contract_ids", expanding=True))] if scoped else []
+        short = a.contract_id.in_(_short_contracts())
+        has_balance = a.block_reasons.op("&")(BALANCE) != 0
+        block = (
+            update(accounts)
+            .where(*scope, short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
+            .values(
+                status_changed_on=today,  # the billing state changes today (see charging: "since")
+                status="blocked",
+                block_reasons=a.block_reasons.op("|")(BALANCE),
+            )
+            .returning(a.id)
+        )
+        remaining = a.block_reasons.op("&")(~BALANCE)
+        unblock = (
+            update(accounts)
+            .where(*scope, ~short, a.status == "blocked", has_balance)
+            .values(
+                status_changed_on=today,
+                status=case((remaining == 0, "active"), else_="blocked"),
+                block_reasons=remaining,
+            )
+            .returning(a.id)
+        )
+        _statements[scoped] = block, unblock
+    return _statements[scoped]
+
+
 def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
                        recharge: bool = True) -> tuple[list[int], list[int]]:
     """Block and unblock by balance; returns (blocked account ids, unblocked account ids)."""
-    a = accounts.c
     today = clock.today()
-    scope = [a.contract_id.in_(contract_ids)] if contract_ids is not None else []
-    short = a.contract_id.in_(_short_contracts())
-    has_balance = a.block_reasons.op("&")(BALANCE) != 0
-
-    blocked = db.session.execute(
-        update(accounts)
-        .where(*scope, short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
-        .values(
-            status_changed_on=today,  # the billing state changes today (see charging: "since")
-            status="blocked",
-            block_reasons=a.block_reasons.op("|")(BALANCE),
-        )
-        .returning(a.id)
-    ).scalars().all()
-
-    remaining = a.block_reasons.op("&")(~BALANCE)
-    unblocked = db.session.execute(
-        update(accounts)
-        .where(*scope, ~short, a.status == "blocked", has_balance)
-        .values(
-            status_changed_on=today,
-            status=case((remaining == 0, "active"), else_="blocked"),
-            block_reasons=remaining,
-        )
-        .returning(a.id)
-    ).scalars().all()
+    block, unblock = _rule_statements(contract_ids is not None)
+    params = {"today": today} if contract_ids is None else {"today": today, "contract_ids": list(contract_ids)}
+    blocked = db.session.execute(block, params).scalars().all()
+    unblocked = db.session.execute(unblock, params).scalars().all()
 
     if blocked or unblocked:
         _record(blocked, unblocked, actor)

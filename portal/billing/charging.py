@@ -219,16 +219,22 @@ def _upsert(due_select, dialect: str):
     return ins.returning(cp.c.assigned_service_id, cp.c.period_start, cp.c.contract_id, cp.c.delta)
 
 
+_statements: dict = {}  # built once per process: see _p
+
+
 def expire_services(run_date: date, account_ids=None, actor: str = "system") -> list[int]:
     """Services past their end date end by themselves; returns the accounts touched."""
-    s = AssignedService.__table__.c
-    stmt = (update(AssignedService.__table__)
-            .where(s.state != "ended", s.ends_on < run_date)
-            .values(state="ended", state_changed_on=run_date)
-            .returning(s.account_id))
-    if account_ids is not None:
-        stmt = stmt.where(s.account_id.in_(list(account_ids)))
-    touched = sorted(set(db.session.execute(stmt).scalars()))
+    scoped = account_ids is not None
+    key = ("expire", scoped)
+    if key not in _statements:
+        s = AssignedService.__table__.c
+        stmt = (update(AssignedService.__table__)
+                .where(s.state != "ended", s.ends_on < _p("run_date", Date()))
+                .values(state="ended", state_changed_on=_p("run_date", Date()))
+                .returning(s.account_id))
+        _statements[key] = stmt.where(s.account_id.in_(bindparam("ids", expanding=True))) if scoped else stmt
+    params = {"run_date": run_date, **({"ids": list(account_ids)} if scoped else {})}
+    touched = sorted(set(db.session.execute(_statements[key], params).scalars()))
     if touched:
         for obj in list(db.session.identity_map.values()):  # loaded objects must not show them running
             if isinstance(obj, AssignedService) and obj.account_id in touched:
@@ -271,8 +277,6 @@ def _post_pg(upsert):
         select(func.count()).select_from(bal).scalar_subquery(),
     ).select_from(led)
 
-
-_statements: dict = {}
 
 
 def _statement(dialect: str, scoped: bool):
