@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from ...billing import accounts as acc
 from ...billing import clock
@@ -76,8 +76,9 @@ def upsale(op: str, step: str):
     except BillingError as e:
         db.session.rollback()
         status, answer = 422, {"error": "; ".join(f"{k}: {v}" for k, v in e.fields.items())}
-    db.session.add(SmotreshkaCall(
-        endpoint=endpoint[:64], remote_addr=(request.remote_addr or "")[:64], query=query,
+    # (plain INSERTs here and below: the ORM's unit of work cost more than the rest of a call)
+    db.session.execute(insert(SmotreshkaCall.__table__).values(
+        at=utcnow(), endpoint=endpoint[:64], remote_addr=(request.remote_addr or "")[:64], query=query,
         body=body if isinstance(body, dict) else None, status=status, answer=answer,
         result=answer.get("result"), transaction_id=txn_id or query.get("billingTransactionId", "")[:36] or None,
         ms=round((time.monotonic() - started) * 1000)))
@@ -95,7 +96,8 @@ _credentials: dict = {}  # (connection id, password_enc) -> password: one decryp
 
 
 def _authenticate():
-    row = db.session.scalar(select(PlatformConnection).filter_by(kind=NAME))
+    c = PlatformConnection.__table__.c
+    row = db.session.execute(select(c.id, c.enabled, c.login, c.password_enc, c.options).where(c.kind == NAME)).first()
     if row is None or not row.enabled:
         raise Refusal(503, "upsale is not configured")
     settings = from_options(row.options)
@@ -189,13 +191,13 @@ def ensure(kind: str, params: dict, settings) -> dict:
     if outcome == "refused":
         return data
     account, new, old, quote = data
-    txn = SmotreshkaUpsale(
-        id=str(uuid.uuid4()), qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
+    txn_id, now = str(uuid.uuid4()), utcnow()
+    db.session.execute(insert(SmotreshkaUpsale.__table__).values(
+        id=txn_id, qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
         new_service_id=new.id, old_service_id=old.service_id if old else None, params=_identity(params),
-        trial_days=int(params["trialDays"]), amount_quoted=quote,
-        expires_at=utcnow() + timedelta(seconds=settings.upsale_ttl))
-    db.session.add(txn)
-    return {"result": "operation_ensured", "billingTransactionId": txn.id}
+        trial_days=int(params["trialDays"]), amount_quoted=quote, state="pending", created_at=now,
+        expires_at=now + timedelta(seconds=settings.upsale_ttl)))
+    return {"result": "operation_ensured", "billingTransactionId": txn_id}
 
 
 # -- commit -------------------------------------------------------------------------------------
@@ -266,5 +268,6 @@ def commit(kind: str, params: dict, settings) -> dict:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
     reply = {"result": "operation_commited", "billingTransactionId": txn.id,
              "billingStartTimestamp": start.replace(microsecond=0).isoformat()}
-    txn.state, txn.reply, txn.committed_at, txn.assigned_service_id = "committed", reply, utcnow(), assigned.id
+    db.session.execute(update(SmotreshkaUpsale.__table__).where(SmotreshkaUpsale.__table__.c.id == txn.id).values(
+        state="committed", reply=reply, committed_at=utcnow(), assigned_service_id=assigned.id))
     return dict(reply)
