@@ -127,8 +127,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, default=None, help="default: gunicorn.conf.py's")
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds of pairs at a quarter of the rate, on their own accounts, not counted")
     args = parser.parse_args()
@@ -158,13 +158,17 @@ def main() -> int:
         with create_app().app_context():
             os.environ["REDIS_URL"] = redis_url_for_children()
     if args.server == "gunicorn":
-        command = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "--threads",
-                   str(args.threads), "-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "wsgi:app"]
+        # gunicorn.conf.py (the production settings) is read from ROOT; flags override it
+        command = [str(Path(sys.executable).with_name("gunicorn")), "-b", f"127.0.0.1:{args.port}",
+                   "--log-level", "warning", "wsgi:app"]
+        command[1:1] = [*(["-w", str(args.workers)] if args.workers else []),
+                        *(["--threads", str(args.threads)] if args.threads else [])]
     else:
         command = [sys.executable, "-c", SERVE, str(args.port)]
     server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
-    print(f"portal: {args.server}" + (f" {args.workers} workers x {args.threads} threads"
-                                      if args.server == "gunicorn" else ""), flush=True)
+    print(f"portal: {args.server}" + (f" (gunicorn.conf.py; workers {args.workers or 'as set there'}, threads "
+                                      f"{args.threads or 'as set there'})" if args.server == "gunicorn" else ""),
+          flush=True)
     # http.client on kept-alive connections: requests cost the load generator (on the same CPUs
     # as the portal and PostgreSQL) about three times as much per call
     auth = {"Authorization": "Basic " + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()}

@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import joinedload, selectinload
 
 from ...billing import accounts as acc
 from ...billing import clock
 from ...billing.crypto import decrypt
 from ...billing.errors import BillingError
 from ...extensions import csrf, db
-from ...models import Account, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
+from ...models import Account, AssignedService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
 from . import tv
 from .settings import from_options
 from .sync import NAME
@@ -45,6 +46,10 @@ PARAMS = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "qsTransactio
           "billingTransactionId", "serviceStartTimestamp")
 # what identifies an operation: a repeat of a qsTransactionId must carry the same
 IDENTITY = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "trialDays")
+
+
+# what the checks read of an account, loaded with it (one round trip instead of four)
+WITH_TV = (joinedload(Account.contract), selectinload(Account.services).joinedload(AssignedService.service))
 
 
 class Refusal(Exception):
@@ -145,7 +150,7 @@ def _identity(params: dict) -> dict:
 def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
     """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote))."""
     login = settings.login_of(params["accountLogin"])
-    account = db.session.scalar(select(Account).filter_by(login=login)) if login else None
+    account = db.session.scalar(select(Account).filter_by(login=login).options(*WITH_TV)) if login else None
     if account is None:
         return "refused", {"result": "no_subscription_rules"}
     from .sync import stored_platform_id
