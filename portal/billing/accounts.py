@@ -29,15 +29,18 @@ def snapshot(account: Account) -> dict:
             "tariff_id": account.tariff_id, "multi_tariff_ids": [t.id for t in account.multi_tariffs]}
 
 
-def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "") -> None:
-    """Charge for what the change added or removed, apply the balance rule, audit, notify."""
+def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "",
+                  after: dict | None = None) -> None:
+    """Charge for what the change added or removed, apply the balance rule, audit (``after``:
+    the account's state unless given), notify."""
     from .blocking import apply_balance_rule
     from .charging import charge_accounts
 
     db.session.flush()
     charge_accounts([account.id], actor=actor)
     apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
-    audit.record(actor, action, account, summary or account.login, before=before, after=snapshot(account))
+    audit.record(actor, action, account, summary or account.login, before=before,
+                 after=after if after is not None else snapshot(account))
     notify([account.id], action)
 
 
@@ -327,8 +330,16 @@ def assign_service(account: Account, data: dict, *, actor: str) -> AssignedServi
     assigned = AssignedService(account=account, service=service, starts_on=starts_on, ends_on=ends_on,
                                state="active", state_changed_on=today)
     db.session.add(assigned)
-    _after_change(account, "service.assign", actor, None, service.name)
+    db.session.flush()  # its id, for the audit entry
+    _after_change(account, "service.assign", actor, None, service.name, after=_service_facts(assigned))
     return assigned
+
+
+def _service_facts(assigned: AssignedService) -> dict:
+    """What a service action's audit entry keeps of the service."""
+    return {"assigned_service_id": assigned.id, "service_id": assigned.service_id, "state": assigned.state,
+            "starts_on": assigned.starts_on.isoformat(),
+            "ends_on": assigned.ends_on.isoformat() if assigned.ends_on else None}
 
 
 def end_service(assigned: AssignedService, *, actor: str) -> AssignedService:
@@ -336,7 +347,7 @@ def end_service(assigned: AssignedService, *, actor: str) -> AssignedService:
     if assigned.state == "ended":
         raise BillingError({"state": "the service has ended already"})
     _end(assigned, clock.today())
-    _after_change(assigned.account, "service.end", actor, None, assigned.service.name)
+    _after_change(assigned.account, "service.end", actor, None, assigned.service.name, after=_service_facts(assigned))
     return assigned
 
 
@@ -346,7 +357,8 @@ def set_service_expiry(assigned: AssignedService, ends_on: date | None, *, actor
     if ends_on is not None and ends_on < assigned.starts_on:
         raise BillingError({"ends_on": "a date not before the start"})
     assigned.ends_on = ends_on
-    _after_change(assigned.account, "service.expiry", actor, None, f"{assigned.service.name}: {ends_on}")
+    _after_change(assigned.account, "service.expiry", actor, None, f"{assigned.service.name}: {ends_on}",
+                  after=_service_facts(assigned))
     return assigned
 
 
@@ -357,5 +369,5 @@ def set_service_state(assigned: AssignedService, state: str, *, actor: str) -> A
     if assigned.state != state:
         assigned.state, assigned.state_changed_on = state, clock.today()
         _after_change(assigned.account, f"service.{'resume' if state == 'active' else 'suspend'}", actor, None,
-                      assigned.service.name)
+                      assigned.service.name, after=_service_facts(assigned))
     return assigned

@@ -19,7 +19,7 @@ nothing); "sync now" and the scheduled re-sync always call it.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ...billing import clock
 from ...extensions import db
@@ -84,9 +84,12 @@ def email_for(account, settings) -> str:
     return settings.email_template.format(account_id=account.id, login=account.login).lower()
 
 
+_STORED = select(SyncState.actual).where(SyncState.account_id == bindparam("account_id"), SyncState.platform == NAME)
+
+
 def stored_platform_id(account_id: int) -> str | None:
-    st = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=NAME))
-    return (st.actual or {}).get("id") if st is not None and st.actual else None
+    actual = db.session.scalar(_STORED, {"account_id": account_id})
+    return actual.get("id") if actual else None
 
 
 def desired_state(account) -> dict:

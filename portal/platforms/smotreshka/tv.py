@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ...billing import accounts as acc
 from ...billing import clock
@@ -27,8 +27,12 @@ def offered(account: Account) -> list[CatalogService]:
     return sorted(services, key=lambda s: (s.iptv_kind != "basic", s.name))
 
 
+BY_EXTERNAL_ID = select(CatalogService).where(CatalogService.platform == NAME,
+                                             CatalogService.external_id == bindparam("external_id"))
+
+
 def by_external_id(external_id: str) -> CatalogService | None:
-    return db.session.scalar(select(CatalogService).filter_by(platform=NAME, external_id=str(external_id)))
+    return db.session.scalar(BY_EXTERNAL_ID, {"external_id": str(external_id)})
 
 
 def live(account: Account) -> list[AssignedService]:

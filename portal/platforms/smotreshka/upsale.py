@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from ...billing import accounts as acc
@@ -48,8 +48,26 @@ PARAMS = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "qsTransactio
 IDENTITY = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "trialDays")
 
 
-# what the checks read of an account, loaded with it (one round trip instead of four)
-WITH_TV = (joinedload(Account.contract), selectinload(Account.services).joinedload(AssignedService.service))
+# The statements of a call, built once: building one cost about as much as running it. Plain
+# INSERTs and UPDATEs, not the ORM's unit of work, which cost more than the rest of a call.
+_calls, _upsales = SmotreshkaCall.__table__, SmotreshkaUpsale.__table__
+_conn = PlatformConnection.__table__.c
+CONNECTION = select(_conn.id, _conn.enabled, _conn.login, _conn.password_enc, _conn.options).where(
+    _conn.kind == NAME)
+# the account with what the checks read of it: its contract and TV services (two round trips, not four)
+ACCOUNT = select(Account).where(Account.login == bindparam("login")).options(
+    joinedload(Account.contract), selectinload(Account.services).joinedload(AssignedService.service))
+BY_QS = select(SmotreshkaUpsale).where(SmotreshkaUpsale.qs_transaction_id == bindparam("qs"))
+TAKE = (update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bindparam("bid"), SmotreshkaUpsale.state == "pending")
+        .values(state="committing").returning(SmotreshkaUpsale)
+        .execution_options(synchronize_session=False, populate_existing=True))
+_first_charge = select(func.min(LedgerEntry.id)).where(
+    LedgerEntry.assigned_service_id == bindparam("assigned_id"), LedgerEntry.kind == "charge",
+    LedgerEntry.idempotency_key.is_(None)).scalar_subquery()
+KEY_CHARGE = (update(LedgerEntry.__table__).where(LedgerEntry.__table__.c.id == _first_charge)
+              .values(idempotency_key=bindparam("key"),
+                      comment=func.coalesce(LedgerEntry.__table__.c.comment, "") + bindparam("note")))
+COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
 
 
 class Refusal(Exception):
@@ -81,8 +99,7 @@ def upsale(op: str, step: str):
     except BillingError as e:
         db.session.rollback()
         status, answer = 422, {"error": "; ".join(f"{k}: {v}" for k, v in e.fields.items())}
-    # (plain INSERTs here and below: the ORM's unit of work cost more than the rest of a call)
-    db.session.execute(insert(SmotreshkaCall.__table__).values(
+    db.session.execute(insert(_calls), dict(
         at=utcnow(), endpoint=endpoint[:64], remote_addr=(request.remote_addr or "")[:64], query=query,
         body=body if isinstance(body, dict) else None, status=status, answer=answer,
         result=answer.get("result"), transaction_id=txn_id or query.get("billingTransactionId", "")[:36] or None,
@@ -101,8 +118,7 @@ _credentials: dict = {}  # (connection id, password_enc) -> password: one decryp
 
 
 def _authenticate():
-    c = PlatformConnection.__table__.c
-    row = db.session.execute(select(c.id, c.enabled, c.login, c.password_enc, c.options).where(c.kind == NAME)).first()
+    row = db.session.execute(CONNECTION).first()
     if row is None or not row.enabled:
         raise Refusal(503, "upsale is not configured")
     settings = from_options(row.options)
@@ -150,7 +166,7 @@ def _identity(params: dict) -> dict:
 def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
     """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote))."""
     login = settings.login_of(params["accountLogin"])
-    account = db.session.scalar(select(Account).filter_by(login=login).options(*WITH_TV)) if login else None
+    account = db.session.scalar(ACCOUNT, {"login": login}) if login else None
     if account is None:
         return "refused", {"result": "no_subscription_rules"}
     from .sync import stored_platform_id
@@ -185,7 +201,7 @@ def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
 
 
 def ensure(kind: str, params: dict, settings) -> dict:
-    existing = db.session.scalar(select(SmotreshkaUpsale).filter_by(qs_transaction_id=params["qsTransactionId"]))
+    existing = db.session.scalar(BY_QS, {"qs": params["qsTransactionId"]})
     if existing is not None:
         if existing.params != _identity(params) or existing.kind != kind:
             raise Refusal(409, "qsTransactionId already used with other parameters", "qsTransactionId")
@@ -197,7 +213,7 @@ def ensure(kind: str, params: dict, settings) -> dict:
         return data
     account, new, old, quote = data
     txn_id, now = str(uuid.uuid4()), utcnow()
-    db.session.execute(insert(SmotreshkaUpsale.__table__).values(
+    db.session.execute(insert(_upsales), dict(
         id=txn_id, qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
         new_service_id=new.id, old_service_id=old.service_id if old else None, params=_identity(params),
         trial_days=int(params["trialDays"]), amount_quoted=quote, state="pending", created_at=now,
@@ -230,10 +246,7 @@ def commit(kind: str, params: dict, settings) -> dict:
     # Take the transaction: a compare-and-set, so of two commits at once exactly one does the work
     # (the other waits on the row lock, then finds it taken and replays the answer).
     # (RETURNING loads the row it took in the same statement; otherwise one plain read)
-    txn = db.session.scalar(
-        update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bid, SmotreshkaUpsale.state == "pending")
-        .values(state="committing").returning(SmotreshkaUpsale)
-        .execution_options(synchronize_session=False, populate_existing=True))
+    txn = db.session.scalar(TAKE, {"bid": bid})
     taken = txn is not None
     if txn is None:
         txn = db.session.get(SmotreshkaUpsale, bid, populate_existing=True)
@@ -261,18 +274,12 @@ def commit(kind: str, params: dict, settings) -> dict:
     db.session.flush()
     # The charge run posted the first charge of the new service; key it by the transaction, so the
     # ledger itself refuses a second charge for it.
-    first = select(func.min(LedgerEntry.id)).where(
-        LedgerEntry.assigned_service_id == assigned.id, LedgerEntry.kind == "charge",
-        LedgerEntry.idempotency_key.is_(None)).scalar_subquery()
-    db.session.execute(
-        update(LedgerEntry).where(LedgerEntry.id == first)
-        .values(idempotency_key=f"upsale:{txn.id}",
-                comment=func.coalesce(LedgerEntry.comment, "") + f" (upsale {txn.qs_transaction_id})"[:200])
-        .execution_options(synchronize_session=False))
+    db.session.execute(KEY_CHARGE, {"assigned_id": assigned.id, "key": f"upsale:{txn.id}",
+                                    "note": f" (upsale {txn.qs_transaction_id})"[:200]})
     if txn.trial_days:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
     reply = {"result": "operation_commited", "billingTransactionId": txn.id,
              "billingStartTimestamp": start.replace(microsecond=0).isoformat()}
-    db.session.execute(update(SmotreshkaUpsale.__table__).where(SmotreshkaUpsale.__table__.c.id == txn.id).values(
-        state="committed", reply=reply, committed_at=utcnow(), assigned_service_id=assigned.id))
+    db.session.execute(COMMITTED, {"bid": txn.id, "state": "committed", "reply": reply, "committed_at": utcnow(),
+                                   "assigned_service_id": assigned.id})
     return dict(reply)
