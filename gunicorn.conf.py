@@ -9,7 +9,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 keepalive = 5
 
 
