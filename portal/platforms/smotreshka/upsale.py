@@ -32,7 +32,7 @@ from ...billing import clock
 from ...billing.crypto import decrypt
 from ...billing.errors import BillingError
 from ...extensions import csrf, db
-from ...models import Account, AssignedService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
+from ...models import Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
 from . import tv
 from .settings import from_options
 from .sync import NAME
@@ -57,6 +57,9 @@ CONNECTION = select(_conn.id, _conn.enabled, _conn.login, _conn.password_enc, _c
 # the account with what the checks read of it: its contract and TV services (two round trips, not four)
 ACCOUNT = select(Account).where(Account.login == bindparam("login")).options(
     joinedload(Account.contract), selectinload(Account.services).joinedload(AssignedService.service))
+# the account and the service a commit assigns, in one round trip
+ACCOUNT_AND_SERVICE = (select(Account, CatalogService).join(CatalogService, CatalogService.id == bindparam("sid"))
+                       .where(Account.id == bindparam("aid")))
 BY_QS = select(SmotreshkaUpsale).where(SmotreshkaUpsale.qs_transaction_id == bindparam("qs"))
 TAKE = (update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bindparam("bid"), SmotreshkaUpsale.state == "pending")
         .values(state="committing").returning(SmotreshkaUpsale)
@@ -257,8 +260,8 @@ def commit(kind: str, params: dict, settings) -> dict:
         raise Refusal(409, "the commit does not match its ensure", "qsTransactionId")
     if not taken:
         return dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
-    account = db.session.get(Account, txn.account_id)
-    new = txn.new_service_id
+    account, service = db.session.execute(ACCOUNT_AND_SERVICE,
+                                          {"aid": txn.account_id, "sid": txn.new_service_id}).one()
     old = next((s for s in tv.live(account) if s.service_id == txn.old_service_id), None) \
         if txn.old_service_id else None
     if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction
@@ -267,9 +270,6 @@ def commit(kind: str, params: dict, settings) -> dict:
             txn.state, txn.reply = "refused", data
             return dict(data)
         _, _, old, _ = data
-    from ...models import CatalogService
-
-    service = db.session.get(CatalogService, new)
     assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days)
     db.session.flush()
     # The charge run posted the first charge of the new service; key it by the transaction, so the
