@@ -6,13 +6,15 @@
 Prepares a fresh database (a SQLite file in a temporary instance directory, or the PostgreSQL
 database named by --database-url, whose name must contain "bench": it is dropped and created)
 with N TV accounts, each with money and a basic TV service; starts the portal as a separate
-process the way production serves it (gunicorn, ``--workers`` x ``--threads``; ``--server
-werkzeug`` for the threaded dev server of ``make run``) with a «Смотрёшка» connection whose
-callback credentials and allowlist the bench uses; then drives ensure+commit pairs at a fixed
-rate (open loop: each pair starts on its schedule whether or not earlier ones have answered), one
-additional subscription per account and pair, and prints p50/p95/p99/max of each call and of the
-pairs, with the count of wrong answers. Target: p99 of a call <= 50 ms at 200 requests/s.
-The exit code is 0 when the target is met and every answer was right.
+process the way production serves it (gunicorn with the repository's gunicorn.conf.py;
+``--workers``/``--threads`` override it; ``--server werkzeug`` for the threaded dev server of
+``make run``) with a «Смотрёшка» connection whose callback credentials and allowlist the bench
+uses; then drives ensure+commit pairs at a fixed rate (open loop: each pair starts on its
+schedule whether or not earlier ones have answered), one additional subscription per account and
+pair, and prints p50/p95/p99/max of each call and of the pairs, the count of wrong answers, and
+the CPU each call cost the portal, PostgreSQL and the load generator (all on this machine).
+Target: p99 of a call <= 50 ms at 200 requests/s. The exit code is 0 when the target is met and
+every answer was right.
 """
 from __future__ import annotations
 
