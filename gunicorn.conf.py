@@ -1,8 +1,10 @@
 """gunicorn settings for the portal (read from the working directory: `gunicorn wsgi:app`).
 
-Threads let a worker keep connections alive and wait on the database while another request
-runs; the numbers are a starting point for a 2-CPU box (bench/upsale.py measured 4 x 1 and
-4 x 2 best there), raise workers with CPUs: GUNICORN_WORKERS, GUNICORN_THREADS."""
+Measured with bench/upsale.py on a 2-CPU box (bench/README.md): one thread per worker (a
+second thread cost 10-15 % more CPU per call, the GIL), and no keep-alive: a kept-alive
+connection stays with the worker that accepted it, so a busy client piles its requests onto
+one worker while others idle (p99 60-180 ms against 25-45 ms without). Put a proxy in front
+for keep-alive to browsers. Raise workers with CPUs: GUNICORN_WORKERS, GUNICORN_THREADS."""
 import gc
 import os
 
@@ -10,11 +12,11 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-keepalive = 5
+keepalive = 0  # Connection: close after every response (see above)
 
 
 def post_worker_init(worker):
-    # The app is loaded by now: keep them out of every collection, and
+    # The app is loaded by now: keep its objects out of every collection, and
     # collect the young generation less often (a request allocates many short-lived objects;
     # the default threshold of 700 ran a collection several times per request).
     gc.collect()

@@ -156,6 +156,24 @@ def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, 
     assert ask() == "no_subscription_rules"
 
 
+def test_an_offer_only_another_subscribers_tariff_has_is_refused(smotreshka, tv_catalog, live):
+    """«Кино» is sold on a neighbour's tariff but not on this subscriber's: no_subscription_rules
+    and nothing recorded; once their account gets a multi-tariff with «Кино», it is ensured."""
+    from portal.billing import accounts as acc
+    from tests.builders import gen_tariff
+
+    account, pid = linked(smotreshka, tv_catalog, tariff=gen_tariff([tv_catalog["101"]], kind="services"))
+    linked(smotreshka, tv_catalog)  # the neighbour: a tariff with every TV service
+    ask = lambda: call(live, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
+                       accountId=pid, accountLogin="t_" + account.login, newOfferId="201")[1]["result"]
+    assert ask() == "no_subscription_rules"
+    assert db.session.scalar(select(func.count()).select_from(SmotreshkaUpsale)) == 0
+    cinema = gen_tariff([tv_catalog["201"]], kind="services", is_multi=True)
+    acc.update_account(db.session.get(Account, account.id), {"multi_tariff_ids": [cinema.id]}, actor="test")
+    db.session.commit()
+    assert ask() == "operation_ensured"
+
+
 def test_bad_parameters_are_named_and_change_nothing(smotreshka, tv_catalog, live):
     """A missing parameter, a commit with a made-up transaction id, a reused qsTransactionId
     with another offer: 422, 404, 409, each naming the problem."""

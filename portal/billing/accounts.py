@@ -10,6 +10,7 @@ import re
 from datetime import date, timedelta
 
 from sqlalchemy import Integer, bindparam, func, select, union, union_all
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import (
@@ -240,20 +241,22 @@ def disable(account: Account, *, actor: str) -> Account:
 
 # -- assigned services --------------------------------------------------------------------------
 
-_offered = None
+def offered_services_select(account_id):
+    """SELECT of the ids of the services the account's tariffs (main and multi-tariffs) offer,
+    their fee services included: the one statement of this rule. ``account_id``: a bound
+    parameter, or ``Account.id`` of an enclosing query (then it is correlated)."""
+    own, amt, ts = aliased(Account), account_multi_tariffs.c, tariff_services.c
+    tariffs = union_all(select(own.tariff_id).where(own.id == account_id).correlate(Account),
+                        select(amt.tariff_id).where(amt.account_id == account_id).correlate(Account))
+    return union(select(ts.service_id).where(ts.tariff_id.in_(tariffs)),
+                 select(Tariff.fee_service_id).where(Tariff.id.in_(tariffs), Tariff.fee_service_id.is_not(None)))
+
+
+_offered = offered_services_select(bindparam("account_id", type_=Integer()))  # built once: see charging._p
 
 
 def offered_service_ids(account: Account) -> set[int]:
-    """The services the account's tariffs (main and multi-tariffs) offer, their fee services
-    included. One query, built once per process (the session flushes unsaved changes first)."""
-    global _offered
-    if _offered is None:
-        aid = bindparam("account_id", type_=Integer())
-        amt, ts = account_multi_tariffs.c, tariff_services.c
-        tariffs = union_all(select(Account.tariff_id).where(Account.id == aid),
-                            select(amt.tariff_id).where(amt.account_id == aid))
-        _offered = union(select(ts.service_id).where(ts.tariff_id.in_(tariffs)),
-                         select(Tariff.fee_service_id).where(Tariff.id.in_(tariffs), Tariff.fee_service_id.is_not(None)))
+    """The services the account's tariffs offer (the session flushes unsaved changes first)."""
     if account.id is None:
         db.session.flush()
     return set(db.session.scalars(_offered, {"account_id": account.id}))

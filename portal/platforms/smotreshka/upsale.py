@@ -24,15 +24,18 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.orm import joinedload
 
 from ...billing import accounts as acc
 from ...billing import clock
 from ...billing.crypto import decrypt
 from ...billing.errors import BillingError
 from ...extensions import csrf, db
-from ...models import Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, utcnow
+from ...models import (
+    Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, SyncState,
+    utcnow,
+)
 from . import tv
 from .settings import from_options
 from .sync import NAME
@@ -54,9 +57,18 @@ _calls, _upsales = SmotreshkaCall.__table__, SmotreshkaUpsale.__table__
 _conn = PlatformConnection.__table__.c
 CONNECTION = select(_conn.id, _conn.enabled, _conn.login, _conn.password_enc, _conn.options).where(
     _conn.kind == NAME)
-# the account with what the checks read of it: its contract and TV services (two round trips, not four)
-ACCOUNT = select(Account).where(Account.login == bindparam("login")).options(
-    joinedload(Account.contract), selectinload(Account.services).joinedload(AssignedService.service))
+# Everything ensure's checks read, in one round trip (it was nine): the account with its contract
+# and services, the offered service (by external id), whether the account's tariffs offer it,
+# and the platform's id for the account as we stored it.
+_platform_id = select(SyncState.actual["id"].as_string()).where(
+    SyncState.account_id == Account.id, SyncState.platform == NAME).scalar_subquery()
+CHECKS = (
+    select(Account, CatalogService, _platform_id.label("platform_id"),
+           CatalogService.id.in_(acc.offered_services_select(Account.id)).label("offered"))
+    .outerjoin(CatalogService, and_(CatalogService.platform == NAME, CatalogService.external_id == bindparam("offer")))
+    .where(Account.login == bindparam("login"))
+    .options(joinedload(Account.contract), joinedload(Account.services).joinedload(AssignedService.service))
+)
 # the account and the service a commit assigns, in one round trip
 ACCOUNT_AND_SERVICE = (select(Account, CatalogService).join(CatalogService, CatalogService.id == bindparam("sid"))
                        .where(Account.id == bindparam("aid")))
@@ -169,16 +181,14 @@ def _identity(params: dict) -> dict:
 def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
     """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote))."""
     login = settings.login_of(params["accountLogin"])
-    account = db.session.scalar(ACCOUNT, {"login": login}) if login else None
-    if account is None:
+    row = db.session.execute(CHECKS, {"login": login, "offer": params["newOfferId"]}).unique().first() \
+        if login else None
+    if row is None:
         return "refused", {"result": "no_subscription_rules"}
-    from .sync import stored_platform_id
-
-    known = stored_platform_id(account.id)
+    account, new, known, offered = row
     if known and known != params["accountId"]:
         return "refused", {"result": "no_subscription_rules"}
-    new = tv.by_external_id(params["newOfferId"])
-    if new is None or new.id not in acc.offered_service_ids(account) or account.status in ("inactive", "disabled"):
+    if new is None or not offered or account.status in ("inactive", "disabled"):
         return "refused", {"result": "no_subscription_rules"}
     if account.status == "blocked":
         if account.reasons == ["balance"]:
