@@ -105,7 +105,7 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     if not os.path.isdir("/proc"):
         return {}
     tick = os.sysconf("SC_CLK_TCK")
-    out = {"portal": 0.0, "PostgreSQL": 0.0, "load generator": sum(os.times()[:2])}
+    out = {"portal": 0.0, "PostgreSQL": 0.0, "Redis": 0.0, "load generator": sum(os.times()[:2])}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -118,6 +118,8 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
             out["portal"] += used
         elif name.startswith("postgres"):
             out["PostgreSQL"] += used
+        elif name.startswith("redis-server"):
+            out["Redis"] += used
     return out
 
 
@@ -260,7 +262,7 @@ def main() -> int:
               f"p99 {pct(values, 99):6.1f} ms  max {max(values or [0]):6.1f} ms  (n={len(values)})")
     if cpu_used and calls:
         print(f"  CPU per call ({os.cpu_count()} CPUs here): " + ", ".join(
-            f"{name} {used / len(calls) * 1000:.1f} ms" for name, used in cpu_used.items())
+            f"{name} {used / len(calls) * 1000:.1f} ms" for name, used in cpu_used.items() if used)
             + f"; busy {sum(cpu_used.values()) / elapsed / os.cpu_count() * 100:.0f}% of the machine")
     if wrong:
         print("  first wrong answer:", wrong[0])
