@@ -1,8 +1,8 @@
 """Accounts: creation, changes, status transitions and assigned services.
 
 Every change that a platform must see writes an outbox row (portal.platforms.outbox) and
-triggers the charge run for that account (refunds and charges for the days the change adds
-or removes), all in the caller's transaction.
+posts at once what it made due or refundable (billing.charging.charge_accounts: the charge
+run's rules for that account), all in the caller's transaction.
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ def snapshot(account: Account) -> dict:
 
 
 def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "",
-                  after: dict | None = None) -> None:
-    """Charge for what the change added or removed, apply the balance rule, audit (``after``:
-    the account's state unless given), notify."""
+                  service: AssignedService | None = None) -> None:
+    """Charge for what the change added or removed, apply the balance rule, audit (the state
+    after it: of ``service`` for a service action, else of the account), notify."""
     from .blocking import apply_balance_rule
     from .charging import charge_accounts
 
@@ -41,7 +41,7 @@ def _after_change(account: Account, action: str, actor: str, before: dict | None
     charge_accounts([account.id], actor=actor)
     apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before,
-                 after=after if after is not None else snapshot(account))
+                 after=_service_facts(service) if service is not None else snapshot(account))
     notify([account.id], action)
 
 
@@ -243,8 +243,9 @@ def disable(account: Account, *, actor: str) -> Account:
 
 def offered_services_select(account_id):
     """SELECT of the ids of the services the account's tariffs (main and multi-tariffs) offer,
-    their fee services included: the one statement of this rule. ``account_id``: a bound
-    parameter, or ``Account.id`` of an enclosing query (then it is correlated)."""
+    their fee services included (``offered_service_ids`` runs it; upsale's check embeds it).
+    ``account_id``: a bound parameter, or ``Account.id`` of an enclosing query (then it is
+    correlated)."""
     own, amt, ts = aliased(Account), account_multi_tariffs.c, tariff_services.c
     tariffs = union_all(select(own.tariff_id).where(own.id == account_id).correlate(Account),
                         select(amt.tariff_id).where(amt.account_id == account_id).correlate(Account))
@@ -333,8 +334,7 @@ def assign_service(account: Account, data: dict, *, actor: str) -> AssignedServi
     assigned = AssignedService(account=account, service=service, starts_on=starts_on, ends_on=ends_on,
                                state="active", state_changed_on=today)
     db.session.add(assigned)
-    db.session.flush()  # its id, for the audit entry
-    _after_change(account, "service.assign", actor, None, service.name, after=_service_facts(assigned))
+    _after_change(account, "service.assign", actor, None, service.name, service=assigned)
     return assigned
 
 
@@ -350,7 +350,7 @@ def end_service(assigned: AssignedService, *, actor: str) -> AssignedService:
     if assigned.state == "ended":
         raise BillingError({"state": "the service has ended already"})
     _end(assigned, clock.today())
-    _after_change(assigned.account, "service.end", actor, None, assigned.service.name, after=_service_facts(assigned))
+    _after_change(assigned.account, "service.end", actor, None, assigned.service.name, service=assigned)
     return assigned
 
 
@@ -361,7 +361,7 @@ def set_service_expiry(assigned: AssignedService, ends_on: date | None, *, actor
         raise BillingError({"ends_on": "a date not before the start"})
     assigned.ends_on = ends_on
     _after_change(assigned.account, "service.expiry", actor, None, f"{assigned.service.name}: {ends_on}",
-                  after=_service_facts(assigned))
+                  service=assigned)
     return assigned
 
 
@@ -372,5 +372,5 @@ def set_service_state(assigned: AssignedService, state: str, *, actor: str) -> A
     if assigned.state != state:
         assigned.state, assigned.state_changed_on = state, clock.today()
         _after_change(assigned.account, f"service.{'resume' if state == 'active' else 'suspend'}", actor, None,
-                      assigned.service.name, after=_service_facts(assigned))
+                      assigned.service.name, service=assigned)
     return assigned

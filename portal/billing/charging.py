@@ -200,7 +200,7 @@ def _due_query(scoped: bool):
                   q4.c.due).where(or_(q4.c.due != q4.c.old_amount, q4.c.mask != q4.c.old_mask))
 
 
-def _upsert(due_select, dialect: str):
+def _upsert(due_select):
     """Parameter run_id: the run's id, or NULL for a change's charge (``charge_accounts``)."""
     cp = ChargePeriod.__table__
     src = due_select.subquery("due")
@@ -236,8 +236,9 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
     params = {"run_date": run_date, **({"ids": list(account_ids)} if scoped else {})}
     touched = sorted(set(db.session.execute(_statements[key], params).scalars()))
     if touched:
+        ended = set(touched)
         for obj in list(db.session.identity_map.values()):  # loaded objects must not show them running
-            if isinstance(obj, AssignedService) and obj.account_id in touched:
+            if isinstance(obj, AssignedService) and obj.account_id in ended:
                 db.session.expire(obj, ["state", "state_changed_on"])
         from ..platforms.outbox import notify
 
@@ -284,7 +285,7 @@ def _statement(dialect: str, scoped: bool):
     one statement, elsewhere the upsert (the ledger rows and balances follow in Python)."""
     key = (dialect, scoped)
     if key not in _statements:
-        upsert = _upsert(_due_query(scoped), dialect)
+        upsert = _upsert(_due_query(scoped))
         _statements[key] = _post_pg(upsert) if dialect == "postgresql" else upsert
     return _statements[key]
 
@@ -329,12 +330,12 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str) -> tuple[
     return entries, charged, refunded
 
 
-def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system", rules: bool = True) -> ChargeRun:
+def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system") -> ChargeRun:
     """Run the charge for ``run_date`` (default today) over all accounts or the given ones,
-    recorded as a charge run (and audited)."""
+    then the balance rule; recorded as a charge run (and audited)."""
     run_date = run_date or clock.today()
     with clock.as_of(run_date):
-        return _charge(run_date, account_ids, actor, rules)
+        return _charge(run_date, account_ids, actor)
 
 
 def charge_accounts(account_ids, *, actor: str) -> int:
@@ -349,20 +350,19 @@ def charge_accounts(account_ids, *, actor: str) -> int:
     return _post(today, ids, None, actor)[0]
 
 
-def _charge(run_date: date, account_ids, actor: str, rules: bool) -> ChargeRun:
+def _charge(run_date: date, account_ids, actor: str) -> ChargeRun:
     expire_services(run_date, account_ids, actor)
     run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
     db.session.add(run)
     db.session.flush()
     entries, charged, refunded = _post(run_date, account_ids, run.id, actor)
     run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
-    if rules:
-        from .blocking import apply_balance_rule
+    from .blocking import apply_balance_rule
 
-        ids = None if account_ids is None else sorted(set(db.session.scalars(
-            select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
-        blocked, _unblocked = apply_balance_rule(ids, actor=actor)
-        run.blocked = len(blocked)
+    ids = None if account_ids is None else sorted(set(db.session.scalars(
+        select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
+    blocked, _unblocked = apply_balance_rule(ids, actor=actor)  # lifted blocks are charged there
+    run.blocked = len(blocked)
     run.finished_at = utcnow()
     if account_ids is None or entries:
         audit.record(actor, "billing.charge_run", run, f"charge run {run_date}: {entries} entries",

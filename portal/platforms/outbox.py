@@ -122,8 +122,10 @@ def add_events(pairs, reason: str) -> None:
 def _remember(rows) -> None:
     # After commit, these rows are handed to RQ (see install). They are written as enqueued
     # already, so the hand-off needs no second transaction; if it fails, they are marked
-    # un-enqueued again, and if even that fails the sweeper takes them once they are overdue.
-    # Rows of a rolled-back transaction are forgotten with it (see install).
+    # un-enqueued again, and if even that fails the sweeper takes them once they are overdue
+    # (OUTBOX_REENQUEUE_AFTER after notify: a transaction longer than that, like a full charge
+    # run, may see them enqueued twice, which the job id collapses). Rows of a rolled-back
+    # transaction are forgotten with it (see install).
     db.session.info.setdefault("outbox_rows", []).extend(tuple(r) for r in rows)
 
 
@@ -137,11 +139,17 @@ def install(app) -> None:
         event.listen(db.session, "after_rollback", _after_rollback)
 
 
+# Both hooks also fire when a SAVEPOINT is released or rolled back; only the outermost
+# transaction's end counts (a released savepoint's rows are not committed yet).
+
 def _after_rollback(session) -> None:
-    session.info.pop("outbox_rows", None)
+    if not session.in_nested_transaction():
+        session.info.pop("outbox_rows", None)
 
 
 def _after_commit(session) -> None:
+    if session.in_nested_transaction():
+        return
     rows = session.info.pop("outbox_rows", None)
     if not rows:
         return

@@ -76,12 +76,12 @@ BY_QS = select(SmotreshkaUpsale).where(SmotreshkaUpsale.qs_transaction_id == bin
 TAKE = (update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bindparam("bid"), SmotreshkaUpsale.state == "pending")
         .values(state="committing").returning(SmotreshkaUpsale)
         .execution_options(synchronize_session=False, populate_existing=True))
-_first_charge = select(func.min(LedgerEntry.id)).where(
-    LedgerEntry.assigned_service_id == bindparam("assigned_id"), LedgerEntry.kind == "charge",
-    LedgerEntry.idempotency_key.is_(None)).scalar_subquery()
-KEY_CHARGE = (update(LedgerEntry.__table__).where(LedgerEntry.__table__.c.id == _first_charge)
-              .values(idempotency_key=bindparam("key"),
-                      comment=func.coalesce(LedgerEntry.__table__.c.comment, "") + bindparam("note")))
+_led = LedgerEntry.__table__.c  # (table columns: an ORM-enabled UPDATE would fetch the rows first)
+_first_charge = select(func.min(_led.id)).where(
+    _led.assigned_service_id == bindparam("assigned_id"), _led.kind == "charge",
+    _led.idempotency_key.is_(None)).scalar_subquery()
+KEY_CHARGE = (update(LedgerEntry.__table__).where(_led.id == _first_charge)
+              .values(idempotency_key=bindparam("key"), comment=func.coalesce(_led.comment, "") + bindparam("note")))
 COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
 
 
@@ -282,8 +282,8 @@ def commit(kind: str, params: dict, settings) -> dict:
         _, _, old, _ = data
     assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days)
     db.session.flush()
-    # The charge run posted the first charge of the new service; key it by the transaction, so the
-    # ledger itself refuses a second charge for it.
+    # Assigning the service posted its first charge (billing's charge for a change); key it by the
+    # transaction, so the ledger itself refuses a second charge for it.
     db.session.execute(KEY_CHARGE, {"assigned_id": assigned.id, "key": f"upsale:{txn.id}",
                                     "note": f" (upsale {txn.qs_transaction_id})"[:200]})
     if txn.trial_days:
