@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from charge_run import bench_database, connect, libpq_url, log, make_app, recreate_db, short_sql  # noqa: E402
-from sqlalchemy import event  # noqa: E402
+from charge_run import (  # noqa: E402
+    StatementTimer, bench_database, connect, libpq_url, log, make_app, recreate_db, short_sql,
+)
 from sqlalchemy.engine import make_url  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench_tables"
@@ -399,22 +400,6 @@ PREFIXES = (1, 2, 3, 5)
 SHOW_MORE = 5
 
 
-class Recorder:
-    """Per-request SQL statements (time, statement, parameters) of the app's engine."""
-
-    def __init__(self, engine):
-        self.rows: list[tuple[float, str, object]] = []
-        self._t: list[float] = []
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, conn, cursor, statement, parameters, context, executemany):
-        self._t.append(time.perf_counter())
-
-    def _after(self, conn, cursor, statement, parameters, context, executemany):
-        self.rows.append((time.perf_counter() - self._t.pop(), statement, parameters))
-
-
 def cases(app) -> list[tuple[str, str, str, list[dict]]]:
     """(list, case group, case label, [request args...]) for every list; a case with several
     requests is a sequence (typing, Show more) whose requests are timed one by one."""
@@ -497,7 +482,7 @@ def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> i
     with app.app_context():
         staff = db.session.scalar(db.select(StaffUser).where(StaffUser.login == STAFF_LOGIN))
         staff_id = staff.get_id()
-        recorder = Recorder(db.engine)
+        recorder = StatementTimer(db.engine)  # per request: .rows cleared before each
     client = app.test_client()
     with client.session_transaction() as s:  # what a successful login leaves in the session
         s["_user_id"] = staff_id

@@ -137,9 +137,16 @@ def register_jinja(app: Flask) -> None:
 
         return [p.cabinet_template for p in all_platforms() if p.cabinet_template]
 
+    def account_panels():
+        """Panels the platforms add to the staff account page."""
+        from .platforms.registry import all_platforms
+
+        return [p.account_template for p in all_platforms() if p.account_template]
+
     from .web import state_title
 
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
+                                 account_panels=account_panels,
                                  state_title=state_title, platform_check_endpoint=platform_check_endpoint)
     app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
                                  scoped=scoped)

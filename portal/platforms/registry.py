@@ -25,6 +25,8 @@ pieces without editing them:
 * ``admin_endpoint``: the platform's admin page, linked in the sidebar under "Platforms";
 * ``cabinet_template``: a template included on the cabinet's home page (context:
   ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders;
+* ``account_template``: a panel included on the staff account page (context: ``a``, the
+  Account; it draws nothing for an account not on the platform);
 * ``check_endpoint``: a POST endpoint that starts the connection check (a job) and answers
   with a fragment that polls until the verdict; the connection page shows a "Check" button;
 * ``blueprint``: a Flask blueprint of the platform's own HTTP endpoints (e.g. callbacks the
@@ -62,6 +64,7 @@ class Platform:
     periodic: Callable[[Any], list[dict]] | None = None
     admin_endpoint: str | None = None
     cabinet_template: str | None = None
+    account_template: str | None = None
     check_endpoint: str | None = None
     blueprint: Any = None
     reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None

@@ -36,4 +36,5 @@ register(Platform(name=sync.PLATFORM, title="«Интерсвязь»", desired_
                   client=client.IntercomClient, reconcile=sync.reconcile, reconcile_batch=sync.reconcile_batch,
                   demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
                   admin_endpoint="admin.intercom", check_endpoint="admin.intercom_check",
-                  cabinet_template="cabinet/intercom/_section.html"))
+                  cabinet_template="cabinet/intercom/_section.html",
+                  account_template="admin/intercom/_account_access.html"))
