@@ -22,7 +22,7 @@ from ..billing.blocking import apply_balance_rule, top_up_to_unblock
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (
-    Account, Agent, AssignedService, AuditEntry, CatalogService, Contract, ExtraFieldDefinition, LedgerEntry,
+    Account, Agent, AssignedService, AuditEntry, CatalogService, Contract, ExtraFieldDefinition,
     OutboxEvent, Subscriber, Tariff,
 )
 from ..platforms import reconcile
@@ -177,28 +177,8 @@ def new_account(subscriber_id: int):
 
 # -- contract page ------------------------------------------------------------------------------
 
-def ledger_page(contract: Contract, before: int | None):
-    """Newest entries first, a page at a time, each with the balance just after it."""
-    q = select(LedgerEntry).where(LedgerEntry.contract_id == contract.id)
-    if before:
-        q = q.where(LedgerEntry.id < before)
-    rows = db.session.scalars(q.order_by(LedgerEntry.id.desc()).limit(LEDGER_PAGE + 1)).all()
-    items = rows[:LEDGER_PAGE]
-    if not items:
-        return {"items": [], "next_before": None}
-    # balance after the newest shown entry = balance now - what came after it (index on contract, id)
-    later = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                              .where(LedgerEntry.contract_id == contract.id, LedgerEntry.id > items[0].id))
-    running = contract.balance - (later or 0)
-    shown = []
-    for e in items:
-        shown.append((e, running))
-        running -= e.amount
-    return {"items": shown, "next_before": items[-1].id if len(rows) > LEDGER_PAGE else None}
-
-
 def render_contract(contract: Contract, errors: dict | None = None, form: str | None = None):
-    page = ledger_page(contract, int_arg("before"))
+    page = ledger.ledger_page(contract, int_arg("before"), limit=LEDGER_PAGE)
     if is_htmx() and request.method == "GET" and request.args.get("before"):
         return render_template("admin/_ledger_rows.html", page=page, c=contract)
     return render_template("admin/contract.html", c=contract, page=page, errors=errors or {}, open_form=form,

@@ -6,13 +6,15 @@ the ledger sum at all times, also under concurrent writers.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import BigInteger, select, type_coerce, update
+from sqlalchemy import BigInteger, func, select, type_coerce, update
 
 from ..extensions import db
 from ..db_setup import dialect_insert
-from ..models import Contract, LedgerEntry, to_minor, utcnow
+from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, from_minor, to_minor, utcnow
 from . import audit
 from .errors import BillingError, NotFound
 
@@ -100,3 +102,52 @@ def payment(contract_id: int, amount, *, actor: str, external_id: str | None = N
     """A payment from outside; ``external_id`` makes a repeat harmless."""
     key = f"payment:{external_id}" if external_id else None
     return post(contract_id, "payment", amount, actor=actor, comment=comment, idempotency_key=key)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+@dataclass
+class LedgerLine:
+    id: int
+    created_at: datetime
+    kind: str
+    amount: Decimal
+    comment: str | None
+    service: str | None        # for charges and refunds: which service ...
+    period_start: date | None  # ... for which period
+    account: str | None        # ... on which account (login)
+    author: str | None         # who posted it (staff:<login>, api:<token>, system, ...)
+    balance_after: Decimal     # the running balance right after this entry
+
+
+def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) -> dict:
+    """Ledger entries newest first, a keyset page at a time (``before``: the last id shown).
+
+    The running balance after the newest entry on the page is the contract's balance minus
+    every entry newer than it, read in one statement (one snapshot, so a payment posted
+    meanwhile is in both or in neither); the sum runs over the index (contract_id, id) from the
+    top, so the first pages cost the same on a contract of any age."""
+    query = (
+        select(LedgerEntry, CatalogService.name, Account.login)
+        .outerjoin(AssignedService, AssignedService.id == LedgerEntry.assigned_service_id)
+        .outerjoin(CatalogService, CatalogService.id == AssignedService.service_id)
+        .outerjoin(Account, Account.id == AssignedService.account_id)
+        .where(LedgerEntry.contract_id == contract.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    rows = db.session.execute(query).all()[: limit + 1]
+    lines: list[LedgerLine] = []
+    if rows:
+        e, c = LedgerEntry.__table__.c, Contract.__table__.c
+        newer = select(func.coalesce(func.sum(type_coerce(e.amount, BigInteger)), 0)) \
+            .where(e.contract_id == contract.id, e.id > rows[0][0].id).scalar_subquery()
+        running = from_minor(db.session.execute(
+            select(type_coerce(c.balance, BigInteger) - newer).where(c.id == contract.id)).scalar())
+        for entry, service, login in rows[:limit]:
+            lines.append(LedgerLine(entry.id, entry.created_at, entry.kind, entry.amount, entry.comment,
+                                    service, entry.period_start, login, entry.author, running))
+            running -= entry.amount
+    return {"items": lines, "next_before": lines[-1].id if len(rows) > limit else None}

@@ -8,14 +8,11 @@ English field messages, like the rest of billing; the pages translate them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Subscriber, from_minor
+from ..models import Account, AssignedService, Contract, Subscriber
 from . import accounts as acc
 from . import audit
 from .blocking import top_up_to_unblock  # noqa: F401  (the cabinet pages show it)
@@ -24,7 +21,6 @@ from .errors import BillingError, NotFound
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # Reasons a subscriber cannot lift in the cabinet: a payment lifts the balance block, the
 # operator lifts their own.
-NOT_THEIRS = ("balance", "manager")
 
 
 def actor(subscriber: Subscriber) -> str:
@@ -83,52 +79,6 @@ def own_account(subscriber: Subscriber, account_id: int) -> Account:
 def blocked_by_balance(contract: Contract) -> bool:
     """Whether any account of the contract is blocked by the balance rule right now."""
     return any(a.status == "blocked" and "balance" in a.reasons for a in contract.accounts)
-
-
-@dataclass
-class LedgerLine:
-    id: int
-    created_at: datetime
-    kind: str
-    amount: Decimal
-    comment: str | None
-    service: str | None        # for charges and refunds: which service ...
-    period_start: date | None  # ... for which period
-    account: str | None        # ... on which account (login)
-    balance_after: Decimal     # the running balance right after this entry
-
-
-def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) -> dict:
-    """Ledger entries newest first, a keyset page at a time (``before``: the last id shown).
-
-    The running balance after the newest entry on the page is the contract's balance minus
-    every entry newer than it, read in one statement (one snapshot, so a payment posted
-    meanwhile is in both or in neither); the sum runs over the index (contract_id, id) from the
-    top, so the first pages cost the same on a contract of any age."""
-    query = (
-        select(LedgerEntry, CatalogService.name, Account.login)
-        .outerjoin(AssignedService, AssignedService.id == LedgerEntry.assigned_service_id)
-        .outerjoin(CatalogService, CatalogService.id == AssignedService.service_id)
-        .outerjoin(Account, Account.id == AssignedService.account_id)
-        .where(LedgerEntry.contract_id == contract.id)
-        .order_by(LedgerEntry.id.desc())
-        .limit(limit + 1)
-    )
-    if before is not None:
-        query = query.where(LedgerEntry.id < before)
-    rows = db.session.execute(query).all()[: limit + 1]
-    lines: list[LedgerLine] = []
-    if rows:
-        e, c = LedgerEntry.__table__.c, Contract.__table__.c
-        newer = select(func.coalesce(func.sum(type_coerce(e.amount, BigInteger)), 0)) \
-            .where(e.contract_id == contract.id, e.id > rows[0][0].id).scalar_subquery()
-        running = from_minor(db.session.execute(
-            select(type_coerce(c.balance, BigInteger) - newer).where(c.id == contract.id)).scalar())
-        for entry, service, login in rows[:limit]:
-            lines.append(LedgerLine(entry.id, entry.created_at, entry.kind, entry.amount, entry.comment,
-                                    service, entry.period_start, login, running))
-            running -= entry.amount
-    return {"items": lines, "next_before": lines[-1].id if len(rows) > limit else None}
 
 
 # -- the account --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
 from .. import login_limits
-from ..billing import self_service
+from ..billing import ledger, self_service
 from ..billing.errors import BillingError, NotFound
 from ..extensions import db
 from ..models import Account, Contract, Subscriber
@@ -156,7 +156,7 @@ def home():
 def contract(contract_id: int):
     """The contract's ledger with the running balance, newest first; HTMX asks for more rows."""
     contract = _own(self_service.own_contract, contract_id)
-    page = self_service.ledger_page(contract, before=int_arg("before"), limit=LEDGER_PAGE)
+    page = ledger.ledger_page(contract, before=int_arg("before"), limit=LEDGER_PAGE)
     return page_or_fragment("cabinet/contract.html", "cabinet/_ledger_rows.html",
                             contract=contract, page=page, ss=self_service)
 
