@@ -22,3 +22,11 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 api = Api()
+
+
+def expire_loaded(model, attrs: list[str], which=lambda obj: True) -> None:
+    """Expire ``attrs`` of the ``model`` objects this session has loaded (those ``which``
+    picks), after a set-based UPDATE changed them behind the ORM's back."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, model) and which(obj):
+            db.session.expire(obj, attrs)

@@ -57,7 +57,7 @@ def attempt(action, success: str, back: str, render_error):
     return redirect(back() if callable(back) else back, code=303)
 
 
-def form_date(name: str, errors: dict | None = None):
+def form_date(name: str):
     raw = request.form.get(name, "").strip()
     if not raw:
         return None
@@ -264,7 +264,7 @@ def update_contract(contract_id: int):
 
 def render_account(account: Account, errors: dict | None = None, form: str | None = None):
     offered = billing.offered_service_ids(account)
-    fee_ids = {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t and t.fee_service_id}
+    fee_ids = billing.fee_service_ids(account)
     assignable = db.session.scalars(
         select(CatalogService).where(CatalogService.id.in_(offered - fee_ids)).order_by(CatalogService.name)
     ).all() if offered else []
@@ -343,13 +343,7 @@ def change_service(assigned_id: int, action: str):
         "resume": lambda: billing.set_service_state(s, "active", actor=who),
     }[action]
 
-    def checked():
-        ends_on = form_date("ends_on")
-        if action == "expiry" and ends_on is not None and not isinstance(ends_on, date):
-            raise BillingError({"ends_on": "a date"})
-        change()
-
-    return attempt(checked, _("Service changed."), url_for("admin.account", account_id=s.account_id),
+    return attempt(change, _("Service changed."), url_for("admin.account", account_id=s.account_id),
                    lambda errors: render_account(s.account, {f"service.{s.id}.{k}": v for k, v in errors.items()},
                                                  f"service.{s.id}"))
 

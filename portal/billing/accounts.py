@@ -263,7 +263,8 @@ def offered_service_ids(account: Account) -> set[int]:
     return set(db.session.scalars(_offered, {"account_id": account.id}))
 
 
-def _fee_service_ids(account: Account) -> set[int]:
+def fee_service_ids(account: Account) -> set[int]:
+    """The services that are the account's tariffs' monthly fees."""
     return {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t is not None and t.fee_service_id}
 
 
@@ -279,7 +280,7 @@ def _sync_tariff_services(account: Account) -> None:
     if account.status in ("inactive",):
         return
     have = {s.service_id for s in live if s.state != "ended"}
-    for fee_id in _fee_service_ids(account) - have:
+    for fee_id in fee_service_ids(account) - have:
         db.session.add(AssignedService(account=account, service_id=fee_id, starts_on=today, state="active",
                                        state_changed_on=today))
 
@@ -357,7 +358,7 @@ def end_service(assigned: AssignedService, *, actor: str) -> AssignedService:
 def set_service_expiry(assigned: AssignedService, ends_on: date | None, *, actor: str) -> AssignedService:
     if assigned.state == "ended":
         raise BillingError({"state": "the service has ended already"})
-    if ends_on is not None and ends_on < assigned.starts_on:
+    if ends_on is not None and (not isinstance(ends_on, date) or ends_on < assigned.starts_on):
         raise BillingError({"ends_on": "a date not before the start"})
     assigned.ends_on = ends_on
     _after_change(assigned.account, "service.expiry", actor, None, f"{assigned.service.name}: {ends_on}",

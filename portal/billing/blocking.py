@@ -9,10 +9,11 @@ every contract at once.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import BigInteger, bindparam, case, insert, select, type_coerce, update
 
-from ..extensions import db
+from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
 from . import clock
 
@@ -31,41 +32,37 @@ def _short_contracts():
     return select(c.id).where(money < 0, c.do_not_block.is_(False))
 
 
-_statements: dict = {}
-
-
+@cache
 def _rule_statements(scoped: bool):
     """The block and unblock UPDATEs, built once per process (parameters: today and, when
     ``scoped``, contract_ids)."""
-    if scoped not in _statements:
-        a = accounts.c
-        today = bindparam("today", type_=a.status_changed_on.type)
-        scope = [a.contract_id.in_(bindparam("contract_ids", expanding=True))] if scoped else []
-        short = a.contract_id.in_(_short_contracts())
-        has_balance = a.block_reasons.op("&")(BALANCE) != 0
-        block = (
-            update(accounts)
-            .where(*scope, short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
-            .values(
-                status_changed_on=today,  # the billing state changes today (see charging: "since")
-                status="blocked",
-                block_reasons=a.block_reasons.op("|")(BALANCE),
-            )
-            .returning(a.id)
+    a = accounts.c
+    today = bindparam("today", type_=a.status_changed_on.type)
+    scope = [a.contract_id.in_(bindparam("contract_ids", expanding=True))] if scoped else []
+    short = a.contract_id.in_(_short_contracts())
+    has_balance = a.block_reasons.op("&")(BALANCE) != 0
+    block = (
+        update(accounts)
+        .where(*scope, short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
+        .values(
+            status_changed_on=today,  # the billing state changes today (see charging: "since")
+            status="blocked",
+            block_reasons=a.block_reasons.op("|")(BALANCE),
         )
-        remaining = a.block_reasons.op("&")(~BALANCE)
-        unblock = (
-            update(accounts)
-            .where(*scope, ~short, a.status == "blocked", has_balance)
-            .values(
-                status_changed_on=today,
-                status=case((remaining == 0, "active"), else_="blocked"),
-                block_reasons=remaining,
-            )
-            .returning(a.id)
+        .returning(a.id)
+    )
+    remaining = a.block_reasons.op("&")(~BALANCE)
+    unblock = (
+        update(accounts)
+        .where(*scope, ~short, a.status == "blocked", has_balance)
+        .values(
+            status_changed_on=today,
+            status=case((remaining == 0, "active"), else_="blocked"),
+            block_reasons=remaining,
         )
-        _statements[scoped] = block, unblock
-    return _statements[scoped]
+        .returning(a.id)
+    )
+    return block, unblock
 
 
 def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
@@ -100,16 +97,25 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     db.session.execute(insert(AuditEntry), rows)
     notify(blocked, "blocked_by_balance")
     notify(unblocked, "unblocked_by_balance")
-    # ORM objects loaded earlier in this session must not show the old status.
-    for obj in list(db.session.identity_map.values()):
-        if isinstance(obj, Account) and obj.id in set(blocked) | set(unblocked):
-            db.session.expire(obj, ["status", "block_reasons", "status_changed_on"])
+    changed = set(blocked) | set(unblocked)
+    expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
+
+
+def money_left(contract: Contract) -> Decimal:
+    """How far the contract may still go down before this rule blocks it."""
+    return contract.balance + contract.credit_limit
+
+
+def can_afford(contract: Contract, amount: Decimal) -> bool:
+    """Whether taking ``amount`` now leaves the contract clear of the balance block ("do not
+    block" contracts always are)."""
+    return contract.do_not_block or money_left(contract) - amount >= 0
 
 
 def top_up_to_unblock(contract: Contract) -> Decimal | None:
     """How much a payment must at least bring for this rule (blocked while balance + credit
     limit < 0) to lift the balance block; None if none is due."""
-    short = contract.balance + contract.credit_limit
+    short = money_left(contract)
     if contract.do_not_block or short >= 0:
         return None
     return -short

@@ -26,6 +26,7 @@ row lock and makes a second or parallel run post nothing.
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 
 from sqlalchemy import (
     BigInteger, Date, Integer, String, and_, bindparam, case, cast, extract, func, insert, literal, or_, select,
@@ -35,7 +36,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 from ..db_setup import dialect_insert
-from ..extensions import db
+from ..extensions import db, expire_loaded
 from ..models import (
     Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, LedgerEntry, utcnow,
 )
@@ -219,27 +220,24 @@ def _upsert(due_select):
     return ins.returning(cp.c.assigned_service_id, cp.c.period_start, cp.c.contract_id, cp.c.delta)
 
 
-_statements: dict = {}  # built once per process: see _p
+@cache
+def _expiry_statement(scoped: bool):
+    s = AssignedService.__table__.c
+    stmt = (update(AssignedService.__table__)
+            .where(s.state != "ended", s.ends_on < _p("run_date", Date()))
+            .values(state="ended", state_changed_on=_p("run_date", Date()))
+            .returning(s.account_id))
+    return stmt.where(s.account_id.in_(bindparam("ids", expanding=True))) if scoped else stmt
 
 
 def expire_services(run_date: date, account_ids=None, actor: str = "system") -> list[int]:
     """Services past their end date end by themselves; returns the accounts touched."""
     scoped = account_ids is not None
-    key = ("expire", scoped)
-    if key not in _statements:
-        s = AssignedService.__table__.c
-        stmt = (update(AssignedService.__table__)
-                .where(s.state != "ended", s.ends_on < _p("run_date", Date()))
-                .values(state="ended", state_changed_on=_p("run_date", Date()))
-                .returning(s.account_id))
-        _statements[key] = stmt.where(s.account_id.in_(bindparam("ids", expanding=True))) if scoped else stmt
     params = {"run_date": run_date, **({"ids": list(account_ids)} if scoped else {})}
-    touched = sorted(set(db.session.execute(_statements[key], params).scalars()))
+    touched = sorted(set(db.session.execute(_expiry_statement(scoped), params).scalars()))
     if touched:
         ended = set(touched)
-        for obj in list(db.session.identity_map.values()):  # loaded objects must not show them running
-            if isinstance(obj, AssignedService) and obj.account_id in ended:
-                db.session.expire(obj, ["state", "state_changed_on"])
+        expire_loaded(AssignedService, ["state", "state_changed_on"], lambda s: s.account_id in ended)
         from ..platforms.outbox import notify
 
         notify(touched, "service.expired")
@@ -280,14 +278,12 @@ def _post_pg(upsert):
 
 
 
+@cache
 def _statement(dialect: str, scoped: bool):
     """The posting statement for this dialect, built on first use: on PostgreSQL all of it in
     one statement, elsewhere the upsert (the ledger rows and balances follow in Python)."""
-    key = (dialect, scoped)
-    if key not in _statements:
-        upsert = _upsert(_due_query(scoped))
-        _statements[key] = _post_pg(upsert) if dialect == "postgresql" else upsert
-    return _statements[key]
+    upsert = _upsert(_due_query(scoped))
+    return _post_pg(upsert) if dialect == "postgresql" else upsert
 
 
 def _post(run_date: date, account_ids, run_id: int | None, actor: str) -> tuple[int, int, int]:
@@ -323,19 +319,17 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str) -> tuple[
         entries = len(posted)
         charged = sum(r.delta for r in posted if r.delta > 0)
         refunded = -sum(r.delta for r in posted if r.delta < 0)
-    if entries:  # balances moved in SQL: objects loaded earlier must not show the old ones
-        for obj in list(db.session.identity_map.values()):
-            if isinstance(obj, Contract):
-                db.session.expire(obj, ["balance"])
+    if entries:  # balances moved in SQL
+        expire_loaded(Contract, ["balance"])
     return entries, charged, refunded
 
 
-def charge(run_date: date | None = None, account_ids=None, *, actor: str = "system") -> ChargeRun:
-    """Run the charge for ``run_date`` (default today) over all accounts or the given ones,
-    then the balance rule; recorded as a charge run (and audited)."""
+def charge(run_date: date | None = None, *, actor: str = "system") -> ChargeRun:
+    """The charge run for ``run_date`` (default today) over every account, then the balance
+    rule; recorded as a charge run and audited."""
     run_date = run_date or clock.today()
     with clock.as_of(run_date):
-        return _charge(run_date, account_ids, actor)
+        return _charge(run_date, actor)
 
 
 def charge_accounts(account_ids, *, actor: str) -> int:
@@ -350,22 +344,19 @@ def charge_accounts(account_ids, *, actor: str) -> int:
     return _post(today, ids, None, actor)[0]
 
 
-def _charge(run_date: date, account_ids, actor: str) -> ChargeRun:
-    expire_services(run_date, account_ids, actor)
-    run = ChargeRun(run_date=run_date, scope="all" if account_ids is None else f"{len(list(account_ids))} account(s)")
-    db.session.add(run)
-    db.session.flush()
-    entries, charged, refunded = _post(run_date, account_ids, run.id, actor)
-    run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
+def _charge(run_date: date, actor: str) -> ChargeRun:
     from .blocking import apply_balance_rule
 
-    ids = None if account_ids is None else sorted(set(db.session.scalars(
-        select(Account.contract_id).where(Account.id.in_(list(account_ids))))))
-    blocked, _unblocked = apply_balance_rule(ids, actor=actor)  # lifted blocks are charged there
+    expire_services(run_date, None, actor)
+    run = ChargeRun(run_date=run_date, scope="all")
+    db.session.add(run)
+    db.session.flush()
+    entries, charged, refunded = _post(run_date, None, run.id, actor)
+    run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
+    blocked, _unblocked = apply_balance_rule(None, actor=actor)  # lifted blocks are charged there
     run.blocked = len(blocked)
     run.finished_at = utcnow()
-    if account_ids is None or entries:
-        audit.record(actor, "billing.charge_run", run, f"charge run {run_date}: {entries} entries",
-                     after={"charged": str(run.charged), "refunded": str(run.refunded), "blocked": run.blocked},
-                     object_type="charge_run")
+    audit.record(actor, "billing.charge_run", run, f"charge run {run_date}: {entries} entries",
+                 after={"charged": str(run.charged), "refunded": str(run.refunded), "blocked": run.blocked},
+                 object_type="charge_run")
     return run

@@ -86,7 +86,7 @@ def blocked_by_balance(contract: Contract) -> bool:
 def live_services(account: Account) -> list[AssignedService]:
     """Assigned services still in force (active or suspended), without the tariff's own fee
     service, which the page shows as the tariff's monthly fee."""
-    fees = {t.fee_service_id for t in [account.tariff, *account.multi_tariffs] if t is not None}
+    fees = acc.fee_service_ids(account)
     return [s for s in account.services if s.state != "ended" and s.service_id not in fees]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from functools import cache
 
 from flask import current_app
 from sqlalchemy import String, bindparam, delete, event, insert, or_, select, union, update
@@ -80,31 +81,26 @@ def on_platform_many(account_ids: list[int], platform: str) -> set[int]:
     return found
 
 
-_notify_statements: dict = {}
-
-
-def _notify_statement():
+@cache
+def _notify_statement(platforms: tuple[str, ...]):
     """INSERT ... SELECT of the rows for the accounts in ``ids``, built once per process and
     set of platforms (building it cost more than running it for one account)."""
-    from .registry import known_platforms
-
-    key = tuple(known_platforms())
-    if key not in _notify_statements:
-        o = OutboxEvent.__table__.c
-        pairs = platforms_query(bindparam("ids", expanding=True))
-        now = bindparam("now", type_=OutboxEvent.__table__.c.created_at.type)
-        _notify_statements[key] = insert(OutboxEvent.__table__).from_select(
-            ["account_id", "platform", "reason", "created_at", "enqueued_at"],
-            select(pairs.c.account_id, pairs.c.platform, bindparam("reason", type_=String()), now, now),
-        ).returning(o.id, o.account_id, o.platform, o.reason)
-    return _notify_statements[key]
+    o = OutboxEvent.__table__.c
+    pairs = platforms_query(bindparam("ids", expanding=True))
+    now = bindparam("now", type_=OutboxEvent.__table__.c.created_at.type)
+    return insert(OutboxEvent.__table__).from_select(
+        ["account_id", "platform", "reason", "created_at", "enqueued_at"],
+        select(pairs.c.account_id, pairs.c.platform, bindparam("reason", type_=String()), now, now),
+    ).returning(o.id, o.account_id, o.platform, o.reason)
 
 
 def notify(account_ids, reason: str) -> None:
     """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
+    from .registry import known_platforms
+
     account_ids = list(account_ids)
     for start in range(0, len(account_ids), CHUNK):
-        rows = db.session.execute(_notify_statement(), {
+        rows = db.session.execute(_notify_statement(tuple(known_platforms())), {
             "ids": account_ids[start:start + CHUNK], "reason": reason[:64], "now": utcnow()}).all()
         _remember(rows)
 

@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ...billing import audit, clock
+from ...billing.blocking import money_left
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import AssignedService, BmHandler, BmService, BmTariff, ChargePeriod, utcnow
@@ -79,8 +80,8 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     if domain and (len(domain) > 200 or not all(part.replace("-", "").isalnum() for part in domain.split("."))):
         errors["domain"] = "a domain name such as example.ru"
     if not errors:
-        contract = account.contract
-        if contract.balance + contract.credit_limit < tariff.price:
+        # an order pays the seller: "do not block" lends no money for it (billing.blocking)
+        if money_left(account.contract) < tariff.price:
             errors["tariff_id"] = "not enough money on the contract: top it up first"
     if errors:
         raise BillingError(errors)

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 
 from ...billing import accounts as acc
 from ...billing import clock
+from ...billing.blocking import can_afford, money_left
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, AssignedService, CatalogService
@@ -40,6 +41,7 @@ def live(account: Account) -> list[AssignedService]:
 
 
 def current_basic(account: Account) -> AssignedService | None:
+    """The basic TV service an account holds (billing's rule: at most one per platform)."""
     return next((s for s in live(account) if s.service.iptv_kind == "basic"), None)
 
 
@@ -63,14 +65,8 @@ def first_charge(service: CatalogService, day: date | None = None) -> Decimal:
     return (price * days / dim).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def money_left(account: Account) -> Decimal:
-    """How far the contract may go down before the balance block."""
-    contract = account.contract
-    return contract.balance + contract.credit_limit
-
-
 def affordable(account: Account, amount: Decimal) -> bool:
-    return account.contract.do_not_block or money_left(account) - amount >= 0
+    return can_afford(account.contract, amount)
 
 
 def change(account: Account, *, add: CatalogService | None, remove: AssignedService | None, actor: str,
@@ -120,7 +116,7 @@ def plan(account: Account, action: str, service_id) -> dict:
     if account.status != "active":
         out["error"] = "the account is not active"
     elif out["charge"] and not account.contract.do_not_block and \
-            money_left(account) + out["refund"] - out["charge"] < 0:
+            money_left(account.contract) + out["refund"] - out["charge"] < 0:
         out["error"] = "not enough money on the balance"
     out["balance_after"] = out["balance"] + out["refund"] - out["charge"]
     return out
