@@ -20,11 +20,12 @@ def page_or_fragment(page_template: str, fragment_template: str, **context):
     return render_template(fragment_template if is_htmx() else page_template, **context)
 
 
-def with_toast(body, message: str, status: int = 200, **headers):
-    """An HTMX answer that also shows a toast (base.html listens for the ``toast`` event)."""
+def with_toast(body, message: str, status: int = 200, events: tuple[str, ...] = (), **headers):
+    """An HTMX answer that also shows a toast (base.html listens for the ``toast`` event) and
+    fires ``events`` (e.g. a list that reloads itself on one)."""
     response = make_response(body, status)
     # HTTP headers are latin-1: a Russian toast travels as JSON \u escapes (htmx decodes them)
-    response.headers["HX-Trigger"] = json.dumps({"toast": str(message)})
+    response.headers["HX-Trigger"] = json.dumps({"toast": str(message), **{e: True for e in events}})
     response.headers.update(headers)
     return response
 

@@ -1,5 +1,5 @@
-// Small behaviour shared by the admin and the cabinet: toasts from HX-Trigger, confirmations
-// for dangerous buttons (hx-confirm does it for HTMX; data-confirm for plain forms).
+// Small behaviour shared by the admin and the cabinet: toasts from HX-Trigger (confirmations
+// of dangerous buttons are hx-confirm's).
 document.addEventListener("toast", function (e) {
   const box = document.getElementById("toasts");
   if (!box) return;
@@ -8,10 +8,6 @@ document.addEventListener("toast", function (e) {
   div.textContent = e.detail.value;
   box.appendChild(div);
   setTimeout(function () { div.remove(); }, 4000);
-});
-document.addEventListener("submit", function (e) {
-  const msg = e.target.getAttribute("data-confirm");
-  if (msg && !window.confirm(msg)) e.preventDefault();
 });
 // A 4xx/5xx answer to an HTMX request still carries a fragment (a form with its errors):
 // swap it in instead of dropping it.

@@ -10,6 +10,11 @@ from flask_login import current_user, login_required
 WRITERS = ("admin", "manager")
 
 
+def actor() -> str:
+    """Who the audit log names for what the logged-in staff member does."""
+    return f"staff:{current_user.login}"
+
+
 def staff_required(*roles: str):
     """Log-in required; with roles, only those may act (others get the 403 page)."""
     def decorator(view):

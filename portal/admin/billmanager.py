@@ -39,15 +39,13 @@ from ..models import (
 )
 from ..platforms.billmanager import handlers as bm_handlers
 from ..platforms.billmanager import importer, orders
-from ..platforms.billmanager.client import ITEM_STATUS
 from ..queue import get_queue
-from ..web import error_fields, form_int, form_text, is_htmx
+from ..web import error_fields, form_int, form_text
 from . import bp
-from .auth import staff_required
+from .auth import WRITERS, actor, staff_required
 from .jobs import progress_row
 
 ADMIN = ("admin",)
-WRITERS = ("admin", "manager")
 STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering"), "ordered": _l("ordered"),
                 "attention": _l("needs a check"), "deleted": _l("deleted")}
 REMOTE_TITLES = {1: _l("ordered"), 2: _l("active"), 3: _l("suspended"), 4: _l("deleted"), 5: _l("in progress")}
@@ -73,10 +71,6 @@ MESSAGES = [
 ]
 JOB_TIMEOUT = 300
 PAGE = 200  # services shown at once (newest first); narrow with the state filter or the search
-
-
-def actor() -> str:
-    return f"staff:{current_user.login}"
 
 
 def _get(model, ident):
@@ -357,8 +351,3 @@ def bm_service_action(svc_id: int, action: str):
            "suspend": _("Suspended: the seller follows."), "resume": _("Resumed: the seller follows."),
            "delete": _("Deleted: the seller follows.")}[action], "ok")
     return redirect(url_for("admin.bm_services"), 303)
-
-
-@bp.app_context_processor
-def _bm_helpers():
-    return {"bm_item_status": ITEM_STATUS, "bm_is_htmx": is_htmx}

@@ -24,7 +24,7 @@ from ..platforms.intercom import console, sync
 from ..queue import get_queue
 from ..web import is_htmx, with_toast
 from . import bp
-from .auth import WRITERS, staff_required
+from .auth import WRITERS, actor, staff_required
 from .jobs import job_view
 
 PAGE = 50
@@ -37,10 +37,6 @@ LEVELS = {"full": _l("full access"), "limited": _l("limited access"), "absent": 
           "other": _l("other access")}
 DRIFT = {"access": _l("access differs"), "address": _l("address differs"), "not_ours": _l("should not be here"),
          "unknown": _l("not our account"), "missing": _l("missing on the platform")}
-
-
-def actor() -> str:
-    return f"staff:{current_user.login}"
 
 
 def why_text(code: str) -> str:

@@ -64,7 +64,7 @@ from ..platforms import reconcile, registry
 from ..queue import enqueue_once, get_redis, redis_url_for_children
 from ..web import int_arg, is_htmx, with_toast
 from . import bp
-from .auth import staff_required
+from .auth import WRITERS, actor, staff_required
 
 TABS = {
     "waiting": _l("Waiting"),
@@ -74,17 +74,12 @@ TABS = {
     "dead": _l("Dead sync"),
 }
 PAGE = 50
-RETRY_ROLES = ("admin", "manager")
 RECONCILE_JOB_ID = "portal-reconcile-all-now"  # one manual full reconcile at a time
 RECONCILE_TIMEOUT = 3600  # it enumerates every account: minutes at a million
 
 
-def actor() -> str:
-    return f"staff:{current_user.login}"
-
-
 def can_retry() -> bool:
-    return current_user.role in RETRY_ROLES
+    return current_user.role in WRITERS
 
 
 # -- the RQ tabs ----------------------------------------------------------------------------------
@@ -239,7 +234,7 @@ def jobs():
 
 
 @bp.route("/jobs/failed/<job_id>/retry", methods=["POST"])
-@staff_required(*RETRY_ROLES)
+@staff_required(*WRITERS)
 def retry_failed_job(job_id):
     """A job failed for a reason that is gone now: put it back on its queue."""
     try:
@@ -258,7 +253,7 @@ def retry_failed_job(job_id):
 
 
 @bp.route("/jobs/dead/retry", methods=["POST"])
-@staff_required(*RETRY_ROLES)
+@staff_required(*WRITERS)
 def retry_dead_sync():
     """Sync of one account to one platform gave up: give it a fresh set of attempts."""
     account_id = int_arg("account_id", request.form)
@@ -272,7 +267,7 @@ def retry_dead_sync():
 
 
 @bp.route("/jobs/dead/retry-all", methods=["POST"])
-@staff_required(*RETRY_ROLES)
+@staff_required(*WRITERS)
 def retry_all_dead():
     """Retry every dead sync (of the chosen platform, if one is chosen)."""
     f = _filters()

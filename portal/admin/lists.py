@@ -188,7 +188,7 @@ def current_args(spec: ListSpec) -> dict:
     return args
 
 
-def render_list(spec: ListSpec, **extra):
+def render_list(spec: ListSpec):
     args = current_args(spec)
     query = spec.query()
     if args["q"] and spec.search():
@@ -209,7 +209,7 @@ def render_list(spec: ListSpec, **extra):
         return url_for(spec.endpoint, **merged)
 
     context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link,
-                   filter_options={f.name: f.options() for f in spec.filters}, **extra)
+                   filter_options={f.name: f.options() for f in spec.filters})
     if is_htmx():
         # the next page appends rows; a new search/filter/sort also refreshes the header arrows
         return render_template("admin/lists/_body.html", appending=bool(request.args.get("after")), **context)

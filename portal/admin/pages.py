@@ -13,7 +13,6 @@ from datetime import date
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..billing import accounts as billing
@@ -28,13 +27,9 @@ from ..models import (
 from ..platforms import reconcile
 from ..web import with_toast, error_fields, form_int, form_text, int_arg, is_htmx
 from . import bp
-from .auth import WRITERS, staff_required
+from .auth import WRITERS, actor, staff_required
 
 LEDGER_PAGE = 50
-
-
-def actor() -> str:
-    return f"staff:{current_user.login}"
 
 
 def get_or_404(model, ident: int):

@@ -47,7 +47,7 @@ from ..platforms import connections as platform_connections
 from ..platforms import registry
 from ..web import error_fields, form_text, is_htmx, page_or_fragment, with_toast
 from . import bp
-from .auth import staff_required
+from .auth import actor, staff_required
 
 # Choice values are stored in English; these are their titles on the pages.
 LABELS = {
@@ -87,10 +87,6 @@ def platform_title(name: str | None) -> str:
 
 def platform_options() -> list[tuple[str, str]]:
     return [(name, platform_title(name)) for name in registry.known_platforms()]
-
-
-def actor() -> str:
-    return f"staff:{current_user.login}"
 
 
 def can_edit() -> bool:

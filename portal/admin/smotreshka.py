@@ -34,7 +34,7 @@ from ..platforms.smotreshka.settings import from_options
 from ..queue import get_queue
 from ..web import error_fields, with_toast
 from . import bp
-from .auth import WRITERS, staff_required
+from .auth import WRITERS, actor, staff_required
 from .jobs import job_view, progress_row
 
 DRIFT_KINDS = {
@@ -50,10 +50,6 @@ MESSAGES = [
     _l("no catalog service is bound to this subscription (import the catalog)"),
     _l("not a service of this platform"),
 ]
-
-
-def actor() -> str:
-    return f"staff:{current_user.login}"
 
 
 def _public_base() -> str:

@@ -19,7 +19,6 @@ Stalker); a "Console" tab for raw requests (admins) and a connection check::
 """
 from __future__ import annotations
 
-import json
 
 from flask import abort, render_template, request, url_for
 from flask_babel import gettext as _
@@ -33,13 +32,12 @@ from ..listing import paginate
 from ..models import StalkerChannel, StalkerImportedTariff, StalkerSnapshotRow
 from ..platforms.stalker import console
 from ..queue import get_queue
-from ..web import int_arg, is_htmx, with_toast
+from ..web import error_fields, int_arg, is_htmx, with_toast
 from . import bp
-from .auth import staff_required
+from .auth import WRITERS, actor, staff_required
 from .jobs import job_view, progress_row
 
 PAGE_SIZE = 50
-WRITERS = ("admin", "manager")
 TABS = {
     "accounts": _l("Accounts"), "stb": _l("STB"), "channels": _l("Channels"),
     "subscriptions": _l("Subscriptions"), "tariffs": _l("Tariff plans"), "console": _l("Console"),
@@ -73,16 +71,12 @@ MESSAGES = [
 ]
 
 
-def actor() -> str:
-    return f"staff:{current_user.login}"
-
-
 def can_write() -> bool:
     return current_user.role in WRITERS
 
 
 def _error_text(e: BillingError) -> str:
-    return "; ".join(f"{k}: {_(v)}" for k, v in e.fields.items())
+    return "; ".join(f"{k}: {v}" for k, v in error_fields(e).items())
 
 
 def _columns(kind: str, info) -> list[str]:
@@ -231,13 +225,9 @@ def stalker_register_stb():
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
-        return render_template("admin/stalker/_stb_form.html", errors={k: _(v) for k, v in e.fields.items()},
-                               values=request.form), 422
-    response = with_toast(render_template("admin/stalker/_stb_form.html", errors={}, values={}, done=stb),
-                          _("STB %(mac)s registered", mac=stb.mac))
-    response.headers["HX-Trigger"] = json.dumps({"toast": _("STB %(mac)s registered", mac=stb.mac),
-                                                 "stalker-stbs": True})  # the list below reloads
-    return response
+        return render_template("admin/stalker/_stb_form.html", errors=error_fields(e), values=request.form), 422
+    return with_toast(render_template("admin/stalker/_stb_form.html", errors={}, values={}, done=stb),
+                      _("STB %(mac)s registered", mac=stb.mac), events=("stalker-stbs",))  # the list reloads
 
 
 def _stb_context() -> dict:

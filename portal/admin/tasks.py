@@ -11,14 +11,13 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Department, Task
 from ..platforms.billmanager.tasks import close_task
 from . import bp
-from .auth import staff_required
+from .auth import WRITERS, actor, staff_required
 
 # object_type -> (endpoint, URL argument, anchor prefix or None)
 OBJECT_LINKS = {
@@ -52,10 +51,10 @@ def tasks():
 
 
 @bp.route("/tasks/<int:task_id>/close", methods=["POST"])
-@staff_required("admin", "manager")
+@staff_required(*WRITERS)
 def close_task_view(task_id: int):
     task = db.session.get(Task, task_id) or abort(404)
-    close_task(task, actor=f"staff:{current_user.login}")
+    close_task(task, actor=actor())
     db.session.commit()
     flash(_("Task closed."), "ok")
     return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("admin.tasks"),

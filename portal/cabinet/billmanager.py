@@ -14,6 +14,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..billing import self_service
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import Account, BmService, BmTariff, Contract
@@ -64,7 +65,7 @@ def hosting_order():
     tariff = db.session.get(BmTariff, tariff_id) if isinstance(tariff_id, int) else None
     try:
         svc = orders.place_order(account, tariff, domain=form_text("domain"),
-                                 actor=f"subscriber:{g.subscriber.cabinet_login}",
+                                 actor=self_service.actor(g.subscriber),
                                  order_key=_nonce_key(request.form.get("nonce")))
         db.session.commit()
     except BillingError as e:
@@ -82,4 +83,4 @@ def _hosting_helpers():
             return {"services": [], "orderable": False}
         return {"services": hosting_services(subscriber),
                 "orderable": db.session.scalar(select(BmTariff.id).filter_by(enabled=True).limit(1)) is not None}
-    return {"cabinet_hosting": cabinet_hosting}
+    return {"cabinet_hosting": cabinet_hosting, "bm_shown_state": orders.shown_state}

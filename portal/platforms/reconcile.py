@@ -299,9 +299,9 @@ class LockSet:
         for name in self.busy:
             del self.tokens[name]
 
-    def release(self, names=None) -> None:
-        """Release these (default: all held); one expired meanwhile is simply gone."""
-        names = [n for n in (self.tokens if names is None else names) if n in self.tokens]
+    def release(self) -> None:
+        """Release every lock held; one expired meanwhile is simply gone."""
+        names = list(self.tokens)
         if not names:
             return
         script = self.redis.lock("portal:lock:unused").lua_release

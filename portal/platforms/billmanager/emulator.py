@@ -139,10 +139,6 @@ class SellingBillmanager:
             self._server.server_close()
             self._server = None
 
-    def services_of(self, username: str) -> list[dict]:
-        with self._lock:
-            return [dict(s) for s in self.services.values() if s["account"] == username]
-
     # -- protocol -----------------------------------------------------------------------------
 
     def wsgi(self, environ, start_response):

@@ -52,6 +52,19 @@ def desired(svc: BmService) -> str:
     return "suspended"  # any block (balance, manager, subscriber), a suspension, a disabled account
 
 
+def shown_state(svc: BmService) -> str:
+    """What the subscriber is told: ``active`` (running here and on the seller), ``suspended``,
+    ``ended``, or ``pending`` (still being set up on the seller)."""
+    want = desired(svc)
+    if want == "deleted":
+        return "ended"
+    if svc.state != "ordered":
+        return "pending"
+    if want == "suspended" or svc.remote_status == 3:  # 3: suspended on the seller
+        return "suspended"
+    return "active" if svc.remote_status == 2 else "pending"  # 1 ordered, 5 in processing
+
+
 # -- placing an order -------------------------------------------------------------------------
 
 def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, actor: str,

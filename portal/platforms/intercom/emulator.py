@@ -15,7 +15,7 @@ Beyond the contract, for people: ``GET /`` is an HTML page of every profile with
 addresses and access (no key needed: a local demo), ``GET /profiles`` the same as JSON (key
 needed).
 
-Standalone with the demo profiles: ``python -m portal.platforms.intercom.emulator --port 8097
+Standalone with the demo profiles: ``python -m portal.platforms.intercom.emulator --port 8096
 --token demo-intercom-key`` (``--no-demo``: empty, as the benchmark wants it).
 """
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _level(access: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8097)
+    parser.add_argument("--port", type=int, default=8096)
     parser.add_argument("--token", default="demo-intercom-key")
     parser.add_argument("--no-demo", action="store_true", help="start without the demo profiles")
     args = parser.parse_args()

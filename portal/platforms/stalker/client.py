@@ -184,24 +184,11 @@ class StalkerClient(HttpClient):
     def stbs(self, ids=None) -> list[dict]:
         return self._rows(self.call("GET", "stb", ids))
 
-    def create_stb(self, fields: dict) -> dict:
-        return self.call("POST", "stb", None, fields)
-
-    def update_stb(self, ident, fields: dict):
-        return self.call("PUT", "stb", [self._need(ident)], fields)
-
-    def delete_stb(self, ident) -> bool:
-        return bool(self.call("DELETE", "stb", [self._need(ident)]))
-
     def channels(self, ids=None) -> list[dict]:
         return self._rows(self.call("GET", "itv", ids))
 
     def subscriptions(self, ids=None) -> list[dict]:
         return self._rows(self.call("GET", "itv_subscription", ids))
-
-    def update_subscription(self, ident, sub_ch=None, additional_services_on=None):
-        return self.call("PUT", "itv_subscription", [self._need(ident)],
-                         {"sub_ch": sub_ch, "additional_services_on": additional_services_on})
 
     def tariffs(self) -> list[dict]:
         return self._rows(self.call("GET", "tariffs"))
@@ -222,18 +209,11 @@ class StalkerClient(HttpClient):
         """Set the optional packages (external ids): subscribes to these, unsubscribes the rest."""
         return bool(self.call("POST", "account_subscription", [self._need(ident)], {"subscribed": subscribed}))
 
-    def change_account_subscription(self, ident, subscribed=(), unsubscribed=()) -> bool:
-        return bool(self.call("PUT", "account_subscription", [self._need(ident)],
-                              {"subscribed": list(subscribed), "unsubscribed": list(unsubscribed)}))
-
     def clear_account_subscription(self, ident) -> bool:
         return bool(self.call("DELETE", "account_subscription", [self._need(ident)]))
 
     def send_event(self, ident, event: str, **fields) -> bool:
         return bool(self.call("POST", "send_event", [self._need(ident)], {"event": event, **fields}))
-
-    def send_message(self, ident, msg: str, **fields) -> bool:
-        return bool(self.call("POST", "stb_msg", [self._need(ident)], {"msg": msg, **fields}))
 
     # -- the raw console ---------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import json
 import re
 import time
 from contextlib import contextmanager
-from datetime import datetime
 from urllib.parse import parse_qsl
 
 from sqlalchemy import String, cast, delete, func, insert, literal_column, select, text, union_all
@@ -529,9 +528,3 @@ def raw(method: str, resource: str, params: str, *, actor: str) -> str:
             return json.dumps({"status": "ERROR", "error": str(e)}, ensure_ascii=False, indent=2)
     return json.dumps({"status": "OK", "results": result}, ensure_ascii=False, indent=2)
 
-
-def parse_time(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None

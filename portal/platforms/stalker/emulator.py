@@ -20,7 +20,7 @@ never returned.
     emu.down(); emu.up()                  # refuse connections, then listen again
     emu.find(login="ivan")                # a user's state, for tests
 
-Standalone: ``python -m portal.platforms.stalker.emulator --port 8098 --demo``.
+Standalone: ``python -m portal.platforms.stalker.emulator --port 8095 --demo``.
 """
 from __future__ import annotations
 
@@ -543,7 +543,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, default in (("--host", "127.0.0.1"), ("--login", "api"), ("--password", "api-secret")):
         parser.add_argument(flag, default=default)
-    parser.add_argument("--port", type=int, default=8098)
+    parser.add_argument("--port", type=int, default=8095)
     parser.add_argument("--demo", action="store_true", help="seed the demo data set")
     parser.add_argument("--accounts", type=int, default=0, help="also seed N plain accounts")
     args = parser.parse_args()
