@@ -417,3 +417,16 @@ def test_stbs_registered_in_billing_are_listed_and_removed_after_a_confirmation(
     second = db.session.scalar(select(StalkerStb.id))
     assert post(staff, f"/stalker/stb/{second}/remove", {}).status_code == 403
     assert db.session.scalar(select(func.count()).select_from(StalkerStb)) == 1
+
+
+def test_with_redis_down_an_action_says_so_instead_of_failing(app, staff, stalker):
+    """If Redis is down when staff press "check" or "refresh", does the page say so (no 500),
+    and does the row stop instead of polling for a job that was never queued?"""
+    from tests.platform_fixtures import redis_down
+
+    with redis_down(app):
+        check = post(staff, "/stalker/check", {}, headers=HX)
+        refresh = post(staff, "/stalker/refresh/accounts", {}, headers=HX)
+    for answer in (check, refresh):
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and "Redis" in html and "hx-get" not in html

@@ -39,11 +39,10 @@ from ..models import (
 )
 from ..platforms.billmanager import handlers as bm_handlers
 from ..platforms.billmanager import importer, orders
-from ..queue import get_queue
 from ..web import error_fields, form_int, form_text
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .jobs import progress_row
+from .jobs import progress_row, start_job
 
 ADMIN = ("admin",)
 STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering"), "ordered": _l("ordered"),
@@ -85,8 +84,8 @@ def _render(template: str, status: int = 200, **context):
                            remote_titles=REMOTE_TITLES, **context), status
 
 
-def _enqueue(func: str, *args) -> str:
-    return get_queue("high").enqueue(func, *args, job_timeout=JOB_TIMEOUT).id
+def _enqueue(func: str, *args) -> str | None:
+    return start_job(func, *args, timeout=JOB_TIMEOUT)
 
 
 # -- handlers ------------------------------------------------------------------------------

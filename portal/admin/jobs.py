@@ -14,11 +14,10 @@ Progress rows: the contract for any admin action that starts a job
 -----------------------------------------------------------------------
 A view that starts a long action enqueues it and answers with a progress row::
 
-    from portal.admin.jobs import progress_row
-    from portal.queue import get_queue
+    from portal.admin.jobs import progress_row, start_job
 
-    job = get_queue("high").enqueue("jobs.tariffs.import_tariffs", upload_id, job_timeout=600)
-    return progress_row(job.id, _("Importing tariffs…"))
+    job_id = start_job("jobs.tariffs.import_tariffs", upload_id, timeout=600)
+    return progress_row(job_id, _("Importing tariffs…"))  # None (Redis down): the row says so
 
 The button posts with ``hx-post`` and ``hx-target`` on a container (``hx-swap="innerHTML"``).
 The row (``templates/admin/_progress.html``, a ``div.progress``) polls ``admin.job_progress``
@@ -61,7 +60,7 @@ from ..extensions import db
 from ..listing import paginate
 from ..models import Account, SyncState
 from ..platforms import reconcile, registry
-from ..queue import enqueue_once, get_redis, redis_url_for_children
+from ..queue import enqueue_once, get_queue, get_redis, redis_url_for_children
 from ..web import int_arg, is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
@@ -296,8 +295,20 @@ def reconcile_now():
 
 # -- progress rows ----------------------------------------------------------------------------------
 
-def job_view(job_id: str) -> dict:
-    """What a progress row shows for this job now (see the module docstring)."""
+def start_job(func: str, *args, timeout: int = 600, job_id: str | None = None) -> str | None:
+    """Enqueue a job a person started (queue ``high``): its id, or None when Redis cannot be
+    reached; the progress row of None says so, instead of the page failing."""
+    try:
+        return get_queue("high").enqueue(func, *args, job_id=job_id, job_timeout=timeout).id
+    except redis.RedisError:
+        return None
+
+
+def job_view(job_id: str | None) -> dict:
+    """What a progress row shows for this job now (see the module docstring); no job id:
+    it could not be enqueued (Redis unavailable)."""
+    if job_id is None:
+        return {"state": "unavailable"}
     try:
         job = Job.fetch(job_id, connection=get_redis())
         status = job.get_status(refresh=False)

@@ -31,11 +31,10 @@ from ..models import Account, CatalogService, PlatformConnection, SmotreshkaCall
 from ..platforms import connections, outbox
 from ..platforms.smotreshka import console
 from ..platforms.smotreshka.settings import from_options
-from ..queue import get_queue
 from ..web import error_fields, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .jobs import job_view, progress_row
+from .jobs import job_view, progress_row, start_job
 
 DRIFT_KINDS = {
     "missing_on_platform": _l("billing has it, the platform does not"),
@@ -84,8 +83,7 @@ def smotreshka():
 
 
 def _start(func: str, label: str, *args):
-    job = get_queue("high").enqueue(func, *args, job_timeout=1800)
-    return progress_row(job.id, label)
+    return progress_row(start_job(func, *args, timeout=1800), label)
 
 
 @bp.route("/smotreshka/check", methods=["POST"])
@@ -208,8 +206,8 @@ def account_smotreshka(account_id: int):
 def account_smotreshka_compare(account_id: int):
     """Compare this account with the platform (a job); the panel shows the result when done."""
     a = _account_or_404(account_id)
-    job = get_queue("high").enqueue("jobs.smotreshka.drift_report", actor(), a.id, job_timeout=600)
-    return _panel(a, job_id=job.id, job_running=True)
+    job_id = start_job("jobs.smotreshka.drift_report", actor(), a.id)
+    return _panel(a, job_id=job_id, job_running=job_id is not None)
 
 
 @bp.route("/accounts/<int:account_id>/smotreshka/push", methods=["POST"])

@@ -31,11 +31,10 @@ from ..extensions import db
 from ..listing import paginate
 from ..models import StalkerChannel, StalkerImportedTariff, StalkerSnapshotRow
 from ..platforms.stalker import console
-from ..queue import get_queue
 from ..web import error_fields, int_arg, is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .jobs import job_view, progress_row
+from .jobs import job_view, progress_row, start_job
 
 PAGE_SIZE = 50
 TABS = {
@@ -173,10 +172,6 @@ def stalker(tab: str = "accounts"):
     return render_template("admin/stalker/page.html", tab=tab, tabs=TABS, placeholder=PLACEHOLDERS[tab], **ctx)
 
 
-def _enqueue(func: str, *args, timeout: int = 600):
-    return get_queue("high").enqueue(func, *args, job_timeout=timeout)
-
-
 @bp.route("/stalker/refresh/<tab>", methods=["POST"])
 @staff_required(*WRITERS)
 def stalker_refresh(tab: str):
@@ -184,9 +179,9 @@ def stalker_refresh(tab: str):
     if tab not in (*console.KINDS, "all"):
         abort(404)
     kinds = list(console.KINDS) if tab == "all" else [tab]
-    job = _enqueue("jobs.stalker.refresh", kinds, actor(), timeout=3600)
+    job_id = start_job("jobs.stalker.refresh", kinds, actor(), timeout=3600)
     db.session.commit()
-    return progress_row(job.id, _("Refreshing from Stalker…"), _("Refreshed: %(result)s — reload the table"))
+    return progress_row(job_id, _("Refreshing from Stalker…"), _("Refreshed: %(result)s — reload the table"))
 
 
 @bp.route("/stalker/accounts/<int:row_id>/add", methods=["POST"])
@@ -209,8 +204,8 @@ def stalker_add_account(row_id: int):
 @staff_required(*WRITERS)
 def stalker_delete_account(row_id: int):
     """Delete this account from Stalker (after the confirmation; billing is not touched)."""
-    job = _enqueue("jobs.stalker.delete_account", row_id, actor())
-    return progress_row(job.id, _("Deleting from Stalker…"), _("Deleted from Stalker: %(result)s"))
+    job_id = start_job("jobs.stalker.delete_account", row_id, actor())
+    return progress_row(job_id, _("Deleting from Stalker…"), _("Deleted from Stalker: %(result)s"))
 
 
 @bp.route("/stalker/stb/register", methods=["POST"])
@@ -263,8 +258,8 @@ def stalker_remove_stb(stb_id: int):
 @staff_required(*WRITERS)
 def stalker_import_channels():
     """Replace billing's channel list with Stalker's (a job, one transaction)."""
-    job = _enqueue("jobs.stalker.import_channels", actor())
-    return progress_row(job.id, _("Importing channels…"), _("Channels imported: %(result)s"))
+    job_id = start_job("jobs.stalker.import_channels", actor())
+    return progress_row(job_id, _("Importing channels…"), _("Channels imported: %(result)s"))
 
 
 @bp.route("/stalker/tariffs/<int:row_id>/import", methods=["POST"])
@@ -287,15 +282,17 @@ def stalker_import_tariff(row_id: int):
 @staff_required(*WRITERS)
 def stalker_check():
     """Check the connection (a job): reachable, credentials accepted, API switched on."""
-    job = _enqueue("jobs.stalker.check", actor(), timeout=120)
-    return render_template("admin/stalker/_check.html", job_id=job.id, **check_view(job.id))
+    job_id = start_job("jobs.stalker.check", actor(), timeout=120)
+    return render_template("admin/stalker/_check.html", job_id=job_id, **check_view(job_id))
 
 
-def check_view(job_id: str) -> dict:
-    """The check's row: the shared job view (portal/admin/jobs.py), drawn as the check's answer."""
+def check_view(job_id: str | None) -> dict:
+    """The check's row: the shared job view (portal/admin/jobs.py), drawn as the check's answer
+    (it polls while "running": the job waits, runs, or Redis is away for a moment)."""
     view = job_view(job_id)
-    state = {"queued": "running", "started": "running", "unavailable": "running", "missing": "gone"}
-    return {"state": state.get(view["state"], view["state"]), "outcome": view.get("value")}
+    running = ("queued", "started", "unavailable") if job_id else ("queued", "started")
+    state = "running" if view["state"] in running else {"missing": "gone"}.get(view["state"], view["state"])
+    return {"state": state, "outcome": view.get("value"), "error": view.get("error")}
 
 
 @bp.route("/stalker/check/<job_id>")
@@ -319,8 +316,8 @@ def stalker_console():
         errors["resource"] = _("required")
     if errors:
         return render_template("admin/stalker/_console_answer.html", errors=errors, state="error"), 422
-    job = _enqueue("jobs.stalker.raw", method, resource, params, actor(), timeout=120)
-    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job.id, state="running")
+    job_id = start_job("jobs.stalker.raw", method, resource, params, actor(), timeout=120)
+    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job_id, **check_view(job_id))
 
 
 @bp.route("/stalker/console/<job_id>")
@@ -328,5 +325,5 @@ def stalker_console():
 def stalker_console_answer(job_id: str):
     """The raw request's answer, pretty-printed (polled until the job is over)."""
     view = check_view(job_id)
-    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job_id, state=view["state"],
-                           answer=view["outcome"])
+    return render_template("admin/stalker/_console_answer.html", errors={}, job_id=job_id, answer=view["outcome"],
+                           **view)
