@@ -22,6 +22,17 @@ def app() -> Flask:
     return _app
 
 
+def report(**meta) -> None:
+    """Tell the job's progress row how it goes: ``progress=`` while it runs, ``result=`` (a
+    line) when done (portal/admin/jobs.py). Outside a job (a direct call): nothing."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.meta.update(meta)
+        job.save_meta()
+
+
 def in_app_context(func):
     """Run the job in a fresh app context (its own database session), or in the caller's."""
     @wraps(func)

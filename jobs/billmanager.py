@@ -1,18 +1,13 @@
 """BILLmanager reselling jobs (portal.platforms.billmanager does the work)."""
 from __future__ import annotations
 
-from rq import get_current_job
-
 from portal.platforms.billmanager import handlers, importer, orders
 
-from . import in_app_context
+from . import in_app_context, report
 
 
 def _say(text: str) -> str:
-    job = get_current_job()
-    if job is not None:
-        job.meta["result"] = text
-        job.save_meta()
+    report(result=text)
     return text
 
 

@@ -3,18 +3,9 @@
 for the admin's progress rows)."""
 from __future__ import annotations
 
-from rq import get_current_job
-
 from portal.platforms.intercom import console
 
-from . import in_app_context
-
-
-def _meta(**values) -> None:
-    job = get_current_job()
-    if job is not None:
-        job.meta.update(values)
-        job.save_meta()
+from . import in_app_context, report
 
 
 @in_app_context
@@ -32,13 +23,13 @@ def check_connection() -> dict:
         text = f"reachable, API key refused: {result['error']}"
     else:
         text = "reachable, API key accepted"
-    _meta(result=text, check=result)
+    report(result=text, check=result)
     return result
 
 
 @in_app_context
 def check_profiles() -> dict:
-    result = console.check_profiles(progress=lambda text: _meta(progress=text))
-    _meta(result=f"profiles {result['profiles']}, missing {result['missing']}, "
+    result = console.check_profiles(progress=lambda text: report(progress=text))
+    report(result=f"profiles {result['profiles']}, missing {result['missing']}, "
                  f"accounts with drift {result['drifted_accounts']} (queued for sync)")
     return result

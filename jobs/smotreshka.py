@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from portal.platforms.smotreshka import console
 
-from . import in_app_context
+from . import in_app_context, report
 
 
 @in_app_context
@@ -14,16 +14,11 @@ def import_catalog(actor: str) -> str:
 
 @in_app_context
 def check(actor: str, public_base: str) -> dict:
-    from rq import get_current_job
-
-    report = console.check(actor, public_base)
-    job = get_current_job()
-    if job is not None:
-        job.meta["result"] = ("reachable" if report["reachable"] else "unreachable") + \
-            (f", catalog: {report['catalog']} subscriptions" if report["catalog"] is not None else "") + \
-            (f"; {report['error']}" if report["error"] else "")
-        job.save_meta()
-    return report
+    answer = console.check(actor, public_base)
+    report(result=("reachable" if answer["reachable"] else "unreachable")
+           + (f", catalog: {answer['catalog']} subscriptions" if answer["catalog"] is not None else "")
+           + (f"; {answer['error']}" if answer["error"] else ""))
+    return answer
 
 
 @in_app_context

@@ -1,33 +1,17 @@
 """Stalker console jobs (portal.platforms.stalker.console does the work)."""
 from __future__ import annotations
 
-from rq import get_current_job
-
 from portal.platforms.stalker import console
 
-from . import in_app_context
-
-
-def _progress(text: str) -> None:
-    job = get_current_job()
-    if job is not None:
-        job.meta["progress"] = text
-        job.save_meta()
-
-
-def _result(text: str) -> None:
-    job = get_current_job()
-    if job is not None:
-        job.meta["result"] = text
-        job.save_meta()
+from . import in_app_context, report
 
 
 @in_app_context
 def refresh(kinds=None, actor: str = "system") -> dict:
-    out = console.refresh(tuple(kinds or console.KINDS), actor=actor, progress=_progress)
+    out = console.refresh(tuple(kinds or console.KINDS), actor=actor, progress=lambda text: report(progress=text))
     errors = [f"{k}: {v[7:]}" for k, v in out.items() if isinstance(v, str) and v.startswith("error: ")]
     counts = ", ".join(f"{k} {v}" for k, v in out.items() if isinstance(v, int))
-    _result("; ".join(filter(None, [counts, *errors]))[:200])
+    report(result="; ".join(filter(None, [counts, *errors]))[:200])
     return out
 
 
