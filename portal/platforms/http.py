@@ -31,6 +31,17 @@ def recording() -> Iterator[list[dict]]:
         _calls.reset(token)
 
 
+def audit_calls(calls: list[dict], actor: str, object_type: str = "system", object_id: int | None = None) -> None:
+    """Write the recorded calls to the audit log, one entry each (in the caller's transaction;
+    a call dict holds no secret: the client redacts them)."""
+    from ..billing import audit
+
+    for call in calls:
+        outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
+        audit.record(actor, "platform.call", None, f"{call.get('func') or call['method']} {call['url']} {outcome}",
+                     after=call, object_type=object_type, object_id=object_id)
+
+
 def public_url(url: str) -> str:
     """The URL without user info, query or fragment: safe to log."""
     parts = urlsplit(url)

@@ -34,7 +34,7 @@ from ..extensions import db
 from ..models import Account, AssignedService, Contract, ExtraFieldValue, OutboxEvent, SyncState, utcnow
 from ..queue import enqueue_once, get_redis
 from . import connections, outbox, registry
-from .http import PlatformError, recording
+from .http import PlatformError, audit_calls, recording
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,7 @@ def _record(platform: str, st: SyncState, desired, actual, error: str | None, ca
             st.state, st.next_attempt_at = "dead", None
         else:
             st.state, st.next_attempt_at = "retry", now + timedelta(seconds=backoff(st.attempts))
-    for call in calls:
-        outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
-        audit.record(f"platform:{platform}", "platform.call", None,
-                     f"{call['method']} {call['url']} {outcome}", after=call,
-                     object_type="account", object_id=st.account_id)
+    audit_calls(calls, f"platform:{platform}", "account", st.account_id)
 
 
 def _unexpected(platform: str, account_id: int, e: Exception) -> str:

@@ -19,7 +19,7 @@ from ...billing.errors import BillingError
 from ...billing.ledger import parse_amount
 from ...extensions import db
 from ...models import BmHandler, BmTariff, DataCenter, Department, PlatformConnection, utcnow
-from ..http import PlatformError, recording
+from ..http import PlatformError, audit_calls, recording
 from .client import BillmgrClient, normalise_url
 from .tasks import close_by_key, open_task
 
@@ -116,10 +116,7 @@ def client_for(handler: BmHandler) -> BillmgrClient:
 
 def record_calls(calls: list[dict], actor: str, object_type: str, object_id: int | None) -> None:
     """Every call to the seller in the audit log (no credentials: the client never logs the form)."""
-    for call in calls:
-        outcome = f"failed: {call['error'][:200]}" if "error" in call else call.get("status", "no answer")
-        audit.record(actor, "platform.call", None, f"{call['func']} {call['url']} {outcome}", after=call,
-                     object_type=object_type, object_id=object_id)
+    audit_calls(calls, actor, object_type, object_id)
 
 
 # -- small editable lists -----------------------------------------------------------------------

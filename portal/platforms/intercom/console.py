@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ...billing import audit
 from ...extensions import db
 from ...models import Account, IntercomAttachment, IntercomProfile
 from .. import connections, outbox
-from ..http import PlatformError, recording
+from ..http import PlatformError, audit_calls, recording
 from . import store, sync
 from .client import IntercomClient
 
@@ -29,10 +28,7 @@ def _client() -> IntercomClient:
 
 
 def _audit(calls: list[dict], object_type: str = "intercom_profile", object_id=None) -> None:
-    for call in calls:
-        outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
-        audit.record(ACTOR, "platform.call", None, f"{call['method']} {call['url']} {outcome}", after=call,
-                     object_type=object_type, object_id=object_id)
+    audit_calls(calls, ACTOR, object_type, object_id)
 
 
 def lookup(login: str) -> dict:

@@ -13,7 +13,7 @@ from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, CatalogService, SmotreshkaDrift, SyncState, utcnow
 from .. import connections, outbox
-from ..http import PlatformError, recording
+from ..http import PlatformError, audit_calls, recording
 from .client import SmotreshkaClient
 from .settings import load as load_settings
 from .sync import NAME, wanted_subscriptions
@@ -33,10 +33,7 @@ def _client(actor: str):
         try:
             yield SmotreshkaClient(connection)
         finally:
-            for call in calls:
-                outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
-                audit.record(actor, "platform.call", None, f"{call['method']} {call['url']} {outcome}",
-                             after=call, object_type="platform", object_id=None)
+            audit_calls(calls, actor, "platform")
             db.session.commit()
 
 

@@ -25,7 +25,7 @@ from ...models import (
     StalkerStb, StalkerTvId, Tariff, utcnow,
 )
 from ...platforms import connections
-from ...platforms.http import PlatformError, recording
+from ...platforms.http import PlatformError, audit_calls, recording
 from ...platforms.outbox import notify
 from .client import ApiDisabled, StalkerClient, Unauthorized, normalise_mac
 
@@ -51,10 +51,7 @@ def audited_calls(actor: str, object_type: str = "system", object_id: int | None
             yield calls
         finally:
             db.session.rollback()
-            for call in calls:
-                outcome = call.get("status", "no answer") if "error" not in call else f"failed: {call['error'][:200]}"
-                audit.record(actor, "platform.call", None, f"{call['method']} {call['url']} {outcome}", after=call,
-                             object_type=object_type, object_id=object_id)
+            audit_calls(calls, actor, object_type, object_id)
             db.session.commit()
 
 
