@@ -5,6 +5,7 @@ Queues are named by priority: ``high`` (what a person is waiting for, the sweepe
 """
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 
 import redis
@@ -13,9 +14,9 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
-# A job in one of these states will still run, so it covers whatever it was enqueued for
-# again (jobs compute their work when they start, see portal.platforms.reconcile).
-WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
+# A job in one of these states has not started: it will see whatever it is asked for again
+# (jobs compute their work when they start).
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 @lru_cache(maxsize=4)
@@ -49,23 +50,37 @@ def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=get_redis())
 
 
-def enqueue_once(queue_name: str, func: str, *args, job_id: str, **options) -> bool:
+def enqueue_once(queue_name: str, func: str, *args, job_id: str, running_covers: bool = True, **options) -> bool:
     """Enqueue ``func(*args)`` under ``job_id`` unless a job with that id is still waiting
-    or running; a finished or failed one is replaced. Returns True when a job was added."""
+    (or running, if ``running_covers``); a finished or failed one is replaced. Returns True
+    when a job was added.
+
+    ``running_covers=False`` is for jobs that read their work when they start: a running one
+    may have read it before the change it is asked for now, so a follow-up is queued under
+    ``job_id + "-next"`` (itself deduplicated while it waits)."""
     queue = get_queue(queue_name)
-    for _ in range(3):
-        try:
-            queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
-            return True
-        except DuplicateJobError:
+    ids = [job_id] if running_covers else [job_id, f"{job_id}-next"]
+    while ids:
+        current = ids[0]
+        for _ in range(3):
             try:
-                job = Job.fetch(job_id, connection=queue.connection)
-            except NoSuchJobError:
-                continue  # it finished meanwhile: try again
-            if job.get_status(refresh=False) in WAITING_OR_RUNNING:
-                return False
-            job.delete()
-    return False
+                queue.enqueue(func, *args, job_id=current, unique=True, **options)
+                return True
+            except DuplicateJobError:
+                try:
+                    job = Job.fetch(current, connection=queue.connection)
+                except NoSuchJobError:
+                    continue  # it finished meanwhile: try again
+                status = job.get_status(refresh=False)
+                if status in WAITING or (status == JobStatus.STARTED and running_covers):
+                    return False
+                if status == JobStatus.STARTED:
+                    break  # running, maybe past the change: the next id
+                job.delete()
+        ids.pop(0)
+    # both running (two workers): one more run with an id of its own
+    queue.enqueue(func, *args, job_id=f"{job_id}-{uuid.uuid4().hex[:12]}", **options)
+    return True
 
 
 def jobs_waiting() -> int | None:

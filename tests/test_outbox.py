@@ -54,6 +54,21 @@ def test_changes_to_one_account_wait_as_one_job(ctx):
     assert jobs_in("default") == [f"reconcile-webhook-{account.id}-default"]
 
 
+def test_a_change_while_the_accounts_job_is_finishing_gets_a_run_of_its_own(ctx):
+    """If the account's job has started (and may have read the account already) when a change
+    is committed, is one follow-up run queued for it, and only one however many changes follow?"""
+    from rq.job import Job, JobStatus
+
+    account = gen_account(agent=gen_agent(platform="webhook"))
+    first = f"reconcile-webhook-{account.id}-default"
+    Job.fetch(first, connection=get_redis()).set_status(JobStatus.STARTED)  # a worker has it
+    acc.block(account, "manager", actor="test")
+    db.session.commit()
+    acc.unblock(account, "manager", actor="test")
+    db.session.commit()
+    assert [j for j in jobs_in("default") if j != first] == [f"{first}-next"]
+
+
 def test_sync_now_puts_a_failed_account_first_in_line_with_fresh_attempts(ctx):
     """When staff press "sync now" on an account that gave up, is it queued ahead of routine
     changes with a fresh set of attempts?"""

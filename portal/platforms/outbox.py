@@ -161,7 +161,10 @@ def job_id(platform: str, account_id: int, queue: str) -> str:
 
 
 def enqueue_pair(platform: str, account_id: int, queue: str = "default") -> bool:
+    # A running reconcile re-reads the account when rows arrive during its call, but one past that
+    # last look (finishing in RQ) would miss this change: it does not cover it, a follow-up runs.
     return enqueue_once(queue, RECONCILE_JOB, platform, account_id, job_id=job_id(platform, account_id, queue),
+                        running_covers=False,
                         result_ttl=0, job_timeout=JOB_TIMEOUT)
 
 
