@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from sqlalchemy import Integer, bindparam, func, select, union, union_all
+from sqlalchemy import Integer, bindparam, func, select, union, union_all, update
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -31,14 +31,16 @@ def snapshot(account: Account) -> dict:
 
 
 def _after_change(account: Account, action: str, actor: str, before: dict | None, summary: str = "",
-                  service: AssignedService | None = None) -> None:
+                  service: AssignedService | None = None, charge_key: tuple | None = None) -> None:
     """Charge for what the change added or removed, apply the balance rule, audit (the state
-    after it: of ``service`` for a service action, else of the account), notify."""
+    after it: of ``service`` for a service action, else of the account), notify.
+    ``charge_key``: (idempotency key, comment) for the charge of ``service`` (charging.charge_accounts)."""
     from .blocking import apply_balance_rule
     from .charging import charge_accounts
 
     db.session.flush()
-    charge_accounts([account.id], actor=actor)
+    charge_accounts([account.id], actor=actor,
+                    keyed=(service.id, *charge_key) if service is not None and charge_key else None)
     apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before,
                  after=_service_facts(service) if service is not None else snapshot(account))
@@ -310,7 +312,41 @@ def _end(assigned: AssignedService, today: date) -> None:
         assigned.ends_on = max(yesterday, assigned.starts_on - timedelta(days=1))
 
 
-def assign_service(account: Account, data: dict, *, actor: str) -> AssignedService:
+def lock_account(account: Account) -> None:
+    """Serialise changes to one account's services until the transaction ends: a row lock on
+    PostgreSQL; on SQLite the database's write lock, taken by a no-op write (pysqlite opens the
+    transaction at the first write, so nothing read before it is stale). Then the account's
+    services are read again: a parallel change may have committed while we waited."""
+    db.session.flush()
+    a = Account.__table__.c
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(a.id).where(a.id == account.id).with_for_update())
+    else:
+        db.session.execute(update(Account.__table__).where(a.id == account.id).values(id=a.id))
+    db.session.expire(account, ["services"])
+
+
+def held_copy(account: Account, service_id: int) -> AssignedService | None:
+    """The live (not ended) copy of a catalog service the account holds, if any."""
+    return next((s for s in account.services if s.service_id == service_id and s.state != "ended"
+                 and not s.per_order), None)
+
+
+ALREADY_HELD = "the account has this service already"
+
+
+def done_order(account: Account, order_key: str) -> AssignedService | None:
+    """The service a request with this one-time key assigned to this account, if it ran."""
+    return db.session.scalar(select(AssignedService).filter_by(order_key=order_key[:64], account_id=account.id))
+
+
+def assign_service(account: Account, data: dict, *, actor: str, order_key: str | None = None,
+                   charge_key: tuple[str, str] | None = None) -> AssignedService:
+    """Assign a catalog service, once: under the account's lock, a service the account holds
+    already (not ended) is refused (ALREADY_HELD), so a double click or two purchases of one
+    offer moves no money twice. ``order_key``: the request's one-time key; a repeat of it
+    returns the service it assigned. ``charge_key``: (idempotency key, comment) of the charge
+    posted for it now."""
     errors: dict = {}
     sid = data.get("service_id")
     service = db.session.get(CatalogService, sid) if isinstance(sid, int) else None
@@ -330,12 +366,25 @@ def assign_service(account: Account, data: dict, *, actor: str) -> AssignedServi
         errors["account"] = "the account is disabled"
     if errors:
         raise BillingError(errors)
+    lock_account(account)
+    if order_key:
+        first = db.session.scalar(select(AssignedService).filter_by(order_key=order_key[:64]))
+        if first is not None:
+            if first.account_id != account.id or first.service_id != sid:
+                raise BillingError({"order_key": "already used for another request"})
+            return first
+    from .charging import expire_services
+
+    if expire_services(today, [account.id], actor):  # a copy past its end date is not held any more
+        db.session.expire(account, ["services"])
+    if held_copy(account, sid) is not None:
+        raise BillingError({"service_id": ALREADY_HELD})
     for held in replaced_by(account, service):
         _end(held, today)
     assigned = AssignedService(account=account, service=service, starts_on=starts_on, ends_on=ends_on,
-                               state="active", state_changed_on=today)
+                               state="active", state_changed_on=today, order_key=order_key[:64] if order_key else None)
     db.session.add(assigned)
-    _after_change(account, "service.assign", actor, None, service.name, service=assigned)
+    _after_change(account, "service.assign", actor, None, service.name, service=assigned, charge_key=charge_key)
     return assigned
 
 

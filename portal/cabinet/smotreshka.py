@@ -8,6 +8,8 @@ The platform hears of the change through the outbox like any other change.
 """
 from __future__ import annotations
 
+import secrets
+
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,7 +26,7 @@ from .views import _own, subscriber_required
 MESSAGES = [_l("no such TV service"), _l("only an additional service you have can be removed"),
             _l("your tariff does not offer this service"), _l("you have this service already"),
             _l("switch to a basic service, add an additional one"), _l("the account is not active"),
-            _l("not enough money on the balance")]
+            _l("not enough money on the balance"), _l("the account has this service already")]
 
 
 @bp.context_processor
@@ -57,7 +59,7 @@ def tv_preview(account_id: int):
         return render_template("cabinet/smotreshka/_confirm.html", account=account, p=None,
                                error=next(iter(error_fields(e).values()))), 422
     return render_template("cabinet/smotreshka/_confirm.html", account=account, p=p,
-                           error=_(p["error"]) if p["error"] else None)
+                           error=_(p["error"]) if p["error"] else None, nonce=secrets.token_hex(16))
 
 
 @bp.route("/tv/<int:account_id>/confirm", methods=["POST"])
@@ -66,8 +68,10 @@ def tv_confirm(account_id: int):
     """Do the change I confirmed."""
     account = _account(account_id)
     try:
+        # the form's one-time key: a second click of this confirm finds the change done
+        nonce = request.form.get("nonce")
         tv.apply_plan(account, request.form.get("action", ""), form_int("service_id"),
-                      actor=self_service.actor(g.subscriber))
+                      actor=self_service.actor(g.subscriber), order_key=f"cabinet-tv:{nonce}" if nonce else None)
     except BillingError as e:
         db.session.rollback()
         message = next(iter(error_fields(e).values()))

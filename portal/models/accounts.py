@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -96,7 +96,15 @@ class ExtraFieldValue(db.Model):
 
 class AssignedService(db.Model):
     __tablename__ = "assigned_services"
-    __table_args__ = (Index("ix_assigned_services_state", "state"),)
+    __table_args__ = (
+        Index("ix_assigned_services_state", "state"),
+        # One live copy of a catalog service per account (billing.accounts.assign_service checks it
+        # under the account's lock; this refuses whatever slips past). Per-order services (one
+        # hosting order each) may repeat.
+        Index("uq_assigned_services_live", "account_id", "service_id", unique=True,
+              sqlite_where=text("state != 'ended' AND per_order = 0"),
+              postgresql_where=text("state <> 'ended' AND NOT per_order")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -107,6 +115,11 @@ class AssignedService(db.Model):
     state: Mapped[str] = mapped_column(String(16), default="active")
     state_changed_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An instance per order (a hosting order), not "the" service of the account: may repeat.
+    per_order: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The one-time key of the request that assigned it (a cabinet form's, an upsale
+    # transaction's): a repeat of that request finds this service instead of buying again.
+    order_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     account: Mapped[Account] = relationship(back_populates="services")
     service: Mapped[CatalogService] = relationship()

@@ -100,7 +100,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
         raise BillingError(errors)
     today = clock.today()
     assigned = AssignedService(account=account, service_id=tariff.service_id, starts_on=today, state="active",
-                               state_changed_on=today)
+                               state_changed_on=today, per_order=True)  # one per order: may repeat
     db.session.add(assigned)
     db.session.flush()
     svc = BmService(tariff=tariff, account=account, assigned_service_id=assigned.id, domain=domain,

@@ -1,24 +1,22 @@
-"""TV subscriptions in billing: what an account holds and may take, what the first charge of
-a service is, and the one way to add, replace or drop a TV service (used by upsale commit,
+"""TV subscriptions in billing: what an account holds and may take, what a change costs
+(billing's quote), and the one way to add, replace or drop a TV service (used by upsale commit,
 the cabinet and the drift report's "accept" action). The assignment rules themselves
 (a second basic replaces the first) live in portal.billing.accounts."""
 from __future__ import annotations
 
-from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import timedelta
 
 from sqlalchemy import bindparam, select
 
 from ...billing import accounts as acc
 from ...billing import clock
-from ...billing.blocking import can_afford, money_left
+from ...billing.blocking import can_afford
+from ...billing.quotes import Quote
+from ...billing.quotes import quote as billing_quote
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, AssignedService, CatalogService
 from .sync import NAME, tv_services
-
-CENT = Decimal("0.01")
-
 
 def offered(account: Account) -> list[CatalogService]:
     """TV services of this platform that the account's tariffs offer, basics first."""
@@ -49,39 +47,44 @@ def holding(account: Account, service: CatalogService) -> AssignedService | None
     return next((s for s in live(account) if s.service_id == service.id), None)
 
 
-def first_charge(service: CatalogService, day: date | None = None) -> Decimal:
-    """What the charge run takes for a service assigned on ``day`` (DESIGN.md, charging rules):
-    monthly in advance, the rest of the month pro rata; daily pro rata, the day's share; a
-    per-day price, the price."""
-    day = day or clock.today()
-    price = Decimal(service.price)
-    if service.charge_period == "day":
-        return price
-    dim = clock.days_in_month(day)
-    if service.charge_mode == "daily_prorata":
-        daily = (price / dim).quantize(CENT, rounding=ROUND_HALF_UP)
-        return price - (dim - 1) * daily if day.day == dim else daily
-    days = dim - day.day + 1
-    return (price * days / dim).quantize(CENT, rounding=ROUND_HALF_UP)
+def quote(account: Account, add: CatalogService | None, remove: AssignedService | None = None,
+          trial_days: int = 0) -> Quote:
+    """What the change costs and gives back today (billing's quote: the charge run's rules)."""
+    starts = clock.today() + timedelta(days=max(0, trial_days))
+    return billing_quote(account, add=add, remove=remove, starts_on=starts)
 
 
-def affordable(account: Account, amount: Decimal) -> bool:
-    return can_afford(account.contract, amount)
+def affordable(account: Account, q) -> bool:
+    """Whether the balance rule lets the change through (billing.blocking.can_afford)."""
+    if not isinstance(q, Quote):  # TEMPORARY: upsale.py passes an amount until it is moved
+        return can_afford(account.contract, q)
+    return can_afford(account.contract, q.charge - q.refund)
+
+
+def first_charge(service: CatalogService):  # TEMPORARY: until upsale.py uses quote()
+    from types import SimpleNamespace
+
+    from ...billing.quotes import assign_charge
+
+    return assign_charge(SimpleNamespace(status="active"), service)
 
 
 def change(account: Account, *, add: CatalogService | None, remove: AssignedService | None, actor: str,
-           trial_days: int = 0) -> AssignedService | None:
+           trial_days: int = 0, order_key: str | None = None,
+           charge_key: tuple[str, str] | None = None) -> AssignedService | None:
     """Stop ``remove`` and assign ``add`` (from today, or after a trial), in the caller's
     transaction; billing charges and refunds and notifies the platform. A basic added over
-    another basic replaces it (billing's rule)."""
+    another basic replaces it, and a service held already is refused (billing's rules).
+    ``order_key`` and ``charge_key``: see billing.accounts.assign_service."""
+    if add is not None and add.platform != NAME:
+        raise BillingError({"service_id": "not a service of this platform"})
     if remove is not None and remove.state != "ended":
         acc.end_service(remove, actor=actor)
     if add is None:
         return None
-    if add.platform != NAME:
-        raise BillingError({"service_id": "not a service of this platform"})
     starts = clock.today() + timedelta(days=max(0, trial_days))
-    return acc.assign_service(account, {"service_id": add.id, "starts_on": starts}, actor=actor)
+    return acc.assign_service(account, {"service_id": add.id, "starts_on": starts}, actor=actor,
+                              order_key=order_key, charge_key=charge_key)
 
 
 # -- the cabinet's self-service -------------------------------------------------------------------
@@ -92,8 +95,8 @@ def plan(account: Account, action: str, service_id) -> dict:
     service, what it replaces, the price, the charge today, the refund, the balance after, and
     ``error`` (an English message) when it cannot be done."""
     service = db.session.get(CatalogService, service_id) if isinstance(service_id, int) else None
-    out = {"action": action, "service": service, "replaces": None, "charge": Decimal("0"), "refund": Decimal("0"),
-           "balance": account.contract.balance, "error": None}
+    out = {"action": action, "service": service, "replaces": None, "balance": account.contract.balance,
+           "error": None}
     if service is None or service.platform != NAME or action not in ("switch", "add", "remove"):
         raise BillingError({"service_id": "no such TV service"})
     held = holding(account, service)
@@ -101,7 +104,7 @@ def plan(account: Account, action: str, service_id) -> dict:
         if held is None or service.iptv_kind == "basic":
             raise BillingError({"service_id": "only an additional service you have can be removed"})
         out["replaces"] = held
-        out["refund"] = _refund(held)
+        q = quote(account, None, held)
     else:
         if service not in offered(account):
             raise BillingError({"service_id": "your tariff does not offer this service"})
@@ -111,33 +114,30 @@ def plan(account: Account, action: str, service_id) -> dict:
             raise BillingError({"service_id": "switch to a basic service, add an additional one"})
         if action == "switch":
             out["replaces"] = current_basic(account)
-            out["refund"] = _refund(out["replaces"]) if out["replaces"] else Decimal("0")
-        out["charge"] = first_charge(service)
+        q = quote(account, service)
+    out["charge"], out["refund"] = q.charge, q.refund
     if account.status != "active":
         out["error"] = "the account is not active"
-    elif out["charge"] and not account.contract.do_not_block and \
-            money_left(account.contract) + out["refund"] - out["charge"] < 0:
+    elif not affordable(account, q):
         out["error"] = "not enough money on the balance"
-    out["balance_after"] = out["balance"] + out["refund"] - out["charge"]
+    out["balance_after"] = out["balance"] + q.net
     return out
 
 
-def _refund(assigned: AssignedService | None) -> Decimal:
-    """Roughly what ending a monthly-in-advance service today gives back (today and the rest of
-    the month); the charge run posts the exact amount."""
-    if assigned is None or assigned.starts_on > clock.today() or assigned.service.charge_mode != "monthly_advance" \
-            or assigned.service.charge_period != "month":
-        return Decimal("0")
-    return first_charge(assigned.service)
-
-
-def apply_plan(account: Account, action: str, service_id, *, actor: str) -> dict:
-    """Do what ``plan`` showed, after checking again; the caller commits."""
+def apply_plan(account: Account, action: str, service_id, *, actor: str, order_key: str | None = None) -> dict:
+    """Do what ``plan`` showed, after checking again under the account's lock; the caller
+    commits. ``order_key``: the confirm form's one-time key: a repeat (a double click) finds
+    the change done and does nothing more."""
+    if order_key and action != "remove":
+        done = acc.done_order(account, order_key)
+        if done is not None:
+            return {"action": action, "service": done.service, "repeat": True}
+    acc.lock_account(account)
     p = plan(account, action, service_id)
     if p["error"]:
         raise BillingError({"service_id": p["error"]})
     if action == "remove":
         change(account, add=None, remove=p["replaces"], actor=actor)
     else:
-        change(account, add=p["service"], remove=p["replaces"], actor=actor)
+        change(account, add=p["service"], remove=p["replaces"], actor=actor, order_key=order_key)
     return p
