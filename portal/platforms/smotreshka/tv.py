@@ -128,11 +128,10 @@ def apply_plan(account: Account, action: str, service_id, *, actor: str, order_k
     """Do what ``plan`` showed, after checking again under the account's lock; the caller
     commits. ``order_key``: the confirm form's one-time key: a repeat (a double click) finds
     the change done and does nothing more."""
-    if order_key and action != "remove":
-        done = acc.done_order(account, order_key)
-        if done is not None:
-            return {"action": action, "service": done.service, "repeat": True}
     acc.lock_account(account)
+    done = acc.done_order(account, order_key) if order_key and action != "remove" else None
+    if done is not None:
+        return {"action": action, "service": done.service, "repeat": True}
     p = plan(account, action, service_id)
     if p["error"]:
         raise BillingError({"service_id": p["error"]})
