@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..billing import accounts as billing
-from ..billing import directory, ledger
+from ..billing import directory, ledger, quotes
 from ..billing.blocking import apply_balance_rule, top_up_to_unblock
 from ..billing.errors import BillingError
 from ..extensions import db
@@ -260,9 +260,13 @@ def update_contract(contract_id: int):
 def render_account(account: Account, errors: dict | None = None, form: str | None = None):
     offered = billing.offered_service_ids(account)
     fee_ids = billing.fee_service_ids(account)
+    held = {s.service_id for s in account.services if billing.held_copy(account, s.service_id) is s}
     assignable = db.session.scalars(
-        select(CatalogService).where(CatalogService.id.in_(offered - fee_ids)).order_by(CatalogService.name)
+        select(CatalogService).where(CatalogService.id.in_(offered - fee_ids - held)).order_by(CatalogService.name)
     ).all() if offered else []
+    # what each choice costs today and what ending each service gives back (billing's quote)
+    charges = {sv.id: quotes.quote(account, add=sv).charge for sv in assignable}
+    refunds = {s.id: quotes.end_refund(s) for s in account.services if s.state != "ended"}
     history = db.session.scalars(
         select(AuditEntry).where(AuditEntry.object_type == "account", AuditEntry.object_id == account.id)
         .order_by(AuditEntry.id.desc()).limit(30)
@@ -270,6 +274,7 @@ def render_account(account: Account, errors: dict | None = None, form: str | Non
     return render_template("admin/account.html", a=account, errors=errors or {}, open_form=form,
                            top_up=top_up_to_unblock(account.contract),
                            values=request.form if errors else {}, assignable=assignable, history=history,
+                           charges=charges, refunds=refunds,
                            **sync_context(account), **choices())
 
 
