@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Flask, request, session
 
 from . import config as config_module
+from . import proxies
 from .extensions import babel, csrf, db, login_manager, migrate
 
 
@@ -20,6 +21,8 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(config_module.load(config))
     app.json.ensure_ascii = False  # Russian stays readable in JSON answers
+    app.wsgi_app = proxies.trust(app.wsgi_app, app.config["TRUSTED_PROXIES"])
+    register_size_limit(app)  # first: its hook runs before any other reads a body (CSRF reads forms)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -61,7 +64,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Admin (staff), cabinet (subscribers), API v1 (operators' systems)."""
+    """Admin (staff), cabinet (subscribers), API v1 (operators' systems) and platform callbacks."""
     from .admin import bp as admin_bp
     from .admin.jobs import mount_rq_dashboard
     from .api import register_api
@@ -91,6 +94,42 @@ def register_errorhandlers(app: Flask) -> None:
 
     for code in (403, 404):
         app.register_error_handler(code, page)
+
+
+# the 413 page for people: plain text, Russian first (it needs no session, template or catalog)
+TOO_LARGE_PAGE = "413 · Запрос слишком велик / Request too large\n"
+
+
+def register_size_limit(app: Flask) -> None:
+    """MAX_CONTENT_LENGTH for every request: a larger body is answered 413, JSON for the API
+    and platform callbacks, a plain page elsewhere. A body of declared size is refused before it
+    is read; a chunked one is read up to the limit first (werkzeug would silently cut it there,
+    and a view would see a truncated body)."""
+    from flask import abort
+
+    from .api import PREFIX, upsale
+    from .api.errors import error_response
+
+    @app.before_request
+    def _refuse_oversized():
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if not limit:
+            return
+        if request.content_length is not None:
+            if request.content_length > limit:
+                abort(413)
+        elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            if len(request.get_data(cache=True)) >= limit:  # (kept for the view: read once)
+                abort(413)
+
+    def too_large(error):
+        if request.path.startswith(PREFIX + "/"):
+            return error_response(error)
+        if request.path.startswith(upsale.PREFIX + "/"):
+            return upsale.too_large(error)
+        return TOO_LARGE_PAGE, 413, {"Content-Type": "text/plain; charset=utf-8"}
+
+    app.register_error_handler(413, too_large)
 
 
 def register_jinja(app: Flask) -> None:

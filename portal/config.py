@@ -11,6 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
+from . import proxies
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("PORTAL_INSTANCE", ROOT / "instance"))
 
@@ -77,6 +79,13 @@ def load(overrides: dict | None = None) -> dict:
         "SWEEP_INTERVAL": int(env.get("SWEEP_INTERVAL", "30")),
         # processed outbox rows are deleted after this many days
         "OUTBOX_KEEP_DAYS": int(env.get("OUTBOX_KEEP_DAYS", "7")),
+        # the largest request body, in bytes: larger ones are answered 413 before they are read
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        # reverse proxies whose X-Forwarded-For we believe: a hop count or addresses (proxies.py)
+        "TRUSTED_PROXIES": env.get("TRUSTED_PROXIES", ""),
+        # platform callbacks: this many wrong credentials from one address in the window -> 429
+        "CALLBACK_MAX_FAILURES": int(env.get("CALLBACK_MAX_FAILURES", "10")),
+        "CALLBACK_FAILURE_WINDOW": int(env.get("CALLBACK_FAILURE_WINDOW", "900")),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
@@ -93,6 +102,10 @@ def load(overrides: dict | None = None) -> dict:
     cfg.update(overrides)
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    try:
+        cfg["TRUSTED_PROXIES"] = proxies.parse(cfg["TRUSTED_PROXIES"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not cfg.get("SECRET_KEY") or not cfg.get("CREDENTIALS_KEY"):
         raise ConfigError(
             "SECRET_KEY and CREDENTIALS_KEY must be set in the environment when DATABASE_URL is set "

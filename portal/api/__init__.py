@@ -1,5 +1,6 @@
 """API v1: token-authenticated JSON for operators' systems (flask-smorest, OpenAPI at
-/api/v1/openapi.json).
+/api/v1/openapi.json), and the HTTP endpoints platforms call back (upsale.py: «Смотрёшка»
+upsale v3 at /upsale/v3, in the platform's protocol, outside API v1 and its OpenAPI document).
 
 One module per resource (listed in resources.py); authorization is in auth.py, the error
 shape and the commit-or-roll-back rule of writes in errors.py, fields and pagination in
@@ -14,10 +15,11 @@ PREFIX = "/api/v1"
 
 
 def register_api(app: Flask) -> None:
-    """Register the API v1 blueprints on the smorest Api (and exempt them from CSRF)."""
+    """Register the API v1 blueprints on the smorest Api (and exempt them from CSRF), and the
+    platform callbacks beside it."""
     from ..billing.errors import BillingError
     from ..extensions import api, csrf
-    from . import resources
+    from . import resources, upsale
     from .auth import SCHEME
     from .errors import ERROR_DOC, billing_error_response, error_response
 
@@ -32,6 +34,7 @@ def register_api(app: Flask) -> None:
             # JSON errors here, whatever the rest of the app renders for its own pages
             bp.register_error_handler(HTTPException, error_response)
         api.register_blueprint(bp)
+    app.register_blueprint(upsale.bp)
 
     @app.before_request
     def _api_routing_errors():

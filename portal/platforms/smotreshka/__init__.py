@@ -1,9 +1,10 @@
 """«Смотрёшка» (Lifestream) IPTV: the operator API v2 + account-state v3 (client.py, sync.py),
-upsale v3 callbacks (upsale.py), catalog import, check, drift report and re-sync (console.py),
-TV subscriptions in billing (tv.py), the emulator with its subscriber app (emulator.py), and
-demo data in the three ways of selling TV (demo.py)."""
+upsale v3 ensure/commit (upsale.py; its HTTP endpoints are in portal/api/upsale.py), catalog
+import, check, drift report and re-sync (console.py), TV subscriptions in billing (tv.py), the
+emulator with its subscriber app (emulator.py), and demo data in the three ways of selling TV
+(demo.py)."""
 from ..registry import DemoEmulator, Platform, register
-from . import client, console, sync, upsale
+from . import client, console, sync
 
 
 def _demo_emulator() -> DemoEmulator:
@@ -30,5 +31,4 @@ register(Platform(
     reconcile=sync.reconcile, demo_emulator=_demo_emulator, demo_load=_demo_load, periodic=console.periodic,
     admin_endpoint="admin.smotreshka", check_endpoint="admin.smotreshka_check", cabinet_template="cabinet/smotreshka/_section.html",
     account_template="admin/smotreshka/_account_tv.html",
-    blueprint=upsale.bp,
 ))

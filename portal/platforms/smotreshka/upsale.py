@@ -1,47 +1,41 @@
-"""Upsale v3: the platform calls us when a subscriber buys in the «Смотрёшка» app (notes 2).
+"""Upsale v3: what billing does when a subscriber buys in the «Смотрёшка» app (notes 2).
 
-    POST /upsale/v3/add-subscription/ensure       check and record: no money moves
-    POST /upsale/v3/add-subscription/commit       assign, charge once, replay on repeat
-    POST /upsale/v3/replace-subscription/ensure
-    POST /upsale/v3/replace-subscription/commit
+    add-subscription/ensure       check and record: no money moves
+    add-subscription/commit       assign, charge once, replay on repeat
+    replace-subscription/ensure
+    replace-subscription/commit
 
-Parameters come in the query string (a form or JSON body may carry them too; the query wins);
-the optional JSON body is the "upsale request context", kept for audit only. Business outcomes
-are HTTP 200 with ``result``: ``operation_ensured``, ``operation_commited`` (sic),
-``no_action_required``, ``no_sufficient_balance``, ``no_subscription_rules``. Protocol errors:
-422 (a bad or missing parameter, named), 404 (unknown billingTransactionId), 409 (a
+The HTTP side (the URLs under /upsale/v3, who may call, reading the request, the call record)
+is portal/api/upsale.py; here are the protocol's parameters and the two steps as plain
+functions: ``ensure``/``commit(kind, params, settings) -> (status, answer)``, or ``Refusal``.
+
+Business outcomes are HTTP 200 with ``result``: ``operation_ensured``, ``operation_commited``
+(sic), ``no_action_required``, ``no_sufficient_balance``, ``no_subscription_rules``. Protocol
+errors: 422 (a bad or missing parameter, named), 404 (unknown billingTransactionId), 409 (a
 qsTransactionId reused with other parameters, or a commit that does not match its ensure).
 
-Callers: only from the connection's ``upsale_allowed_ips`` (403 otherwise) and, when the
-connection has a login, with that login and password as HTTP Basic (401 otherwise). Every call
-and our answer is stored (``SmotreshkaCall``) in the same transaction as its effect.
+One qsTransactionId is one transaction, however many ensures arrive at once: the row is
+inserted with ON CONFLICT DO NOTHING, and a call that finds it taken answers as a repeat.
 """
 from __future__ import annotations
 
-import hmac
-import time
 import uuid
 from datetime import datetime, timedelta
+from functools import cache
 
-from flask import Blueprint, jsonify, request
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 
 from ...billing import accounts as acc
 from ...billing import clock
-from ...billing.crypto import decrypt
-from ...billing.errors import BillingError
-from ...extensions import csrf, db
+from ...db_setup import dialect_insert
+from ...extensions import db
 from ...models import (
-    Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaCall, SmotreshkaUpsale, SyncState,
-    utcnow,
+    Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaUpsale, SyncState, utcnow,
 )
 from . import tv
-from .settings import from_options
+from .settings import Settings, from_options
 from .sync import NAME
-
-bp = Blueprint("smotreshka_upsale", __name__, url_prefix="/upsale/v3")
-csrf.exempt(bp)
 
 ACTOR = "platform:smotreshka"
 OPS = {"add-subscription": "add", "replace-subscription": "replace"}
@@ -53,7 +47,7 @@ IDENTITY = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "trialDays"
 
 # The statements of a call, built once: building one cost about as much as running it. Plain
 # INSERTs and UPDATEs, not the ORM's unit of work, which cost more than the rest of a call.
-_calls, _upsales = SmotreshkaCall.__table__, SmotreshkaUpsale.__table__
+_upsales = SmotreshkaUpsale.__table__
 _conn = PlatformConnection.__table__.c
 CONNECTION = select(_conn.id, _conn.enabled, _conn.login, _conn.password_enc, _conn.options).where(
     _conn.kind == NAME)
@@ -86,80 +80,28 @@ COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, error: str, field: str | None = None):
-        self.status, self.error, self.field = status, error, field
+    """A call we do not carry out: its HTTP status and ``{"error", "field"}`` answer."""
+
+    def __init__(self, status: int, error: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(error)
+        self.status, self.error, self.field, self.headers = status, error, field, headers or {}
+
+    @property
+    def answer(self) -> dict:
+        return {"error": self.error, **({"field": self.field} if self.field else {})}
 
 
-@bp.route("/<op>/<step>", methods=["POST"])
-def upsale(op: str, step: str):
-    started = time.monotonic()
-    body = request.get_json(silent=True) if request.is_json else None
-    query = {k: v for k, v in request.args.items()}
-    endpoint = f"{op}/{step}"
-    txn_id = None
-    try:
-        if op not in OPS or step not in ("ensure", "commit"):
-            raise Refusal(404, "no such upsale operation")
-        settings, row = _authenticate()
-        params = _params(query, body)
-        kind = OPS[op]
-        if step == "ensure":
-            status, answer = 200, ensure(kind, params, settings)
-        else:
-            status, answer = 200, commit(kind, params, settings)
-        txn_id = answer.get("billingTransactionId")
-    except Refusal as r:
-        db.session.rollback()
-        status, answer = r.status, {"error": r.error, **({"field": r.field} if r.field else {})}
-    except BillingError as e:
-        db.session.rollback()
-        status, answer = 422, {"error": "; ".join(f"{k}: {v}" for k, v in e.fields.items())}
-    db.session.execute(insert(_calls), dict(
-        at=utcnow(), endpoint=endpoint[:64], remote_addr=(request.remote_addr or "")[:64], query=query,
-        body=body if isinstance(body, dict) else None, status=status, answer=answer,
-        result=answer.get("result"), transaction_id=txn_id or query.get("billingTransactionId", "")[:36] or None,
-        ms=round((time.monotonic() - started) * 1000)))
-    db.session.commit()
-    response = jsonify(answer)
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="upsale"'
-    return response
-
-
-# -- who calls ------------------------------------------------------------------------------------
-
-_credentials: dict = {}  # (connection id, password_enc) -> password: one decryption per process and password
-
-
-def _authenticate():
+def connection():
+    """The stored connection (id, enabled, login, password_enc, options) and its settings;
+    (None, None) when there is none."""
     row = db.session.execute(CONNECTION).first()
-    if row is None or not row.enabled:
-        raise Refusal(503, "upsale is not configured")
-    settings = from_options(row.options)
-    if not settings.ip_allowed(request.remote_addr):
-        raise Refusal(403, "source address not allowed")
-    if row.login:
-        auth = request.authorization
-        key = (row.id, row.password_enc)
-        if key not in _credentials:
-            _credentials.clear()  # a changed password forgets the old one
-            _credentials[key] = decrypt(row.password_enc) if row.password_enc else ""
-        password = _credentials[key]
-        if auth is None or auth.type != "basic" or not (
-                hmac.compare_digest(str(auth.username or ""), row.login)
-                and hmac.compare_digest(str(auth.password or ""), password)):
-            raise Refusal(401, "HTTP Basic credentials required")
-    return settings, row
+    return (row, from_options(row.options)) if row is not None else (None, None)
 
 
-def _params(query: dict, body) -> dict:
-    merged: dict = {}
-    if isinstance(body, dict):
-        merged.update({k: body[k] for k in PARAMS if k in body and body[k] is not None})
-    merged.update({k: v for k, v in request.form.items() if k in PARAMS})
-    merged.update({k: v for k, v in query.items() if k in PARAMS})
-    out = {k: str(v).strip() for k, v in merged.items() if str(v).strip() != ""}
+def params(raw: dict) -> dict:
+    """The operation's parameters from ``raw`` (name -> value, as the caller sent them):
+    stripped strings, the required ones present, lengths and numbers checked."""
+    out = {k: str(raw[k]).strip() for k in PARAMS if raw.get(k) is not None and str(raw[k]).strip() != ""}
     for k in ("accountId", "accountLogin", "newOfferId", "qsTransactionId"):
         if not out.get(k):
             raise Refusal(422, f"{k} is required", k)
@@ -213,25 +155,43 @@ def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
     return "ok", (account, new, old, quote)
 
 
-def ensure(kind: str, params: dict, settings) -> dict:
+@cache
+def _insert_once(dialect: str):
+    """INSERT of a transaction that does nothing when its qsTransactionId is taken (a parallel
+    ensure won): no unique violation, so nothing to roll back and no 500. It returns the id it
+    inserted, or no row (psycopg reports no rowcount for it)."""
+    return (dialect_insert(_upsales).on_conflict_do_nothing(index_elements=["qs_transaction_id"])
+            .returning(_upsales.c.id))
+
+
+def _repeat(existing: SmotreshkaUpsale, kind: str, params: dict) -> tuple[int, dict]:
+    """The answer to an ensure whose qsTransactionId is already recorded."""
+    if existing.params != _identity(params) or existing.kind != kind:
+        raise Refusal(409, "qsTransactionId already used with other parameters", "qsTransactionId")
+    if existing.state == "committed":
+        return 200, dict(existing.reply)
+    return 200, {"result": "operation_ensured", "billingTransactionId": existing.id}
+
+
+def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     existing = db.session.scalar(BY_QS, {"qs": params["qsTransactionId"]})
     if existing is not None:
-        if existing.params != _identity(params) or existing.kind != kind:
-            raise Refusal(409, "qsTransactionId already used with other parameters", "qsTransactionId")
-        if existing.state == "committed":
-            return dict(existing.reply)
-        return {"result": "operation_ensured", "billingTransactionId": existing.id}
+        return _repeat(existing, kind, params)
     outcome, data = _resolve(kind, params, settings)
     if outcome == "refused":
-        return data
+        return 200, data
     account, new, old, quote = data
     txn_id, now = str(uuid.uuid4()), utcnow()
-    db.session.execute(insert(_upsales), dict(
+    added = db.session.scalar(_insert_once(db.session.get_bind().dialect.name), dict(
         id=txn_id, qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
         new_service_id=new.id, old_service_id=old.service_id if old else None, params=_identity(params),
         trial_days=int(params["trialDays"]), amount_quoted=quote, state="pending", created_at=now,
         expires_at=now + timedelta(seconds=settings.upsale_ttl)))
-    return {"result": "operation_ensured", "billingTransactionId": txn_id}
+    if added is None:
+        # The INSERT waited for the parallel ensure that took the key to commit; its row is
+        # visible now (a new statement's snapshot), and this call is a repeat of it.
+        return _repeat(db.session.scalar(BY_QS, {"qs": params["qsTransactionId"]}), kind, params)
+    return 200, {"result": "operation_ensured", "billingTransactionId": txn_id}
 
 
 # -- commit -------------------------------------------------------------------------------------
@@ -249,7 +209,7 @@ def _start(params: dict) -> datetime:
     return datetime.now(clock.tz())
 
 
-def commit(kind: str, params: dict, settings) -> dict:
+def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     bid = params.get("billingTransactionId")
     try:
         bid = str(uuid.UUID(bid or ""))
@@ -269,7 +229,7 @@ def commit(kind: str, params: dict, settings) -> dict:
             txn.params.get("newOfferId") != params["newOfferId"]:
         raise Refusal(409, "the commit does not match its ensure", "qsTransactionId")
     if not taken:
-        return dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
+        return 200, dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
     account, service = db.session.execute(ACCOUNT_AND_SERVICE,
                                           {"aid": txn.account_id, "sid": txn.new_service_id}).one()
     old = next((s for s in tv.live(account) if s.service_id == txn.old_service_id), None) \
@@ -278,7 +238,7 @@ def commit(kind: str, params: dict, settings) -> dict:
         outcome, data = _resolve(kind, {**txn.params, "qsTransactionId": txn.qs_transaction_id}, settings)
         if outcome == "refused":
             txn.state, txn.reply = "refused", data
-            return dict(data)
+            return 200, dict(data)
         _, _, old, _ = data
     assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days)
     db.session.flush()
@@ -292,4 +252,4 @@ def commit(kind: str, params: dict, settings) -> dict:
              "billingStartTimestamp": start.replace(microsecond=0).isoformat()}
     db.session.execute(COMMITTED, {"bid": txn.id, "state": "committed", "reply": reply, "committed_at": utcnow(),
                                    "assigned_service_id": assigned.id})
-    return dict(reply)
+    return 200, dict(reply)

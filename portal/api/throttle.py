@@ -1,0 +1,97 @@
+"""Refused credentials, counted per source address, for platform callbacks.
+
+After ``CALLBACK_MAX_FAILURES`` wrong credentials from one address within
+``CALLBACK_FAILURE_WINDOW`` seconds (the window starts at the first failure), that address is
+answered 429 with how long to wait, without its password being checked, so guessing stops.
+Only that address: the right credentials from another one still work, so a stranger cannot
+lock the platform out.
+
+The counters live in Redis (shared by every web process). While Redis cannot be reached, a
+small counter in this process takes over (a limit per process rather than none), and Redis is
+not asked again for a few seconds, so that a call does not wait on a dead server each time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+from flask import current_app
+
+from ..queue import get_redis
+
+REDIS_RETRY_AFTER = 5.0  # seconds without asking Redis after it failed
+LOCAL_MAX_KEYS = 10_000  # the fallback's memory bound
+
+
+class _LocalCounts:
+    """Fixed-window counters in this process: key -> [count, expires at (monotonic)]."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[str, list] = {}
+
+    def wait(self, key: str, limit: int) -> int:
+        with self._lock:
+            entry = self._counts.get(key)
+            left = entry[1] - time.monotonic() if entry else 0
+            return max(1, round(left)) if left > 0 and entry[0] >= limit else 0
+
+    def fail(self, key: str, window: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._counts.get(key)
+            if entry is None or entry[1] <= now:
+                if len(self._counts) >= LOCAL_MAX_KEYS:
+                    self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+                    if len(self._counts) >= LOCAL_MAX_KEYS:  # still full: forget the oldest window
+                        del self._counts[min(self._counts, key=lambda k: self._counts[k][1])]
+                entry = self._counts[key] = [0, now + window]
+            entry[0] += 1
+
+
+class FailureLimit:
+    """Failures of one kind (``scope``) per source address."""
+
+    def __init__(self, scope: str):
+        self.scope = scope
+        self._local = _LocalCounts()
+        self._redis_down_until = 0.0
+
+    def _key(self, source: str) -> str:
+        return f"portal:callback-fail:{self.scope}:{source}"
+
+    def _redis(self):
+        return None if time.monotonic() < self._redis_down_until else get_redis()
+
+    def _down(self) -> None:
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+
+    def wait(self, source: str) -> int:
+        """Seconds ``source`` must wait before its credentials are checked again; 0: go on."""
+        limit, key = current_app.config["CALLBACK_MAX_FAILURES"], self._key(source)
+        conn = self._redis()
+        if conn is not None:
+            try:
+                count = conn.get(key)
+                if count is None or int(count) < limit:
+                    return 0
+                return max(1, conn.ttl(key))
+            except redis.RedisError:
+                self._down()
+        return self._local.wait(key, limit)
+
+    def fail(self, source: str) -> None:
+        """Count a refused credential from ``source``."""
+        window, key = current_app.config["CALLBACK_FAILURE_WINDOW"], self._key(source)
+        conn = self._redis()
+        if conn is not None:
+            try:
+                pipe = conn.pipeline()
+                pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
+                pipe.incr(key)
+                pipe.execute()
+                return
+            except redis.RedisError:
+                self._down()
+        self._local.fail(key, window)
