@@ -49,8 +49,7 @@ bp = Blueprint("upsale", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)
 log = logging.getLogger(__name__)
 failures = FailureLimit("upsale")
-_calls = SmotreshkaCall.__table__
-_RECORD = insert(_calls)
+_RECORD = insert(SmotreshkaCall.__table__)  # a plain INSERT: the ORM's unit of work costs more than the call
 
 
 @bp.route("/<op>/<step>", methods=["POST"])
@@ -64,7 +63,7 @@ def call(op: str, step: str):
         _record(r.status, r.answer, started, refused=True)
         db.session.commit()
         return _respond(r.status, r.answer, r.headers)
-    # the body is read only now (a body over the size limit raises 413 here: too_large)
+    # only a caller let in gets its body read (its size is checked already: register_size_limit)
     body = request.get_json(silent=True) if request.is_json else None
     body = body if isinstance(body, dict) else None
     status, answer = _carry_out(op, step, _raw(body), body, settings, started)
