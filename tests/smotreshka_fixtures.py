@@ -3,11 +3,15 @@ bound to its subscriptions, accounts in the three ways of selling TV, and a live
 (``live`` from tests/test_browser.py, a thread) for the emulator's subscriber app to call."""
 from __future__ import annotations
 
-from decimal import Decimal
+import calendar
+import threading
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from werkzeug.serving import make_server
 
-from portal.billing import ledger
+from portal.billing import clock, ledger
 from portal.extensions import db
 from portal.platforms.connections import save_connection
 from portal.platforms.smotreshka.emulator import SmotreshkaEmulator
@@ -62,3 +66,31 @@ def tv_account(tv_catalog, services=(), money="1000.00", email=None, cabinet_log
     tariff = kw.pop("tariff", None) or gen_tariff(list(tv_catalog.values()), kind="services")
     agent = kw.pop("agent", None) or gen_agent("services", platform="smotreshka")
     return gen_account(contract=contract, tariff=tariff, agent=agent, services=[tv_catalog[s] for s in services], **kw)
+
+
+# A day to buy on: 17 November 2026, in a month of 30 days, so 14 days are left of it.
+FIXED_DAY = date(2026, 11, 17)
+
+
+def rest_of_month(price: str, day: date | None = None) -> Decimal:
+    """What a monthly-in-advance service taken on ``day`` costs (the charging rules, worked out
+    here by hand: price x days left / days in the month, half up)."""
+    day = day or clock.today()
+    dim = calendar.monthrange(day.year, day.month)[1]
+    return (Decimal(price) * (dim - day.day + 1) / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture
+def live_fixed(app):
+    """The portal over real HTTP where billing's calendar says FIXED_DAY, in every request's
+    thread and in the test's own; yields the URL."""
+    def on_fixed_day(environ, start_response):
+        with clock.as_of(FIXED_DAY):
+            return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, on_fixed_day, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with clock.as_of(FIXED_DAY):
+        yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

@@ -7,29 +7,21 @@ import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from portal.billing import clock
 from portal.extensions import db
 from portal.models import AssignedService, LedgerEntry
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_token
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, smotreshka, tv_account, tv_catalog,
+    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, rest_of_month, smotreshka, tv_account, tv_catalog,
 )
 
 AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
-
-
-def rest_of_month(price: str) -> Decimal:
-    """What a monthly-in-advance service taken today costs: the days left, pro rata, half up."""
-    today = clock.today()
-    dim = clock.days_in_month(today)
-    return (Decimal(price) * (dim - today.day + 1) / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def copies(account_id: int, service_id: int) -> int:

@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Account, Contract, LedgerEntry, SmotreshkaCall, SmotreshkaUpsale
 from portal.platforms.reconcile import reconcile_account
-from portal.platforms.smotreshka import tv
+
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, smotreshka, tv_account, tv_catalog,
+    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, live_fixed, rest_of_month, smotreshka, tv_account,
+    tv_catalog,
 )
 
 AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
@@ -43,10 +44,11 @@ def call(portal, op, step, auth=AUTH, **params):
     return r.status_code, r.json()
 
 
-def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, live):
-    """The subscriber buys «Кино» in the app: ensure moves no money, commit assigns the service,
-    charges its first charge once, and the platform and billing agree."""
-    smotreshka.app.configure(live, *AUTH)
+def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, live_fixed):
+    """The subscriber buys «Кино» (150 ₽ a month) in the app on 17 November: ensure moves no
+    money, commit assigns the service and charges 14 days of 30 once, 70 ₽, under the
+    transaction's key; the platform and billing agree."""
+    smotreshka.app.configure(live_fixed, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     before = balance(account.contract_id)
     answer = smotreshka.app.buy(pid, "201", commit=False)
@@ -55,10 +57,10 @@ def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, li
     answer = smotreshka.app.buy(pid, "201")
     assert answer["result"] == "operation_commited" and answer["billingStartTimestamp"]
     assert live_tv(account.id) == ["101", "201"]
-    quote = tv.first_charge(tv_catalog["201"])
-    assert balance(account.contract_id) == before - quote
+    expected = (Decimal("150.00") * 14 / 30).quantize(Decimal("0.01"))
+    assert expected == Decimal("70.00") and balance(account.contract_id) == before - expected
     [entry] = db.session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key.like("upsale:%"))).all()
-    assert entry.amount == -quote
+    assert entry.amount == -expected and entry.kind == "charge"
     assert smotreshka.accounts[pid]["subscriptions"] == {"101", "201"}
     assert reconcile_account("smotreshka", account.id) == "ok"
     assert smotreshka.accounts[pid]["subscriptions"] == {"101", "201"}
@@ -79,7 +81,7 @@ def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_ca
     first = call(live, "add-subscription", "commit", **q)
     second = call(live, "add-subscription", "commit", **q)
     assert first == second and first[1]["result"] == "operation_commited"
-    assert balance(account.contract_id) == before - tv.first_charge(tv_catalog["202"])
+    assert balance(account.contract_id) == before - rest_of_month("90.00")
     assert call(live, "add-subscription", "ensure", **{k: v for k, v in q.items()
                                                               if k != "billingTransactionId"})[1] == first[1]
     assert live_tv(account.id) == ["101", "202"]
@@ -97,7 +99,7 @@ def test_commits_arriving_at_once_charge_once_and_all_get_the_same_answer(smotre
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: call(live, "add-subscription", "commit", **q), range(4)))
     assert all(a == answers[0] for a in answers) and answers[0][1]["result"] == "operation_commited"
-    assert balance(account.contract_id) == before - tv.first_charge(tv_catalog["201"])
+    assert balance(account.contract_id) == before - rest_of_month("150.00")
     keyed = db.session.scalars(select(LedgerEntry).filter_by(
         idempotency_key=f"upsale:{q['billingTransactionId']}")).all()
     assert len(keyed) == 1 and "qs-par" in keyed[0].comment
@@ -108,7 +110,7 @@ def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, t
     """With 50 ₽ left, buying the 600 ₽ basic is refused at ensure; nothing is recorded or charged."""
     account, pid = linked(smotreshka, tv_catalog, services=("202",), money="150.00")
     money = balance(account.contract_id)
-    assert money < tv.first_charge(tv_catalog["102"])
+    assert money < rest_of_month("600.00")
     status, answer = call(live, "add-subscription", "ensure", accountId=pid,
                           accountLogin="t_" + account.login, newOfferId="102", qsTransactionId="qs-poor")
     assert (status, answer) == (200, {"result": "no_sufficient_balance"})

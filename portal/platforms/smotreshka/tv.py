@@ -54,19 +54,9 @@ def quote(account: Account, add: CatalogService | None, remove: AssignedService 
     return billing_quote(account, add=add, remove=remove, starts_on=starts)
 
 
-def affordable(account: Account, q) -> bool:
+def affordable(account: Account, q: Quote) -> bool:
     """Whether the balance rule lets the change through (billing.blocking.can_afford)."""
-    if not isinstance(q, Quote):  # TEMPORARY: upsale.py passes an amount until it is moved
-        return can_afford(account.contract, q)
     return can_afford(account.contract, q.charge - q.refund)
-
-
-def first_charge(service: CatalogService):  # TEMPORARY: until upsale.py uses quote()
-    from types import SimpleNamespace
-
-    from ...billing.quotes import assign_charge
-
-    return assign_charge(SimpleNamespace(status="active"), service)
 
 
 def change(account: Account, *, add: CatalogService | None, remove: AssignedService | None, actor: str,

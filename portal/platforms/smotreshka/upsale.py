@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ...billing import accounts as acc
@@ -31,7 +31,7 @@ from ...billing import clock
 from ...db_setup import dialect_insert
 from ...extensions import db
 from ...models import (
-    Account, AssignedService, CatalogService, LedgerEntry, PlatformConnection, SmotreshkaUpsale, SyncState, utcnow,
+    Account, AssignedService, CatalogService, PlatformConnection, SmotreshkaUpsale, SyncState, utcnow,
 )
 from . import tv
 from .settings import Settings, from_options
@@ -70,12 +70,6 @@ BY_QS = select(SmotreshkaUpsale).where(SmotreshkaUpsale.qs_transaction_id == bin
 TAKE = (update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bindparam("bid"), SmotreshkaUpsale.state == "pending")
         .values(state="committing").returning(SmotreshkaUpsale)
         .execution_options(synchronize_session=False, populate_existing=True))
-_led = LedgerEntry.__table__.c  # (table columns: an ORM-enabled UPDATE would fetch the rows first)
-_first_charge = select(func.min(_led.id)).where(
-    _led.assigned_service_id == bindparam("assigned_id"), _led.kind == "charge",
-    _led.idempotency_key.is_(None)).scalar_subquery()
-KEY_CHARGE = (update(LedgerEntry.__table__).where(_led.id == _first_charge)
-              .values(idempotency_key=bindparam("key"), comment=func.coalesce(_led.comment, "") + bindparam("note")))
 COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
 
 
@@ -149,10 +143,10 @@ def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
         return "refused", {"result": "no_action_required"}
     if kind == "add" and new.iptv_kind == "basic":
         old = tv.current_basic(account)  # a second basic replaces the first
-    quote = tv.first_charge(new) if int(params["trialDays"]) == 0 else 0
+    quote = tv.quote(account, new, old, trial_days=int(params["trialDays"]))
     if not tv.affordable(account, quote):
         return "refused", {"result": "no_sufficient_balance"}
-    return "ok", (account, new, old, quote)
+    return "ok", (account, new, old, quote.charge)
 
 
 @cache
@@ -240,12 +234,19 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
             txn.state, txn.reply = "refused", data
             return 200, dict(data)
         _, _, old, _ = data
-    assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days)
-    db.session.flush()
-    # Assigning the service posted its first charge (billing's charge for a change); key it by the
-    # transaction, so the ledger itself refuses a second charge for it.
-    db.session.execute(KEY_CHARGE, {"assigned_id": assigned.id, "key": f"upsale:{txn.id}",
-                                    "note": f" (upsale {txn.qs_transaction_id})"[:200]})
+    # One live copy per account: under the account's lock, an offer bought meanwhile by another
+    # transaction (a second purchase in the app) is no purchase at all; this one ends refused.
+    acc.lock_account(account)
+    if tv.holding(account, service) is not None:
+        reply = {"result": "no_action_required"}
+        db.session.execute(COMMITTED, {"bid": txn.id, "state": "refused", "reply": reply, "committed_at": None,
+                                       "assigned_service_id": None})
+        return 200, dict(reply)
+    # The charge is posted as billing's charge for the change, keyed by this transaction as it
+    # is written: the ledger itself refuses a second charge for it.
+    assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days,
+                         order_key=f"upsale:{txn.id}",
+                         charge_key=(f"upsale:{txn.id}", f"upsale {txn.qs_transaction_id}"[:200]))
     if txn.trial_days:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
     reply = {"result": "operation_commited", "billingTransactionId": txn.id,
