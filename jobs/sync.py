@@ -10,9 +10,9 @@ from . import in_app_context
 
 
 @in_app_context
-def reconcile_account(platform: str, account_id: int) -> str:
+def reconcile_account(platform: str, account_id: int, scheduled: bool = False) -> str:
     job = get_current_job()
-    return reconcile.reconcile_account(platform, account_id, job_id=job.id if job else None)
+    return reconcile.reconcile_account(platform, account_id, job_id=job.id if job else None, scheduled=scheduled)
 
 
 @in_app_context

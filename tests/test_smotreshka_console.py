@@ -129,8 +129,10 @@ def test_drift_report_lists_differences_with_fixes_and_orphans(smotreshka, tv_ca
 
 
 def test_the_scheduled_resync_finds_drift_the_last_pass_did_not_see(smotreshka, tv_catalog, processes):
-    """A subscription removed on the platform by hand comes back at the scheduled re-sync, even
-    though billing did not change (a normal pass would trust its last result)."""
+    """A subscription removed on the platform by hand comes back at the scheduled re-sync when
+    the connection says to revert such changes, even though billing did not change (a normal
+    pass would trust its last result)."""
+    connect(smotreshka, platform_changes="revert")
     a = tv_account(tv_catalog, ["101"])
     assert reconcile_account("smotreshka", a.id) == "ok"
     pid = smotreshka.by_username("t_" + a.login)["id"]
@@ -251,7 +253,8 @@ def test_the_account_page_panel_compares_one_account_and_pushes_or_accepts(smotr
                      and p, timeout=60, what="the comparison")
     assert 'data-state="finished"' in panel and 'data-drift="2"' in panel
     assert 'data-kind="missing_on_platform"' in panel and 'data-kind="extra_on_platform"' in panel
-    assert panel.count('value="account"') == 3  # push, push, and accept for the extra one
+    # both directions for each: push or end in billing for the missing one, push or accept for the extra one
+    assert panel.count('value="account"') == 4 and "End in billing" in panel
 
     extra = db.session.scalar(select(SmotreshkaDrift).filter_by(account_id=a.id, kind="extra_on_platform"))
     r = post(client, f"/smotreshka/drift/{extra.id}/accept", {"panel": "account"}, headers=HX)

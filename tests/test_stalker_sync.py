@@ -11,7 +11,7 @@ from portal.billing import accounts as acc
 from portal.billing import directory, ledger
 from portal.extensions import db
 from portal.models import AuditEntry, Tariff, StalkerStb, StalkerTvId, SyncState
-from portal.platforms.reconcile import reconcile_account, sync_states
+from portal.platforms.reconcile import reconcile_account, request_sync, sync_states
 from portal.platforms.stalker.client import StalkerClient
 from portal.platforms.connections import load
 from tests.builders import gen_account, gen_contract, gen_service, gen_subscriber
@@ -134,3 +134,23 @@ def test_a_block_while_stalker_is_down_arrives_when_it_is_back(app, stalker, tv_
     stalker.up()
     wait_for(lambda: stalker.find(login=login)["status"] == 0, what="the block in Stalker")
     wait_for(lambda: db.session.scalar(select(SyncState.state).filter_by(account_id=aid)) == "ok", what="ok")
+
+
+def test_sync_now_reads_stalker_when_billing_has_not_changed(stalker, tv_agent, processes):
+    """Another platform: an account is synced, then someone sets it to status 0 in Stalker's
+    admin. Billing has not changed; does "sync now" read Stalker and put status 1 back?"""
+    account = gen_account(agent=tv_agent, tariff=plan_tariff(9001))
+    db.session.add(StalkerTvId(account_id=account.id, tv_id=5151))
+    db.session.commit()
+    assert reconcile_account("stalker", account.id) == "ok"
+    with stalker._lock:
+        stalker.find(login=account.login)["status"] = 0  # switched off in Stalker's own admin
+    stalker.requests.clear()
+    request_sync(account.id, "staff:test")
+    db.session.commit()
+    processes.start("jobs.worker")
+    wait_for(lambda: stalker.find(login=account.login)["status"] == 1, what="status 1 again")
+    assert any(r["method"] == "GET" and r["resource"] == "accounts" for r in stalker.requests)
+    aid = account.id
+    wait_for(lambda: str((db.session.scalar(select(SyncState).filter_by(account_id=aid, platform="stalker")).actual
+                          or {}).get("status")) == "1", what="the sync state to show what Stalker has")

@@ -8,6 +8,8 @@ fixes, and the latest upsale calls. URL map (reading: any staff; acting: admin o
     POST /smotreshka/drift                   job: drift report, all accounts or one (login=)
     POST /smotreshka/drift/<id>/push         fix: push billing's state (a reconcile)
     POST /smotreshka/drift/<id>/accept       fix: accept the platform's subscription into billing
+    POST /smotreshka/drift/<id>/end          fix: end in billing what the platform does not have
+    POST /smotreshka/platform-changes        what automatic passes do with changes made on the platform
     POST /smotreshka/resync                  re-sync every account now (as the schedule does)
     GET  /accounts/<id>/smotreshka           the account page's TV panel (_account_tv.html)
     POST /accounts/<id>/smotreshka/compare   job: this account's drift report (the panel polls)
@@ -30,7 +32,7 @@ from ..extensions import db
 from ..models import Account, CatalogService, PlatformConnection, SmotreshkaCall, SmotreshkaDrift, SyncState
 from ..platforms import connections, outbox
 from ..platforms.smotreshka import console
-from ..platforms.smotreshka.settings import from_options
+from ..platforms.smotreshka.settings import PLATFORM_CHANGES, from_options
 from ..web import error_fields, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
@@ -42,12 +44,21 @@ DRIFT_KINDS = {
     "account_missing": _l("no account on the platform"),
     "orphan": _l("platform account unknown to billing"),
 }
+PLATFORM_CHANGE_RULES = {
+    "accept": _l("accept: end the billing service, with its refund"),
+    "revert": _l("revert: enable it again on the platform"),
+    "report": _l("report: list it in the drift report, change nothing"),
+}
 # Messages of portal.platforms.smotreshka, listed so that pybabel puts them in the catalog.
 MESSAGES = [
     _l("a platform account billing does not know is never changed from here"),
     _l("only a subscription the platform has and billing does not can be accepted"),
     _l("no catalog service is bound to this subscription (import the catalog)"),
     _l("not a service of this platform"),
+    _l("only a subscription billing has and the platform does not can be ended"),
+    _l("billing holds no such TV service any more"),
+    _l("one of accept, revert, report"),
+    _l("set up the connection first"),
 ]
 
 
@@ -69,7 +80,8 @@ def _context() -> dict:
         "last_check": console.last_check(),
         "catalog": db.session.scalars(select(CatalogService).filter_by(platform="smotreshka")
                                       .order_by(CatalogService.external_id)).all(),
-        "drift": drift, "logins": logins, "drift_kinds": DRIFT_KINDS,
+        "drift": drift, "logins": logins, "drift_kinds": DRIFT_KINDS, "rules": PLATFORM_CHANGE_RULES,
+        "stored_rule": ((row.options or {}).get("platform_changes") if row else None),
         "calls": db.session.scalars(select(SmotreshkaCall).order_by(SmotreshkaCall.id.desc()).limit(30)).all(),
         "can_act": current_user.role in WRITERS,
     }
@@ -123,10 +135,33 @@ def smotreshka_resync():
     return _start("jobs.smotreshka.scheduled_resync", _("Re-syncing every TV account…"))
 
 
-@bp.route("/smotreshka/drift/<int:drift_id>/<any(push, accept):action>", methods=["POST"])
+@bp.route("/smotreshka/platform-changes", methods=["POST"])
+@staff_required(*WRITERS)
+def smotreshka_platform_changes():
+    """What automatic passes do with a subscription switched off on the platform (a connection
+    option, audited like any change of the connection)."""
+    rule = (request.form.get("platform_changes") or "").strip()
+    row = db.session.scalar(select(PlatformConnection).filter_by(kind="smotreshka"))
+    try:
+        if rule not in PLATFORM_CHANGES:
+            raise BillingError({"platform_changes": "one of accept, revert, report"})
+        if row is None:
+            raise BillingError({"platform_changes": "set up the connection first"})
+        connections.save_connection("smotreshka", url=row.url, options={**(row.options or {}), "platform_changes": rule},
+                                    actor=actor())
+    except BillingError as e:
+        db.session.rollback()
+        return render_template("admin/smotreshka/_platform_changes.html", errors=error_fields(e), **_context()), 422
+    db.session.commit()
+    return with_toast(render_template("admin/smotreshka/_platform_changes.html", errors={}, **_context()),
+                      _("Saved."))
+
+
+@bp.route("/smotreshka/drift/<int:drift_id>/<any(push, accept, end):action>", methods=["POST"])
 @staff_required(*WRITERS)
 def smotreshka_fix(drift_id: int, action: str):
-    """Fix one difference: push billing's state, or accept the platform's subscription."""
+    """Fix one difference either way: push billing's state to the platform, or take the
+    platform's into billing (accept its subscription, or end the service it does not have)."""
     drift = db.session.get(SmotreshkaDrift, drift_id)
     if drift is None:
         abort(404)
@@ -139,9 +174,12 @@ def smotreshka_fix(drift_id: int, action: str):
             console.push(drift.account_id, actor())
             db.session.delete(drift)
             message = _("Billing's state will be pushed to the platform.")
-        else:
+        elif action == "accept":
             console.accept(drift, actor())
             message = _("The subscription is now in billing.")
+        else:
+            console.end_in_billing(drift, actor())
+            message = _("The service is ended in billing.")
     except BillingError as e:
         db.session.rollback()
         if panel:
@@ -168,6 +206,7 @@ def account_tv(a: Account) -> dict | None:
     return {
         "services": sorted(tv.live(a), key=lambda s: (s.service.iptv_kind != "basic", s.service.name)),
         "state": state, "platform_id": actual.get("id"),
+        "last_pass": actual if "read" in actual else None,  # what the last sync read and changed
         "platform_subs": sorted(str(x) for x in actual.get("subscriptions") or []) if actual else None,
         "drift": db.session.scalars(select(SmotreshkaDrift).filter_by(account_id=a.id)
                                     .order_by(SmotreshkaDrift.id)).all(),

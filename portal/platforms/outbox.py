@@ -30,8 +30,11 @@ from ..queue import enqueue_once
 log = logging.getLogger(__name__)
 
 RECONCILE_JOB = "jobs.sync.reconcile_account"
-# A person waits for "sync now" and "retry"; the nightly full reconcile waits for everyone.
-QUEUE_BY_REASON = {"sync.request": "high", "sync.retry": "high"}
+# Staff's "sync now" and "retry": a pass that covers one reads the platform and pushes billing's
+# state whatever changed there (reconcile.mode_of). A person waits for them; the nightly full
+# reconcile waits for everyone.
+STAFF_REASONS = ("sync.request", "sync.retry")
+QUEUE_BY_REASON = {reason: "high" for reason in STAFF_REASONS}
 CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 SWEEP_LIMIT = 10000  # rows or retries per sweep; the next sweep takes the rest
 JOB_TIMEOUT = 600
@@ -160,10 +163,12 @@ def job_id(platform: str, account_id: int, queue: str) -> str:
     return f"reconcile-{platform}-{account_id}-{queue}"
 
 
-def enqueue_pair(platform: str, account_id: int, queue: str = "default") -> bool:
+def enqueue_pair(platform: str, account_id: int, queue: str = "default", scheduled: bool = False) -> bool:
+    """``scheduled``: for the full reconcile (its job reads the platform, see SyncPass)."""
     # A running reconcile re-reads the account when rows arrive during its call, but one past that
     # last look (finishing in RQ) would miss this change: it does not cover it, a follow-up runs.
-    return enqueue_once(queue, RECONCILE_JOB, platform, account_id, job_id=job_id(platform, account_id, queue),
+    args = (platform, account_id, True) if scheduled else (platform, account_id)
+    return enqueue_once(queue, RECONCILE_JOB, *args, job_id=job_id(platform, account_id, queue),
                         running_covers=False,
                         result_ttl=0, job_timeout=JOB_TIMEOUT)
 

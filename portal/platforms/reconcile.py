@@ -6,6 +6,13 @@ difference (``Platform.reconcile``), and records the outcome in ``SyncState``. S
 is idempotent, retries are safe, and the same code serves a change, the nightly full
 reconcile and "sync now".
 
+A pass knows why it runs (``registry.SyncPass``): ``manual`` when it covers a staff request
+(outbox reasons ``outbox.STAFF_REASONS``), ``scheduled`` for the full reconcile, else
+``change``. Only a ``change`` may skip the platform (``Platform.skip_unchanged``): "sync now"
+and the scheduled reconcile always read it, since its side may have changed. What the
+platform found changed on its side is taken into billing by ``apply_platform_changes`` in
+the recording transaction, after the calls.
+
 Failures are retried with exponential backoff kept in the database (state ``retry`` and
 ``next_attempt_at``; the outbox sweeper enqueues due retries). After SYNC_MAX_ATTEMPTS
 consecutive failures the state is ``dead`` with the platform's error text, until
@@ -51,14 +58,15 @@ def backoff(attempts: int) -> float:
     return min(cfg["SYNC_BACKOFF_BASE"] * 2 ** (attempts - 1), cfg["SYNC_BACKOFF_MAX"])
 
 
-def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None) -> str:
-    """Bring one account on one platform to its desired state; returns the sync state."""
+def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None, scheduled: bool = False) -> str:
+    """Bring one account on one platform to its desired state; returns the sync state.
+    ``scheduled``: the full reconcile (or a platform's scheduled re-sync) asked for it."""
     platform = registry.get(platform_name)
     lock = get_redis().lock(_lock_name(platform_name, account_id), timeout=LOCK_SECONDS,
                             blocking_timeout=LOCK_SECONDS)
     with lock:
-        for _ in range(MAX_PASSES):
-            state, more = _one_pass(platform, account_id, job_id)
+        for n in range(MAX_PASSES):  # the passes after the first are for changes made meanwhile
+            state, more = _one_pass(platform, account_id, job_id, scheduled and n == 0)
             if state != "ok" or not more:
                 return state
     return state
@@ -68,39 +76,58 @@ def _lock_name(platform: str, account_id: int) -> str:
     return f"portal:lock:reconcile:{platform}:{account_id}"
 
 
-def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) -> tuple[str, bool]:
-    # 1. read billing data and the rows this pass covers
-    covered = _unprocessed_events(platform.name, account_id)
+def mode_of(reasons, scheduled: bool = False) -> str:
+    """Why a pass runs, from the reasons of the outbox rows it covers (see SyncPass)."""
+    if any(r in outbox.STAFF_REASONS for r in reasons):
+        return "manual"
+    return "scheduled" if scheduled else "change"
+
+
+def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
+              scheduled: bool = False) -> tuple[str, bool]:
+    # 1. read billing data, the rows this pass covers and the last pass
+    rows = _unprocessed_events(platform.name, account_id)
+    covered = [event_id for event_id, _r in rows]
     account = db.session.get(Account, account_id)
     if account is None:  # nothing to sync; do not let the sweeper bring the rows back
         _mark_processed(covered)
         db.session.commit()
         return "ok", False
     login = account.login
-    actual, desired, error = None, None, None
+    last = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform.name))
+    sync = registry.SyncPass(mode_of((r for _i, r in rows), scheduled),
+                             last.actual if last is not None else None)
+    actual, desired, error, skip = None, None, None, False
     try:
         desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
         connection = connections.load(platform.name)
+        skip = (platform.skip_unchanged and sync.mode == "change" and last is not None and last.state == "ok"
+                and last.actual is not None and last.desired == desired)
     except Exception as e:  # a bug in the mapping, an undecryptable password: shown, not lost
         error = _unexpected(platform.name, account_id, e)
     db.session.rollback()  # end the read before any network call
 
-    # 2. call the platform
+    # 2. call the platform (unless billing's wish is what the last pass left there)
     with recording() as calls:
-        if error is None:
+        if skip:
+            actual = sync.last
+        elif error is None:
             try:
                 if connection is None:
                     raise PlatformError(f"no enabled connection for platform {platform.name!r} "
                                         "(flask platforms set)")
-                actual = platform.reconcile(platform.client(connection), login, desired)
+                actual = platform.reconcile(platform.client(connection), login, desired, sync)
             except PlatformError as e:
                 error = str(e)
             except Exception as e:
                 error = _unexpected(platform.name, account_id, e)
 
-    # 3. record the outcome, the audit entries and the covered rows, in one transaction
+    # 3. take the platform's changes into billing, record the outcome, the audit entries and
+    # the covered rows, in one transaction
+    if error is None and not skip:
+        error = _take_platform_changes(platform, account_id, actual, sync)
     st = _sync_state(platform.name, account_id)
-    _record(platform.name, st, desired, actual, error, calls, job_id, utcnow())
+    _record(platform.name, st, desired, actual, error, calls, job_id, utcnow(), read=not skip)
     _mark_processed(covered)
     state = st.state
     db.session.commit()
@@ -109,12 +136,15 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None) 
     return state, more
 
 
-def _record(platform: str, st: SyncState, desired, actual, error: str | None, calls: list[dict], job_id, now) -> None:
-    """One account's outcome into its sync state, and its calls into the audit log."""
+def _record(platform: str, st: SyncState, desired, actual, error: str | None, calls: list[dict], job_id, now,
+            read: bool = True) -> None:
+    """One account's outcome into its sync state, and its calls into the audit log.
+    ``read``: the platform was called (``synced_at`` is when it last confirmed its state)."""
     st.desired, st.last_attempt_at, st.job_id = desired, now, job_id
     if error is None:
-        st.state, st.actual, st.last_error, st.attempts, st.next_attempt_at, st.synced_at = \
-            "ok", actual, None, 0, None, now
+        st.state, st.actual, st.last_error, st.attempts, st.next_attempt_at = "ok", actual, None, 0, None
+        if read or st.synced_at is None:
+            st.synced_at = now
     else:
         st.attempts = (st.attempts or 0) + 1
         st.last_error = error[:4000]
@@ -125,17 +155,33 @@ def _record(platform: str, st: SyncState, desired, actual, error: str | None, ca
     audit_calls(calls, f"platform:{platform}", "account", st.account_id)
 
 
+def _take_platform_changes(platform: registry.Platform, account_id: int, actual, sync: registry.SyncPass) -> str | None:
+    """The platform's hook that takes changes made on its side into billing; its failure
+    undoes what it wrote and fails the pass (retried, shown), so the next pass finds the
+    change again."""
+    if platform.apply_platform_changes is None or actual is None:
+        return None
+    try:
+        platform.apply_platform_changes(account_id, actual, sync)
+    except Exception as e:
+        db.session.rollback()
+        return "taking the platform's changes into billing: " + _unexpected(platform.name, account_id, e)
+    return None
+
+
 def _unexpected(platform: str, account_id: int, e: Exception) -> str:
     """Our own failure: logged with its traceback, and retried and shown like a refusal."""
     log.exception("reconcile %s account %s", platform, account_id)
     return f"{type(e).__name__}: {e}"
 
 
-def _unprocessed_events(platform: str, account_id: int) -> list[int]:
+def _unprocessed_events(platform: str, account_id: int) -> list[tuple[int, str]]:
+    """(id, reason) of the account's unprocessed rows on the platform."""
     # Only the ids read here are marked processed: a row committed later (even with a
     # lower id, on PostgreSQL) gets its own pass or job.
-    return list(db.session.scalars(select(OutboxEvent.id).where(
-        OutboxEvent.account_id == account_id, OutboxEvent.platform == platform, OutboxEvent.processed_at.is_(None))))
+    return db.session.execute(select(OutboxEvent.id, OutboxEvent.reason).where(
+        OutboxEvent.account_id == account_id, OutboxEvent.platform == platform,
+        OutboxEvent.processed_at.is_(None))).tuples().all()
 
 
 def _unprocessed_of(platform: str, account_ids: list[int]) -> list[tuple[int, int]]:
@@ -224,10 +270,11 @@ def retry_dead(account_id: int | None = None, platform: str | None = None, *, ac
     return len(pairs)
 
 
-def reconcile_all(batch: int = 1000) -> int:
+def reconcile_all(batch: int = 1000, platforms: set[str] | None = None) -> int:
     """Enqueue every account on every platform it is on (the nightly full reconcile, on the
-    ``low`` queue so that changes overtake it): one job per account, or per BATCH accounts on
-    a platform with a ``reconcile_batch`` hook. Returns the number of accounts enqueued."""
+    ``low`` queue so that changes overtake it; each pass reads the platform): one job per
+    account, or per BATCH accounts on a platform with a ``reconcile_batch`` hook. ``platforms``:
+    only these (a platform's own scheduled re-sync). Returns the number of accounts enqueued."""
     enqueued, last_id = 0, 0
     waiting: dict[str, list[int]] = defaultdict(list)  # batch platforms: accounts not enqueued yet
     while True:
@@ -237,8 +284,10 @@ def reconcile_all(batch: int = 1000) -> int:
             pairs = platforms_of(ids)
             db.session.rollback()
             for account_id, platform in sorted(pairs):
+                if platforms is not None and platform not in platforms:
+                    continue
                 if registry.get(platform).reconcile_batch is None:
-                    enqueued += outbox.enqueue_pair(platform, account_id, "low")
+                    enqueued += outbox.enqueue_pair(platform, account_id, "low", scheduled=True)
                 else:
                     waiting[platform].append(account_id)
             last_id = ids[-1]
@@ -273,8 +322,8 @@ def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str |
         again = _batch_pass(platform, mine, job_id, counts) if mine else []
     finally:
         locks.release()
-    for account_id in busy + again:
-        outbox.enqueue_pair(platform_name, account_id, "low" if account_id in busy else "default")
+    for account_id in busy + again:  # a busy one still owes its scheduled read
+        outbox.enqueue_pair(platform_name, account_id, *(("low", True) if account_id in busy else ("default",)))
     counts["own_jobs"] = len(busy) + len(again)
     return dict(counts)
 

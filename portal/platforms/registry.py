@@ -8,9 +8,11 @@ A platform is a package ``portal/platforms/<name>/`` that registers itself on im
 * ``client.<X>Client(connection)``: the wire protocol, built from a
   ``connections.Connection`` (URL, credentials, options, timeout); HTTP goes through
   ``portal.platforms.http.HttpClient`` so that every call is audited.
-* ``sync.reconcile(client, login, desired) -> dict | None``: read the actual state, apply the
-  difference, return the actual state afterwards; raise ``PlatformError`` with the
-  platform's own error text when it refuses.
+* ``sync.reconcile(client, login, desired, sync) -> dict | None``: read the actual state,
+  apply the difference, return the actual state afterwards; raise ``PlatformError`` with the
+  platform's own error text when it refuses. ``sync`` (a ``SyncPass``) says why the pass runs
+  and what the platform confirmed at the last successful pass: staff's "sync now" and the
+  scheduled reconcile always reach this call (see ``skip_unchanged``).
 * ``emulator.py``: a local stand-in speaking the same protocol, for tests and ``make run``.
 
 Optional hooks (keyword fields of ``Platform``), so that a platform plugs into the shared
@@ -37,6 +39,15 @@ pieces without editing them:
   read of a platform object that several accounts share. ``items``: ``[(account_id, login,
   desired)]``; answer ``{account_id: (actual, error, calls)}`` with the error text (None: ok)
   and the calls (``http.recording()``) made for that account. Without it, one job per account.
+  A batch is always the scheduled reconcile (mode ``scheduled``): the hook reads the platform.
+* ``skip_unchanged``: an ordinary change whose desired state equals the one of the last
+  successful pass is not sent to the platform (its state stays what that pass confirmed), e.g.
+  a change of the internet tariff on an account with TV. Never for "sync now" or the scheduled
+  reconcile: those read the platform, whose side may have changed meanwhile.
+* ``apply_platform_changes(account_id, actual, sync)``: after a successful pass, in the job's
+  recording transaction (no network call there), take into billing what ``reconcile`` found
+  changed on the platform's side and left there (it lists it in ``actual``), with billing's own
+  functions; their outbox rows start the next pass. Not called for ``reconcile_batch`` passes.
 
 The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
 ``reconcile.py``; an integration never touches the database or RQ.
@@ -58,7 +69,7 @@ class Platform:
     title: str
     desired_state: Callable[[Any], dict | None]
     client: Callable[[Any], Any]
-    reconcile: Callable[[Any, str, dict | None], dict | None]
+    reconcile: Callable[[Any, str, dict | None, "SyncPass"], dict | None]
     demo_emulator: Callable[[], "DemoEmulator"] | None = None
     demo_load: Callable[[], None] | None = None
     periodic: Callable[[Any], list[dict]] | None = None
@@ -68,6 +79,27 @@ class Platform:
     check_endpoint: str | None = None
     blueprint: Any = None
     reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None
+    skip_unchanged: bool = False
+    apply_platform_changes: Callable[[int, dict, "SyncPass"], None] | None = None
+
+
+MODES = ("change", "manual", "scheduled")
+
+
+@dataclass(frozen=True)
+class SyncPass:
+    """Why a reconcile pass runs, and what the platform confirmed at the last successful one.
+
+    ``mode``: ``manual`` (staff's "sync now", a retry staff asked for: billing's state is
+    pushed whatever changed on the platform), ``scheduled`` (the full reconcile, a platform's
+    scheduled re-sync) or ``change`` (billing changed). ``last``: the sync state's actual
+    state of the last successful pass (None: never synced)."""
+    mode: str = "change"
+    last: dict | None = None
+
+    @property
+    def manual(self) -> bool:
+        return self.mode == "manual"
 
 
 @dataclass

@@ -136,9 +136,10 @@ def _held(locks: LockSet, login: str):
         yield
 
 
-def reconcile(client: IntercomClient, account_login: str, desired: dict | None) -> dict | None:
+def reconcile(client: IntercomClient, account_login: str, desired: dict | None, sync=None) -> dict | None:
     """Put the account's address on its profile with the access billing wants, take it off
-    every other profile; returns the address as the platform has it (None: on no profile)."""
+    every other profile; returns the address as the platform has it (None: on no profile).
+    Every pass reads the profile, whatever ``sync`` says."""
     account_id = desired["account_id"] if desired else store.account_id(account_login)
     if account_id is None:
         return None

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
+from ...billing import accounts as acc
 from ...billing import audit
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, CatalogService, SmotreshkaDrift, SyncState, utcnow
-from .. import connections, outbox
+from .. import connections, outbox, reconcile
 from ..http import PlatformError, audit_calls, recording
 from .client import SmotreshkaClient
 from .settings import load as load_settings
-from .sync import NAME, wanted_subscriptions
+from .sync import NAME, tv_services, wanted_subscriptions
 
 UPSALE_PATHS = ("add-subscription/ensure", "add-subscription/commit",
                 "replace-subscription/ensure", "replace-subscription/commit")
@@ -161,18 +162,9 @@ def drift_report(actor: str, account_id: int | None = None) -> str:
     return f"{len(wanted)} account(s) compared, {len(rows)} difference(s)"
 
 
-def _force(account_ids: list[int]) -> None:
-    """The next reconcile of these accounts reads the platform even if nothing changed in
-    billing (see sync.desired_state)."""
-    for i in range(0, len(account_ids), outbox.CHUNK):
-        db.session.execute(update(SyncState).where(
-            SyncState.platform == NAME, SyncState.account_id.in_(account_ids[i:i + outbox.CHUNK]),
-            SyncState.state == "ok").values(state="pending"))
-
-
 def push(account_id: int, actor: str) -> None:
-    """Fix by pushing billing's state (the caller commits; the outbox enqueues the reconcile)."""
-    _force([account_id])
+    """Fix by pushing billing's state: a staff request, so the reconcile reads the platform and
+    undoes what changed there (the caller commits; the outbox enqueues the reconcile)."""
     outbox.add_events([(account_id, NAME)], "sync.request")
     audit.record(actor, "smotreshka.push", None, "push billing's TV state", object_type="account",
                  object_id=account_id)
@@ -194,17 +186,30 @@ def accept(drift: SmotreshkaDrift, actor: str):
     return assigned
 
 
+def end_in_billing(drift: SmotreshkaDrift, actor: str) -> int:
+    """Fix by taking the platform's state into billing where billing has more: end the TV
+    service the platform does not have (every TV service for an account missing there),
+    refunded as the charging rules say. Returns how many ended; the caller commits."""
+    if drift.kind not in ("missing_on_platform", "account_missing") or drift.account_id is None:
+        raise BillingError({"drift": "only a subscription billing has and the platform does not can be ended"})
+    account = db.session.get(Account, drift.account_id)
+    ending = [s for s in tv_services(account)
+              if drift.kind == "account_missing" or s.service.external_id == drift.external_id]
+    if not ending:
+        raise BillingError({"drift": "billing holds no such TV service any more"})
+    for service in ending:
+        acc.end_service(service, actor=actor)
+    db.session.delete(drift)
+    return len(ending)
+
+
 # -- scheduled re-sync ----------------------------------------------------------------------------
 
 def scheduled_resync() -> int:
-    """Reconcile every account on the platform against what it really has (not trusting the
-    last pass), on the low queue, then refresh the drift report."""
-    ids = [a.id for a in _linked_accounts(None)]
-    _force(ids)
-    db.session.commit()
-    for i in ids:
-        outbox.enqueue_pair(NAME, i, "low")
-    return len(ids)
+    """Reconcile every account on the platform against what it really has (each pass reads
+    it; what changed on the platform's side goes by the ``platform_changes`` option), on the
+    low queue; each pass lists what it left in the drift report."""
+    return reconcile.reconcile_all(platforms={NAME})
 
 
 def periodic(config) -> list[dict]:

@@ -15,6 +15,8 @@ app does, by calling the billing's upsale v3 endpoints. For tests and ``make run
     emu.app.configure(url="http://127.0.0.1:5000", login="ls", password="...")
     emu.app.buy(account_id, "102")            # ensure + commit on the billing; enables on success
     emu.app.replace(account_id, "101", "103")
+    emu.admin_switch(account_id, "201", on=False)  # the operator's manager, in the platform's admin
+    emu.app.switch_off(account_id, "201")           # the subscriber, in the app (no call to billing)
 
 Quirks: usernames are global (another provider's name: 400 "Users exists and belongs to other
 provider"; ours: ``created:false`` and the same id); the toggle answers the state after it, and
@@ -115,6 +117,10 @@ class SubscriberApp:
     def replace(self, account_id: str, old_offer_id: str, new_offer_id: str, **kw) -> dict:
         return self.buy(account_id, new_offer_id, old_offer_id=old_offer_id, **kw)
 
+    def switch_off(self, account_id: str, offer_id: str) -> None:
+        """The subscriber switches a subscription off in the app: the platform alone changes."""
+        self.emulator.admin_switch(account_id, offer_id, on=False, by="subscriber")
+
 
 class SmotreshkaEmulator(EmulatedServer):
     thread_name = "smotreshka-emulator"
@@ -126,6 +132,7 @@ class SmotreshkaEmulator(EmulatedServer):
         self.foreign: dict[str, str] = {}  # usernames other providers own
         self.states: dict[str, dict] = {}  # account id -> the last account-state accepted
         self.requests: list[dict] = []     # method, path, status of every request
+        self.admin_log: list[dict] = []    # changes made on the platform's side (admin_switch)
         self.app = SubscriberApp(self)
         self._denied = False
 
@@ -153,6 +160,18 @@ class SmotreshkaEmulator(EmulatedServer):
     def by_username(self, username: str) -> dict | None:
         with self._lock:
             return next((a for a in self.accounts.values() if a["username"] == username), None)
+
+    def admin_switch(self, account_id: str, subscription_id: str, on: bool, by: str = "manager") -> None:
+        """Switch a subscription on or off on the platform's side, as the operator's manager does
+        in the platform's admin (or the subscriber in its apps); billing is not told."""
+        sid = str(subscription_id)
+        with self._lock:
+            account = self.accounts[account_id]
+            if sid not in {str(c["id"]) for c in self.catalog}:
+                raise KeyError(f"no subscription {sid} in the catalog")
+            (account["subscriptions"].add if on else account["subscriptions"].discard)(sid)
+            account["updated"] = _now()
+            self.admin_log.append({"account": account_id, "subscription": sid, "on": on, "by": by})
 
     def writes(self, account_id: str | None = None) -> list[dict]:
         """Requests that changed something (POST, DELETE), optionally on one account."""

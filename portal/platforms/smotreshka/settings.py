@@ -22,7 +22,9 @@ DEFAULTS = {
     "self_service": "off",            # the cabinet's TV page (off until staff enable it)
     "public_url": "",                 # how the platform reaches the portal (the listen URLs)
     "page_size": "500",
+    "platform_changes": "accept",     # accept | revert | report: a subscription switched off there (sync.py)
 }
+PLATFORM_CHANGES = ("accept", "revert", "report")
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -43,6 +45,7 @@ class Settings:
     self_service: bool
     public_url: str
     page_size: int
+    platform_changes: str = "accept"
 
     @property
     def unsubscribe_on_block(self) -> bool:
@@ -90,13 +93,16 @@ def from_options(options: dict | None) -> Settings:
         page_size = max(10, int(o["page_size"]))
     except (TypeError, ValueError):
         page_size = 500
+    platform_changes = str(o["platform_changes"]).strip().lower()
+    if platform_changes not in PLATFORM_CHANGES:
+        platform_changes = "report"  # a typo must neither end services nor undo the platform's changes
     return Settings(
         login_prefix=str(o["login_prefix"]), email_template=str(o["email_template"]),
         id_mode="username" if str(o["id_mode"]).strip() == "username" else "account_id",
         account_state=account_state, account_state_url=str(o["account_state_url"] or "").strip(),
         block_mode=block_mode, allowed_ips=parse_networks(o["upsale_allowed_ips"]),
         upsale_ttl=ttl, self_service=_flag(o["self_service"]), public_url=str(o["public_url"] or "").strip(),
-        page_size=page_size,
+        page_size=page_size, platform_changes=platform_changes,
     )
 
 

@@ -13,18 +13,38 @@ service bound to it):
 * basics are disabled before anything is enabled, so the platform never sees two basics.
 
 ``reconcile`` reads the platform, applies the difference and returns what the platform has
-afterwards; when billing's wish is exactly what the last successful pass left there, it does
-not call the platform (a change of the internet tariff that keeps the TV services costs
-nothing); "sync now" and the scheduled re-sync always call it.
+afterwards, what it read and what it changed (the account page shows them). An ordinary change
+whose desired state equals the last successful pass's is not sent at all (``skip_unchanged``:
+a change of the internet tariff that keeps the TV services costs nothing); "sync now" and the
+scheduled re-sync always read the platform.
+
+Changes made on the platform (by the operator's manager in its admin, by the subscriber in its
+apps) are told from billing's by what billing wanted at the last successful pass, which the
+platform then confirmed (``platform_side``):
+
+* switched off there: billing wanted it then and still does, the platform no longer has it.
+  The connection option ``platform_changes`` says what the scheduled re-sync does: ``accept``
+  (default) ends the billing service, refunded as the charging rules say
+  (``apply_platform_changes``); ``revert`` enables it again; ``report`` leaves it and lists
+  it in the drift report;
+* switched on there: the platform has it, billing neither wants it nor wanted it then (a
+  purchase in the app reaches billing first, through upsale commit). ``revert`` disables it;
+  ``accept`` and ``report`` leave it and list it, since billing does not start charging on its
+  own for what nobody bought through it: staff accept it into billing from the drift report;
+* staff's "sync now" pushes billing's state whatever the option; a pass for a billing change
+  applies only what billing changed and lists what the platform changed (as ``report``), which
+  the next scheduled re-sync or staff settle.
 """
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import delete
 
+from ...billing import accounts as acc
 from ...billing import clock
 from ...extensions import db
-from ...models import SyncState
+from ...models import Account, SmotreshkaDrift
 from ..http import PlatformError
+from ..registry import SyncPass
 from .client import SmotreshkaClient
 from .settings import load as load_settings
 
@@ -84,36 +104,18 @@ def email_for(account, settings) -> str:
     return settings.email_template.format(account_id=account.id, login=account.login).lower()
 
 
-_STORED = select(SyncState.actual).where(SyncState.account_id == bindparam("account_id"), SyncState.platform == NAME)
-
-
-def stored_platform_id(account_id: int) -> str | None:
-    actual = db.session.scalar(_STORED, {"account_id": account_id})
-    return actual.get("id") if actual else None
-
-
 def desired_state(account) -> dict:
     settings = load_settings()
-    desired = {
+    return {
         "username": settings.username(account.login),
         "email": email_for(account, settings),
         "present": account.status != "disabled",
-        "platform_id": stored_platform_id(account.id),
         "subscriptions": wanted_subscriptions(account, settings) if account.status != "disabled" else [],
         "basics": basic_ids(account),
         "account_state": account_state(account) if settings.account_state else None,
         "info": {"billing_account_id": str(account.id), "login": account.login,
                  "contract": account.contract.number},
     }
-    st = db.session.scalar(select(SyncState).filter_by(account_id=account.id, platform=NAME))
-    if st is not None and st.state == "ok" and st.desired and st.actual and not st.actual.get("archived"):
-        def core(d):
-            return {k: v for k, v in d.items() if k not in ("unchanged", "platform_id")}
-
-        if core(st.desired) == core(desired) and st.actual.get("id") and \
-                sorted(st.actual.get("subscriptions") or []) == desired["subscriptions"]:
-            desired["unchanged"] = True
-    return desired
 
 
 def _username(client: SmotreshkaClient, login: str) -> str:
@@ -131,33 +133,69 @@ def find_id(client: SmotreshkaClient, username: str) -> str | None:
     return None
 
 
-def reconcile(client: SmotreshkaClient, login: str, desired: dict | None) -> dict | None:
+def platform_side(wanted: set[str], have: set[str], last: dict | None) -> tuple[set[str], set[str]]:
+    """(switched off on the platform, switched on there): the one rule telling the platform's
+    changes from billing's, against ``last``, the actual state of the last successful pass
+    (what billing wanted then, which the platform confirmed but for the changes listed then).
+    Never synced, or archived then: nothing is the platform's doing, billing's state goes."""
+    if not last or last.get("archived"):
+        return set(), set()
+    before = set(last.get("billing", last.get("subscriptions")) or [])
+    return (before & wanted) - have, have - wanted - before
+
+
+def reconcile(client: SmotreshkaClient, login: str, desired: dict | None, sync: SyncPass | None = None) -> dict | None:
+    sync = sync or SyncPass()
+    last = sync.last or {}
     if desired is None or not desired["present"]:
-        return _archive(client, desired["username"] if desired else _username(client, login),
-                        desired.get("platform_id") if desired else None)
+        return _archive(client, desired["username"] if desired else _username(client, login), last.get("id"))
     username, wanted = desired["username"], set(desired["subscriptions"])
-    if desired.get("unchanged"):
-        return {"id": desired["platform_id"], "username": username, "subscriptions": sorted(wanted),
-                "archived": False, "checked": False}
-    pid = desired.get("platform_id")
+    pid = last.get("id")
     found = client.account(client._ref(pid, username)) if pid or client.settings.id_mode == "username" else None
     if found is None:  # new, archived (403: re-POST restores it) or never linked: create-or-get
         pid = client.create(username, desired["email"], sorted(wanted), desired["info"])
     else:
         pid = str(found.get("id") or pid)
     ref = client._ref(pid, username)
-    actual = client.subscriptions(ref)
+    have = client.subscriptions(ref)
+    off, on = platform_side(wanted, have, sync.last)
+    rule = {"manual": "revert", "scheduled": client.settings.platform_changes}.get(sync.mode, "report")
+    target = wanted if rule == "revert" else (wanted - off) | on  # what the platform keeps is left there
     basics = set(desired.get("basics") or [])
-    for sid in sorted(actual - wanted, key=lambda s: s not in basics):  # basics go first
+    disable, enable = have - target, target - have
+    for sid in sorted(disable, key=lambda s: s not in basics):  # basics go first
         client.toggle(ref, sid, False)
-    for sid in sorted(wanted - actual, key=lambda s: s not in basics):
+    for sid in sorted(enable, key=lambda s: s not in basics):
         client.toggle(ref, sid, True)
-    after = client.subscriptions(ref) if actual != wanted else actual
-    if after != wanted:
-        raise PlatformError(f"the platform kept {sorted(after)} where billing wants {sorted(wanted)}")
+    after = client.subscriptions(ref) if disable or enable else have
+    if after != target:
+        raise PlatformError(f"the platform kept {sorted(after)} where billing wants {sorted(target)}")
     if desired.get("account_state") is not None:
         client.account_state(ref, desired["account_state"])
-    return {"id": pid, "username": username, "subscriptions": sorted(after), "archived": False, "checked": True}
+    changes = [{"id": sid, "change": "switched_off", "rule": rule} for sid in sorted(off)] + \
+              [{"id": sid, "change": "switched_on", "rule": rule} for sid in sorted(on)]
+    return {"id": pid, "username": username, "subscriptions": sorted(after), "archived": False,
+            "billing": sorted(wanted), "read": sorted(have), "enabled": sorted(enable), "disabled": sorted(disable),
+            "platform_changes": changes, "mode": sync.mode}
+
+
+def apply_platform_changes(account_id: int, actual: dict, sync: SyncPass) -> None:
+    """After a pass, in the job's recording transaction: end in billing each service the
+    platform switched off under ``accept`` (billing refunds it as its charging rules say), and
+    list what the pass left on the platform in the drift report; a successful pass leaves no
+    other difference, so its list replaces the account's rows."""
+    changes = actual.get("platform_changes") or []
+    accepted = {c["id"] for c in changes if c["change"] == "switched_off" and c["rule"] == "accept"}
+    if accepted:
+        account = db.session.get(Account, account_id)
+        for service in tv_services(account):
+            if service.service.external_id in accepted and service.state == "active":
+                acc.end_service(service, actor=f"platform:{NAME}")
+    db.session.execute(delete(SmotreshkaDrift).where(SmotreshkaDrift.account_id == account_id))
+    db.session.add_all([SmotreshkaDrift(
+        account_id=account_id, kind="missing_on_platform" if c["change"] == "switched_off" else "extra_on_platform",
+        username=actual.get("username"), platform_id=actual.get("id"), external_id=c["id"],
+        billing=actual.get("billing"), platform=actual.get("subscriptions")) for c in changes if c["id"] not in accepted])
 
 
 def _archive(client: SmotreshkaClient, username: str, pid: str | None) -> dict:

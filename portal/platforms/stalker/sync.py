@@ -91,7 +91,8 @@ def _ident(row: dict) -> str:
     return row.get("stb_mac") or row.get("account_number")
 
 
-def reconcile(client: StalkerClient, login: str, desired: dict | None) -> dict | None:
+def reconcile(client: StalkerClient, login: str, desired: dict | None, sync=None) -> dict | None:
+    """Every pass reads Stalker's account (whatever ``sync`` says) and applies the difference."""
     if desired is None:
         row = client.user(login)
         if row is not None:

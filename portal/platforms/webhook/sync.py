@@ -31,7 +31,7 @@ def desired_state(account) -> dict:
     }
 
 
-def reconcile(client: WebhookClient, login: str, desired: dict | None) -> dict | None:
+def reconcile(client: WebhookClient, login: str, desired: dict | None, sync=None) -> dict | None:
     """A webhook cannot be read back, so its actual state is the last document it accepted:
     send the whole desired document (idempotent) and return it."""
     client.push(desired if desired is not None else {"login": login, "present": False})
