@@ -10,7 +10,8 @@ import re
 from datetime import date, timedelta
 
 from sqlalchemy import Integer, bindparam, func, select, union, union_all, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
@@ -312,18 +313,33 @@ def _end(assigned: AssignedService, today: date) -> None:
         assigned.ends_on = max(yesterday, assigned.starts_on - timedelta(days=1))
 
 
+_SERVICES_OF = (select(AssignedService).options(joinedload(AssignedService.service))
+                .where(AssignedService.account_id == bindparam("account_id")))
+
+
 def lock_account(account: Account) -> None:
     """Serialise changes to one account's services until the transaction ends: a row lock on
     PostgreSQL; on SQLite the database's write lock, taken by a no-op write (pysqlite opens the
     transaction at the first write, so nothing read before it is stale). Then the account's
-    services are read again: a parallel change may have committed while we waited."""
+    services are read again (a parallel change may have committed while we waited), in the
+    same round trip as their catalog services. Once per account and transaction."""
+    txn = db.session().get_transaction()
+    held = db.session.info.get("account_locks")
+    if held is not None and held[0] is txn and account.id in held[1]:
+        return
     db.session.flush()
+    txn = db.session().get_transaction()  # the flush may have begun it
     a = Account.__table__.c
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(select(a.id).where(a.id == account.id).with_for_update())
     else:
         db.session.execute(update(Account.__table__).where(a.id == account.id).values(id=a.id))
-    db.session.expire(account, ["services"])
+    fresh = db.session.scalars(_SERVICES_OF, {"account_id": account.id},
+                               execution_options={"populate_existing": True}).unique().all()
+    set_committed_value(account, "services", list(fresh))
+    if held is None or held[0] is not txn:
+        held = db.session.info["account_locks"] = (txn, set())
+    held[1].add(account.id)
 
 
 def held_copy(account: Account, service_id: int) -> AssignedService | None:
@@ -373,10 +389,11 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
             if first.account_id != account.id or first.service_id != sid:
                 raise BillingError({"order_key": "already used for another request"})
             return first
-    from .charging import expire_services
+    if any(s.service_id == sid and s.state != "ended" and s.ends_on is not None and s.ends_on < today
+           for s in account.services):  # a copy past its end date is not held any more: end it first
+        from .charging import expire_services
 
-    if expire_services(today, [account.id], actor):  # a copy past its end date is not held any more
-        db.session.expire(account, ["services"])
+        expire_services(today, [account.id], actor)  # (expires the loaded copies' state)
     if held_copy(account, sid) is not None:
         raise BillingError({"service_id": ALREADY_HELD})
     for held in replaced_by(account, service):

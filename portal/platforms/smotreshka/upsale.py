@@ -226,6 +226,9 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
         return 200, dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
     account, service = db.session.execute(ACCOUNT_AND_SERVICE,
                                           {"aid": txn.account_id, "sid": txn.new_service_id}).one()
+    # One live copy per account: under the account's lock, an offer bought meanwhile by another
+    # transaction (a second purchase in the app) is no purchase at all; this one ends refused.
+    acc.lock_account(account)
     old = next((s for s in tv.live(account) if s.service_id == txn.old_service_id), None) \
         if txn.old_service_id else None
     if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction
@@ -234,9 +237,6 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
             txn.state, txn.reply = "refused", data
             return 200, dict(data)
         _, _, old, _ = data
-    # One live copy per account: under the account's lock, an offer bought meanwhile by another
-    # transaction (a second purchase in the app) is no purchase at all; this one ends refused.
-    acc.lock_account(account)
     if tv.holding(account, service) is not None:
         reply = {"result": "no_action_required"}
         db.session.execute(COMMITTED, {"bid": txn.id, "state": "refused", "reply": reply, "committed_at": None,
@@ -245,7 +245,6 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     # The charge is posted as billing's charge for the change, keyed by this transaction as it
     # is written: the ledger itself refuses a second charge for it.
     assigned = tv.change(account, add=service, remove=old, actor=ACTOR, trial_days=txn.trial_days,
-                         order_key=f"upsale:{txn.id}",
                          charge_key=(f"upsale:{txn.id}", f"upsale {txn.qs_transaction_id}"[:200]))
     if txn.trial_days:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
