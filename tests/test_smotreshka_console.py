@@ -14,7 +14,7 @@ from portal.platforms.smotreshka import console, tv
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_PASSWORD, connect, emulator, smotreshka, tv_account, tv_catalog,
+    CALLBACK_PASSWORD, connect, emulator, rest_of_month, smotreshka, tv_account, tv_catalog,
 )
 from tests.test_admin_dashboard import login as staff_login
 from tests.test_admin_pages import HX, post
@@ -167,8 +167,8 @@ def test_the_subscriber_switches_the_basic_seeing_the_price_and_the_balance_afte
     preview = cpost(client, f"/cabinet/tv/{a.id}/preview", data, headers=HX).get_data(as_text=True)
     after = re.sub(r"<[^>]+>", "", re.search(r"data-balance-after>(.*?)\(", preview, re.S).group(1))
     assert "Confirm" in preview and "Лайт" in preview
-    expected = db.session.get(Contract, a.contract_id).balance + tv.first_charge(tv_catalog["101"]) \
-        - tv.first_charge(tv_catalog["102"])
+    # «Лайт» (300 ₽) paid for the rest of the month comes back; «Оптимальный» (600 ₽) is charged for it
+    expected = db.session.get(Contract, a.contract_id).balance + rest_of_month("300.00") - rest_of_month("600.00")
     assert digits(after) == digits(f"{expected:.2f}")
     r = cpost(client, f"/cabinet/tv/{a.id}/confirm", data, headers=HX)
     assert r.status_code == 204 and r.headers["HX-Redirect"].endswith(f"/cabinet/tv/{a.id}")
@@ -181,12 +181,12 @@ def test_the_subscriber_adds_and_removes_an_additional_one_and_is_refused_withou
                                                                                        client):
     """Adding «Кино» with too little money is refused before and at confirming; with money it
     works; removing it gives the unused days back."""
-    short = tv.first_charge(tv_catalog["202"]) + tv.first_charge(tv_catalog["201"]) - Decimal("0.01")
+    short = rest_of_month("90.00") + rest_of_month("150.00") - Decimal("0.01")
     a = tv_account(tv_catalog, ["202"], money=str(short), cabinet_login="maria")
     cabinet_login(client, "maria", "cabinet-pass-1")
     data = {"action": "add", "service_id": str(tv_catalog["201"].id)}
     left = db.session.get(Contract, a.contract_id).balance
-    assert left < tv.first_charge(tv_catalog["201"])
+    assert left < rest_of_month("150.00")
     preview = cpost(client, f"/cabinet/tv/{a.id}/preview?lang=en", data, headers=HX).get_data(as_text=True)
     assert "not enough money" in preview and "Confirm" not in preview
     assert cpost(client, f"/cabinet/tv/{a.id}/confirm?lang=en", data, headers=HX).status_code == 409
