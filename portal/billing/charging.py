@@ -347,19 +347,22 @@ def charge(run_date: date | None = None, *, actor: str = "system") -> ChargeRun:
         return _charge(run_date, actor)
 
 
-def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None) -> int:
+def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None,
+                    expire: bool = True) -> int:
     """Post today, at once, what a change to these accounts made due or refundable: the charge
     run's rules and statement for just them, without a run record (the ledger rows name their
     service and period; the caller audits the change itself). Returns the entries posted.
 
     ``keyed``: (assigned service id, idempotency key, comment): that service's charge is posted
     with the key of the request that bought it (an upsale transaction), so the ledger itself
-    refuses to take it twice; the key is set as the row is written, never afterwards."""
+    refuses to take it twice; the key is set as the row is written, never afterwards.
+    ``expire=False``: the caller knows no service of these accounts is past its end date."""
     ids = list(account_ids)
     if not ids:
         return 0
     today = clock.today()
-    expire_services(today, ids, actor)
+    if expire:
+        expire_services(today, ids, actor)
     return _post(today, ids, None, actor, keyed)[0]
 
 

@@ -41,8 +41,9 @@ from sqlalchemy import delete
 
 from ...billing import accounts as acc
 from ...billing import clock
+from ...billing.blocking import top_up_to_unblock
 from ...extensions import db
-from ...models import Account, SmotreshkaDrift
+from ...models import Account, SmotreshkaDrift, to_minor
 from ..http import PlatformError
 from ..registry import SyncPass
 from .client import SmotreshkaClient
@@ -77,7 +78,7 @@ def basic_ids(account) -> list[str]:
 def account_state(account) -> dict:
     """The account-state v3 body (without its timestamp), notes 1.11."""
     contract = account.contract
-    kopecks = int(contract.balance * 100)
+    kopecks = to_minor(contract.balance)
     if account.status == "active":
         status = "active"
     elif account.status == "blocked" and "balance" in account.reasons:
@@ -86,7 +87,7 @@ def account_state(account) -> dict:
         status = "suspended_manually"
     else:
         status = "other"
-    refill = max(0, -int((contract.balance + contract.credit_limit) * 100))
+    refill = to_minor(top_up_to_unblock(contract) or 0)  # what lifts the balance block (billing's rule)
     state = {"balance": kopecks, "status": status, "tvSuspended": status != "active",
              "recommendedRefill": refill}
     if account.status_changed_on:
