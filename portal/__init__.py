@@ -69,12 +69,7 @@ def register_blueprints(app: Flask) -> None:
     from .admin.jobs import mount_rq_dashboard
     from .api import register_api
     from .cabinet import bp as cabinet_bp
-    from .platforms.registry import all_platforms
-
     app.register_blueprint(admin_bp)
-    for platform in all_platforms():
-        if platform.blueprint is not None:
-            app.register_blueprint(platform.blueprint)
     app.register_blueprint(cabinet_bp)
     register_api(app)
     mount_rq_dashboard(app)

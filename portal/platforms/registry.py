@@ -31,9 +31,6 @@ pieces without editing them:
   Account; it draws nothing for an account not on the platform);
 * ``check_endpoint``: a POST endpoint that starts the connection check (a job) and answers
   with a fragment that polls until the verdict; the connection page shows a "Check" button;
-* ``blueprint``: a Flask blueprint of the platform's own HTTP endpoints (e.g. callbacks the
-  platform makes on us); ``create_app`` registers it. Exempt it from CSRF itself if the
-  platform calls it (``portal.extensions.csrf.exempt(bp)``) and authenticate the caller.
 * ``reconcile_batch(client, items) -> dict``: reconcile many accounts in one job (the nightly
   full reconcile hands them over in batches, see ``reconcile.reconcile_accounts``), e.g. one
   read of a platform object that several accounts share. ``items``: ``[(account_id, login,
@@ -77,7 +74,6 @@ class Platform:
     cabinet_template: str | None = None
     account_template: str | None = None
     check_endpoint: str | None = None
-    blueprint: Any = None
     reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None
     skip_unchanged: bool = False
     apply_platform_changes: Callable[[int, dict, "SyncPass"], None] | None = None
