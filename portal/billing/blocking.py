@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, bindparam, case, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, and_, bindparam, case, insert, or_, select, type_coerce, update
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
@@ -34,45 +34,40 @@ def _short_contracts():
 
 @cache
 def _rule_statements(scoped: bool):
-    """The block and unblock UPDATEs, built once per process (parameters: today and, when
-    ``scoped``, contract_ids)."""
+    """The UPDATEs of the rule, built once per process (parameters: today and, when ``scoped``,
+    contract_ids); each returns (account id, 1 if now blocked by balance else 0). For a few
+    contracts (a change, a payment) block and unblock are one statement, one round trip; the
+    charge run over every contract keeps them apart, each planned as the plain filter it is."""
     a = accounts.c
     today = bindparam("today", type_=a.status_changed_on.type)
     scope = [a.contract_id.in_(bindparam("contract_ids", expanding=True))] if scoped else []
     short = a.contract_id.in_(_short_contracts())
-    has_balance = a.block_reasons.op("&")(BALANCE) != 0
-    block = (
-        update(accounts)
-        .where(*scope, short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
-        .values(
-            status_changed_on=today,  # the billing state changes today (see charging: "since")
-            status="blocked",
-            block_reasons=a.block_reasons.op("|")(BALANCE),
-        )
-        .returning(a.id)
-    )
+    to_block = and_(short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
+    to_lift = and_(~short, a.status == "blocked", a.block_reasons.op("&")(BALANCE) != 0)
     remaining = a.block_reasons.op("&")(~BALANCE)
-    unblock = (
-        update(accounts)
-        .where(*scope, ~short, a.status == "blocked", has_balance)
-        .values(
-            status_changed_on=today,
-            status=case((remaining == 0, "active"), else_="blocked"),
-            block_reasons=remaining,
-        )
-        .returning(a.id)
-    )
-    return block, unblock
+    lifted = {"status": case((remaining == 0, "active"), else_="blocked"), "block_reasons": remaining}
+    blocked = {"status": "blocked", "block_reasons": a.block_reasons.op("|")(BALANCE)}
+    now_blocked = a.block_reasons.op("&")(BALANCE)  # (RETURNING gives the new value)
+
+    def stmt(where, values):
+        # status_changed_on: the billing state changes today (see charging: "since")
+        return update(accounts).where(*scope, where).values(status_changed_on=today, **values) \
+            .returning(a.id, now_blocked)
+
+    if scoped:
+        return [stmt(or_(to_block, to_lift), {k: case((short, blocked[k]), else_=lifted[k]) for k in blocked})]
+    return [stmt(to_block, blocked), stmt(to_lift, lifted)]
 
 
 def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
                        recharge: bool = True) -> tuple[list[int], list[int]]:
     """Block and unblock by balance; returns (blocked account ids, unblocked account ids)."""
     today = clock.today()
-    block, unblock = _rule_statements(contract_ids is not None)
     params = {"today": today} if contract_ids is None else {"today": today, "contract_ids": list(contract_ids)}
-    blocked = db.session.execute(block, params).scalars().all()
-    unblocked = db.session.execute(unblock, params).scalars().all()
+    blocked, unblocked = [], []
+    for statement in _rule_statements(contract_ids is not None):
+        for account_id, now_blocked in db.session.execute(statement, params):
+            (blocked if now_blocked else unblocked).append(account_id)
 
     if blocked or unblocked:
         _record(blocked, unblocked, actor)
@@ -83,7 +78,7 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
 
         charge_accounts(unblocked, actor=actor)
         apply_balance_rule(contract_ids, actor=actor, recharge=False)
-    return list(blocked), list(unblocked)
+    return blocked, unblocked
 
 
 def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
