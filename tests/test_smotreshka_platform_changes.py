@@ -87,6 +87,8 @@ def test_sync_now_enables_a_subscription_switched_off_on_the_platform(smotreshka
     assert st.actual["platform_changes"] == [{"id": "201", "change": "switched_off", "rule": "revert"}]
     assert live_tv(account.id) == ["101", "201"]  # billing keeps it, no money moved
     assert db.session.get(Contract, account.contract_id).balance == balance
+    # undone, so no difference is left to show (no "End in billing" for what the platform has again)
+    assert db.session.scalar(select(func.count()).select_from(SmotreshkaDrift).filter_by(account_id=account.id)) == 0
 
 
 def test_the_scheduled_resync_accepts_the_switch_off_with_the_refund(smotreshka, tv_catalog, processes, app):
@@ -214,3 +216,24 @@ def test_the_drift_report_ends_in_billing_what_the_platform_switched_off(smotres
     assert db.session.get(Contract, account.contract_id).balance == balance + refund
     assert len(smotreshka.requests) == calls  # the web never calls the platform
     assert db.session.scalar(select(SmotreshkaDrift).filter_by(account_id=account.id)) is None
+
+
+def test_sync_now_while_the_platform_is_down_still_pushes_billing_when_it_returns(smotreshka, tv_catalog,
+                                                                                  processes):
+    """Staff press "sync now" while the platform is down: the pass fails and is retried; when the
+    platform is back, is the retry still staff's sync (it enables «Кино» again, whatever the
+    option) rather than an ordinary change that would only list the difference?"""
+    account, pid = synced_with_kino_switched_off(smotreshka, tv_catalog)
+    smotreshka.stop()
+    request_sync(account.id, "staff:test")
+    db.session.commit()
+    processes.start("jobs.worker")
+    wait_for(lambda: (st := sync_state(account.id)) and db.session.rollback() is None and st.state == "retry",
+             what="the failed pass")
+    smotreshka.start()  # the same port: the retry reaches it
+    processes.start("jobs.scheduler")  # enqueues the due retry
+    wait_for(lambda: smotreshka.accounts[pid]["subscriptions"] == {"101", "201"}, timeout=60,
+             what="«Кино» back on after the retry")
+    st = wait_for(lambda: db.session.rollback() is None and (st := sync_state(account.id)) and st.state == "ok"
+                  and st, what="the retry recorded")
+    assert st.actual["mode"] == "manual" and live_tv(account.id) == ["101", "201"]

@@ -179,3 +179,23 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_source(smotreshka, 
         forged = post(portal, source="10.20.0.5, 192.0.2.9", qsTransactionId=str(uuid.uuid4()), **q)
     assert allowed.status_code == 200 and forged.status_code == 403
     assert [c.remote_addr for c in recorded()] == ["10.20.0.5", "192.0.2.9"]
+
+
+def test_a_password_in_cyrillic_is_checked_not_a_500(smotreshka, tv_catalog, live):
+    """A Cyrillic password (the connection's, or a caller's guess) is compared like any other:
+    the right one is let in, a wrong one answers 401 and is recorded."""
+    from portal.platforms.connections import save_connection
+
+    account, pid = linked(smotreshka, tv_catalog)
+    save_connection("smotreshka", url=smotreshka.url, login="lifestream", password="пароль-Смотрёшки",
+                    actor="test")
+    db.session.commit()
+    q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201",
+         "qsTransactionId": str(uuid.uuid4())}
+    right = requests.post(f"{live}/upsale/v3/add-subscription/ensure", params=q, timeout=10,
+                          auth=("lifestream".encode(), "пароль-Смотрёшки".encode()))
+    wrong = requests.post(f"{live}/upsale/v3/add-subscription/ensure", params=q, timeout=10,
+                          auth=("lifestream".encode(), "пароль".encode()))
+    assert (right.status_code, right.json()["result"]) == (200, "operation_ensured")
+    assert wrong.status_code == 401
+    assert [c.status for c in recorded()][-2:] == [200, 401]

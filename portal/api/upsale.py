@@ -94,6 +94,11 @@ def _password(row) -> str:
     return _passwords[key]
 
 
+def _same(given, expected: str) -> bool:
+    """A constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(str(given or "").encode(), expected.encode())
+
+
 def _authenticate():
     """The connection's settings, if this caller may call; Refusal otherwise."""
     row, settings = upsale.connection()
@@ -109,8 +114,7 @@ def _authenticate():
                           headers={"Retry-After": str(wait)})
         auth = request.authorization
         if auth is None or auth.type != "basic" or not (
-                hmac.compare_digest(str(auth.username or ""), row.login)
-                and hmac.compare_digest(str(auth.password or ""), _password(row))):
+                _same(auth.username, row.login) and _same(auth.password, _password(row))):
             if auth is not None:  # credentials were tried (a call without any guesses nothing)
                 failures.fail(source)
             raise Refusal(401, "HTTP Basic credentials required", headers={"WWW-Authenticate": 'Basic realm="upsale"'})

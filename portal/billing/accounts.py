@@ -327,22 +327,26 @@ _SERVICES_OF = (select(AssignedService).options(joinedload(AssignedService.servi
 
 
 def lock_account(account: Account) -> None:
-    """Serialise changes to one account's services until the transaction ends: a row lock on
-    PostgreSQL; on SQLite the database's write lock, taken by a no-op write (pysqlite opens the
-    transaction at the first write, so nothing read before it is stale). Then the account's
-    services are read again (a parallel change may have committed while we waited), in the
-    same round trip as their catalog services. Once per account and transaction."""
+    """Serialise changes to one account's services and money until the transaction ends, by
+    locking its contract: a row lock on PostgreSQL; on SQLite the database's write lock, taken by
+    a no-op write (pysqlite opens the transaction at the first write, so nothing read before it
+    is stale). Contract first, as the ledger, the charge run and the balance rule go (contract,
+    then accounts), so no two of them wait on each other. Then the contract's balance and the
+    account's services are read again (a parallel change may have committed while we waited).
+    Once per account and transaction."""
+    db.session.connection()  # begin the transaction, so that the memo below is keyed on it
     txn = db.session().get_transaction()
     held = db.session.info.get("account_locks")
     if held is not None and held[0] is txn and account.id in held[1]:
         return
     db.session.flush()
-    txn = db.session().get_transaction()  # the flush may have begun it
-    a = Account.__table__.c
+    c = Contract.__table__.c
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(a.id).where(a.id == account.id).with_for_update())
+        db.session.execute(select(c.id).where(c.id == account.contract_id).with_for_update())
     else:
-        db.session.execute(update(Account.__table__).where(a.id == account.id).values(id=a.id))
+        db.session.execute(update(Contract.__table__).where(c.id == account.contract_id)
+                           .values(do_not_block=c.do_not_block))  # an unindexed column: the cheapest write
+    db.session.expire(account.contract, ["balance", "credit_limit", "do_not_block"])
     fresh = db.session.scalars(_SERVICES_OF, {"account_id": account.id},
                                execution_options={"populate_existing": True}).unique().all()
     set_committed_value(account, "services", list(fresh))

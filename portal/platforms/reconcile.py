@@ -128,6 +128,14 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
         error = _take_platform_changes(platform, account_id, actual, sync)
     st = _sync_state(platform.name, account_id)
     _record(platform.name, st, desired, actual, error, calls, job_id, utcnow(), read=not skip)
+    if st.state == "retry":
+        # Staff's request stays unprocessed, so the retry is still "sync now" (manual); it is
+        # due with the retry (the sweeper would take it earlier, bypassing the backoff).
+        kept = [event_id for event_id, reason in rows if reason in outbox.STAFF_REASONS]
+        covered = [event_id for event_id in covered if event_id not in kept]
+        if kept:
+            db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(kept))
+                               .values(enqueued_at=st.next_attempt_at))
     _mark_processed(covered)
     state = st.state
     db.session.commit()

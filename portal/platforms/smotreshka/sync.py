@@ -183,12 +183,13 @@ def reconcile(client: SmotreshkaClient, login: str, desired: dict | None, sync: 
 def apply_platform_changes(account_id: int, actual: dict, sync: SyncPass) -> None:
     """After a pass, in the job's recording transaction: end in billing each service the
     platform switched off under ``accept`` (billing refunds it as its charging rules say), and
-    list what the pass left on the platform in the drift report; a successful pass leaves no
+    list what the pass left on the platform (not what it reverted) in the drift report; a successful pass leaves no
     other difference, so its list replaces the account's rows."""
     changes = actual.get("platform_changes") or []
     accepted = {c["id"] for c in changes if c["change"] == "switched_off" and c["rule"] == "accept"}
     if accepted:
         account = db.session.get(Account, account_id)
+        acc.lock_account(account)  # (re-reads its services: end what is live now, once)
         for service in tv_services(account):
             if service.service.external_id in accepted and service.state == "active":
                 acc.end_service(service, actor=f"platform:{NAME}")
@@ -196,7 +197,8 @@ def apply_platform_changes(account_id: int, actual: dict, sync: SyncPass) -> Non
     db.session.add_all([SmotreshkaDrift(
         account_id=account_id, kind="missing_on_platform" if c["change"] == "switched_off" else "extra_on_platform",
         username=actual.get("username"), platform_id=actual.get("id"), external_id=c["id"],
-        billing=actual.get("billing"), platform=actual.get("subscriptions")) for c in changes if c["id"] not in accepted])
+        billing=actual.get("billing"), platform=actual.get("subscriptions"))
+        for c in changes if c["rule"] != "revert" and c["id"] not in accepted])  # what the pass left in place
 
 
 def _archive(client: SmotreshkaClient, username: str, pid: str | None) -> dict:
