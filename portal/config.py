@@ -86,6 +86,7 @@ def load(overrides: dict | None = None) -> dict:
         # platform callbacks: this many wrong credentials from one address in the window -> 429
         "CALLBACK_MAX_FAILURES": int(env.get("CALLBACK_MAX_FAILURES", "10")),
         "CALLBACK_FAILURE_WINDOW": int(env.get("CALLBACK_FAILURE_WINDOW", "900")),
+        "CALLBACK_MAX_REFUSED_RECORDS": int(env.get("CALLBACK_MAX_REFUSED_RECORDS", "100")),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -66,38 +66,38 @@ def test_buying_an_additional_subscription_in_the_app(smotreshka, tv_catalog, li
     assert smotreshka.accounts[pid]["subscriptions"] == {"101", "201"}
 
 
-def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_catalog, live):
+def test_a_repeated_commit_charges_once_and_replays_the_answer(smotreshka, tv_catalog, live_fixed):
     """The platform repeats the commit (and the ensure): the same answer comes back, the money
     moves once."""
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
     q = {"accountId": pid, "accountLogin": login, "newOfferId": "202", "qsTransactionId": "qs-1"}
-    status, ensured = call(live, "add-subscription", "ensure", **q)
+    status, ensured = call(live_fixed, "add-subscription", "ensure", **q)
     assert (status, ensured["result"]) == (200, "operation_ensured")
-    again = call(live, "add-subscription", "ensure", **q)[1]
+    again = call(live_fixed, "add-subscription", "ensure", **q)[1]
     assert again == ensured  # the same transaction
     before = balance(account.contract_id)
     q["billingTransactionId"] = ensured["billingTransactionId"]
-    first = call(live, "add-subscription", "commit", **q)
-    second = call(live, "add-subscription", "commit", **q)
+    first = call(live_fixed, "add-subscription", "commit", **q)
+    second = call(live_fixed, "add-subscription", "commit", **q)
     assert first == second and first[1]["result"] == "operation_commited"
     assert balance(account.contract_id) == before - rest_of_month("90.00")
-    assert call(live, "add-subscription", "ensure", **{k: v for k, v in q.items()
+    assert call(live_fixed, "add-subscription", "ensure", **{k: v for k, v in q.items()
                                                               if k != "billingTransactionId"})[1] == first[1]
     assert live_tv(account.id) == ["101", "202"]
 
 
-def test_commits_arriving_at_once_charge_once_and_all_get_the_same_answer(smotreshka, tv_catalog, live):
+def test_commits_arriving_at_once_charge_once_and_all_get_the_same_answer(smotreshka, tv_catalog, live_fixed):
     """The platform's retries overlap: four copies of one commit at the same moment; one does
     the work, the others wait for it and replay its answer; the money moves once."""
     from concurrent.futures import ThreadPoolExecutor
 
     account, pid = linked(smotreshka, tv_catalog)
     q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201", "qsTransactionId": "qs-par"}
-    q["billingTransactionId"] = call(live, "add-subscription", "ensure", **q)[1]["billingTransactionId"]
+    q["billingTransactionId"] = call(live_fixed, "add-subscription", "ensure", **q)[1]["billingTransactionId"]
     before = balance(account.contract_id)
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: call(live, "add-subscription", "commit", **q), range(4)))
+        answers = list(pool.map(lambda _: call(live_fixed, "add-subscription", "commit", **q), range(4)))
     assert all(a == answers[0] for a in answers) and answers[0][1]["result"] == "operation_commited"
     assert balance(account.contract_id) == before - rest_of_month("150.00")
     keyed = db.session.scalars(select(LedgerEntry).filter_by(
@@ -106,22 +106,22 @@ def test_commits_arriving_at_once_charge_once_and_all_get_the_same_answer(smotre
     assert live_tv(account.id) == ["101", "201"]
 
 
-def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, tv_catalog, live):
+def test_ensure_without_enough_money_answers_no_sufficient_balance(smotreshka, tv_catalog, live_fixed):
     """With 50 ₽ left, buying the 600 ₽ basic is refused at ensure; nothing is recorded or charged."""
     account, pid = linked(smotreshka, tv_catalog, services=("202",), money="150.00")
     money = balance(account.contract_id)
     assert money < rest_of_month("600.00")
-    status, answer = call(live, "add-subscription", "ensure", accountId=pid,
+    status, answer = call(live_fixed, "add-subscription", "ensure", accountId=pid,
                           accountLogin="t_" + account.login, newOfferId="102", qsTransactionId="qs-poor")
     assert (status, answer) == (200, {"result": "no_sufficient_balance"})
     assert balance(account.contract_id) == money
     assert db.session.scalar(select(func.count()).select_from(SmotreshkaUpsale)) == 0
 
 
-def test_replace_switches_the_basic(smotreshka, tv_catalog, live):
+def test_replace_switches_the_basic(smotreshka, tv_catalog, live_fixed):
     """The app replaces «Лайт» by «Оптимальный»: the old basic ends (refunded), the new one is
     charged, and the platform has the new one only."""
-    smotreshka.app.configure(live, *AUTH)
+    smotreshka.app.configure(live_fixed, *AUTH)
     account, pid = linked(smotreshka, tv_catalog, money="2000.00")
     answer = smotreshka.app.replace(pid, "101", "102")
     assert answer["result"] == "operation_commited"
@@ -131,23 +131,23 @@ def test_replace_switches_the_basic(smotreshka, tv_catalog, live):
     assert any(e.kind == "refund" for e in entries)  # the rest of the month of «Лайт»
 
 
-def test_add_of_a_second_basic_is_a_replace_and_an_active_offer_needs_no_action(smotreshka, tv_catalog, live):
+def test_add_of_a_second_basic_is_a_replace_and_an_active_offer_needs_no_action(smotreshka, tv_catalog, live_fixed):
     """Buying a basic while holding another replaces it; buying what is active already needs no action."""
-    smotreshka.app.configure(live, *AUTH)
+    smotreshka.app.configure(live_fixed, *AUTH)
     account, pid = linked(smotreshka, tv_catalog, money="2000.00")
     assert smotreshka.app.buy(pid, "101")["result"] == "no_action_required"
     assert smotreshka.app.buy(pid, "102")["result"] == "operation_commited"
     assert live_tv(account.id) == ["102"]
 
 
-def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, tv_catalog, live):
+def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, tv_catalog, live_fixed):
     """An account we do not know, an offer the tariff does not have, a manager-blocked account:
     no_subscription_rules; a wrong accountId for a known login too."""
     from portal.billing import accounts as acc
 
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
-    ask = lambda **kw: call(live, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
+    ask = lambda **kw: call(live_fixed, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
                             **{"accountId": pid, "accountLogin": login, "newOfferId": "201", **kw})[1]["result"]
     assert ask(accountLogin="t_nobody") == "no_subscription_rules"
     assert ask(accountLogin="other_" + account.login) == "no_subscription_rules"
@@ -158,7 +158,7 @@ def test_unknown_accounts_offers_and_blocked_accounts_have_no_rules(smotreshka, 
     assert ask() == "no_subscription_rules"
 
 
-def test_an_offer_only_another_subscribers_tariff_has_is_refused(smotreshka, tv_catalog, live):
+def test_an_offer_only_another_subscribers_tariff_has_is_refused(smotreshka, tv_catalog, live_fixed):
     """«Кино» is sold on a neighbour's tariff but not on this subscriber's: no_subscription_rules
     and nothing recorded; once their account gets a multi-tariff with «Кино», it is ensured."""
     from portal.billing import accounts as acc
@@ -166,7 +166,7 @@ def test_an_offer_only_another_subscribers_tariff_has_is_refused(smotreshka, tv_
 
     account, pid = linked(smotreshka, tv_catalog, tariff=gen_tariff([tv_catalog["101"]], kind="services"))
     linked(smotreshka, tv_catalog)  # the neighbour: a tariff with every TV service
-    ask = lambda: call(live, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
+    ask = lambda: call(live_fixed, "add-subscription", "ensure", qsTransactionId=str(uuid.uuid4()),  # noqa: E731
                        accountId=pid, accountLogin="t_" + account.login, newOfferId="201")[1]["result"]
     assert ask() == "no_subscription_rules"
     assert db.session.scalar(select(func.count()).select_from(SmotreshkaUpsale)) == 0
@@ -176,37 +176,37 @@ def test_an_offer_only_another_subscribers_tariff_has_is_refused(smotreshka, tv_
     assert ask() == "operation_ensured"
 
 
-def test_bad_parameters_are_named_and_change_nothing(smotreshka, tv_catalog, live):
+def test_bad_parameters_are_named_and_change_nothing(smotreshka, tv_catalog, live_fixed):
     """A missing parameter, a commit with a made-up transaction id, a reused qsTransactionId
     with another offer: 422, 404, 409, each naming the problem."""
     account, pid = linked(smotreshka, tv_catalog)
     login = "t_" + account.login
-    status, answer = call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login,
+    status, answer = call(live_fixed, "add-subscription", "ensure", accountId=pid, accountLogin=login,
                           qsTransactionId="qs-x")
     assert status == 422 and answer["field"] == "newOfferId"
-    status, answer = call(live, "add-subscription", "commit", accountId=pid, accountLogin=login,
+    status, answer = call(live_fixed, "add-subscription", "commit", accountId=pid, accountLogin=login,
                           newOfferId="201", qsTransactionId="qs-x", billingTransactionId="not-a-uuid")
     assert status == 422 and answer["field"] == "billingTransactionId"
-    status, answer = call(live, "add-subscription", "commit", accountId=pid, accountLogin=login,
+    status, answer = call(live_fixed, "add-subscription", "commit", accountId=pid, accountLogin=login,
                           newOfferId="201", qsTransactionId="qs-x", billingTransactionId=str(uuid.uuid4()))
     assert status == 404
-    assert call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login, newOfferId="201",
+    assert call(live_fixed, "add-subscription", "ensure", accountId=pid, accountLogin=login, newOfferId="201",
                 qsTransactionId="qs-y")[1]["result"] == "operation_ensured"
-    status, answer = call(live, "add-subscription", "ensure", accountId=pid, accountLogin=login,
+    status, answer = call(live_fixed, "add-subscription", "ensure", accountId=pid, accountLogin=login,
                           newOfferId="202", qsTransactionId="qs-y")
     assert status == 409
     assert live_tv(account.id) == ["101"]
 
 
-def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, tv_catalog, live):
+def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, tv_catalog, live_fixed):
     """Wrong Basic credentials: 401; an address outside the allowlist: 403. Every call, refused
     ones included, is stored with our answer (and never with the password)."""
     account, pid = linked(smotreshka, tv_catalog)
     q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201", "qsTransactionId": "qs-a"}
-    assert call(live, "add-subscription", "ensure", auth=None, **q)[0] == 401
-    assert call(live, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "wrong"), **q)[0] == 401
+    assert call(live_fixed, "add-subscription", "ensure", auth=None, **q)[0] == 401
+    assert call(live_fixed, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "wrong"), **q)[0] == 401
     connect(smotreshka, upsale_allowed_ips="10.20.0.0/16")
-    assert call(live, "add-subscription", "ensure", **q) == (403, {"error": "source address not allowed"})
+    assert call(live_fixed, "add-subscription", "ensure", **q) == (403, {"error": "source address not allowed"})
     db.session.rollback()
     calls = db.session.scalars(select(SmotreshkaCall).order_by(SmotreshkaCall.id)).all()
     assert [c.status for c in calls] == [401, 401, 403]
@@ -215,9 +215,9 @@ def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, t
     assert live_tv(account.id) == ["101"]
 
 
-def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live):
+def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live_fixed):
     """After a purchase the staff see both calls, with the parameters, the app's context and our answers."""
-    smotreshka.app.configure(live, *AUTH)
+    smotreshka.app.configure(live_fixed, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     smotreshka.app.buy(pid, "201")
     db.session.rollback()
@@ -228,9 +228,9 @@ def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live)
     assert calls[1].transaction_id == calls[0].answer["billingTransactionId"]
 
 
-def test_a_trial_defers_the_charge(smotreshka, tv_catalog, live):
+def test_a_trial_defers_the_charge(smotreshka, tv_catalog, live_fixed):
     """A 7-day trial: the service is assigned now, nothing is charged today."""
-    smotreshka.app.configure(live, *AUTH)
+    smotreshka.app.configure(live_fixed, *AUTH)
     account, pid = linked(smotreshka, tv_catalog)
     before = balance(account.contract_id)
     assert smotreshka.app.buy(pid, "201", trial_days=7)["result"] == "operation_commited"

@@ -32,6 +32,7 @@ WRONG = (CALLBACK_LOGIN, "guess-1")
 def _fresh_failure_counts(monkeypatch):
     """Each test starts with no refused credentials counted in this process either."""
     monkeypatch.setattr(upsale_api, "failures", FailureLimit("upsale"))
+    monkeypatch.setattr(upsale_api, "refusals", FailureLimit("upsale-refused", "CALLBACK_MAX_REFUSED_RECORDS"))
 
 
 @contextmanager
@@ -199,3 +200,15 @@ def test_a_password_in_cyrillic_is_checked_not_a_500(smotreshka, tv_catalog, liv
     assert (right.status_code, right.json()["result"]) == (200, "operation_ensured")
     assert wrong.status_code == 401
     assert [c.status for c in recorded()][-2:] == [200, 401]
+
+
+def test_a_flood_of_refused_calls_stores_a_bounded_number_of_records(smotreshka, tv_catalog, live, app, monkeypatch):
+    """A stranger keeps calling with wrong credentials: past the limit of records per address,
+    is the calls table left alone (the calls are still refused)?"""
+    monkeypatch.setitem(app.config, "CALLBACK_MAX_REFUSED_RECORDS", 5)
+    monkeypatch.setitem(app.config, "CALLBACK_MAX_FAILURES", 1000)
+    account, pid = linked(smotreshka, tv_catalog)
+    q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201"}
+    answers = [post(live, auth=WRONG, qsTransactionId=f"f{i}", **q).status_code for i in range(20)]
+    assert answers == [401] * 20
+    assert len(recorded()) == 5

@@ -7,8 +7,10 @@ Create Date: 2026-12-03 10:30:00
 Two purchases of one offer (a double click, two upsale transactions) could assign a service
 twice, and each copy was charged every month. ``uq_assigned_services_live`` refuses a second
 live (not ended) copy; hosting orders, one service per order, are marked ``per_order`` and may
-repeat. Copies that exist already are ended here (all but the oldest, as of yesterday in UTC),
-so the next charge run refunds the days they were charged for twice; the audit log says so.
+repeat. Copies that exist already are ended here (all but the oldest, as of yesterday by the
+database's date), so the next charge run refunds the rest of this month for them; the months
+before were charged twice and are not refunded (the audit log lists each ended copy, for staff
+to correct by hand).
 """
 from alembic import op
 import sqlalchemy as sa

@@ -260,7 +260,7 @@ def update_contract(contract_id: int):
 def render_account(account: Account, errors: dict | None = None, form: str | None = None):
     offered = billing.offered_service_ids(account)
     fee_ids = billing.fee_service_ids(account)
-    held = {s.service_id for s in account.services if billing.held_copy(account, s.service_id) is s}
+    held = {s.service_id for s in account.services if s.state != "ended" and not s.per_order}
     assignable = db.session.scalars(
         select(CatalogService).where(CatalogService.id.in_(offered - fee_ids - held)).order_by(CatalogService.name)
     ).all() if offered else []

@@ -3,8 +3,9 @@
 After ``CALLBACK_MAX_FAILURES`` wrong credentials from one address within
 ``CALLBACK_FAILURE_WINDOW`` seconds (the window starts at the first failure), that address is
 answered 429 with how long to wait, without its password being checked, so guessing stops.
-Only that address: the right credentials from another one still work, so a stranger cannot
-lock the platform out.
+Only that address: the right credentials from another one still work, so a stranger elsewhere
+cannot lock the platform out (one that shares the platform's address can: NAT, a proxy not
+named in TRUSTED_PROXIES).
 
 The counters live in Redis (shared by every web process). While Redis cannot be reached, a
 small counter in this process takes over (a limit per process rather than none), and Redis is
@@ -53,8 +54,8 @@ class _LocalCounts:
 class FailureLimit:
     """Failures of one kind (``scope``) per source address."""
 
-    def __init__(self, scope: str):
-        self.scope = scope
+    def __init__(self, scope: str, limit_setting: str = "CALLBACK_MAX_FAILURES"):
+        self.scope, self.limit_setting = scope, limit_setting
         self._local = _LocalCounts()
         self._redis_down_until = 0.0
 
@@ -69,7 +70,7 @@ class FailureLimit:
 
     def wait(self, source: str) -> int:
         """Seconds ``source`` must wait before its credentials are checked again; 0: go on."""
-        limit, key = current_app.config["CALLBACK_MAX_FAILURES"], self._key(source)
+        limit, key = current_app.config[self.limit_setting], self._key(source)
         conn = self._redis()
         if conn is not None:
             try:

@@ -49,6 +49,9 @@ bp = Blueprint("upsale", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)
 log = logging.getLogger(__name__)
 failures = FailureLimit("upsale")
+# Refused calls are recorded per source up to CALLBACK_MAX_REFUSED_RECORDS in the same window;
+# past it they are only counted and logged, so that a stranger's flood cannot fill the calls table.
+refusals = FailureLimit("upsale-refused", "CALLBACK_MAX_REFUSED_RECORDS")
 _RECORD = insert(SmotreshkaCall.__table__)  # a plain INSERT: the ORM's unit of work costs more than the call
 
 
@@ -60,8 +63,7 @@ def call(op: str, step: str):
             raise Refusal(404, "no such upsale operation")
         settings = _authenticate()
     except Refusal as r:
-        _record(r.status, r.answer, started, refused=True)
-        db.session.commit()
+        _record_refusal(r.status, r.answer, started)
         return _respond(r.status, r.answer, r.headers)
     # only a caller let in gets its body read (its size is checked already: register_size_limit)
     body = request.get_json(silent=True) if request.is_json else None
@@ -76,8 +78,7 @@ def too_large(error):
     answer = {"error": f"the request body is over {request.max_content_length} bytes"}
     if request.blueprint == bp.name:
         db.session.rollback()
-        _record(413, answer, time.monotonic(), refused=True)
-        db.session.commit()
+        _record_refusal(413, answer, time.monotonic())
     return _respond(413, answer)
 
 
@@ -186,6 +187,17 @@ def _record(status: int, answer: dict, started: float, body: dict | None = None,
         answer=answer, result=answer.get("result"),
         transaction_id=answer.get("billingTransactionId") or query.get("billingTransactionId", "")[:36] or None,
         ms=round((time.monotonic() - started) * 1000)))
+
+
+def _record_refusal(status: int, answer: dict, started: float) -> None:
+    """A bounded record of a refused call, while its source is under the limit (see refusals)."""
+    source = request.remote_addr or ""
+    if refusals.wait(source):
+        log.warning("upsale: refused call from %s not recorded (%s, too many refused)", source, status)
+    else:
+        _record(status, answer, started, refused=True)
+        db.session.commit()
+    refusals.fail(source)
 
 
 def _respond(status: int, answer: dict, headers: dict | None = None):

@@ -79,9 +79,6 @@ class Platform:
     apply_platform_changes: Callable[[int, dict, "SyncPass"], None] | None = None
 
 
-MODES = ("change", "manual", "scheduled")
-
-
 @dataclass(frozen=True)
 class SyncPass:
     """Why a reconcile pass runs, and what the platform confirmed at the last successful one.
@@ -92,10 +89,6 @@ class SyncPass:
     state of the last successful pass (None: never synced)."""
     mode: str = "change"
     last: dict | None = None
-
-    @property
-    def manual(self) -> bool:
-        return self.mode == "manual"
 
 
 @dataclass
