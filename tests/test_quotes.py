@@ -3,7 +3,7 @@ what the change then posts, for any price, mode, day and month length."""
 from __future__ import annotations
 
 import itertools
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -43,13 +43,15 @@ def services(price_a: int, price_b: int, kind_a, kind_b):
     return a, b
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(month=st.sampled_from(MONTHS), first=st.integers(1, 31), later=st.integers(0, 30),
        price_a=st.integers(1, 2_000_000), price_b=st.integers(1, 2_000_000),
        kind_a=st.sampled_from(KINDS), kind_b=st.sampled_from(KINDS),
-       action=st.sampled_from(["assign", "end", "replace"]))
-def test_the_quote_is_what_the_change_posts(ctx, month, first, later, price_a, price_b, kind_a, kind_b, action):
-    """Does the preview's "charged today" and "given back" equal the money the change moves?"""
+       action=st.sampled_from(["assign", "end", "replace"]), blocked=st.booleans(), trial=st.integers(0, 40))
+def test_the_quote_is_what_the_change_posts(ctx, month, first, later, price_a, price_b, kind_a, kind_b, action,
+                                           blocked, trial):
+    """Does the preview's "charged today" and "given back" equal the money the change moves, also
+    on a blocked account and for a service that starts after a trial (maybe next month)?"""
     year, mon = month
     dim = clock.days_in_month(date(year, mon, 1))
     d0 = date(year, mon, min(first, dim))
@@ -60,15 +62,25 @@ def test_the_quote_is_what_the_change_posts(ctx, month, first, later, price_a, p
         account = gen_account(contract=contract, tariff=gen_tariff([a_service, b_service], kind="services"),
                               agent=gen_agent("services"))
         if action == "assign":
-            q = quote(account, add=a_service)
-            held = acc.assign_service(account, {"service_id": a_service.id}, actor="test")
+            if blocked:
+                acc.block(account, "manager", actor="test")
+                db.session.commit()
+            starts = d0 + timedelta(days=trial)
+            q = quote(account, add=a_service, starts_on=starts)
+            held = acc.assign_service(account, {"service_id": a_service.id, "starts_on": starts}, actor="test")
             db.session.commit()
             assert (-posted(held.id), q.refund) == (q.charge, 0)
+            if blocked or trial:
+                assert q.charge == 0  # not billable today: charged when it becomes so
             return
         held = acc.assign_service(account, {"service_id": a_service.id}, actor="test")
         db.session.commit()
         paid = posted(held.id)
     with clock.as_of(d1):
+        if blocked:  # a manager's block refunds the rest of the month; ending then gives nothing more
+            acc.block(account, "manager", actor="test")
+            db.session.commit()
+            paid = posted(held.id)
         if action == "end":
             q = quote(account, remove=held)
             acc.end_service(held, actor="test")
