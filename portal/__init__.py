@@ -98,8 +98,8 @@ TOO_LARGE_PAGE = "413 · Запрос слишком велик / Request too la
 def register_size_limit(app: Flask) -> None:
     """MAX_CONTENT_LENGTH for every request: a larger body is answered 413, JSON for the API
     and platform callbacks, a plain page elsewhere. A body of declared size is refused before it
-    is read; a chunked one is read up to the limit first (werkzeug would silently cut it there,
-    and a view would see a truncated body)."""
+    is read; a chunked one is read here, up to the limit (werkzeug's stream raises 413 past it),
+    so the 413 comes before any view or the CSRF check has read part of it."""
     from flask import abort
 
     from .api import PREFIX, upsale

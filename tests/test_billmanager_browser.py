@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -37,7 +38,8 @@ def test_an_admin_creates_a_handler_and_imports_a_tariff(app, live, page, seller
     page.click("nav.sidebar a[href='/billmanager/handlers']")
     _shot(page, "handlers-empty")
     page.click(".page-head a[href='/billmanager/handlers/new']")
-    assert page.locator(".bm-warning").is_visible()
+    # is_visible() does not wait: the click may return before the new page is in.
+    expect(page.locator(".bm-warning")).to_be_visible()
     page.fill("input[name=itemtype]", "vds")
     page.fill("input[name=url]", seller.url)
     page.fill("input[name=username]", SELLER_LOGIN)

@@ -172,7 +172,7 @@ def smotreshka_fix(drift_id: int, action: str):
             if drift.account_id is None:
                 raise BillingError({"drift": "a platform account billing does not know is never changed from here"})
             console.push(drift.account_id, actor())
-            db.session.delete(drift)
+            console.forget(drift)
             message = _("Billing's state will be pushed to the platform.")
         elif action == "accept":
             console.accept(drift, actor())

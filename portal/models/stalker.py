@@ -76,14 +76,3 @@ class StalkerSnapshot(db.Model):
     columns: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class StalkerImportedTariff(db.Model):
-    """A billing tariff imported from a Stalker plan (its id is the plan's external_id), so
-    that import may re-sync it and refuses an unrelated tariff holding that id."""
-
-    __tablename__ = "stalker_imported_tariffs"
-
-    tariff_id: Mapped[int] = mapped_column(ForeignKey("tariffs.id", ondelete="CASCADE"), primary_key=True)
-    plan_name: Mapped[str] = mapped_column(String(200))
-    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -182,8 +182,14 @@ def accept(drift: SmotreshkaDrift, actor: str):
         raise BillingError({"external_id": "no catalog service is bound to this subscription (import the catalog)"})
     account = db.session.get(Account, drift.account_id)
     assigned = tv.change(account, add=service, remove=None, actor=actor)
-    db.session.delete(drift)
+    forget(drift)
     return assigned
+
+
+def forget(drift: SmotreshkaDrift) -> None:
+    """The fixed difference leaves the report (a reconcile pass may have replaced it already)."""
+    db.session.execute(delete(SmotreshkaDrift).where(SmotreshkaDrift.id == drift.id))
+    db.session.expunge(drift)
 
 
 def end_in_billing(drift: SmotreshkaDrift, actor: str) -> int:
@@ -193,13 +199,14 @@ def end_in_billing(drift: SmotreshkaDrift, actor: str) -> int:
     if drift.kind not in ("missing_on_platform", "account_missing") or drift.account_id is None:
         raise BillingError({"drift": "only a subscription billing has and the platform does not can be ended"})
     account = db.session.get(Account, drift.account_id)
+    acc.lock_account(account)  # a second click waits, then finds the services ended already
     ending = [s for s in tv_services(account)
               if drift.kind == "account_missing" or s.service.external_id == drift.external_id]
     if not ending:
         raise BillingError({"drift": "billing holds no such TV service any more"})
     for service in ending:
         acc.end_service(service, actor=actor)
-    db.session.delete(drift)
+    forget(drift)
     return len(ending)
 
 
