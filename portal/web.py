@@ -117,6 +117,7 @@ STATE_TITLES = {
     "inactive": _l("inactive"), "active": _l("active"), "blocked": _l("blocked"), "disabled": _l("disabled"),
     "suspended": _l("suspended"), "ended": _l("ended"),
     "ok": _l("in sync"), "pending": _l("pending"), "retry": _l("retrying"), "dead": _l("failed"),
+    "conflict": _l("conflict: staff decide"),
     "queued": _l("queued"), "started": _l("running"), "finished": _l("finished"), "failed": _l("failed"),
     "scheduled": _l("scheduled"), "deferred": _l("deferred"), "stopped": _l("stopped"), "canceled": _l("canceled"),
 }

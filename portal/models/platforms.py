@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from .base import UTCDateTime, utcnow
 
-SYNC_STATES = ("pending", "ok", "retry", "dead")
+SYNC_STATES = ("pending", "ok", "retry", "dead", "conflict")
 
 
 class PlatformConnection(db.Model):

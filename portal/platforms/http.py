@@ -19,6 +19,12 @@ class PlatformError(Exception):
     """The platform refused or could not be reached; the message is its own error text."""
 
 
+class Conflict(PlatformError):
+    """The platform holds an object billing is not bound to where billing would write (a login
+    or a MAC already in use): a person decides; retrying cannot help. The sync state becomes
+    ``conflict`` (no retries) until staff resolve it and sync again."""
+
+
 @contextmanager
 def recording() -> Iterator[list[dict]]:
     """Collect the calls made inside the block (the audit log is written afterwards, because

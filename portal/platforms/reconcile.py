@@ -16,7 +16,8 @@ the recording transaction, after the calls.
 Failures are retried with exponential backoff kept in the database (state ``retry`` and
 ``next_attempt_at``; the outbox sweeper enqueues due retries). After SYNC_MAX_ATTEMPTS
 consecutive failures the state is ``dead`` with the platform's error text, until
-``retry_dead`` or ``request_sync``.
+``retry_dead`` or ``request_sync``. A ``Conflict`` (the platform holds an object billing is
+not bound to) is not retried: state ``conflict`` until staff resolve it and sync again.
 
 A platform with a ``reconcile_batch`` hook gets the nightly full reconcile in batches
 (``reconcile_accounts``): the same rules and records, read and written for many accounts at
@@ -41,7 +42,7 @@ from ..extensions import db
 from ..models import Account, AssignedService, Contract, ExtraFieldValue, OutboxEvent, SyncState, utcnow
 from ..queue import enqueue_once, get_redis
 from . import connections, outbox, registry
-from .http import PlatformError, audit_calls, recording
+from .http import Conflict, PlatformError, audit_calls, recording
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
     last = db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform=platform.name))
     sync = registry.SyncPass(mode_of((r for _i, r in rows), scheduled),
                              last.actual if last is not None else None)
-    actual, desired, error, skip = None, None, None, False
+    actual, desired, error, skip, conflict = None, None, None, False, False
     try:
         desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
         connection = connections.load(platform.name)
@@ -117,6 +118,8 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
                     raise PlatformError(f"no enabled connection for platform {platform.name!r} "
                                         "(flask platforms set)")
                 actual = platform.reconcile(platform.client(connection), login, desired, sync)
+            except Conflict as e:
+                error, conflict = str(e), True
             except PlatformError as e:
                 error = str(e)
             except Exception as e:
@@ -127,7 +130,7 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
     if error is None and not skip:
         error = _take_platform_changes(platform, account_id, actual, sync)
     st = _sync_state(platform.name, account_id)
-    _record(platform.name, st, desired, actual, error, calls, job_id, utcnow(), read=not skip)
+    _record(platform.name, st, desired, actual, error, calls, job_id, utcnow(), read=not skip, conflict=conflict)
     if st.state == "retry":
         # Staff's request stays unprocessed, so the retry is still "sync now" (manual); it is
         # due with the retry (the sweeper would take it earlier, bypassing the backoff).
@@ -145,9 +148,10 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
 
 
 def _record(platform: str, st: SyncState, desired, actual, error: str | None, calls: list[dict], job_id, now,
-            read: bool = True) -> None:
+            read: bool = True, conflict: bool = False) -> None:
     """One account's outcome into its sync state, and its calls into the audit log.
-    ``read``: the platform was called (``synced_at`` is when it last confirmed its state)."""
+    ``read``: the platform was called (``synced_at`` is when it last confirmed its state).
+    ``conflict``: the error is a Conflict, for a person (no retries)."""
     st.desired, st.last_attempt_at, st.job_id = desired, now, job_id
     if error is None:
         st.state, st.actual, st.last_error, st.attempts, st.next_attempt_at = "ok", actual, None, 0, None
@@ -156,7 +160,9 @@ def _record(platform: str, st: SyncState, desired, actual, error: str | None, ca
     else:
         st.attempts = (st.attempts or 0) + 1
         st.last_error = error[:4000]
-        if st.attempts >= current_app.config["SYNC_MAX_ATTEMPTS"]:
+        if conflict:
+            st.state, st.next_attempt_at = "conflict", None
+        elif st.attempts >= current_app.config["SYNC_MAX_ATTEMPTS"]:
             st.state, st.next_attempt_at = "dead", None
         else:
             st.state, st.next_attempt_at = "retry", now + timedelta(seconds=backoff(st.attempts))
