@@ -15,7 +15,7 @@ from ..models import (
 )
 from . import audit
 from .errors import BillingError, NotFound
-from .ledger import parse_amount
+from .inputs import check_text, parse_amount
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9 ()-]{5,20}$")
@@ -47,8 +47,9 @@ def _text(errors: dict, data: dict, field: str, max_len: int, required=False):
         if required:
             errors[field] = "required"
         return
-    if not isinstance(value, str) or len(value) > max_len:
-        errors[field] = f"text up to {max_len} characters"
+    problems = check_text(value, field, max_len)
+    if problems:
+        errors[field] = problems[0]
 
 
 def _unique(errors: dict, model, column, value, field: str, exclude_id=None):

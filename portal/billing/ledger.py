@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, func, select, type_coerce, update
 
 from ..extensions import db
 from ..db_setup import dialect_insert
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, from_minor, to_minor, utcnow
-from . import audit
+from . import audit, inputs
 from .errors import BillingError, NotFound
 
 # Which sign each kind of entry may carry.
@@ -23,18 +23,8 @@ SIGN_RULES = {"payment": 1, "refund": 1, "charge": -1, "correction": 0}
 
 
 def parse_amount(value, field: str = "amount") -> Decimal:
-    """A money amount from user input: a decimal with at most two places."""
-    try:
-        amount = Decimal(str(value).strip().replace(",", "."))
-    except (InvalidOperation, ValueError):
-        raise BillingError({field: "not a decimal number"}) from None
-    if not amount.is_finite():
-        raise BillingError({field: "not a decimal number"})
-    if amount != amount.quantize(Decimal("0.01")):
-        raise BillingError({field: "at most two decimal places"})
-    if abs(amount) >= Decimal("1000000000"):
-        raise BillingError({field: "too large"})
-    return amount
+    """A money amount from user input: a decimal with at most two places (``inputs`` reads it)."""
+    return inputs.parse_amount(value, field)
 
 
 def _apply(contract_id: int, minor: int) -> None:
