@@ -288,8 +288,8 @@ class StalkerEmulator(EmulatedServer):
                 "tariff_plan": plan["external_id"] if plan else "", "stb_sn": u["stb_sn"], "stb_mac": u["mac"],
                 "stb_type": u["stb_type"], "status": u["status"],
                 "online": ("1" if u["online"] else "0") if u["mac"] else None, "ip": u["ip"] or None,
-                "version": u["version"], "comment": u["comment"], "account_balance": u["account_balance"],
-                "last_active": u["last_active"] or None,
+                "version": u["version"], "comment": u["comment"], "end_date": self._end_date(u),
+                "account_balance": u["account_balance"], "last_active": u["last_active"] or None,
                 "subscribed": [self.packages[p]["external_id"] for p in subs if p in self.packages],
                 "subscribed_id": [str(p) for p in subs]}
 
@@ -372,11 +372,16 @@ class StalkerEmulator(EmulatedServer):
             raise ApiError("Account not found")
         return self._account_row(u)  # the quirk: an object, not a list
 
+    @staticmethod
+    def _end_date(u: dict) -> str:
+        """(S2, issue 13) Stalker 4.9.35 reads an unset end_date as a zero datetime."""
+        return u["end_date"] or "0000-00-00 00:00:00"
+
     def _stb_row(self, u: dict) -> dict:
         return {"mac": u["mac"], "ls": u["ls"], "login": u["login"], "status": u["status"],
                 "online": "1" if u["online"] else "0", "additional_services_on": str(u["additional_services_on"]),
                 "ip": u["ip"] or None, "version": u["version"], "account_balance": u["account_balance"],
-                "last_active": u["last_active"] or None}
+                "last_active": u["last_active"] or None, "end_date": self._end_date(u)}
 
     def _stb(self, method, ids, fields, has_body, resource):
         if method == "GET":
