@@ -5,6 +5,7 @@ import logging
 from datetime import datetime
 
 from flask import Flask, request, session
+from werkzeug.routing import IntegerConverter
 
 from . import config as config_module
 from . import proxies
@@ -22,8 +23,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config_module.load(config))
     app.json.ensure_ascii = False  # Russian stays readable in JSON answers
     app.wsgi_app = proxies.trust(app.wsgi_app, app.config["TRUSTED_PROXIES"])
+    app.url_map.converters["int"] = BoundedInt  # before any blueprint's rules are built
     register_size_limit(app)  # first: its hook runs before any other reads a body (CSRF reads forms)
     register_extensions(app)
+    register_security(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_jinja(app)
@@ -61,6 +64,22 @@ def register_extensions(app: Flask) -> None:
     from .platforms.outbox import install
 
     install(app)
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:...>`` in every URL: 1 .. 2**63-1 (the largest BIGINT), so a larger id is a 404
+    instead of an overflow in the database driver (a 500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def register_security(app: Flask) -> None:
+    """Session idle and absolute lifetimes; CSP and the other security headers (security.py)."""
+    from . import security
+
+    security.register(app)
 
 
 def register_blueprints(app: Flask) -> None:

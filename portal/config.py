@@ -92,6 +92,16 @@ def load(overrides: dict | None = None) -> dict:
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
+        # staff and cabinet sessions: ended after this long without a request, and this long
+        # after the login whatever happens (seconds; portal/security.py)
+        "SESSION_IDLE_TIMEOUT": int(env.get("SESSION_IDLE_TIMEOUT", str(12 * 3600))),
+        "SESSION_MAX_LIFETIME": int(env.get("SESSION_MAX_LIFETIME", str(24 * 3600))),
+        # login limits (portal/login_limits.py): failures per (login, address) and per address
+        # in the window -> 429 for that pair or address; per login only a growing delay
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_MAX_ADDRESS_FAILURES": int(env.get("LOGIN_MAX_ADDRESS_FAILURES", "30")),
+        "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
+        "LOGIN_DELAY_MAX": float(env.get("LOGIN_DELAY_MAX", "5")),
     }
     secret = env.get("SECRET_KEY")
     cred_key = env.get("CREDENTIALS_KEY")
@@ -106,6 +116,7 @@ def load(overrides: dict | None = None) -> dict:
     try:
         cfg["TRUSTED_PROXIES"] = proxies.parse(cfg["TRUSTED_PROXIES"])
     except ValueError as e:
+    cfg["PERMANENT_SESSION_LIFETIME"] = cfg["SESSION_MAX_LIFETIME"]  # the cookie dies with the session
         raise ConfigError(str(e)) from None
     if not cfg.get("SECRET_KEY") or not cfg.get("CREDENTIALS_KEY"):
         raise ConfigError(

@@ -1,11 +1,14 @@
 """Staff sessions that can be ended; login failures while Redis is down
 
+``staff_users.session_version`` is part of the key a staff session carries: logout and
+"end sessions" raise it. ``login_failures`` holds failed logins only while Redis is down.
+
 Revision ID: 4d15f3e5a7b8
 Revises: 3c14e2d4f6a7
 Create Date: 2026-12-03 13:15:00
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -16,8 +19,23 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table('staff_users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('session_version', sa.Integer(), server_default='0', nullable=False))
+    op.create_table('login_failures',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('scope', sa.String(length=16), nullable=False),
+    sa.Column('login', sa.String(length=64), nullable=False),
+    sa.Column('address', sa.String(length=64), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
+    )
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.create_index('ix_login_failures_scope_at', ['scope', 'at'], unique=False)
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_failures_scope_at')
+    op.drop_table('login_failures')
+    with op.batch_alter_table('staff_users', schema=None) as batch_op:
+        batch_op.drop_column('session_version')

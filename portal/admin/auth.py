@@ -6,6 +6,8 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user, login_required
 
+from ..extensions import db
+
 # admin: everything; manager: subscribers, accounts, payments; viewer: read only
 WRITERS = ("admin", "manager")
 
@@ -26,3 +28,15 @@ def staff_required(*roles: str):
             return view(*args, **kwargs)
         return wrapped
     return decorator
+
+
+def end_sessions(user, actor: str | None = None) -> None:
+    """End every session of ``user``: their session key changes (``StaffUser.get_id``), so
+    each cookie that carries the old one is refused from its next request on. Audited when
+    someone else (an admin) does it."""
+    from ..billing import audit
+
+    user.session_version = (user.session_version or 0) + 1
+    db.session.flush()
+    if actor:
+        audit.record(actor, "staff.end_sessions", user, user.login)

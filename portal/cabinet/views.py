@@ -22,7 +22,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
-from .. import login_limits
+from .. import login_limits, security
+from ..billing.inputs import unsafe_redirect_target
 from ..billing import ledger, self_service
 from ..billing.errors import BillingError, NotFound
 from ..extensions import db
@@ -47,11 +48,17 @@ def _start_session(subscriber: Subscriber) -> None:
     for key in [k for k in session if k == SESSION_KEY or k.startswith("cabinet_")]:
         session.pop(key)
     session[SESSION_KEY] = {"id": subscriber.id, "key": self_service.session_key(subscriber)}
+    security.session_started("cabinet")
 
 
 def _end_session() -> None:
     for key in [k for k in session if k == SESSION_KEY or k.startswith("cabinet_")]:
         session.pop(key)
+    security.session_ended("cabinet")
+
+
+# idle timeout and absolute lifetime (portal/security.py) apply to the cabinet's session too
+security.session_area("cabinet", lambda: SESSION_KEY in session, _end_session)
 
 
 def current_subscriber() -> Subscriber | None:
@@ -62,7 +69,10 @@ def current_subscriber() -> Subscriber | None:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path inside the cabinet (no scheme, no host) is followed after the login."""
+    """Only a path inside the cabinet (no scheme, no host, no control characters) is followed
+    after the login."""
+    if unsafe_redirect_target(target):
+        return None
     if target and target.startswith(bp.url_prefix + "/") and not target.startswith("//") and "\\" not in target:
         return target
     return None
@@ -115,10 +125,11 @@ def login():
     login_name = request.form.get("login", "").strip()
     if request.method == "POST":
         address = request.remote_addr or "-"
-        wait = login_limits.wait_seconds(LIMIT_SCOPE, login_name, address)
+        wait = login_limits.before_attempt(LIMIT_SCOPE, login_name, address)
         if wait:
             flash(_("Too many failed attempts. Try again in %(minutes)d min.", minutes=-(-wait // 60)), "error")
-            return render_template("cabinet/login.html", login=login_name, next=next_url), 429
+            return render_template("cabinet/login.html", login=login_name, next=next_url), 429, \
+                {"Retry-After": str(wait)}
         subscriber = self_service.authenticate(login_name, request.form.get("password", ""))
         if subscriber is not None:
             login_limits.record_success(LIMIT_SCOPE, login_name, address)
@@ -207,7 +218,7 @@ def change_password():
     errors, status = {}, 200
     if request.method == "POST":
         subscriber, address = g.subscriber, request.remote_addr or "-"
-        wait = login_limits.wait_seconds(LIMIT_SCOPE, subscriber.cabinet_login, address)
+        wait = login_limits.before_attempt(LIMIT_SCOPE, subscriber.cabinet_login, address)
         if wait:
             errors = {"old_password": _("Too many failed attempts. Try again in %(minutes)d min.",
                                         minutes=-(-wait // 60))}

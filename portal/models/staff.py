@@ -1,4 +1,5 @@
-"""Staff users (admin interface) and API tokens (API v1)."""
+"""Staff users (admin interface), API tokens (API v1), and failed logins counted in the
+database while Redis is down (``portal/login_limits.py``)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -26,15 +27,50 @@ class StaffUser(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16))
     is_enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # raised by logout and by "end sessions": every session cookie issued before is refused
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def get_id(self) -> str:
-        return f"staff:{self.id}"
+        """What Flask-Login keeps in the session: the id and a key that a new password or a
+        new session version changes, so those end every older session (``load_user``)."""
+        return f"staff:{self.id}:{self.session_key()}"
+
+    def session_key(self) -> str:
+        material = f"{self.password_hash}|{self.session_version or 0}"
+        return hashlib.sha256(material.encode()).hexdigest()[:24]
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def check_password_or_dummy(password_hash: str | None, password: str) -> bool:
+    """Check ``password`` against ``password_hash``; with no hash (an unknown or password-less
+    login) check it against a dummy hash of the same method, so that an unknown login costs
+    the same work and time as a known one and the answer time does not tell them apart."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16)))
+    ok = check_password_hash(password_hash or _DUMMY_HASH[0], password or "")
+    return ok and bool(password_hash)
+
+
+class LoginFailure(db.Model):
+    """One failed login, written only while Redis cannot be reached; the limits then count
+    these rows in their window (rows older than the window are deleted as new ones come)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_scope_at", "scope", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    login: Mapped[str] = mapped_column(String(64))  # lowercased, cut to the column's length
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def hash_token(token: str) -> str:

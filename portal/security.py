@@ -1,0 +1,93 @@
+"""Session lifetimes and security headers, for the whole app.
+
+Sessions. The staff login (Flask-Login) and the cabinet login live side by side in one
+cookie session; each area registers how to tell it is open and how to end it
+(``session_area``). Its login time and last request time are kept in the session, and a
+request ends the area's session when it has been idle longer than ``SESSION_IDLE_TIMEOUT`` or
+open longer than ``SESSION_MAX_LIFETIME`` (whatever the cookie says). Ending sessions
+elsewhere (logout, a new password, an admin's "end sessions") is each area's own key check:
+``StaffUser.get_id`` and the cabinet's password fingerprint.
+
+Headers. Every answer says: scripts, styles, images, fonts and connections from our own
+origin only (no inline script or style: the templates keep them in ``static/``), no framing
+by anyone (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``), no type sniffing, and
+no full URL in the Referer sent elsewhere. rq-dashboard's pages (a vendored admin tool with
+inline scripts) get the same headers with inline script and style allowed.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from flask import Flask, current_app, request, session
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+CSP_INLINE = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'")
+INLINE_BLUEPRINTS = ("rq_dashboard",)
+HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+TIMES_KEY = "_session_times"  # {area: [login time, last request time]} (epoch seconds)
+SEEN_RESOLUTION = 60  # the last request time is rewritten at most once a minute
+
+_areas: dict[str, tuple[Callable[[], bool], Callable[[], None]]] = {}
+
+
+def session_area(name: str, is_open: Callable[[], bool], end: Callable[[], None]) -> None:
+    """Register a login area: ``is_open()`` says whether the session holds its login,
+    ``end()`` drops it."""
+    _areas[name] = (is_open, end)
+
+
+def session_started(name: str) -> None:
+    """Call right after a login: the area's lifetime starts now."""
+    now = int(time.time())
+    session[TIMES_KEY] = {**session.get(TIMES_KEY, {}), name: [now, now]}
+
+
+def session_ended(name: str) -> None:
+    times = dict(session.get(TIMES_KEY, {}))
+    if times.pop(name, None) is not None:
+        session[TIMES_KEY] = times
+
+
+def _expire_sessions() -> None:
+    """End an area's session that is idle too long, too old, or has no recorded login time."""
+    if request.endpoint == "static" or not _areas:
+        return
+    config, now = current_app.config, int(time.time())
+    times = session.get(TIMES_KEY)
+    times = dict(times) if isinstance(times, dict) else {}
+    changed = False
+    for name, (is_open, end) in _areas.items():
+        if not is_open():
+            continue
+        stamp = times.get(name)
+        valid = isinstance(stamp, list) and len(stamp) == 2 and all(isinstance(t, int) for t in stamp)
+        if not valid or now - stamp[0] > config["SESSION_MAX_LIFETIME"] or now - stamp[1] > config["SESSION_IDLE_TIMEOUT"]:
+            end()
+            times.pop(name, None)
+            changed = True
+        elif now - stamp[1] >= SEEN_RESOLUTION:
+            times[name] = [stamp[0], now]
+            changed = True
+    if changed:
+        session[TIMES_KEY] = times
+
+
+def _add_headers(response):
+    policy = CSP_INLINE if request.blueprint in INLINE_BLUEPRINTS else CSP
+    response.headers.setdefault("Content-Security-Policy", policy)
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def register(app: Flask) -> None:
+    """Install the session expiry check and the headers on every request of ``app``."""
+    app.before_request(_expire_sessions)
+    app.after_request(_add_headers)
