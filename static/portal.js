@@ -15,3 +15,9 @@ document.addEventListener("htmx:beforeSwap", function (e) {
   const code = e.detail.xhr.status;
   if (code === 422 || code === 409 || code === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
 });
+// A filter <select data-autosubmit> submits its form on change (inline onchange handlers are
+// refused by the Content-Security-Policy).
+document.addEventListener("change", function (e) {
+  const el = e.target;
+  if (el.matches && el.matches("select[data-autosubmit]") && el.form) el.form.submit();
+});
