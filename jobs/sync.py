@@ -11,8 +11,10 @@ from . import in_app_context
 
 @in_app_context
 def reconcile_account(platform: str, account_id: int, scheduled: bool = False) -> str:
+    """A worker never waits for a busy account: the job holding it runs this change too."""
     job = get_current_job()
-    return reconcile.reconcile_account(platform, account_id, job_id=job.id if job else None, scheduled=scheduled)
+    return reconcile.reconcile_account(platform, account_id, job_id=job.id if job else None, scheduled=scheduled,
+                                       wait=0)
 
 
 @in_app_context
@@ -23,6 +25,7 @@ def reconcile_batch(platform: str, account_ids: list[int]) -> dict:
 
 @in_app_context
 def sweep_outbox() -> dict:
+    """Run by the scheduler in its own process (jobs.scheduler), never queued behind a job."""
     return outbox.sweep()
 
 

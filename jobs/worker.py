@@ -19,18 +19,53 @@ with the app's environment (DATABASE_URL, REDIS_URL, SECRET_KEY, CREDENTIALS_KEY
     # the same without a fork per job
     rq worker -u "$REDIS_URL" -w rq.worker.SimpleWorker high default low
 
-The periodic jobs (outbox sweep, charge run, full reconcile) are enqueued by
-``python -m jobs.scheduler``.
+The periodic jobs (charge run, full reconcile) are enqueued by ``python -m jobs.scheduler``,
+which also sweeps the outbox itself (so the sweep never waits behind a busy worker).
+
+Redis outages: rq's worker waits for Redis while it listens, but exits on a Redis error
+anywhere else (between jobs, while recording a job's end). This one then starts working
+again after a pause, until it is asked to stop (SIGTERM/SIGINT). In production a supervisor
+restarts it too (deploy/portal-worker@.service).
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 
+import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 
 from portal.queue import get_redis
 
 from . import app
+
+log = logging.getLogger("jobs.worker")
+
+RETRY_MAX = 5.0  # seconds between attempts while Redis is down
+
+
+class Worker(SimpleWorker):
+    # rq doubles its wait for Redis up to 60 s: a 20 s outage could leave the queues unworked
+    # for a minute after Redis returns
+    max_connection_wait_time = RETRY_MAX
+
+
+def work(queues, connection, burst: bool) -> None:
+    """Work the queues; after a Redis failure, again, until asked to stop (or, ``burst``, done)."""
+    wait = 1.0
+    while True:
+        worker = Worker(queues, connection=connection)
+        try:
+            worker.work(burst=burst)
+        except redis.RedisError as e:  # at start (registering) or at the end (teardown)
+            log.warning("worker stopped on a Redis error: %s", e)
+        if burst or worker._shutdown_requested_date is not None:
+            return
+        log.warning("working again in %.0f s", wait)
+        time.sleep(wait)
+        wait = min(wait * 2, RETRY_MAX)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,8 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     with flask_app.app_context():
         connection = get_redis()
         names = args.queues.split(",") if args.queues else flask_app.config["RQ_QUEUES"]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queues = [Queue(name, connection=connection) for name in names]
-    SimpleWorker(queues, connection=connection).work(burst=args.burst)
+    try:
+        work(queues, connection, args.burst)
+    except (StopRequested, KeyboardInterrupt):  # a stop asked for during the pause
+        pass
 
 
 if __name__ == "__main__":

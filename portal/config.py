@@ -74,9 +74,17 @@ def load(overrides: dict | None = None) -> dict:
         "SYNC_BACKOFF_BASE": float(env.get("SYNC_BACKOFF_BASE", "15")),
         "SYNC_BACKOFF_MAX": float(env.get("SYNC_BACKOFF_MAX", "3600")),
         "SYNC_HTTP_TIMEOUT": float(env.get("SYNC_HTTP_TIMEOUT", "10")),
-        # an outbox row enqueued this long ago and still not done is enqueued again
-        "OUTBOX_REENQUEUE_AFTER": float(env.get("OUTBOX_REENQUEUE_AFTER", "120")),
-        "SWEEP_INTERVAL": int(env.get("SWEEP_INTERVAL", "30")),
+        # an outbox row enqueued this long ago, not done, and in no job's hands (none waiting,
+        # no lock held) is enqueued again: a killed job's account converges within about
+        # reconcile.LOCK_SECONDS + this + SWEEP_INTERVAL
+        "OUTBOX_REENQUEUE_AFTER": float(env.get("OUTBOX_REENQUEUE_AFTER", "10")),
+        # the scheduler sweeps the outbox this often (seconds)
+        "SWEEP_INTERVAL": int(env.get("SWEEP_INTERVAL", "10")),
+        # the selling BILLmanager: read and money-moving call timeouts, and how long a lost
+        # order answer is looked for on the seller before the order is flagged for a person
+        "BILLMANAGER_TIMEOUT": float(env.get("BILLMANAGER_TIMEOUT", "15")),
+        "BILLMANAGER_ORDER_TIMEOUT": float(env.get("BILLMANAGER_ORDER_TIMEOUT", "30")),
+        "BILLMANAGER_ORDER_LOOKUP": float(env.get("BILLMANAGER_ORDER_LOOKUP", "60")),
         # processed outbox rows are deleted after this many days
         "OUTBOX_KEEP_DAYS": int(env.get("OUTBOX_KEEP_DAYS", "7")),
         # the largest request body, in bytes: larger ones are answered 413 before they are read
@@ -87,11 +95,6 @@ def load(overrides: dict | None = None) -> dict:
         "CALLBACK_MAX_FAILURES": int(env.get("CALLBACK_MAX_FAILURES", "10")),
         "CALLBACK_FAILURE_WINDOW": int(env.get("CALLBACK_FAILURE_WINDOW", "900")),
         "CALLBACK_MAX_REFUSED_RECORDS": int(env.get("CALLBACK_MAX_REFUSED_RECORDS", "100")),
-        "API_TITLE": "Portal API",
-        "API_VERSION": "v1",
-        "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/api/v1",
-        "OPENAPI_JSON_PATH": "openapi.json",
         # staff and cabinet sessions: ended after this long without a request, and this long
         # after the login whatever happens (seconds; portal/security.py)
         "SESSION_IDLE_TIMEOUT": int(env.get("SESSION_IDLE_TIMEOUT", str(12 * 3600))),
@@ -102,6 +105,11 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_ADDRESS_FAILURES": int(env.get("LOGIN_MAX_ADDRESS_FAILURES", "30")),
         "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
         "LOGIN_DELAY_MAX": float(env.get("LOGIN_DELAY_MAX", "5")),
+        "API_TITLE": "Portal API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
     }
     secret = env.get("SECRET_KEY")
     cred_key = env.get("CREDENTIALS_KEY")
@@ -111,12 +119,12 @@ def load(overrides: dict | None = None) -> dict:
     cfg["SECRET_KEY"] = secret
     cfg["CREDENTIALS_KEY"] = cred_key
     cfg.update(overrides)
+    cfg["PERMANENT_SESSION_LIFETIME"] = cfg["SESSION_MAX_LIFETIME"]  # the cookie dies with the session
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     try:
         cfg["TRUSTED_PROXIES"] = proxies.parse(cfg["TRUSTED_PROXIES"])
     except ValueError as e:
-    cfg["PERMANENT_SESSION_LIFETIME"] = cfg["SESSION_MAX_LIFETIME"]  # the cookie dies with the session
         raise ConfigError(str(e)) from None
     if not cfg.get("SECRET_KEY") or not cfg.get("CREDENTIALS_KEY"):
         raise ConfigError(

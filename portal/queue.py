@@ -5,7 +5,10 @@ Queues are named by priority: ``high`` (what a person is waiting for, the sweepe
 """
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 
 import redis
@@ -13,6 +16,8 @@ from flask import current_app
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+
+log = logging.getLogger(__name__)
 
 # A job in one of these states has not started: it will see whatever it is asked for again
 # (jobs compute their work when they start).
@@ -89,3 +94,37 @@ def jobs_waiting() -> int | None:
         return sum(get_queue(name).count for name in current_app.config["RQ_QUEUES"])
     except redis.RedisError:
         return None
+
+
+class Renewal:
+    """Keeps short Redis locks alive while their holder runs: ``renew()`` every quarter of
+    ``seconds`` (the locks' TTL) in a daemon thread. A killed holder stops renewing, so its
+    locks are gone within the TTL instead of stalling every later job for minutes.
+
+    ``renew`` returns False when a lock is no longer ours (expired and taken, or Redis lost
+    it): ``lost`` turns True, and the holder should let a newer pass have the last word.
+    A renewal that cannot reach Redis is tried again at the next beat."""
+
+    def __init__(self, renew: Callable[[], bool], seconds: float):
+        self._renew, self._every = renew, seconds / 4
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._run, name="lock-renewal", daemon=True)
+
+    def __enter__(self) -> Renewal:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                if not self._renew():
+                    self.lost = True
+                    log.warning("a lock was lost while its job ran (expired or Redis restarted)")
+                    return
+            except redis.RedisError as e:
+                log.warning("lock renewal failed, trying again: %s", e)

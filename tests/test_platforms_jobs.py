@@ -13,22 +13,26 @@ from portal.extensions import db
 from portal.models import ChargeRun
 from portal.queue import get_queue, get_redis
 from tests.builders import gen_account, gen_agent
-from tests.platform_fixtures import wait_for
+from tests.platform_fixtures import redis_down, wait_for
 
 
-def test_the_scheduler_runs_the_sweep_now_and_the_charge_run_at_five_past_midnight_local(processes):
-    """Does the scheduler sweep the outbox at once and every SWEEP_INTERVAL, and plan the
-    charge run for 00:05 and the full reconcile for 03:30 in the operator's time zone?"""
+def test_the_scheduler_sweeps_itself_and_plans_the_charge_run_at_five_past_midnight_local(app, processes):
+    """Does the scheduler hand RQ the outbox rows Redis missed at once (itself, with no worker
+    running: the sweep waits behind no job), and plan the charge run for 00:05 and the full
+    reconcile for 03:30 in the operator's time zone?"""
+    with redis_down(app):
+        account_id = gen_account(agent=gen_agent(platform="webhook")).id
+    assert get_queue("default").job_ids == []
     processes.start("jobs.scheduler", SWEEP_INTERVAL=7)
 
-    def jobs_after_first_sweep():
+    def jobs_planned():
         found = CronScheduler.all(get_redis())
-        jobs = {job.name: job for job in found[0].get_jobs()} if found else {}
-        return jobs if jobs and jobs["sweep-outbox"].latest_enqueue_time else None
+        return {job.name: job for job in found[0].get_jobs()} if found else None
 
-    jobs = wait_for(jobs_after_first_sweep, what="the scheduler to start and sweep")
-    assert jobs["sweep-outbox"].interval == 7
-    assert get_queue("high").jobs[0].func_name == "jobs.sync.sweep_outbox"  # waiting for a worker
+    jobs = wait_for(jobs_planned, what="the scheduler to start")
+    wait_for(lambda: f"reconcile-webhook-{account_id}-default" in get_queue("default").job_ids,
+             what="the sweep to enqueue the account's job")
+    assert "jobs.sync.sweep_outbox" not in [j.func_name for j in get_queue("high").jobs]  # none waits for a worker
     local = ZoneInfo(current_app.config["BILLING_TZ"])
     charge_at = jobs["charge-run"].next_enqueue_time.astimezone(local)
     reconcile_at = jobs["full-reconcile"].next_enqueue_time.astimezone(local)

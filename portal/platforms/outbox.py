@@ -4,9 +4,11 @@ transaction (so a change and its outbox row land together or not at all), and ha
 * ``notify`` adds the rows (marked enqueued); after the commit a session hook enqueues one
   job per (account, platform) (``install``). If Redis is down then, the rows are marked
   un-enqueued again: nothing is lost.
-* ``sweep`` (a periodic job) enqueues rows never enqueued, or enqueued longer than
-  OUTBOX_REENQUEUE_AFTER ago and still not processed, and the sync states whose retry is
-  due; and it forgets processed rows after OUTBOX_KEEP_DAYS.
+* ``sweep`` (run by the scheduler itself every SWEEP_INTERVAL, so that it never waits behind
+  a job) enqueues rows never enqueued, or enqueued longer than OUTBOX_REENQUEUE_AFTER ago,
+  still not processed and in no job's hands (none waiting for them, none holding the
+  account's lock: a killed job's account gets a new one once its short lock expires), and
+  the sync states whose retry is due; and it forgets processed rows after OUTBOX_KEEP_DAYS.
 * The job (``reconcile.reconcile_account``) marks the rows it covered as processed.
 
 Which platforms an account is on (the one place for this rule): its agent's platform and
@@ -25,7 +27,7 @@ from sqlalchemy import String, bindparam, delete, event, insert, or_, select, un
 
 from ..extensions import db
 from ..models import Account, Agent, AssignedService, CatalogService, OutboxEvent, SyncState, utcnow
-from ..queue import enqueue_once
+from ..queue import WAITING, enqueue_once, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ QUEUE_BY_REASON = {reason: "high" for reason in STAFF_REASONS}
 CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 SWEEP_LIMIT = 10000  # rows or retries per sweep; the next sweep takes the rest
 JOB_TIMEOUT = 600
+_WAITING = {status.value for status in WAITING}  # as stored in a job's hash
 
 
 def _membership(account_ids) -> list:
@@ -175,7 +178,7 @@ def enqueue_pair(platform: str, account_id: int, queue: str = "default", schedul
 
 def enqueue_rows() -> int:
     """The sweeper's part: enqueue a job for each (account, platform) of unprocessed outbox
-    rows never enqueued or enqueued too long ago."""
+    rows never enqueued, or enqueued too long ago and in no job's hands."""
     o = OutboxEvent.__table__.c
     stale = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"])
     with db.engine.connect() as conn:
@@ -183,7 +186,42 @@ def enqueue_rows() -> int:
                             .where(o.processed_at.is_(None), or_(o.enqueued_at.is_(None), o.enqueued_at < stale))
                             .order_by(o.id).limit(SWEEP_LIMIT)).all()
         conn.rollback()
+    return _enqueue(_not_in_hand(rows), mark=True)
+
+
+def enqueue_account(platform: str, account_id: int) -> int:
+    """A new job for the account's unprocessed rows on the platform (its job found the account
+    busy and knocked: reconcile._take), on the most urgent queue they ask for."""
+    o = OutboxEvent.__table__.c
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(o.id, o.account_id, o.platform, o.reason).where(
+            o.account_id == account_id, o.platform == platform, o.processed_at.is_(None))).all()
+        conn.rollback()
     return _enqueue(rows, mark=True)
+
+
+def _not_in_hand(rows) -> list:
+    """The rows whose (account, platform) no job has in hand: none of its jobs waits in its
+    queue, and no job holds its lock (renewed while a job runs). Asked in one round trip
+    per CHUNK pairs."""
+    from .reconcile import _lock_name
+
+    pairs = sorted({(r[2], r[1], _queue_of([r[3]])) for r in rows})
+    held: set[tuple] = set()
+    redis = get_redis()
+    for start in range(0, len(pairs), CHUNK):
+        chunk = pairs[start:start + CHUNK]
+        pipe = redis.pipeline(transaction=False)
+        for platform, account_id, queue in chunk:
+            pipe.exists(_lock_name(platform, account_id))
+            for jid in (job_id(platform, account_id, queue), job_id(platform, account_id, queue) + "-next"):
+                pipe.hget(f"rq:job:{jid}", "status")
+        answers = pipe.execute()
+        for n, pair in enumerate(chunk):
+            locked, *statuses = answers[3 * n:3 * n + 3]
+            if locked or any(s is not None and s.decode() in _WAITING for s in statuses):
+                held.add(pair[:2])
+    return [r for r in rows if (r[2], r[1]) not in held]
 
 
 def _enqueue(rows, mark: bool = False) -> int:
@@ -196,7 +234,7 @@ def _enqueue(rows, mark: bool = False) -> int:
     done: list[int] = []
     try:
         for (platform, account_id), pair_rows in by_pair.items():
-            queue = min((QUEUE_BY_REASON.get(r[3], "default") for r in pair_rows), key=_priority)
+            queue = _queue_of([r[3] for r in pair_rows])
             enqueue_pair(platform, account_id, queue)
             done += [r[0] for r in pair_rows]
     finally:  # what did reach RQ is marked, also when Redis went away half-way
@@ -206,6 +244,11 @@ def _enqueue(rows, mark: bool = False) -> int:
             reached = set(done)
             _mark_enqueued([r[0] for r in rows if r[0] not in reached], None)
     return len(by_pair)
+
+
+def _queue_of(reasons) -> str:
+    """The most urgent queue these rows' reasons ask for."""
+    return min((QUEUE_BY_REASON.get(reason, "default") for reason in reasons), key=_priority)
 
 
 def _priority(queue: str) -> int:

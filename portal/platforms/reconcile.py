@@ -34,20 +34,25 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
+from redis.exceptions import LockError, LockNotOwnedError
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..billing import audit
 from ..extensions import db
 from ..models import Account, AssignedService, Contract, ExtraFieldValue, OutboxEvent, SyncState, utcnow
-from ..queue import enqueue_once, get_redis
+from ..queue import Renewal, enqueue_once, get_redis
 from . import connections, outbox, registry
 from .http import Conflict, PlatformError, audit_calls, recording
 
 log = logging.getLogger(__name__)
 
 MAX_PASSES = 3  # passes per job while changes keep arriving during the calls
-LOCK_SECONDS = 300  # one job per (account, platform) at a time, so an older read never wins
+# One job per (account, platform) at a time, so an older read never wins. The lock's TTL is
+# short and renewed while the job runs (queue.Renewal): a killed job's lock is gone within
+# LOCK_SECONDS, and the sweeper gives its account a new job (outbox.enqueue_rows).
+LOCK_SECONDS = 10
+LOCK_WAIT = 60  # how long a direct call (a test, the shell) waits for the account; a job never waits
 BATCH = 100  # accounts per job of the full reconcile on a platform with a reconcile_batch hook (small
 # enough that the last jobs of a run do not leave most workers idle)
 BATCH_JOB = "jobs.sync.reconcile_batch"
@@ -59,22 +64,70 @@ def backoff(attempts: int) -> float:
     return min(cfg["SYNC_BACKOFF_BASE"] * 2 ** (attempts - 1), cfg["SYNC_BACKOFF_MAX"])
 
 
-def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None, scheduled: bool = False) -> str:
-    """Bring one account on one platform to its desired state; returns the sync state.
-    ``scheduled``: the full reconcile (or a platform's scheduled re-sync) asked for it."""
+def reconcile_account(platform_name: str, account_id: int, job_id: str | None = None, scheduled: bool = False,
+                      wait: float = LOCK_WAIT) -> str:
+    """Bring one account on one platform to its desired state; returns the sync state, or
+    ``busy`` when another job holds the account (it runs the pass for this change: see
+    ``_take``). ``scheduled``: the full reconcile (or a platform's scheduled re-sync) asked for
+    it. ``wait``: seconds to wait for a busy account (jobs pass 0: a worker never blocks)."""
     platform = registry.get(platform_name)
-    lock = get_redis().lock(_lock_name(platform_name, account_id), timeout=LOCK_SECONDS,
-                            blocking_timeout=LOCK_SECONDS)
-    with lock:
-        for n in range(MAX_PASSES):  # the passes after the first are for changes made meanwhile
-            state, more = _one_pass(platform, account_id, job_id, scheduled and n == 0)
-            if state != "ok" or not more:
-                return state
+    lock = _take(platform_name, account_id, wait)
+    if lock is None:
+        return "busy"
+    try:
+        with Renewal(lambda: _renew(lock), LOCK_SECONDS) as renewal:
+            for n in range(MAX_PASSES):  # the passes after the first are for changes made meanwhile
+                state, more = _one_pass(platform, account_id, job_id, scheduled and n == 0)
+                if state != "ok" or not more:
+                    break
+    finally:
+        knocked = _release(lock)
+    if knocked or renewal.lost:  # a change's job found us busy, or another job may have run meanwhile
+        outbox.enqueue_account(platform_name, account_id)
     return state
 
 
 def _lock_name(platform: str, account_id: int) -> str:
     return f"portal:lock:reconcile:{platform}:{account_id}"
+
+
+def _knock_name(lock_name: str) -> str:
+    return lock_name + ":knock"
+
+
+def _take(platform: str, account_id: int, wait: float):
+    """The account's lock, or None when another job holds it. A job that finds it held
+    knocks (a key beside the lock) and tries once more: the holder looks for a knock after
+    releasing and then queues a new job, so this change is not left waiting for the sweeper.
+    A knock is consumed by whoever takes the lock next, before its pass reads the account."""
+    r = get_redis()
+    name = _lock_name(platform, account_id)
+    # thread_local=False: the renewal thread must see the token
+    lock = r.lock(name, timeout=LOCK_SECONDS, blocking=wait > 0, blocking_timeout=wait or None,
+                  thread_local=False)
+    if not lock.acquire():
+        r.set(_knock_name(name), 1, ex=3600)
+        if not lock.acquire(blocking=False):
+            return None
+    r.delete(_knock_name(name))
+    return lock
+
+
+def _renew(lock) -> bool:
+    try:
+        lock.reacquire()
+    except LockNotOwnedError:
+        return False
+    return True
+
+
+def _release(lock) -> bool:
+    """Release the lock (one lost meanwhile is simply gone); True if someone knocked."""
+    try:
+        lock.release()
+    except LockError:
+        pass
+    return lock.redis.getdel(_knock_name(lock.name)) is not None
 
 
 def mode_of(reasons, scheduled: bool = False) -> str:
@@ -328,16 +381,19 @@ def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str |
     instead. Returns counts of the sync states written and of the own jobs."""
     platform = registry.get(platform_name)
     names = {a: _lock_name(platform_name, a) for a in account_ids}
-    locks = LockSet(list(names.values()), LOCK_SECONDS)
+    locks = LockSet(list(names.values()), LOCK_SECONDS, knocks=True)
     counts: dict[str, int] = defaultdict(int)
     busy = [a for a, name in names.items() if name in locks.busy]
+    mine = [a for a in account_ids if a not in busy]
     try:
-        mine = [a for a in account_ids if a not in busy]
-        again = _batch_pass(platform, mine, job_id, counts) if mine else []
+        with Renewal(locks.renew, LOCK_SECONDS) as renewal:
+            again = _batch_pass(platform, mine, job_id, counts) if mine else []
     finally:
-        locks.release()
+        knocked = locks.release()
     for account_id in busy + again:  # a busy one still owes its scheduled read
         outbox.enqueue_pair(platform_name, account_id, *(("low", True) if account_id in busy else ("default",)))
+    for account_id in (mine if renewal.lost else [a for a in mine if names[a] in knocked]):
+        outbox.enqueue_account(platform_name, account_id)  # see reconcile_account
     counts["own_jobs"] = len(busy) + len(again)
     return dict(counts)
 
@@ -345,29 +401,53 @@ def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str |
 class LockSet:
     """Many Redis locks taken in one round trip and released in another; a lock held
     elsewhere is not waited for: its name is in ``busy``. Compatible with ``redis.lock``
-    (the same SET NX and token check), so either kind excludes the other."""
+    (the same SET NX and token check), so either kind excludes the other. ``renew`` (for
+    queue.Renewal) resets their TTL. ``knocks``: the knocks of ``_take`` beside the locks are
+    consumed when taken, and ``release`` answers the names knocked on meanwhile."""
 
-    def __init__(self, names: list[str], seconds: float):
+    def __init__(self, names: list[str], seconds: float, knocks: bool = False):
         self.redis = get_redis()
+        self.ms, self.knocks = int(seconds * 1000), knocks
         self.tokens = {name: uuid.uuid4().hex for name in names}
         pipe = self.redis.pipeline(transaction=False)
         for name, token in self.tokens.items():
-            pipe.set(name, token, nx=True, px=int(seconds * 1000))
+            pipe.set(name, token, nx=True, px=self.ms)
         taken = pipe.execute() if names else []
         self.busy = {name for name, ok in zip(list(self.tokens), taken) if not ok}
         for name in self.busy:
             del self.tokens[name]
+        if knocks and self.tokens:
+            self.redis.delete(*(_knock_name(name) for name in self.tokens))
 
-    def release(self) -> None:
-        """Release every lock held; one expired meanwhile is simply gone."""
+    def _scripts(self):
+        return self.redis.lock("portal:lock:unused")
+
+    def renew(self) -> bool:
+        """Reset the TTL of every lock held; False if one is no longer ours."""
         names = list(self.tokens)
         if not names:
-            return
-        script = self.redis.lock("portal:lock:unused").lua_release
+            return True
+        script = self._scripts().lua_reacquire
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            script(keys=[name], args=[self.tokens[name], self.ms], client=pipe)
+        return all(pipe.execute())
+
+    def release(self) -> set[str]:
+        """Release every lock held (one expired meanwhile is simply gone); returns the names
+        knocked on (with ``knocks``)."""
+        names = list(self.tokens)
+        if not names:
+            return set()
+        script = self._scripts().lua_release
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             script(keys=[name], args=[self.tokens.pop(name)], client=pipe)
-        pipe.execute(raise_on_error=False)
+        if self.knocks:  # after the releases, in the same round trip
+            for name in names:
+                pipe.getdel(_knock_name(name))
+        answers = pipe.execute(raise_on_error=False)[len(names):]
+        return {name for name, knock in zip(names, answers) if knock and not isinstance(knock, Exception)}
 
 
 def _batch_pass(platform: registry.Platform, account_ids: list[int], job_id, counts) -> list[int]:
