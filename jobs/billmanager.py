@@ -35,8 +35,18 @@ def order_service(svc_id: int) -> str:
 
 
 @in_app_context
-def renew_due() -> dict:
-    return orders.renew_due()
+def renew_due(day: str | None = None) -> dict:
+    """The nightly renewal (or staff's "renew now"; ``day``: ISO date, default today)."""
+    from datetime import date
+
+    result = orders.renew_due(date.fromisoformat(day) if day else None)
+    report(result=", ".join(f"{k} {v}" for k, v in result.items()))
+    return result
+
+
+@in_app_context
+def retry_orders() -> int:
+    return orders.retry_due()
 
 
 @in_app_context

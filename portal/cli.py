@@ -65,9 +65,11 @@ def register(app: Flask) -> None:
     app.cli.add_command(billing)
     app.cli.add_command(api_token)
     from .demo import demo
+    from .platforms.billmanager.cli import billmanager
     from .platforms.cli import platforms
 
     app.cli.add_command(demo)
     app.cli.add_command(platforms)
+    app.cli.add_command(billmanager)
 
 

@@ -16,6 +16,7 @@ from portal.billing.errors import BillingError
 from portal.extensions import db
 from portal.models import Account, AuditEntry, IntercomProfile, OutboxEvent, SyncState
 from portal.platforms import reconcile
+from portal.platforms.connections import save_connection
 from tests.intercom_fixtures import TOKEN, emulator, intercom, settled, worker  # noqa: F401
 from tests.platform_fixtures import wait_for
 
@@ -37,15 +38,31 @@ def test_an_activated_flat_with_the_service_creates_its_profile_from_the_subscri
 
 
 def test_an_existing_profile_is_linked_not_created(worker):
-    """If the platform has the profile already, is the flat added to it (its name kept, no
-    second profile created)?"""
+    """If the platform has the profile already, is the flat added to it (no second profile
+    created), and its name and phones brought to the subscriber card (the default for linked
+    profiles)?"""
     worker.emulator.add_profile("petrova", "Петрова Мария (на платформе)", ["+7 911 000-00-00"])
-    a = worker.flat(login="petrova")
+    a = worker.flat(login="petrova", contract=worker.contract(full_name="Петрова Мария Ивановна",
+                                                               phones=("+7 911 222-33-44",)))
     settled(a)
     p = worker.profile("petrova")
-    assert p["full_name"] == "Петрова Мария (на платформе)" and list(p["addresses"]) == [str(a.id)]
+    assert list(p["addresses"]) == [str(a.id)]
+    assert (p["full_name"], p["phones"]) == ("Петрова Мария Ивановна", ["+7 911 222-33-44"])
     assert ("POST", "/api/v1/profiles", 201) not in worker.emulator.requests
     assert db.session.scalar(select(IntercomProfile.created_by_us).filter_by(login="petrova")) is False
+
+
+def test_a_linked_profile_keeps_its_card_when_the_connection_says_so(worker):
+    """With ``push_linked_profiles`` off, does a linked profile keep the platform's name?"""
+    save_connection("intercom", url=worker.emulator.url, options={"push_linked_profiles": "0"}, actor="test")
+    db.session.commit()
+    worker.emulator.add_profile("petrova2", "Петрова Мария (на платформе)", ["+7 911 000-00-00"])
+    a = worker.flat(login="petrova2")
+    settled(a)
+    p = worker.profile("petrova2")
+    assert list(p["addresses"]) == [str(a.id)]
+    assert (p["full_name"], p["phones"]) == ("Петрова Мария (на платформе)", ["+7 911 000-00-00"])
+    assert not [r for r in worker.emulator.requests if r[0] == "PATCH"]
 
 
 def test_nothing_reaches_the_platform_before_activation_or_without_the_service(worker):

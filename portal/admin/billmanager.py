@@ -17,6 +17,7 @@ managers act on services):
     POST /billmanager/tariffs/<id>, /<id>/sync       save; re-sync from the seller (job)
     GET  /billmanager/services                       resold services, their state on both sides
     POST /billmanager/services/order                 order on a subscriber's behalf
+    POST /billmanager/services/renew                 renew on the seller now (the 00:35 job; job)
     POST /billmanager/services/<id>/<action>         restart, not-ordered, suspend, resume, delete
 
 The web process never calls the seller: anything that does is a job with a progress row.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import secrets
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -47,6 +49,11 @@ from .jobs import progress_row, start_job
 ADMIN = ("admin",)
 STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering"), "ordered": _l("ordered"),
                 "attention": _l("needs a check"), "deleted": _l("deleted")}
+WAIT_TITLES = {"account": _l("waits for the account to be active"),
+               "unreachable": _l("the seller does not answer: retried automatically"),
+               "balance_unknown": _l("the seller's balance cannot be read: retried automatically"),
+               "balance_low": _l("the selling account's balance is too low: retried automatically"),
+               "refused": _l("refused by the seller: restart it after fixing the cause")}
 REMOTE_TITLES = {1: _l("ordered"), 2: _l("active"), 3: _l("suspended"), 4: _l("deleted"), 5: _l("in progress")}
 # Messages from portal.platforms.billmanager, listed so that pybabel puts them in the catalog.
 MESSAGES = [
@@ -67,6 +74,10 @@ MESSAGES = [
     _l("check the seller first, then confirm the order is not there"),
     _l("only a pending or flagged order can be restarted"),
     _l("already used for another order"),
+    _l("a list of handler ids"),
+    _l("at least one handler"),
+    _l("a handler may appear once"),
+    _l("only handlers of this product type on this tariff's seller"),
 ]
 JOB_TIMEOUT = 300
 PAGE = 200  # services shown at once (newest first); narrow with the state filter or the search
@@ -81,7 +92,7 @@ def _get(model, ident):
 
 def _render(template: str, status: int = 200, **context):
     return render_template(template, nav_section="admin.bm_handlers", state_titles=STATE_TITLES,
-                           remote_titles=REMOTE_TITLES, **context), status
+                           remote_titles=REMOTE_TITLES, wait_titles=WAIT_TITLES, **context), status
 
 
 def _enqueue(func: str, *args) -> str | None:
@@ -206,8 +217,24 @@ def bm_import():
         itemtype = request.args.get("itemtype") or (handler.itemtype if handler.itemtype in itemtypes else None)
         rows = [r for r in handler.pricelist if r["itemtype"] == itemtype]
         imported = {t.remote_id for t in bm_handlers.tariffs_of(handler)}
+    sellers = bm_handlers.eligible_handlers_of(handler) if handler is not None else []
     return _render("admin/billmanager/import.html", handlers=handlers, handler=handler, rows=rows,
-                   itemtypes=itemtypes, itemtype=itemtype, imported=imported, errors={})
+                   itemtypes=itemtypes, itemtype=itemtype, imported=imported, errors={}, sellers=sellers)
+
+
+def _priorities() -> list[int] | None:
+    """The handlers that sell a tariff, from the form's ``prio_<handler id>`` inputs (a number:
+    1 is tried first; empty: not used), in priority order; None when the form has none."""
+    prio = {k[5:]: (v or "").strip() for k, v in request.form.items() if k.startswith("prio_")}
+    if not prio:
+        return None
+    ranked = []
+    for hid, value in prio.items():
+        if value:
+            if not (hid.isdigit() and value.isdigit()):
+                raise BillingError({"handler_ids": _("priorities are whole numbers")})
+            ranked.append((int(value), int(hid)))
+    return [hid for _p, hid in sorted(ranked)]
 
 
 @bp.route("/billmanager/import/<int:handler_id>/fetch", methods=["POST"])
@@ -223,7 +250,8 @@ def bm_import_fetch(handler_id: int):
 def bm_import_tariff(handler_id: int, remote_id: str):
     handler = _get(BmHandler, handler_id)
     try:
-        tariff = importer.import_tariff(handler, remote_id, form_text("datacenter"), actor=actor())
+        tariff = importer.import_tariff(handler, remote_id, form_text("datacenter"), actor=actor(),
+                                        handler_ids=_priorities())
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
@@ -244,7 +272,10 @@ def bm_tariffs():
 
 def _tariff_page(t, values=None, errors=None, job_id=None, status=200):
     v = values or {"name": t.name, "price": t.price, "enabled": t.enabled}
-    return _render("admin/billmanager/tariff.html", status, t=t, v=v, errors=errors or {}, job_id=job_id)
+    if "prio" not in v:
+        v["prio"] = {h.id: n for n, h in enumerate(bm_handlers.tariff_handlers(t), start=1)}
+    return _render("admin/billmanager/tariff.html", status, t=t, v=v, errors=errors or {}, job_id=job_id,
+                   sellers=bm_handlers.eligible_handlers(t))
 
 
 @bp.route("/billmanager/tariffs/<int:tariff_id>", methods=["GET", "POST"])
@@ -257,6 +288,8 @@ def bm_tariff(tariff_id: int):
         abort(403)
     data = {"name": form_text("name"), "price": form_text("price"), "enabled": request.form.get("enabled") == "1"}
     try:
+        data["prio"] = {int(k[5:]): v for k, v in request.form.items() if k.startswith("prio_") and k[5:].isdigit()}
+        data["handler_ids"] = _priorities()
         importer.update_tariff(t, data, actor=actor())
         db.session.commit()
     except BillingError as e:
@@ -324,6 +357,22 @@ def bm_order():
     orders.enqueue_order(svc.id)
     flash(_("Order placed: the service is being ordered on the seller."), "ok")
     return redirect(url_for("admin.bm_services"), 303)
+
+
+@bp.route("/billmanager/services/renew", methods=["POST"])
+@staff_required(*WRITERS)
+def bm_renew():
+    """Run the renewal now (the 00:35 job), for the month of the given day (default today)."""
+    from datetime import date
+
+    day = (request.form.get("date") or "").strip() or None
+    if day:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            return Markup('<p class="error" data-field="date">%s</p>') % _("a date such as 2026-12-01"), 422
+    return progress_row(_enqueue("jobs.billmanager.renew_due", day), _("Renewal on the seller"),
+                        done=_("Renewal: %(result)s"))
 
 
 @bp.route("/billmanager/services/<int:svc_id>/<action>", methods=["POST"])

@@ -107,6 +107,13 @@ def can_afford(contract: Contract, amount: Decimal) -> bool:
     return contract.do_not_block or money_left(contract) - amount >= 0
 
 
+def can_pay_out(contract: Contract, amount: Decimal) -> bool:
+    """Whether the contract's own money covers ``amount`` passed on to a third party at once
+    (a hosting order paid to the selling BILLmanager): balance + credit limit must cover it,
+    and "do not block" lends nothing for it, unlike ``can_afford``."""
+    return money_left(contract) >= amount
+
+
 def top_up_to_unblock(contract: Contract) -> Decimal | None:
     """How much a payment must at least bring for this rule (blocked while balance + credit
     limit < 0) to lift the balance block; None if none is due."""

@@ -5,7 +5,9 @@ from .accounts import (  # noqa: F401
 )
 from .audit import AuditEntry  # noqa: F401
 from .base import Money, from_minor, to_minor, utcnow  # noqa: F401
-from .billmanager import BM_SERVICE_STATES, BmHandler, BmService, BmTariff, DataCenter, Department, Task  # noqa: F401,E501
+from .billmanager import (  # noqa: F401
+    BM_SERVICE_STATES, BM_WAIT_REASONS, BmHandler, BmService, BmTariff, BmTariffHandler, DataCenter, Department, Task,
+)
 from .catalog import (  # noqa: F401
     AGENT_KINDS, CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, TARIFF_KINDS, Agent, CatalogService, Tariff,
     tariff_services,

@@ -20,6 +20,11 @@ TASK_STATES = ("open", "done")
 # order call went out (its outcome is being established), ordered there, flagged for a
 # person (the order's outcome is unknown), deleted.
 BM_SERVICE_STATES = ("pending", "ordering", "ordered", "attention", "deleted")
+# Why a pending order waits: its account is not active; the seller did not answer before the
+# order call went out (nothing can have been spent there); the seller's balance could not be
+# read; the balance is too low; the seller refused the order (staff restart it). All but the
+# last are retried by themselves.
+BM_WAIT_REASONS = ("account", "unreachable", "balance_unknown", "balance_low", "refused")
 
 
 class Department(db.Model):
@@ -127,6 +132,21 @@ class BmTariff(db.Model):
         return None
 
 
+class BmTariffHandler(db.Model):
+    """A handler that may sell a tariff, in priority order (``position``, then id): set in the
+    import wizard, editable on the tariff; orders use only these."""
+
+    __tablename__ = "bm_tariff_handlers"
+    __table_args__ = (UniqueConstraint("tariff_id", "handler_id", name="uq_bm_tariff_handlers_tariff_handler"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tariff_id: Mapped[int] = mapped_column(ForeignKey("bm_tariffs.id", ondelete="CASCADE"), index=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("bm_handlers.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    handler: Mapped[BmHandler] = relationship()
+
+
 class BmService(db.Model):
     """A service we resell: our assigned service (charged by the charge run) and its twin on
     the selling side, ordered with ``remoteid`` = our id."""
@@ -157,6 +177,11 @@ class BmService(db.Model):
     created_by: Mapped[str | None] = mapped_column(String(100))
     # the order form's one-time key: a double click or a resent form orders (and pays) once
     order_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # why a pending order waits (BM_WAIT_REASONS), how many tries failed in a row, and when the
+    # retry sweep (orders.retry_due) hands it to the worker again; None: nothing scheduled
+    wait_reason: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tariff: Mapped[BmTariff] = relationship()
     handler: Mapped[BmHandler | None] = relationship()

@@ -35,6 +35,9 @@ def _periodic(config) -> list[dict]:
 
     return [
         {"name": "billmanager-poll", "func": jobs.poll, "queue_name": "default", "interval": 300},
+        # orders that could not go out (seller down, balance unreadable or short) go again when due
+        {"name": "billmanager-retry-orders", "func": jobs.retry_orders, "queue_name": "high",
+         "interval": int(config["SWEEP_INTERVAL"])},
         {"name": "billmanager-renew", "func": jobs.renew_due, "queue_name": "default", "cron": "35 0 * * *"},
         {"name": "billmanager-balances", "func": jobs.check_balances, "queue_name": "default",
          "cron": "0 6,18 * * *"},

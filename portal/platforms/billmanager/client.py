@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from ..http import PlatformError, public_url, _calls
 
@@ -53,6 +54,19 @@ class BillmgrNotFound(BillmgrError):
 class BillmgrTransportError(PlatformError):
     """No usable answer: timeout, refused connection, HTTP error, not JSON (e.g. a DDoS
     guard's HTML page). For a money-moving call the outcome is unknown."""
+
+
+class BillmgrNotSent(BillmgrTransportError):
+    """The request never reached the seller (connection refused, no route, DNS, connect
+    timeout): even a money-moving call did nothing there, so it may be sent again."""
+
+
+def _never_sent(e: requests.RequestException) -> bool:
+    if isinstance(e, requests.ConnectTimeout):
+        return True
+    reason = getattr(e.args[0], "reason", None) if isinstance(e, requests.ConnectionError) and e.args else None
+    # refused or unresolvable; a connection dropped after the request went out is not this
+    return isinstance(reason, NewConnectionError)
 
 
 ERRORS = {"auth": BillmgrAuthError, "access": BillmgrAccessError, "value": BillmgrValueError,
@@ -164,10 +178,13 @@ class BillmgrClient:
                 doc = response.json()["doc"]
             except (ValueError, KeyError, TypeError):
                 raise BillmgrTransportError(f"not a BILLmanager JSON answer from {public_url(self.url)}") from None
-        except requests.Timeout:
-            entry["error"] = f"timeout after {timeout or self.timeout}s"
-            raise BillmgrTransportError(f"{func}: no answer within {timeout or self.timeout}s") from None
         except requests.RequestException as e:
+            if _never_sent(e):  # checked first: a connect timeout is a Timeout too
+                entry["error"] = f"not sent: {type(e).__name__}"
+                raise BillmgrNotSent(f"{func}: the seller is unreachable ({type(e).__name__})") from None
+            if isinstance(e, requests.Timeout):
+                entry["error"] = f"timeout after {timeout or self.timeout}s"
+                raise BillmgrTransportError(f"{func}: no answer within {timeout or self.timeout}s") from None
             entry["error"] = self._redact(f"{type(e).__name__}: {e}")
             raise BillmgrTransportError(f"{func}: {entry['error']}") from None
         except BillmgrTransportError as e:

@@ -18,7 +18,7 @@ from ...billing.crypto import decrypt, encrypt
 from ...billing.errors import BillingError
 from ...billing.ledger import parse_amount
 from ...extensions import db
-from ...models import BmHandler, BmTariff, DataCenter, Department, PlatformConnection, utcnow
+from ...models import BmHandler, BmTariff, BmTariffHandler, DataCenter, Department, PlatformConnection, utcnow
 from ..http import PlatformError, audit_calls, recording
 from .client import BillmgrClient, normalise_url
 from .tasks import close_by_key, open_task
@@ -110,8 +110,7 @@ def _ensure_connection(handler: BmHandler, actor: str) -> None:
 def client_for(handler: BmHandler) -> BillmgrClient:
     cfg = current_app.config
     return BillmgrClient(handler.url, handler.username, decrypt(handler.password_enc) or "",
-                         timeout=float(cfg.get("BILLMANAGER_TIMEOUT", 15)),
-                         order_timeout=float(cfg.get("BILLMANAGER_ORDER_TIMEOUT", 30)))
+                         timeout=cfg["BILLMANAGER_TIMEOUT"], order_timeout=cfg["BILLMANAGER_ORDER_TIMEOUT"])
 
 
 def record_calls(calls: list[dict], actor: str, object_type: str, object_id: int | None) -> None:
@@ -216,3 +215,51 @@ def min_balance_ok(balance: Decimal, cost: Decimal, minimum: Decimal) -> bool:
     """The one balance rule for orders and renewals: the selling account keeps at least the
     handler's minimum after paying."""
     return balance - cost >= minimum
+
+
+# -- which handlers sell a tariff ---------------------------------------------------------------
+
+def tariff_handlers(tariff: BmTariff) -> list[BmHandler]:
+    """The handlers that may sell this tariff, in priority order (the tariff's list)."""
+    return list(db.session.scalars(select(BmHandler).join(BmTariffHandler, BmTariffHandler.handler_id == BmHandler.id)
+                                   .where(BmTariffHandler.tariff_id == tariff.id)
+                                   .order_by(BmTariffHandler.position, BmHandler.id)))
+
+
+def eligible_handlers(tariff: BmTariff) -> list[BmHandler]:
+    """Handlers that could sell it: the same product type on the same seller (an order on
+    another seller would not find this tariff's id there)."""
+    return eligible_handlers_of(tariff.handler)
+
+
+def eligible_handlers_of(base: BmHandler) -> list[BmHandler]:
+    """Handlers that could sell what ``base`` imported (its product type, its seller)."""
+    return list(db.session.scalars(select(BmHandler).where(BmHandler.itemtype == base.itemtype,
+                                                           BmHandler.url == base.url)
+                                   .order_by(BmHandler.sort, BmHandler.id)))
+
+
+def set_tariff_handlers(tariff: BmTariff, handler_ids: list, *, actor: str) -> list[BmHandler]:
+    """Replace the tariff's list with these handlers, first = tried first; the caller commits.
+    Each must sell the tariff's product type on the tariff's seller; at least one."""
+    try:
+        ids = [int(h) for h in handler_ids]
+    except (TypeError, ValueError):
+        raise BillingError({"handler_ids": "a list of handler ids"}) from None
+    if not ids:
+        raise BillingError({"handler_ids": "at least one handler"})
+    if len(set(ids)) != len(ids):
+        raise BillingError({"handler_ids": "a handler may appear once"})
+    allowed = {h.id for h in eligible_handlers(tariff)}
+    if any(i not in allowed for i in ids):
+        raise BillingError({"handler_ids": "only handlers of this product type on this tariff's seller"})
+    before = [h.id for h in tariff_handlers(tariff)]
+    if before == ids:
+        return tariff_handlers(tariff)
+    db.session.execute(BmTariffHandler.__table__.delete().where(BmTariffHandler.tariff_id == tariff.id))
+    for position, hid in enumerate(ids):
+        db.session.add(BmTariffHandler(tariff_id=tariff.id, handler_id=hid, position=position))
+    db.session.flush()
+    audit.record(actor, "billmanager.tariff.handlers", tariff, tariff.name, before={"handler_ids": before},
+                 after={"handler_ids": ids})
+    return tariff_handlers(tariff)

@@ -27,7 +27,7 @@ from ...extensions import db
 from ...models import BmHandler, BmTariff, utcnow
 from ..http import PlatformError, recording
 from .client import as_list
-from .handlers import client_for, record_calls
+from .handlers import client_for, record_calls, set_tariff_handlers
 
 
 def parse_pricelist(row: dict) -> dict:
@@ -85,8 +85,10 @@ def fetch_pricelist(handler_id: int, *, actor: str = "system") -> dict:
     return {"tariffs": len(rows), "itemtypes": sorted({r["itemtype"] for r in rows})}
 
 
-def import_tariff(handler: BmHandler, remote_id: str, datacenter: str | None, *, actor: str) -> BmTariff:
-    """Create our (disabled) tariff from the stored price list; the caller commits."""
+def import_tariff(handler: BmHandler, remote_id: str, datacenter: str | None, *, actor: str,
+                  handler_ids: list | None = None) -> BmTariff:
+    """Create our (disabled) tariff from the stored price list; the caller commits.
+    ``handler_ids``: the handlers that may sell it, in priority order (default: this one)."""
     row = next((r for r in handler.pricelist or [] if r["id"] == str(remote_id)), None)
     errors = {}
     if row is None:
@@ -114,13 +116,15 @@ def import_tariff(handler: BmHandler, remote_id: str, datacenter: str | None, *,
                       enabled=False, remote_active=row["active"], service_id=service.id, synced_at=utcnow())
     db.session.add(tariff)
     db.session.flush()
+    set_tariff_handlers(tariff, handler_ids or [handler.id], actor=actor)
     audit.record(actor, "billmanager.tariff.import", tariff, tariff.name,
                  after={"handler": handler.name, "remote_id": row["id"], "price": str(cost)})
     return tariff
 
 
 def update_tariff(tariff: BmTariff, data: dict, *, actor: str) -> BmTariff:
-    """Rename, reprice, enable or disable; the caller commits."""
+    """Rename, reprice, enable or disable, and (``handler_ids``) set the handlers that sell it;
+    the caller commits."""
     errors = {}
     name = (data.get("name") or tariff.name).strip()
     if not name or len(name) > 200:
@@ -138,6 +142,8 @@ def update_tariff(tariff: BmTariff, data: dict, *, actor: str) -> BmTariff:
         errors["enabled"] = "the seller no longer offers this tariff"
     if errors:
         raise BillingError(errors)
+    if data.get("handler_ids") is not None:
+        set_tariff_handlers(tariff, data["handler_ids"], actor=actor)
     before = {"name": tariff.name, "price": str(tariff.price), "enabled": tariff.enabled}
     tariff.name, tariff.price, tariff.enabled = name, price, enabled
     service = tariff_service(tariff)

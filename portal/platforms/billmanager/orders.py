@@ -10,13 +10,17 @@ renewal the handler's balance must stay at or above its minimum after paying; ot
 operation waits and the handler's department gets a task.
 
 An order call is sent at most once per attempt, after the service is marked ``ordering`` with
-a snapshot of the seller's ids; if its answer is lost (timeout), the job looks for the new
-service on the seller and, if it cannot tell, flags the order (``attention``) and opens a task.
-Nothing orders again until a person says so.
+a snapshot of the seller's ids; if its answer is lost (timeout, an error status, a dropped
+connection), the job looks for the new service on the seller and, if it cannot tell, flags the
+order (``attention``) and opens a task. Nothing orders again until a person says so.
+
+An order that could not go out (the seller unreachable, its balance unreadable or too low, the
+account not active yet) stays ``pending`` with its ``wait_reason`` and is retried by itself:
+``retry_due`` (every SWEEP_INTERVAL) hands each one whose ``retry_at`` has come to the worker,
+with the platform syncs' backoff. Only a refusal by the seller waits for staff's restart.
 """
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
@@ -24,21 +28,31 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ...billing import audit, clock
-from ...billing.blocking import money_left
+from ...billing.blocking import can_pay_out
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import AssignedService, BmHandler, BmService, BmTariff, ChargePeriod, utcnow
 from ...platforms.outbox import notify
 from ..http import PlatformError, recording
-from .client import BillmgrError, BillmgrTransportError
+from ..reconcile import backoff
+from .client import BillmgrError, BillmgrNotSent, BillmgrTransportError
 from .handlers import client_for, min_balance_ok, record_calls
 from .tasks import close_by_key, open_task
 
 ORDER_JOB = "jobs.billmanager.order_service"
 
 
-def _setting(name: str, default: float) -> float:
-    return float(current_app.config.get(name) or os.environ.get(name) or default)
+def _setting(name: str) -> float:
+    return float(current_app.config[name])
+
+
+# task titles by wait reason (a failed balance read is not a low balance)
+WAIT_TASKS = {
+    "unreachable": "Order of service #{id} waits: the seller does not answer (retried automatically)",
+    "balance_unknown": "Order of service #{id} waits: the seller's balance cannot be read (retried automatically)",
+    "balance_low": "Order of service #{id} waits: top up the selling account",
+    "refused": "The seller refused the order of service #{id}",
+}
 
 
 # -- what billing wants on the seller --------------------------------------------------------
@@ -72,9 +86,14 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     """Pay for and queue an order; the caller commits, then calls ``enqueue_order``.
     ``order_key`` (the form's one-time key) makes a repeat return the first order, moving no
     money."""
+    from ...billing.accounts import lock_account
     from ...billing.blocking import apply_balance_rule
     from ...billing.charging import charge_accounts
 
+    if account is not None:
+        # one order at a time per contract: a parallel order or double click waits here and
+        # then sees the first one's money gone (or its order key taken)
+        lock_account(account)
     if order_key:
         order_key = order_key[:64]
         first = db.session.scalar(select(BmService).filter_by(order_key=order_key))
@@ -94,7 +113,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
         errors["domain"] = "a domain name such as example.ru"
     if not errors:
         # an order pays the seller: "do not block" lends no money for it (billing.blocking)
-        if money_left(account.contract) < tariff.price:
+        if not can_pay_out(account.contract, tariff.price):
             errors["tariff_id"] = "not enough money on the contract: top it up first"
     if errors:
         raise BillingError(errors)
@@ -137,6 +156,7 @@ def restart(svc: BmService, *, actor: str, not_ordered: bool = False) -> None:
     if svc.state not in ("pending", "attention"):
         raise BillingError({"state": "only a pending or flagged order can be restarted"})
     svc.state, svc.order_snapshot, svc.last_error = "pending", None, None
+    svc.wait_reason, svc.attempts, svc.retry_at = None, 0, None
     close_by_key(f"billmanager:order:{svc.id}", actor=actor)
     audit.record(actor, "billmanager.order.restart", svc, f"service {svc.id}")
 
@@ -144,11 +164,25 @@ def restart(svc: BmService, *, actor: str, not_ordered: bool = False) -> None:
 # -- the order job ---------------------------------------------------------------------------
 
 def _candidates(tariff: BmTariff) -> list[BmHandler]:
-    """Handlers that can order this tariff (the same seller and product type), by sort."""
-    base = tariff.handler
-    return list(db.session.scalars(select(BmHandler).where(
-        BmHandler.enabled.is_(True), BmHandler.itemtype == base.itemtype, BmHandler.url == base.url)
-        .order_by(BmHandler.sort, BmHandler.id)))
+    """The enabled handlers listed on the tariff, in its priority order."""
+    from .handlers import tariff_handlers
+
+    return [h for h in tariff_handlers(tariff) if h.enabled]
+
+
+def _wait(svc: BmService, reason: str, error: str, department_id: int | None, *, retry: bool = True) -> str:
+    """Leave the order pending with why; schedule its retry (the platform syncs' backoff) and
+    keep one open task for the department whose title says what is wrong. The caller commits."""
+    svc.state, svc.order_snapshot, svc.last_error, svc.wait_reason = "pending", None, error, reason
+    svc.attempts = (svc.attempts or 0) + 1
+    svc.retry_at = utcnow() + timedelta(seconds=backoff(svc.attempts)) if retry else None
+    if reason in WAIT_TASKS:
+        key = f"billmanager:order:{svc.id}"
+        title = WAIT_TASKS[reason].format(id=svc.id)
+        task = open_task(key, title, department_id=department_id, body=error, object_type="bm_service",
+                         object_id=svc.id)
+        task.title = title  # the same order may wait for another reason now
+    return "pending"
 
 
 def order_service(svc_id: int) -> str:
@@ -168,7 +202,7 @@ def _order(svc_id: int) -> str:
     if svc.state != "pending":
         return svc.state
     if desired(svc) != "active":
-        svc.last_error = "waiting: the account is not active"
+        svc.last_error, svc.wait_reason, svc.retry_at = "waiting: the account is not active", "account", None
         db.session.commit()
         return "pending"
     tariff = svc.tariff
@@ -178,13 +212,14 @@ def _order(svc_id: int) -> str:
     itemtype, remote_tariff, dc, domain = tariff.itemtype, tariff.remote_id, tariff.remote_datacenter, svc.domain
     db.session.rollback()
 
-    chosen, short = None, []
+    chosen, short, unknown = None, [], False
     with recording() as calls:
         for hid, name, minimum, client in handlers:
             try:
                 balance, currency = client.balance()
-            except PlatformError as e:
-                short.append(f"{name}: {e}")
+            except PlatformError as e:  # unknown is not low: this handler may do once it answers
+                short.append(f"{name}: the balance cannot be read: {e}")
+                unknown = True
                 continue
             if min_balance_ok(balance, cost, minimum):
                 chosen = (hid, client)
@@ -195,35 +230,43 @@ def _order(svc_id: int) -> str:
             try:
                 snapshot = [r["id"] for r in chosen[1].list(itemtype)]
             except PlatformError as e:
-                short.append(str(e))
-                chosen = None
+                short.append(f"the seller's list of services cannot be read: {e}")
+                chosen, unknown = None, True
     svc = db.session.get(BmService, svc_id)
     record_calls(calls, "system", "bm_service", svc_id)
     if not chosen:
-        svc.last_error = "; ".join(short) or "no enabled handler"
-        open_task(f"billmanager:order:{svc_id}", f"Order of service #{svc_id} waits: top up the selling account",
-                  department_id=department, body=svc.last_error, object_type="bm_service", object_id=svc_id)
+        if not handlers:
+            _wait(svc, "refused", "no enabled handler sells this tariff", department, retry=False)
+        else:
+            _wait(svc, "balance_unknown" if unknown else "balance_low", "; ".join(short), department)
         db.session.commit()
         return "pending"
     svc.state, svc.handler_id, svc.order_snapshot, svc.order_sent_at = "ordering", chosen[0], snapshot, utcnow()
     svc.last_error = None
     db.session.commit()  # marked before the call: a crash from here on never orders twice
 
-    refused = None
+    refused = not_sent = None
+    kind = ""
     with recording() as calls:
         try:
             chosen[1].order(itemtype, pricelist=remote_tariff, period=1, remoteid=str(svc_id), datacenter=dc,
                             domain=domain)
+        except BillmgrNotSent as e:
+            not_sent = str(e)  # it never reached the seller: nothing can have been spent there
         except BillmgrTransportError:
             pass  # the outcome is unknown: look, do not resend
         except BillmgrError as e:
-            refused = str(e)
+            refused, kind = str(e), e.type
     svc = db.session.get(BmService, svc_id)
     record_calls(calls, "system", "bm_service", svc_id)
+    if not_sent:
+        _wait(svc, "unreachable", not_sent, department)
+        db.session.commit()
+        return "pending"
     if refused:  # the seller said no: nothing was ordered, nothing spent there
-        svc.state, svc.order_snapshot, svc.last_error = "pending", None, refused
-        open_task(f"billmanager:order:{svc_id}", f"The seller refused the order of service #{svc_id}",
-                  department_id=department, body=refused, object_type="bm_service", object_id=svc_id)
+        # a short balance there is retried by itself; any other refusal needs a person
+        _wait(svc, "balance_low" if kind == "balance" else "refused", refused, department,
+              retry=kind == "balance")
         db.session.commit()
         return "pending"
     db.session.commit()
@@ -250,7 +293,7 @@ def _establish(svc_id: int) -> str:
     snapshot, remote_tariff, domain = svc.order_snapshot, svc.tariff.remote_id, svc.domain
     department = handler.department_id
     db.session.rollback()
-    deadline = time.monotonic() + _setting("BILLMANAGER_ORDER_LOOKUP", 60)
+    deadline = time.monotonic() + _setting("BILLMANAGER_ORDER_LOOKUP")
     found, error = [], None
     with recording() as calls:
         while True:
@@ -267,6 +310,7 @@ def _establish(svc_id: int) -> str:
     if len(found) == 1:
         _apply_row(svc, found[0])
         svc.state, svc.order_snapshot, svc.last_error = "ordered", None, None
+        svc.wait_reason, svc.attempts, svc.retry_at = None, 0, None
         svc.renewed_period = clock.month_start(clock.today())  # the order paid the seller's first month
         close_by_key(f"billmanager:order:{svc_id}")
         audit.record("system", "billmanager.ordered", svc, f"service {svc_id} is {found[0]['id']} on the seller")
@@ -411,16 +455,11 @@ def _plus_month(iso: str) -> str:
 def poll() -> dict:
     """Every 5 minutes: read each handler's services and update status, expiry and
     parameters here. A service deleted there while it should live here opens a task; it is not
-    copied silently. Pending orders waiting only for their account are handed to the worker."""
+    copied silently. Pending orders that are due are handed to the worker (``retry_due``)."""
     groups = db.session.execute(
         select(BmService.handler_id, func.count()).where(BmService.remote_id.is_not(None),
                                                          BmService.state.in_(("ordered",)))
         .group_by(BmService.handler_id)).all()
-    # pending orders nobody waits for: the account was not active, or the job never reached
-    # Redis (a short balance or a refusal waits for staff: those have an error of their own)
-    waiting = list(db.session.scalars(select(BmService.id).where(
-        BmService.state == "pending", BmService.created_at < utcnow() - timedelta(minutes=1),
-        BmService.last_error.is_(None) | BmService.last_error.like("waiting:%"))))
     db.session.rollback()
     out = {"handlers": 0, "updated": 0, "deleted_there": 0, "failed": 0}
     for handler_id, _n in groups:
@@ -428,13 +467,31 @@ def poll() -> dict:
         for k, v in result.items():
             out[k] = out.get(k, 0) + v
         out["handlers"] += 1
-    for svc_id in waiting:
-        svc = db.session.get(BmService, svc_id)
-        if svc is not None and desired(svc) == "active":
-            db.session.rollback()
-            enqueue_order(svc_id)
-    db.session.rollback()
+    out["orders_retried"] = retry_due()
     return out
+
+
+def retry_due() -> int:
+    """Every SWEEP_INTERVAL (and with the poller): hand the worker each pending order that
+    waits for nothing a person must do and is due: its retry time has come, its account is
+    active again, or its job never reached Redis (none a minute after it was placed). A refusal
+    waits for staff's restart. Returns how many were enqueued; a second enqueue is harmless
+    (the job takes the order's lock and re-reads its state)."""
+    now = utcnow()
+    S = BmService
+    rows = db.session.execute(select(S.id, S.wait_reason).where(
+        S.state == "pending", (S.wait_reason.is_(None)) | (S.wait_reason != "refused"),
+        ((S.wait_reason.is_(None)) & (S.created_at < now - timedelta(minutes=1)))
+        | (S.wait_reason == "account") | (S.retry_at <= now))).all()
+    due = []
+    for svc_id, reason in rows:
+        if reason == "account" and desired(db.session.get(BmService, svc_id)) != "active":
+            continue  # still waiting for its account: no job for nothing
+        due.append(svc_id)
+    db.session.rollback()
+    for svc_id in due:
+        enqueue_order(svc_id)
+    return len(due)
 
 
 def _poll_handler(handler_id: int) -> dict:

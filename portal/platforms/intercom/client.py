@@ -7,11 +7,14 @@ the connection's password, write-only and never logged); errors ``{"error": code
 * ``GET /profiles/{login}`` → 200 ``{login, full_name, phones[], addresses: [{account_id,
   house_id, flat, access}]}`` | 404
 * ``POST /profiles`` ``{login, full_name, phones[]}`` → 201 | 409 (exists: we link it)
+* ``PATCH /profiles/{login}`` ``{full_name, phones[]}`` → 200 | 404 | 422 (our extension of the
+  draft: the card's changes; to confirm with the vendor)
 * ``PUT /profiles/{login}/addresses/{account_id}`` ``{house_id, flat, access}`` → 200 | 201
 * ``DELETE /profiles/{login}/addresses/{account_id}`` → 204 | 404 (gone already: fine)
 * ``DELETE /profiles/{login}`` → 204 | 404
 
-``access`` is the access profile of section 5.2: nine booleans (``ACCESS_FIELDS``).
+``access`` is the access profile of section 5.2: nine booleans (``ACCESS_FIELDS``). An
+address's ``account_id`` may come as a number or a string (sync.account_key reads both).
 """
 from __future__ import annotations
 
@@ -60,6 +63,10 @@ class IntercomClient(HttpClient):
                       expect=(409,))
         return r.status_code != 409
 
+    def update_profile(self, login: str, full_name: str, phones: list[str]) -> None:
+        """The card's name and phones onto the profile (both sent: the profile then has exactly these)."""
+        self.call("PATCH", f"/profiles/{_seg(login)}", json={"full_name": full_name, "phones": phones})
+
     def upsert_address(self, login: str, account_id: int, house_id: str, flat: str, access: dict) -> None:
         self.call("PUT", f"/profiles/{_seg(login)}/addresses/{account_id}",
                   json={"house_id": house_id, "flat": flat, "access": access})
@@ -82,6 +89,18 @@ class IntercomClient(HttpClient):
         if r.status_code in (401, 403):
             return {"reachable": True, "token_ok": False, "error": f"HTTP {r.status_code}: {_message(r)}"}
         return {"reachable": True, "token_ok": True, "error": None}
+
+
+def account_key(value) -> int | None:
+    """An address's ``account_id`` as the platform sent it (``42`` or ``"42"``) as our account
+    id; None when it cannot be one (another system's key, a bool, a float)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 def _seg(value: str) -> str:

@@ -45,7 +45,9 @@ def lookup(login: str) -> dict:
             db.session.commit()
     if profile is None:
         return {"found": False, "login": login}
-    ids = [a["account_id"] for a in profile.get("addresses") or [] if isinstance(a.get("account_id"), int)]
+    addresses = [{**a, "account_id": sync.account_key(a.get("account_id")) or a.get("account_id")}
+                 for a in profile.get("addresses") or []]
+    ids = [a["account_id"] for a in addresses if isinstance(a["account_id"], int)]
     ours = dict(db.session.execute(select(Account.id, Account.login).where(Account.id.in_(ids))).tuples().all()) \
         if ids else {}
     db.session.rollback()
@@ -53,7 +55,7 @@ def lookup(login: str) -> dict:
             "phones": profile.get("phones") or [],
             "addresses": [{"account_id": a.get("account_id"), "account_login": ours.get(a.get("account_id")),
                            "house_id": a.get("house_id"), "flat": a.get("flat"),
-                           "level": sync.level_of(a.get("access"))} for a in profile.get("addresses") or []]}
+                           "level": sync.level_of(a.get("access"))} for a in addresses]}
 
 
 def check_connection() -> dict:
@@ -88,8 +90,9 @@ def check_profiles(progress=None) -> dict:
                         store.note_profile(login, created_by_us=None)
                         store.snapshot(login, profile)
                         for a in profile.get("addresses") or []:
-                            if isinstance(a.get("account_id"), int) and store.account_exists(a["account_id"]):
-                                store.attach(a["account_id"], login)  # so that its sync can take it off
+                            aid = sync.account_key(a.get("account_id"))
+                            if aid is not None and store.account_exists(aid):
+                                store.attach(aid, login)  # so that its sync can take it off
             except PlatformError:
                 profile = False  # not read: nothing concluded
         _audit(calls)
@@ -109,8 +112,34 @@ def check_profiles(progress=None) -> dict:
 
 
 def _drift_of(login: str, profile: dict) -> set[int]:
+    """Accounts to sync: those whose address differs, and every account on a profile whose
+    name or phones differ from the card where billing pushes them."""
     rows = view_profile(login, profile.get("addresses") or [])
-    return {r["account_id"] for r in rows if r["drift"] and r["account"] is not None}
+    drifted = {r["account_id"] for r in rows if r["drift"] and r["account"] is not None}
+    card = card_drift(login, profile, rows)
+    if card is not None and card["pushed"]:
+        drifted |= {r["account_id"] for r in rows if r["account"] is not None and r["drift"] is None}
+    return drifted
+
+
+def card_drift(login: str, profile, rows: list[dict]) -> dict | None:
+    """The subscriber card (name, phones) of the first of our accounts that belongs on this
+    profile, when the profile shows other values; ``pushed``: whether the next sync brings
+    the profile to it (our profile, or ``push_linked_profiles`` on). ``profile``: a dict or
+    our stored row."""
+    get = profile.get if isinstance(profile, dict) else lambda k: getattr(profile, k)
+    ours = [r for r in rows if r["account"] is not None and r["billing_level"] not in (None, "absent")
+            and r["drift"] != "not_ours"]
+    if not ours:
+        return None
+    subscriber = ours[0]["account"].contract.subscriber
+    card = {"full_name": subscriber.full_name, "phones": list(subscriber.phones or [])}
+    if not sync.card_differs(card, {"full_name": get("full_name"), "phones": get("phones")}):
+        return None
+    connection = connections.load(sync.PLATFORM)
+    push = store.created_by_us(login) or sync.option(connection.options if connection else {},
+                                                      "push_linked_profiles", True)
+    return {**card, "pushed": push}
 
 
 # -- the drift view (from the last read) -------------------------------------------------------------
@@ -128,7 +157,8 @@ def view_profile(login: str, addresses: list[dict]) -> list[dict]:
     there and was not; each with its drift: None, ``access``, ``address``, ``not_ours``
     (an account of ours that belongs elsewhere), ``unknown`` (no account of ours), ``missing``."""
     attached = set(db.session.scalars(select(IntercomAttachment.account_id).where(IntercomAttachment.login == login)))
-    ids = {a.get("account_id") for a in addresses if isinstance(a.get("account_id"), int)} | attached
+    addresses = [{**a, "account_id": sync.account_key(a.get("account_id")) or a.get("account_id")} for a in addresses]
+    ids = {a["account_id"] for a in addresses if isinstance(a["account_id"], int)} | attached
     accounts = {a.id: a for a in db.session.scalars(select(Account).where(Account.id.in_(ids)))} if ids else {}
     want = {i: billing_view(a) for i, a in accounts.items()}
     rows, seen = [], set()

@@ -10,6 +10,7 @@ access-profile fields of section 5.2 (``client.ACCESS_FIELDS``), no more, no les
     platform.heal()                                        # no more failures, no latency
     platform.down(); platform.up()                         # refuse connections, then listen again
     platform.profiles["ivanov"]["addresses"]               # {account_id: {house_id, flat, access}}
+    platform.ids_as_strings = True                         # answer "account_id": "42", not 42
 
 Beyond the contract, for people: ``GET /`` is an HTML page of every profile with its
 addresses and access (no key needed: a local demo), ``GET /profiles`` the same as JSON (key
@@ -47,6 +48,9 @@ class IntercomEmulator(EmulatedServer):
         self.profiles: dict[str, dict] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.keep_requests = True
+        # the draft contract does not fix the JSON type of an address's account_id: a platform
+        # may answer it as a string; tests run both
+        self.ids_as_strings = False
 
     @property
     def url(self) -> str:
@@ -96,7 +100,7 @@ class IntercomEmulator(EmulatedServer):
 
     def _route(self, method: str, parts: list[str], body: bytes) -> tuple[int, dict | None]:
         if parts == ["profiles"] and method == "GET":
-            return 200, {"profiles": [_public(p) for _k, p in sorted(self.profiles.items())]}
+            return 200, {"profiles": [self._public(p) for _k, p in sorted(self.profiles.items())]}
         if parts == ["profiles"] and method == "POST":
             data = _body(body)
             errors = _check_profile(data)
@@ -106,18 +110,28 @@ class IntercomEmulator(EmulatedServer):
                 return 409, {"error": "exists", "message": f"profile {data['login']} exists"}
             self.profiles[data["login"]] = {"login": data["login"], "full_name": data["full_name"],
                                             "phones": list(data.get("phones") or []), "addresses": {}}
-            return 201, _public(self.profiles[data["login"]])
+            return 201, self._public(self.profiles[data["login"]])
         if len(parts) < 2 or parts[0] != "profiles":
             return 404, {"error": "not_found", "message": "no such endpoint"}
         profile = self.profiles.get(parts[1])
         if len(parts) == 2:
             if method == "GET":
-                return (200, _public(profile)) if profile else (404, {"error": "not_found", "message": "no such profile"})
+                return (200, self._public(profile)) if profile else (404, {"error": "not_found", "message": "no such profile"})
             if method == "DELETE":
                 if not profile:
                     return 404, {"error": "not_found", "message": "no such profile"}
                 del self.profiles[parts[1]]
                 return 204, None
+            if method == "PATCH":
+                if not profile:
+                    return 404, {"error": "not_found", "message": "no such profile"}
+                data = _body(body)
+                errors = _check_profile({**(data if isinstance(data, dict) else {}), "login": parts[1]}) \
+                    if isinstance(data, dict) else ["a JSON object {full_name, phones}"]
+                if errors:
+                    return 422, {"error": "validation", "message": "; ".join(errors)}
+                profile["full_name"], profile["phones"] = data["full_name"], list(data.get("phones") or [])
+                return 200, self._public(profile)
             return 405, {"error": "method", "message": "method not allowed"}
         if len(parts) == 4 and parts[2] == "addresses":
             if not profile:
@@ -131,7 +145,7 @@ class IntercomEmulator(EmulatedServer):
                 existed = key in profile["addresses"]
                 profile["addresses"][key] = {"house_id": data["house_id"], "flat": data["flat"],
                                              "access": {f: data["access"][f] for f in ACCESS_FIELDS}}
-                return (200 if existed else 201), _address(key, profile["addresses"][key])
+                return (200 if existed else 201), _address(key, profile["addresses"][key], self.ids_as_strings)
             if method == "DELETE":
                 if key not in profile["addresses"]:
                     return 404, {"error": "not_found", "message": "no such address"}
@@ -140,9 +154,14 @@ class IntercomEmulator(EmulatedServer):
             return 405, {"error": "method", "message": "method not allowed"}
         return 404, {"error": "not_found", "message": "no such endpoint"}
 
+    def _public(self, p: dict) -> dict:
+        return {"login": p["login"], "full_name": p["full_name"], "phones": p["phones"],
+                "addresses": [_address(k, a, self.ids_as_strings)
+                              for k, a in sorted(p["addresses"].items(), key=lambda kv: kv[0])]}
+
     def _html(self) -> str:
         with self._lock:
-            profiles = [_public(p) for _k, p in sorted(self.profiles.items())]
+            profiles = [self._public(p) for _k, p in sorted(self.profiles.items())]
         rows = []
         for p in profiles:
             addresses = "".join(
@@ -189,13 +208,8 @@ def _check_address(data) -> list[str]:
     return errors
 
 
-def _address(key: str, a: dict) -> dict:
-    return {"account_id": int(key) if key.isdigit() else key, **a}
-
-
-def _public(p: dict) -> dict:
-    return {"login": p["login"], "full_name": p["full_name"], "phones": p["phones"],
-            "addresses": [_address(k, a) for k, a in sorted(p["addresses"].items(), key=lambda kv: kv[0])]}
+def _address(key: str, a: dict, as_string: bool = False) -> dict:
+    return {"account_id": key if as_string or not key.isdigit() else int(key), **a}
 
 
 def _level(access: dict) -> str:

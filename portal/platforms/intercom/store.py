@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 
 from ...extensions import db
 from ...models import Account, IntercomAttachment, IntercomProfile, utcnow
+from .client import account_key
 
 P = IntercomProfile.__table__
 SNAPSHOT_REFRESH = timedelta(minutes=10)
@@ -68,7 +69,7 @@ def snapshot(login: str, profile: dict, stored=None, stale: list | None = None) 
     SNAPSHOT_REFRESH: the nightly reconcile of an unchanged profile writes nothing.
     ``stored``: the row as ``profiles()`` read it ahead (else it is read here); ``stale``: a
     list to put the login on instead of writing when only the time is old (``touch`` them)."""
-    addresses = sorted(({"account_id": a.get("account_id"), "house_id": a.get("house_id"), "flat": a.get("flat"),
+    addresses = sorted(({"account_id": _key(a.get("account_id")), "house_id": a.get("house_id"), "flat": a.get("flat"),
                          "access": a.get("access")} for a in profile.get("addresses") or []),
                        key=lambda a: str(a["account_id"]))
     values = {"full_name": profile.get("full_name") or None, "phones": list(profile.get("phones") or []),
@@ -109,6 +110,12 @@ def attachments(account_ids: list[int]) -> dict[int, set[str]]:
         for account_id, login in conn.execute(select(A.c.account_id, A.c.login).where(A.c.account_id.in_(account_ids))):
             out.setdefault(account_id, set()).add(login)
     return out
+
+
+def _key(value):
+    """Our account id when the platform's value is one (number or string), else as it came."""
+    key = account_key(value)
+    return value if key is None else key
 
 
 def _aware(value):

@@ -14,8 +14,15 @@ Desired state (``access_level``, from billing data only):
 The address (house and flat of the account) sits on the profile whose login is the account's
 ``isvyaz_login``, keyed by our account id, so several accounts (flats) of one person share one
 profile, each with its own access. The profile is linked when it exists, or created from the
-subscriber card (name, phones) when it does not. A profile we created is deleted once its last
-address has gone; one we only linked is left alone.
+subscriber card (name, phones) when it does not. Every pass that puts an address on a profile
+also brings the profile's name and phones to the card's (protocol section 5.4's profile
+update): always on a profile we created, on a linked one unless the connection's option
+``push_linked_profiles`` is off. A profile left with no address is deleted, the linked ones
+too (the operator documentation: the user leaves the platform with the service), unless the
+option ``keep_linked_profiles`` is on; a profile we created is deleted always.
+
+Account ids in the platform's answers may come as numbers or as strings (the draft contract
+does not fix the JSON type): ``account_key`` is the one reading of them, everywhere.
 
 Reconcile reads the profile, applies the difference and returns what the platform has. It
 takes the Redis lock of each profile it changes (``profile_lock``) around the
@@ -33,13 +40,25 @@ from ...queue import get_redis
 from ..http import PlatformError, recording
 from ..reconcile import LockSet
 from . import store
-from .client import ACCESS_FIELDS, IntercomClient
+from .client import ACCESS_FIELDS, IntercomClient, account_key  # noqa: F401 (account_key: the one reading)
 
 FIELD = "isvyaz_login"
 PLATFORM = "intercom"
 LEVELS = ("full", "limited", "absent")
 LOCK_SECONDS = 60
 BATCH_SECONDS = 30  # a batch starts no profile later than this (its locks last LOCK_SECONDS)
+
+
+# -- ids and options ------------------------------------------------------------------------------
+
+def option(options: dict | None, name: str, default: bool) -> bool:
+    """A yes/no option of the connection (``flask platforms set --option k=v`` stores text)."""
+    value = (options or {}).get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off")
+    return bool(value)
 
 
 # -- desired state --------------------------------------------------------------------------------
@@ -81,7 +100,7 @@ def access_profile(level: str, options: dict | None = None) -> dict | None:
     if level == "limited":
         access = {f: False for f in ACCESS_FIELDS}
         access["open_key"] = True
-        access["open_code"] = bool((options or {}).get("limited_open_code"))
+        access["open_code"] = option(options, "limited_open_code", False)
         return access
     return None
 
@@ -225,6 +244,7 @@ def _attach(client: IntercomClient, login: str, flats: list[tuple[int, dict]], k
         known = None
     elif known is None:
         store.note_profile(login, created_by_us=None)
+    profile = _push_card(client, login, profile, flats[0][1]["profile"], known)
     addresses = list(profile.get("addresses") or [])
     out = {}
     for account_id, desired in flats:
@@ -232,7 +252,7 @@ def _attach(client: IntercomClient, login: str, flats: list[tuple[int, dict]], k
             store.attach(account_id, login)  # before the PUT: where the address may be
         want = {"house_id": desired["address"]["house_id"], "flat": desired["address"]["flat"],
                 "access": access_profile(desired["level"], client.options)}
-        have = next((a for a in addresses if str(a.get("account_id")) == str(account_id)), None)
+        have = next((a for a in addresses if account_key(a.get("account_id")) == account_id), None)
         if have is None or {k: have.get(k) for k in want} != want:
             client.upsert_address(login, account_id, **want)
             addresses = [a for a in addresses if a is not have] + [{"account_id": account_id, **want}]
@@ -242,15 +262,35 @@ def _attach(client: IntercomClient, login: str, flats: list[tuple[int, dict]], k
     return out
 
 
+def card_differs(card: dict, profile: dict) -> bool:
+    """Do the profile's name and phones differ from the subscriber card's?"""
+    return ((profile.get("full_name") or "") != (card.get("full_name") or "")
+            or list(profile.get("phones") or []) != list(card.get("phones") or []))
+
+
+def _push_card(client: IntercomClient, login: str, profile: dict, card: dict, known=None) -> dict:
+    """Bring the profile's name and phones to the card's (the caller holds the profile's
+    lock); returns the profile as it is now. A linked profile only when the connection's
+    ``push_linked_profiles`` is on (the default)."""
+    if not card_differs(card, profile):
+        return profile
+    ours = known.created_by_us if known is not None else store.created_by_us(login)
+    if not ours and not option(client.options, "push_linked_profiles", True):
+        return profile
+    client.update_profile(login, card["full_name"], list(card["phones"]))
+    return {**profile, "full_name": card["full_name"], "phones": list(card["phones"])}
+
+
 def _tidy(client: IntercomClient, login: str) -> None:
-    """After an address left a profile: delete the profile if we created it and it is empty;
-    forget a linked one we have no address on any more."""
+    """After an address left a profile: delete the profile once it has no address (a linked
+    one kept when the connection's ``keep_linked_profiles`` is on: then forgotten once no
+    account of ours may be on it)."""
     profile = client.get_profile(login)
     if profile is None:
         store.forget_profile(login)
         return
     if not profile.get("addresses"):
-        if store.created_by_us(login):
+        if store.created_by_us(login) or not option(client.options, "keep_linked_profiles", False):
             client.delete_profile(login)
             store.forget_profile(login)
             return
