@@ -6,6 +6,7 @@ Stalker); a "Console" tab for raw requests (admins) and a connection check::
     GET  /stalker[/<tab>]                          a table (HTMX: its rows), tabs: accounts, stb,
                                                    channels, subscriptions, tariffs, console
     POST /stalker/refresh/<tab|all>                refresh from Stalker (job, progress row)
+    GET  /stalker/accounts/<row>/add               "+": how billing starts for it (a dialog)
     POST /stalker/accounts/<row>/add               "+": the Stalker account into billing
     POST /stalker/accounts/<row>/delete            delete it from Stalker (job)
     POST /stalker/stb/register                     an STB registered on a billing account
@@ -29,8 +30,9 @@ from markupsafe import Markup, escape
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..listing import paginate
-from ..models import StalkerChannel, StalkerImportedTariff, StalkerSnapshotRow
-from ..platforms.stalker import console
+from ..billing.import_start import START_OPTIONS
+from ..models import Account, StalkerChannel, StalkerSnapshotRow
+from ..platforms.stalker import catalog, console
 from ..web import error_fields, int_arg, is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
@@ -44,11 +46,28 @@ TABS = {
 # fixed columns of the tables whose shape Stalker fixes (accounts show whatever Stalker sends)
 COLUMNS = {
     "stb": ["mac", "ls", "login", "status", "online", "additional_services_on", "ip", "version", "account_balance",
-            "last_active"],
+            "end_date", "last_active"],
     "channels": ["id", "number", "name", "hd", "base_ch", "enable_monitoring", "url"],
     "subscriptions": ["ls", "mac", "sub_ch", "additional_services_on"],
     "tariffs": ["id", "external_id", "name", "user_default", "days_to_expires", "packages"],
 }
+# column headers: Stalker's field names in words (the field name stays in the header's title)
+HEADERS = {
+    "login": _l("Login"), "full_name": _l("Full name"), "phone": _l("Phone"),
+    "account_number": _l("Account number"), "ls": _l("Account number"), "tariff_plan": _l("Tariff plan"),
+    "status": _l("Status"), "online": _l("Online"), "stb_mac": _l("STB MAC"), "mac": _l("STB MAC"),
+    "stb_sn": _l("STB serial number"), "stb_type": _l("STB model"), "ip": _l("IP address"),
+    "version": _l("Software version"), "comment": _l("Comment"), "end_date": _l("End date"),
+    "account_balance": _l("Balance"), "last_active": _l("Last active"), "subscribed": _l("Optional packages"),
+    "subscribed_id": _l("Optional package ids"), "additional_services_on": _l("Additional services"),
+    "tariff_expired_date": _l("Plan expires"), "tariff_instead_expired": _l("Plan after expiry"),
+    "reseller_id": _l("Reseller"), "reseller_name": _l("Reseller name"),
+    "id": _l("ID"), "number": _l("Number"), "name": _l("Name"), "hd": "HD", "base_ch": _l("Basic channel"),
+    "enable_monitoring": _l("Monitoring"), "url": _l("Stream URL"), "sub_ch": _l("Channels"),
+    "external_id": _l("External ID"), "user_default": _l("Default plan"), "days_to_expires": _l("Days to expire"),
+    "packages": _l("Packages"),
+}
+ZERO_DATES = ("0000-00-00", "0000-00-00 00:00:00")  # Stalker's "no date"
 PLACEHOLDERS = {
     "accounts": _l("Search: login, name, account number, MAC, phone, plan"),
     "stb": _l("Search: MAC, account number, login, IP"), "channels": _l("Search: number, name"),
@@ -87,6 +106,12 @@ def _columns(kind: str, info) -> list[str]:
     return COLUMNS[kind]
 
 
+def _headers(columns: list[str]) -> list[tuple[str, str]]:
+    """(field, header) of each column: a field Stalker added that we have no words for keeps
+    its name."""
+    return [(c, str(HEADERS.get(c, c))) for c in columns]
+
+
 def _badge(state: str, title: str) -> str:
     return f'<span class="badge badge-{state}">{escape(title)}</span>'
 
@@ -113,8 +138,10 @@ def _cells(columns: list[str], rows) -> list[Markup]:
     def cell(key: str, value) -> str:
         if key == "status" and value is not None and value != "":
             return enabled if str(value) == "1" else disabled
-        if key == "online":
+        if key in ("online", "additional_services_on"):
             return yes if str(value) == "1" else no
+        if value in ZERO_DATES:
+            return none
         if key == "packages":
             return packages(value)
         if isinstance(value, list):
@@ -136,7 +163,7 @@ def _table_context(kind: str) -> dict:
     rows = page["items"]
     columns = _columns(kind, info)
     ctx = {"kind": kind, "info": info, "rows": rows, "next_after": page["next_after"], "q": args["q"],
-           "columns": columns, "cells": _cells(columns, rows), "can_write": can_write(),
+           "columns": columns, "headers": _headers(columns), "cells": _cells(columns, rows), "can_write": can_write(),
            "appending": args["after"] is not None}
     if kind == "accounts":
         ctx["linked"], ctx["known_tariffs"] = console.page_links([r.data for r in rows])
@@ -144,9 +171,8 @@ def _table_context(kind: str) -> dict:
             str(r.data.get("account_number") or "")) for r in rows]
     if kind == "tariffs":
         ids = [r.data.get("external_id") for r in rows]
-        ctx["known_tariffs"] = console.known_tariff_ids(ids)
-        ctx["imported"] = {str(i) for i in db.session.scalars(
-            db.select(StalkerImportedTariff.tariff_id))}
+        ctx["known_tariffs"] = catalog.known_plans(ids)
+        ctx["imported"] = catalog.imported_plans()
     if kind == "stb":
         ctx.update(_stb_context())
     if kind == "channels":
@@ -184,20 +210,52 @@ def stalker_refresh(tab: str):
     return progress_row(job_id, _("Refreshing from Stalker…"), _("Refreshed: %(result)s — reload the table"))
 
 
+@bp.route("/stalker/accounts/<int:row_id>/add")
+@staff_required(*WRITERS)
+def stalker_add_dialog(row_id: int):
+    """"+": the dialog that asks how billing starts for this user, with what each way moves."""
+    try:
+        ctx = console.add_preview(row_id)
+    except console.InBilling as e:
+        return render_template("admin/stalker/_add_dialog.html", row_id=row_id, in_billing=_account(e.account_id),
+                               errors={}, options=START_OPTIONS)
+    except BillingError as e:
+        return render_template("admin/stalker/_add_dialog.html", row_id=row_id, errors=error_fields(e),
+                               options=START_OPTIONS), 422
+    return render_template("admin/stalker/_add_dialog.html", row_id=row_id, errors={}, options=START_OPTIONS, **ctx)
+
+
+def _account(account_id: int):
+    return db.session.get(Account, account_id)
+
+
 @bp.route("/stalker/accounts/<int:row_id>/add", methods=["POST"])
 @staff_required(*WRITERS)
 def stalker_add_account(row_id: int):
-    """"+": add this Stalker account to billing (no call to Stalker from here)."""
+    """"+": add this Stalker account to billing, billing starting as chosen (no call to
+    Stalker from here). Answers the dialog's last word and, out of band, the row's link."""
+    start = request.form.get("start") or None
+    if start is not None and start not in START_OPTIONS:
+        return _add_error(row_id, {"start": _("one of %(options)s", options=", ".join(START_OPTIONS))})
     try:
-        account = console.add_account(row_id, actor=actor())
+        account = console.add_account(row_id, actor=actor(), start=start)
         db.session.commit()
+        message = _("Added to billing: %(login)s", login=account.login)
+    except console.InBilling as e:
+        db.session.rollback()
+        account = _account(e.account_id)
+        message = _("%(login)s is in billing already", login=account.login)
     except BillingError as e:
         db.session.rollback()
-        return with_toast(Markup('<span class="form-error">{}</span>').format(_error_text(e)), _error_text(e),
-                          status=422)
-    link = Markup('<a href="{}" class="btn btn-small">{}</a>').format(
-        url_for("admin.account", account_id=account.id), account.login)
-    return with_toast(link, _("Added to billing: %(login)s", login=account.login))
+        return _add_error(row_id, error_fields(e))
+    return with_toast(render_template("admin/stalker/_add_done.html", row_id=row_id, account=account,
+                                      message=message), message)
+
+
+def _add_error(row_id: int, errors: dict):
+    text = "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return with_toast(render_template("admin/stalker/_add_dialog.html", row_id=row_id, errors=errors,
+                                      options=START_OPTIONS), text, status=422)
 
 
 @bp.route("/stalker/accounts/<int:row_id>/delete", methods=["POST"])

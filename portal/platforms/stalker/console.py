@@ -12,21 +12,24 @@ import json
 import re
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from sqlalchemy import String, cast, delete, func, insert, literal_column, select, text, union_all
+from sqlalchemy import String, cast, delete, func, insert, literal_column, select, text, union_all, update
 
 from ...billing import accounts as billing_accounts
-from ...billing import audit, directory
+from ...billing import audit, directory, import_start
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import (
-    Account, Agent, CatalogService, StalkerChannel, StalkerImportedTariff, StalkerSnapshot, StalkerSnapshotRow,
-    StalkerStb, StalkerTvId, Tariff, utcnow,
+    Account, Agent, CatalogService, Contract, StalkerChannel, StalkerImportedTariff, StalkerSnapshot,
+    StalkerSnapshotRow, StalkerStb, StalkerTvId, Tariff, utcnow,
 )
+from ...models.stalker_catalog import EXTERNAL_ID_MAX, StalkerPlanPackage
 from ...platforms import connections
 from ...platforms.http import PlatformError, audit_calls, recording
 from ...platforms.outbox import notify
+from . import binding, catalog
 from .client import ApiDisabled, StalkerClient, Unauthorized, normalise_mac
 
 PLATFORM = "stalker"
@@ -152,7 +155,7 @@ def snapshot_row(row_id: int, kind: str) -> dict:
 
 def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
     """For a page of Stalker account rows, in one query: the billing account each row is
-    linked to (or None), and which of their ``tariff_plan`` values are billing tariff ids.
+    linked to (or None), and which of their ``tariff_plan`` values have a billing tariff.
 
     A row with a login is linked by its TV ID (account_number) together with that login, by
     the billing login on a Stalker agent, by the Stalker login kept for an account, or by a
@@ -162,7 +165,6 @@ def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
     numbers = [int(r["account_number"]) for r in rows if TV_ID_RE.match(str(r.get("account_number") or ""))]
     logins = [r.get("login") for r in rows if r.get("login")]
     macs = [r.get("stb_mac") for r in rows if r.get("stb_mac")]
-    plans = [int(p) for p in {str(r.get("tariff_plan") or "") for r in rows} if p.isdigit() and len(p) < 10]
 
     def part(origin: int, ident, key):
         return select(ident.label("ident"), key.label("key"), literal_column(str(origin)).label("src"))
@@ -183,13 +185,10 @@ def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
         parts.append(part(2, StalkerTvId.account_id, StalkerTvId.login).where(StalkerTvId.login.in_(logins)))
     if macs:
         parts.append(part(3, StalkerStb.account_id, StalkerStb.mac).where(StalkerStb.mac.in_(macs)))
-    if plans:
-        parts.append(part(4, Tariff.id, cast(Tariff.id, String)).where(Tariff.id.in_(plans)))
     found = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all() if parts else []
     by_login: dict[str, int] = {}
     by_number: dict[str, int] = {}
     by_mac: dict[str, int] = {}
-    tariffs: set[str] = set()
     for ident, key, origin in sorted(found, key=lambda r: int(r[2])):
         if origin == 0:
             by_login[key] = ident
@@ -197,20 +196,11 @@ def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
             by_login.setdefault(key, ident)
         elif origin == 3:
             by_mac[key] = ident
-        elif origin == 4:
-            tariffs.add(key)
         else:
             by_number.setdefault(key, ident)
     linked = [(by_login.get(r["login"]) if r.get("login") else by_number.get(str(r.get("account_number") or "")))
               or by_mac.get(r.get("stb_mac") or "") for r in rows]
-    return linked, tariffs
-
-
-def known_tariff_ids(values) -> set[str]:
-    ids = [int(v) for v in values if str(v or "").isdigit() and len(str(v)) < 10]
-    if not ids:
-        return set()
-    return {str(i) for i in db.session.scalars(select(Tariff.id).where(Tariff.id.in_(ids)))}
+    return linked, catalog.known_plans(r.get("tariff_plan") for r in rows)
 
 
 def stalker_agent() -> Agent:
@@ -240,20 +230,44 @@ def _usable_tv_id(number: str, account_id: int | None) -> bool:
 
 # -- "+": a Stalker account into billing -------------------------------------------------------
 
-def add_account(row_id: int, *, actor: str) -> Account:
-    """Add the Stalker account of a snapshot row to billing (billing only: the outbox carries
-    the result, e.g. a new account_number, to Stalker). The caller commits."""
+class InBilling(BillingError):
+    """The Stalker account of the row is in billing already (a second "+", a double click)."""
+
+    def __init__(self, account_id: int, fields: dict):
+        super().__init__(fields)
+        self.account_id = account_id
+
+
+@dataclass
+class AddPlan:
+    """What "+" on a snapshot row would do (nothing written yet)."""
+    data: dict
+    login: str                  # Stalker's login ("" when it has none)
+    number: str                 # Stalker's account_number
+    mac: str | None
+    tariff: Tariff
+    agent: Agent
+    existing: Account | None    # billing's account with that login
+    contract: Contract | None   # the contract the TV account joins (None: a new subscriber)
+    new_login: str | None       # the billing login of the new account (None: ``existing`` is linked)
+    watching: bool              # Stalker shows the user active
+
+
+def plan_add(row_id: int) -> AddPlan:
+    """Check the row can come into billing and work out how ("+" and its dialog); field errors
+    otherwise (InBilling when it is billing's already)."""
     data = snapshot_row(row_id, "accounts")
     login, plan = str(data.get("login") or ""), str(data.get("tariff_plan") or "")
     number, mac = str(data.get("account_number") or ""), normalise_mac(data.get("stb_mac") or "")
     errors = {}
-    tariff = db.session.get(Tariff, int(plan)) if plan.isdigit() and len(plan) < 10 else None
+    tariff_id = catalog.tariff_of(plan)
+    tariff = db.session.get(Tariff, tariff_id) if tariff_id is not None else None
     if tariff is None:
         errors["tariff_plan"] = f"no billing tariff {plan or '—'}: import the Stalker plan first"
     linked = page_links([data])[0][0]
     if linked is not None:
-        errors["login" if login else "account_number"] = f"{login or number} is in billing already"
-    elif not login and generated_login(number) is None:
+        raise InBilling(linked, {"login" if login else "account_number": f"{login or number} is in billing already"})
+    if not login and generated_login(number) is None:
         errors["account_number"] = ("the Stalker account has no login and no account number to name the "
                                     "billing account after: set one of them in Stalker")
     elif not login and not mac and not _usable_tv_id(number, None):
@@ -270,22 +284,56 @@ def add_account(row_id: int, *, actor: str) -> Account:
         errors["login"] = "1-64 latin letters, digits, _ . @ -"
     if errors:
         raise BillingError(errors)
-
     if existing is not None and existing.agent.platform == PLATFORM:
-        account, kept_login = existing, None  # already the TV account: link it
+        contract, new_login = existing.contract, None  # already the TV account: link it
+    elif existing is not None:
+        contract, new_login = existing.contract, _free_login(f"{login}-tv", "{}{}")  # joins that contract
     else:
-        if existing is not None:
-            contract = existing.contract  # the TV service joins that subscriber's contract
-            new_login, kept_login = _free_login(f"{login}-tv", "{}{}"), login
-        else:
+        contract, new_login = None, login or _free_login(generated_login(number), "{}-{}")
+    return AddPlan(data=data, login=login, number=number, mac=mac, tariff=tariff, agent=agent, existing=existing,
+                   contract=contract, new_login=new_login, watching=str(data.get("status")) != "0")
+
+
+def add_preview(row_id: int) -> dict:
+    """The "+" dialog: the plan, what each way of starting billing moves, the default."""
+    plan = plan_add(row_id)
+    starting = plan.new_login is not None or plan.existing.status in ("inactive", "disabled")
+    previews = import_start.preview(plan.tariff, plan.contract, watching=plan.watching) if starting else {}
+    return {"plan": plan, "previews": previews,
+            "default": import_start.default_option(previews, watching=plan.watching) if starting else None}
+
+
+def _lock_row(row_id: int) -> None:
+    """Serialise "+" on one row (a double click, two staff): the second waits for the first's
+    commit and then finds the account in billing."""
+    t = StalkerSnapshotRow.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(t.c.id).where(t.c.id == row_id).with_for_update())
+    else:  # SQLite: the database's write lock, taken by a no-op write
+        db.session.execute(update(t).where(t.c.id == row_id).values(kind=t.c.kind))
+
+
+def add_account(row_id: int, *, actor: str, start: str | None = None) -> Account:
+    """Add the Stalker account of a snapshot row to billing (billing only: the outbox carries
+    the result, e.g. a new account_number, to Stalker) and bind it to that Stalker user.
+    ``start``: how billing starts for it (billing.import_start; None: the default, which
+    never blocks a user Stalker shows active). The caller commits."""
+    _lock_row(row_id)
+    plan = plan_add(row_id)
+    data, login, number, mac = plan.data, plan.login, plan.number, plan.mac
+    if plan.new_login is None:
+        account, kept_login = plan.existing, None
+    else:
+        contract = plan.contract
+        if contract is None:
             phones = [data["phone"]] if re.fullmatch(r"[0-9+()\- ]{3,40}", str(data.get("phone") or "")) else []
-            new_login = login or _free_login(generated_login(number), "{}-{}")  # sent to Stalker as its login
-            subscriber = directory.save_subscriber({"full_name": data.get("full_name") or new_login,
+            subscriber = directory.save_subscriber({"full_name": data.get("full_name") or plan.new_login,
                                                     "phones": phones, "notes": "Stalker"}, actor=actor)
             contract = directory.save_contract({"subscriber_id": subscriber.id}, actor=actor)
-            kept_login = None
+        kept_login = login if plan.existing is not None else None  # Stalker keeps its login
         account = billing_accounts.create_account(
-            {"contract_id": contract.id, "login": new_login, "agent_id": agent.id, "tariff_id": tariff.id}, actor=actor)
+            {"contract_id": contract.id, "login": plan.new_login, "agent_id": plan.agent.id,
+             "tariff_id": plan.tariff.id}, actor=actor)
     tv = db.session.get(StalkerTvId, account.id)
     if tv is None:
         tv_number = int(number) if _usable_tv_id(number, account.id) else _free_tv_id(account.id)
@@ -294,16 +342,19 @@ def add_account(row_id: int, *, actor: str) -> Account:
     if mac and db.session.scalar(select(func.count()).select_from(StalkerStb).where(StalkerStb.mac == mac)) == 0:
         db.session.add(StalkerStb(account_id=account.id, mac=mac, serial=data.get("stb_sn") or None))
         db.session.flush()
+    binding.bind(account.id, login=login or None, account_number=number or None, mac=mac)
     if account.status in ("inactive", "disabled"):
-        billing_accounts.activate(account, actor=actor)
-        if str(data.get("status")) == "0":
-            billing_accounts.block(account, "manager", actor=actor)
+        if start is None:
+            start = import_start.default_option(import_start.preview(account.tariff, account.contract,
+                                                                     watching=plan.watching),
+                                                watching=plan.watching)
+        import_start.start(account, start, actor=actor, blocked=not plan.watching)
     else:
         notify([account.id], "stalker.link")
     audit.record(actor, "stalker.account_add", account, f"{login or account.login} from Stalker",
                  after={"stalker": {k: data.get(k) for k in ("login", "account_number", "tariff_plan", "status",
                                                               "stb_mac")},
-                        "tv_id": tv_id_of(account.id)})
+                        "tv_id": tv_id_of(account.id), "start": start})
     return account
 
 
@@ -387,47 +438,70 @@ def billing_stbs(q: str, after: int | None, limit: int) -> dict:
 # -- tariff plans -----------------------------------------------------------------------------
 
 def import_tariff(row_id: int, *, actor: str) -> Tariff:
-    """Create (or re-sync) the billing tariff of a Stalker plan: id = external_id, the plan's
-    name, its packages as catalog services bound to Stalker. The caller commits."""
+    """Create (or re-sync) the billing tariff of a Stalker plan, bound to the plan's external_id
+    (any text up to 64 characters; a numeric one is also the new tariff's id, as before), with
+    the plan's packages recorded as optional or mandatory: the optional ones become catalog
+    services bound to Stalker that the tariff offers; the mandatory ones come with the plan
+    and are not billing services. The caller commits."""
     plan = snapshot_row(row_id, "tariffs")
-    ext, name = str(plan.get("external_id") or ""), str(plan.get("name") or "").strip()
-    if not (ext.isdigit() and 0 < int(ext) < 2 ** 31):
-        raise BillingError({"external_id": f"the plan's external_id {ext or '—'} is not a number: "
-                                           "billing tariff ids are numbers (set a numeric external_id in Stalker)"})
-    tariff = db.session.get(Tariff, int(ext))
-    link = db.session.get(StalkerImportedTariff, int(ext))
-    if tariff is not None and link is None:
-        raise BillingError({"external_id": f"tariff {ext} «{tariff.name}» is an unrelated billing tariff: "
-                                           "change the plan's external_id in Stalker"})
-    services = []
+    raw_ext, name = plan.get("external_id"), str(plan.get("name") or "").strip()
+    ext = catalog.valid_external_id(raw_ext)
+    if ext is None:
+        raise BillingError({"external_id": f"the plan's external_id «{raw_ext or ''}» is empty or longer than "
+                                           f"{EXTERNAL_ID_MAX} characters: set one in Stalker"})
+    link = db.session.scalar(select(StalkerImportedTariff).where(StalkerImportedTariff.plan_external_id == ext))
+    tariff = db.session.get(Tariff, link.tariff_id) if link is not None else None
+    numeric = ext.isdigit() and 0 < int(ext) < 2 ** 31
+    if tariff is None and numeric and db.session.get(Tariff, int(ext)) is not None:
+        other = db.session.get(Tariff, int(ext))
+        if db.session.get(StalkerImportedTariff, other.id) is None:
+            # by the old rule (tariff id = external_id) it may stand for this plan already
+            raise BillingError({"external_id": f"tariff {ext} «{other.name}» is an unrelated billing tariff: "
+                                               "change the plan's external_id in Stalker"})
+        numeric = False  # the id is another plan's tariff: this one gets a fresh id
+    packages, services, skipped = [], [], []
     for pkg in plan.get("packages") or []:
-        pext = str(pkg.get("external_id") or "")
-        if not pext:
+        pext = catalog.valid_external_id(pkg.get("external_id"))
+        if pext is None or any(p.package_external_id == pext for p in packages):
+            skipped.append(str(pkg.get("name") or pkg.get("id") or ""))
             continue
-        service = db.session.scalar(select(CatalogService).filter_by(platform=PLATFORM, external_id=pext))
-        values = {"name": str(pkg.get("name") or pext)[:200], "price": str(pkg.get("price") or "0"),
-                  "platform": PLATFORM, "external_id": pext,
-                  "iptv_kind": "additional" if str(pkg.get("optional")) == "1" else "basic"}
-        services.append(directory.save_service(values, actor=actor, service=service))
+        optional = str(pkg.get("optional")) == "1"
+        pname = str(pkg.get("name") or pext)[:200]
+        packages.append(StalkerPlanPackage(package_external_id=pext, name=pname, optional=optional))
+        if optional:
+            service = db.session.scalar(select(CatalogService).filter_by(platform=PLATFORM, external_id=pext))
+            values = {"name": pname, "price": str(pkg.get("price") or "0"), "platform": PLATFORM,
+                      "external_id": pext, "iptv_kind": "additional"}
+            services.append(directory.save_service(values, actor=actor, service=service))
     title = name or f"Stalker {ext}"
-    clash = db.session.scalar(select(Tariff).where(Tariff.name == title, Tariff.id != int(ext)))
-    if clash is not None:
-        title = f"{title} (Stalker {ext})"
     creating = tariff is None
+    clash = db.session.scalar(select(Tariff).where(Tariff.name == title, Tariff.id != (None if creating
+                                                                                       else tariff.id)))
+    if clash is not None:
+        title = f"{title} (Stalker {ext})"[:200]
     if creating:
-        tariff = Tariff(id=int(ext), name=title, kind="services", is_multi=False)
-    values = {"name": title, "service_ids": [s.id for s in services]}
+        tariff = Tariff(id=int(ext) if numeric else None, name=title, kind="services", is_multi=False)
+    # the tariff keeps what staff added that is not Stalker's; Stalker's offer is the optional packages
+    kept = [s.id for s in tariff.services if s.platform != PLATFORM] if not creating else []
+    values = {"name": title, "service_ids": kept + [s.id for s in services]}
     if creating:
         values["monthly_fee"] = "0"  # Stalker plans carry no price: staff set the fee in billing
     directory.save_tariff(values, actor=actor, tariff=tariff)
-    if creating:
+    if creating and numeric:
         _advance_sequence()
-    link = link or StalkerImportedTariff(tariff_id=tariff.id, plan_name=name)
-    link.plan_name, link.imported_at = name, utcnow()
+    link = link or StalkerImportedTariff(tariff_id=tariff.id, plan_external_id=ext, plan_name=name)
+    link.plan_name, link.imported_at, link.packages_known = name, utcnow(), True
     db.session.add(link)
     db.session.flush()
+    db.session.execute(delete(StalkerPlanPackage).where(StalkerPlanPackage.tariff_id == tariff.id))
+    for p in packages:
+        p.tariff_id = tariff.id
+    db.session.add_all(packages)
+    db.session.flush()
     audit.record(actor, "stalker.tariff_import" if creating else "stalker.tariff_resync", tariff, title,
-                 after={"external_id": ext, "packages": [s.external_id for s in services]})
+                 after={"external_id": ext, "optional": [p.package_external_id for p in packages if p.optional],
+                        "mandatory": [p.package_external_id for p in packages if not p.optional],
+                        "skipped": skipped})
     return tariff
 
 
