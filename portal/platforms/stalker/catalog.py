@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Tariff
+from ...models import StalkerSnapshot, StalkerSnapshotRow, Tariff
 from ...models.stalker_catalog import EXTERNAL_ID_MAX, StalkerImportedTariff, StalkerPlanPackage
 
 PLATFORM = "stalker"
@@ -71,6 +71,19 @@ def known_plans(plan_external_ids) -> set[str]:
 def imported_plans() -> set[str]:
     """External ids of the plans imported into billing."""
     return set(db.session.scalars(select(StalkerImportedTariff.plan_external_id)))
+
+
+def plan_exists(plan_external_id: str | None) -> bool | None:
+    """Whether Stalker has this plan, as billing last saw it (no call to Stalker): the console's
+    snapshot of Stalker's plans when it was ever refreshed, else True for an imported plan;
+    None when billing has never seen Stalker's plans."""
+    if not plan_external_id:
+        return False
+    snap = db.session.get(StalkerSnapshot, "tariffs")
+    if snap is not None and snap.refreshed_at is not None:
+        return db.session.scalar(select(StalkerSnapshotRow.id).where(
+            StalkerSnapshotRow.kind == "tariffs", StalkerSnapshotRow.key == str(plan_external_id)).limit(1)) is not None
+    return True if _imported(plan_external_id) is not None else None
 
 
 def package_of(service) -> str | None:
