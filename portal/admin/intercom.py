@@ -68,7 +68,11 @@ def profiles_page(q: str | None, after: str | None) -> dict:
     profiles = list(db.session.scalars(query))
     more = len(profiles) > PAGE
     profiles = profiles[:PAGE]
-    items = [{"p": p, "rows": console.view_profile(p.login, p.addresses or [])} for p in profiles]
+    options = dict((db.session.scalar(select(PlatformConnection.options).filter_by(kind=sync.PLATFORM))) or {})
+    items = []
+    for p in profiles:
+        rows = console.view_profile(p.login, p.addresses or [])
+        items.append({"p": p, "rows": rows, "card": console.card_drift(p.login, p, rows, options)})
     return {"items": items, "next": profiles[-1].login if more else None}
 
 

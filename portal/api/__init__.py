@@ -27,7 +27,9 @@ def register_api(app: Flask) -> None:
     # smorest documents every error with its generic "Error" schema; ours is that shape with
     # `errors` pinned down to field -> message
     api.spec.components.schemas["Error"] = ERROR_DOC
-    for bp in resources.blueprints():
+    from . import extra_fields
+
+    for bp in resources.blueprints() + [extra_fields.bp]:
         csrf.exempt(bp)
         if not bp._got_registered_once:  # blueprints are module-level: a second app reuses them
             bp.register_error_handler(BillingError, billing_error_response)

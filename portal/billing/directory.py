@@ -122,6 +122,11 @@ def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = N
     db.session.flush()
     audit.record(actor, "subscriber.create" if creating else "subscriber.update", subscriber,
                  subscriber.full_name, before=before, after={f: getattr(subscriber, f) for f in SUBSCRIBER_FIELDS})
+    if before and (before["full_name"], before["phones"]) != (subscriber.full_name, subscriber.phones):
+        # platforms that keep the card (e.g. the intercom profile) follow the new name and phones
+        from ..platforms.outbox import notify
+
+        notify([a.id for c in subscriber.contracts for a in c.accounts], "subscriber.card")
     return subscriber
 
 

@@ -115,9 +115,10 @@ class SellingBillmanager:
         self.pricelists = [dict(p) for p in (pricelists or DEMO_PRICELISTS)]
         return self
 
-    def fail(self, func: str, mode: str, times: int | None = 1) -> None:
+    def fail(self, func: str, mode: str, times: int | None = 1, skip: int = 0) -> None:
+        """The next ``times`` calls of ``func`` (None: all) fail, after ``skip`` that do not."""
         with self._lock:
-            self._failures.append({"func": func, "mode": mode, "times": times})
+            self._failures.append({"func": func, "mode": mode, "times": times, "skip": skip})
 
     def expire_sessions(self) -> None:
         with self._lock:
@@ -164,6 +165,9 @@ class SellingBillmanager:
         with self._lock:
             for f in self._failures:
                 if f["func"] in (func, "*"):
+                    if f.get("skip"):
+                        f["skip"] -= 1
+                        continue
                     if f["times"] is not None:
                         f["times"] -= 1
                         if f["times"] <= 0:

@@ -122,11 +122,11 @@ def _drift_of(login: str, profile: dict) -> set[int]:
     return drifted
 
 
-def card_drift(login: str, profile, rows: list[dict]) -> dict | None:
+def card_drift(login: str, profile, rows: list[dict], options: dict | None = None) -> dict | None:
     """The subscriber card (name, phones) of the first of our accounts that belongs on this
     profile, when the profile shows other values; ``pushed``: whether the next sync brings
     the profile to it (our profile, or ``push_linked_profiles`` on). ``profile``: a dict or
-    our stored row."""
+    our stored row; ``options``: the connection's (read here when not given)."""
     get = profile.get if isinstance(profile, dict) else lambda k: getattr(profile, k)
     ours = [r for r in rows if r["account"] is not None and r["billing_level"] not in (None, "absent")
             and r["drift"] != "not_ours"]
@@ -136,9 +136,12 @@ def card_drift(login: str, profile, rows: list[dict]) -> dict | None:
     card = {"full_name": subscriber.full_name, "phones": list(subscriber.phones or [])}
     if not sync.card_differs(card, {"full_name": get("full_name"), "phones": get("phones")}):
         return None
-    connection = connections.load(sync.PLATFORM)
-    push = store.created_by_us(login) or sync.option(connection.options if connection else {},
-                                                      "push_linked_profiles", True)
+    if options is None:
+        connection = connections.load(sync.PLATFORM)
+        options = connection.options if connection else {}
+    created = profile.get("created_by_us") if isinstance(profile, dict) else profile.created_by_us
+    push = bool(created if created is not None else store.created_by_us(login)) \
+        or sync.option(options, "push_linked_profiles", True)
     return {**card, "pushed": push}
 
 

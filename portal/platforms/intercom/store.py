@@ -112,6 +112,22 @@ def attachments(account_ids: list[int]) -> dict[int, set[str]]:
     return out
 
 
+LOGIN_FIELD = {"name": "isvyaz_login", "title": "Логин «Интерсвязь»", "type": "string",
+               "pattern": r"[A-Za-z0-9_.-]{3,64}", "required": False}
+
+
+def ensure_login_field(conn) -> None:
+    """The ``isvyaz_login`` field definition, inserted unless it exists (a parallel save
+    inserts nothing: ON CONFLICT DO NOTHING on its unique name), on the caller's connection."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from ...models import ExtraFieldDefinition
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(ExtraFieldDefinition.__table__).values(**LOGIN_FIELD)
+                 .on_conflict_do_nothing(index_elements=["name"]))
+
+
 def _key(value):
     """Our account id when the platform's value is one (number or string), else as it came."""
     key = account_key(value)
