@@ -53,8 +53,8 @@ def test_activation_creates_the_account_with_billing_data(stalker, tv_agent):
 
 
 def test_block_sends_only_the_status_and_unblock_brings_it_back(stalker, tv_agent):
-    """A manager blocks the account: does Stalker get `status=0` alone (the STB is cut off),
-    and status 1 again on unblock?"""
+    """A manager blocks the account: does Stalker get `status=0` alone, on the bound user (the
+    STB is cut off), and status 1 again on unblock?"""
     account = gen_account(agent=tv_agent, tariff=plan_tariff(9001))
     db.session.add(StalkerTvId(account_id=account.id, tv_id=4242))
     db.session.commit()
@@ -64,7 +64,7 @@ def test_block_sends_only_the_status_and_unblock_brings_it_back(stalker, tv_agen
     db.session.commit()
     assert reconcile_account("stalker", account.id) == "ok"
     [put] = [r for r in stalker.requests if r["method"] == "PUT"]
-    assert (put["resource"], put["ids"], put["fields"]) == ("accounts", ["4242"], {"status": "0"})
+    assert (put["resource"], put["ids"], put["fields"]) == ("users", [account.login], {"status": "0"})
     assert stalker.find(login=account.login)["status"] == 0
     assert {"mac": "", "event": "cut_off"} in stalker.events
     acc.unblock(account, "manager", actor="test")
@@ -79,7 +79,7 @@ def test_a_plan_stalker_lacks_is_not_sent(stalker, tv_agent):
     account = gen_account(agent=tv_agent, tariff=plan_tariff(7000))
     assert reconcile_account("stalker", account.id) == "retry"
     [shown] = sync_states(account.id)
-    assert "no tariff plan with external_id 7000" in shown["last_error"]
+    assert shown["last_error"].startswith("tariff_plan: tariff «TV 7000»: Stalker has no plan with external_id 7000")
     assert stalker.find(login=account.login) is None
 
 
@@ -109,12 +109,14 @@ def test_disable_deletes_and_a_missing_account_counts_as_deleted(stalker, tv_age
 
 
 def test_a_refusal_is_shown_with_stalkers_words(stalker, tv_agent):
-    """When Stalker refuses (a MAC another user has), does the account show Stalker's text?"""
+    """When Stalker refuses (a MAC another user has), does the account show Stalker's text and
+    whose the MAC is, as a conflict for staff (not retried)?"""
     account = gen_account(agent=tv_agent, tariff=plan_tariff(9001))
     db.session.add(StalkerStb(account_id=account.id, mac="00:1A:79:00:00:01"))  # tv_petrov's
     db.session.commit()
-    assert reconcile_account("stalker", account.id) == "retry"
-    assert sync_states(account.id)[0]["last_error"] == "MAC address already in use"
+    assert reconcile_account("stalker", account.id) == "conflict"
+    error = sync_states(account.id)[0]["last_error"]
+    assert error.startswith("MAC address already in use") and "«tv_petrov» (account number 501)" in error
 
 
 def test_a_block_while_stalker_is_down_arrives_when_it_is_back(app, stalker, tv_agent, processes):
@@ -150,7 +152,7 @@ def test_sync_now_reads_stalker_when_billing_has_not_changed(stalker, tv_agent, 
     db.session.commit()
     processes.start("jobs.worker")
     wait_for(lambda: stalker.find(login=account.login)["status"] == 1, what="status 1 again")
-    assert any(r["method"] == "GET" and r["resource"] == "accounts" for r in stalker.requests)
+    assert any(r["method"] == "GET" and r["resource"] == "users" for r in stalker.requests)
     aid = account.id
     wait_for(lambda: str((db.session.scalar(select(SyncState).filter_by(account_id=aid, platform="stalker")).actual
                           or {}).get("status")) == "1", what="the sync state to show what Stalker has")

@@ -18,6 +18,7 @@ from ..models import (
     BLOCK_REASONS, Account, Agent, AssignedService, CatalogService, Contract, ExtraFieldDefinition, ExtraFieldValue,
     Tariff, account_multi_tariffs, tariff_services, utcnow,
 )
+from ..platforms import registry
 from ..platforms.outbox import notify
 from . import audit, clock
 from .crypto import encrypt
@@ -163,6 +164,8 @@ def update_account(account: Account, data: dict, *, actor: str) -> Account:
     if "agent_id" in data and (not isinstance(data["agent_id"], int) or db.session.get(Agent, data["agent_id"]) is None):
         errors["agent_id"] = "no such agent"
     tariff, multis = _check_tariffs(errors, data.get("tariff_id"), data.get("multi_tariff_ids"))
+    if tariff is not None and tariff.id != account.tariff_id and not errors:
+        errors.update(registry.check_change(account, tariff=tariff))  # e.g. Stalker has no plan for it
     extra = _validate_extra(errors, data.get("extra")) if "extra" in data else None
     if errors:
         raise BillingError(errors)
@@ -383,6 +386,8 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
         errors["service_id"] = "no such service"
     elif sid not in offered_service_ids(account):
         errors["service_id"] = "the account's tariffs do not offer this service"
+    else:
+        errors.update(registry.check_change(account, service=service))  # e.g. not optional in the plan
     today = clock.today()
     starts_on = data.get("starts_on") or today
     ends_on = data.get("ends_on")

@@ -17,6 +17,6 @@ from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: 
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
 from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
-from .stalker import StalkerChannel, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401
+from .stalker import StalkerBinding, StalkerChannel, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401
 from .stalker_catalog import StalkerImportedTariff  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401

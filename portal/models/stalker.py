@@ -1,5 +1,6 @@
-"""Stalker (Ministra) tables: the TV IDs of billing accounts, STBs and channels registered in
-billing, and the console's snapshot of what Stalker holds (refreshed by a worker job)."""
+"""Stalker (Ministra) tables: the TV IDs of billing accounts, the Stalker user each account is
+bound to, STBs and channels registered in billing, and the console's snapshot of what Stalker
+holds (refreshed by a worker job)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -22,6 +23,34 @@ class StalkerTvId(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     tv_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     login: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class StalkerBinding(db.Model):
+    """The Stalker user an account is bound to (portal/platforms/stalker/binding.py): every
+    lookup, update, block and delete of the sync acts on that user only.
+
+    ``state``: ``bound`` (``login``/``account_number``/``mac`` as Stalker last confirmed them),
+    ``creating`` (a create was sent for ``login``/``account_number`` and not yet confirmed: a
+    lost answer must not turn our own user into a stranger), ``unbound`` (nothing in Stalker is
+    this account's; the row keeps the ``conflict`` found, a Stalker user billing must not take
+    over, and ``new_login``, the login staff chose for creating one). ``how``: created,
+    imported, linked (staff confirmed a user is this subscriber) or migrated (bound to the user
+    the sync found before bindings existed). ``password_digest``: HMAC-SHA256 of the password
+    last pushed (keyed with the app's SECRET_KEY), so that a password is sent only when it
+    changed; never the password itself."""
+
+    __tablename__ = "stalker_bindings"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="bound")
+    login: Mapped[str | None] = mapped_column(String(64), unique=True)
+    account_number: Mapped[str | None] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(17))
+    how: Mapped[str] = mapped_column(String(16), default="created")
+    new_login: Mapped[str | None] = mapped_column(String(64))
+    password_digest: Mapped[str | None] = mapped_column(String(64))
+    conflict: Mapped[dict | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class StalkerStb(db.Model):

@@ -45,6 +45,11 @@ pieces without editing them:
   recording transaction (no network call there), take into billing what ``reconcile`` found
   changed on the platform's side and left there (it lists it in ``actual``), with billing's own
   functions; their outbox rows start the next pass. Not called for ``reconcile_batch`` passes.
+* ``check_change(account, tariff=None, service=None) -> dict``: billing asks before it gives
+  the account this tariff or assigns it this service (``check_change`` below, the one way
+  billing asks the platforms); answer field errors (``{"tariff_id": "..."}``) for a change the
+  platform cannot carry, ``{}`` otherwise (also for an account not on the platform). It reads
+  what billing knows of the platform (no network call: it runs in a web request).
 
 The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
 ``reconcile.py``; an integration never touches the database or RQ.
@@ -77,6 +82,7 @@ class Platform:
     reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None
     skip_unchanged: bool = False
     apply_platform_changes: Callable[[int, dict, "SyncPass"], None] | None = None
+    check_change: Callable[..., dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,17 @@ def known_platforms() -> list[str]:
 def all_platforms() -> list[Platform]:
     load_builtin()
     return [_PLATFORMS[n] for n in sorted(_PLATFORMS)]
+
+
+def check_change(account, tariff=None, service=None) -> dict:
+    """Field errors of every platform that cannot carry this tariff or service for the account
+    (empty: the change may go ahead)."""
+    errors: dict = {}
+    for platform in all_platforms():
+        if platform.check_change is not None:
+            for key, message in platform.check_change(account, tariff=tariff, service=service).items():
+                errors.setdefault(key, message)
+    return errors
 
 
 def load_builtin() -> None:

@@ -1,10 +1,12 @@
 """Stalker (Ministra) middleware: accounts kept in step with billing through the REST API v1
-(client.py), a local emulator (emulator.py), the billing -> Stalker rule (sync.py) and the
-console's snapshot and actions (console.py). Admin page: portal/admin/stalker.py."""
+(client.py), a local emulator (emulator.py), the billing -> Stalker rule (sync.py), the Stalker
+user each account is bound to (binding.py), billing's check before a tariff or service change
+(checks.py) and the console's snapshot and actions (console.py). Admin pages:
+portal/admin/stalker.py, and the account page's panel (portal/admin/stalker_binding.py)."""
 from __future__ import annotations
 
 from ..registry import DemoEmulator, Platform, register
-from . import client, sync
+from . import checks, client, sync
 
 REFRESH_INTERVAL = 900  # seconds between snapshot refreshes (STALKER_REFRESH_INTERVAL)
 
@@ -39,4 +41,5 @@ def periodic(config) -> list[dict]:
 
 register(Platform(name="stalker", title="Stalker", desired_state=sync.desired_state, client=client.StalkerClient,
                   reconcile=sync.reconcile, demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
-                  admin_endpoint="admin.stalker", check_endpoint="admin.stalker_check"))
+                  admin_endpoint="admin.stalker", check_endpoint="admin.stalker_check",
+                  account_template="admin/stalker/_binding.html", check_change=checks.check_change))

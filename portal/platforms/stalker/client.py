@@ -179,6 +179,28 @@ class StalkerClient(HttpClient):
         except AccountNotFound:
             return True
 
+    # -- one user, addressed as the sync found it (see sync.address) ----------------------------
+
+    def update_at(self, address: tuple[str, str], fields: dict) -> bool:
+        """PUT onto one user: ``("users", login)`` or ``("accounts", MAC or account number)``."""
+        resource, ident = address
+        return bool(self.call("PUT", resource, [self._need(ident)], fields))
+
+    def delete_at(self, address: tuple[str, str]) -> bool:
+        """DELETE one user; a user Stalker does not have counts as deleted."""
+        resource, ident = address
+        try:
+            return bool(self.call("DELETE", resource, [self._need(ident)]))
+        except AccountNotFound:
+            return True
+
+    def change_subscription(self, ident, subscribe: list[str], unsubscribe: list[str]):
+        """Switch optional packages on and off (external ids). Stalker answers ``false`` when
+        it changed nothing, also for a package that is not optional in the user's plan: judge
+        by reading the account back, not by this answer."""
+        return self.call("PUT", "account_subscription", [self._need(ident)],
+                         {"subscribed": subscribe or None, "unsubscribed": unsubscribe or None})
+
     # -- devices, channels, subscriptions ----------------------------------------------------
 
     def stbs(self, ids=None) -> list[dict]:

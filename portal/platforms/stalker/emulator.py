@@ -6,9 +6,15 @@ a plain-text 404 ``API not enabled`` when the API is off, numbers as strings (``
 int), identifiers (MAC when 12+ characters with a colon for accounts, 12+ characters for STB
 resources), account numbers shared by several users, ``accounts`` answering lists and
 ``users`` the first object, an unknown ``tariff_plan`` silently giving the default plan,
-login/MAC uniqueness checked on POST only, ``itv_subscription`` answering every row when the
-identifier matches nobody, status 1 = active. Passwords are kept as md5(md5(pw)+uid) and
-never returned.
+login/MAC uniqueness checked on POST (on PUT only a new login; a MAC is not checked), ``users``
+taking a login as its identifier for every method (GET answers one object), a PUT with a
+login and password onto a MAC-only user accepted (it then logs in by login), an empty
+``stb_mac`` clearing the MAC, ``account_subscription`` toggling only the packages that are
+optional in the user's plan and answering ``results: false`` when it changed nothing,
+``itv_subscription`` answering every row when the identifier matches nobody, status 1 =
+active. Passwords are kept as md5(md5(pw)+uid) and never returned. ``access_log`` is
+Stalker's api_access.log (on by default): every request with its body in clear text,
+passwords included (``password_pushes()`` counts them).
 
     emu = StalkerEmulator(login="api", password="secret").start()
     emu.seed_demo()                       # plans, packages, channels, accounts, STBs
@@ -19,6 +25,7 @@ never returned.
     emu.api_enabled = False               # plain-text 404 "API not enabled"
     emu.down(); emu.up()                  # refuse connections, then listen again
     emu.find(login="ivan")                # a user's state, for tests
+    emu.password_pushes("ivan")           # requests whose body carried a password (api_access.log)
 
 Standalone: ``python -m portal.platforms.stalker.emulator --port 8095 --demo``.
 """
@@ -69,6 +76,7 @@ class StalkerEmulator(EmulatedServer):
         self.api_login, self.api_password = login, password
         self.api_enabled = True
         self.requests: list[dict] = []  # method, path, form body (passwords masked), status
+        self.access_log: list[str] = []  # api_access.log: "METHOD path body", the body in clear text
         self.users: dict[int, dict] = {}
         self.plans: dict[int, dict] = {}
         self.packages: dict[int, dict] = {}
@@ -187,6 +195,9 @@ class StalkerEmulator(EmulatedServer):
         resource = unquote(segments[0])
         ids = [unquote(i) for i in segments[1].split(",")] if len(segments) > 1 and segments[1] else []
         fields = _parse(body)
+        if self.keep_requests:
+            with self._lock:
+                self.access_log.append(f"{method} {path} {body.decode('utf-8', 'replace')}")
         failure = self.take_failure(resource=resource.lower(), method=method)
         status = failure.status if failure is not None else 200
         with self._lock:
@@ -273,6 +284,12 @@ class StalkerEmulator(EmulatedServer):
         if password:
             u["password"] = hashlib.md5((hashlib.md5(password.encode()).hexdigest() + str(u["id"])).encode()).hexdigest()
 
+    def password_pushes(self, login: str | None = None) -> int:
+        """How many logged requests carried a password (for ``login``: the ones naming it in
+        the path or the body), as Stalker's api_access.log would show them."""
+        return sum(1 for line in self.access_log if "password=" in line and
+                   (login is None or f"/{login} " in line or f"login={login}&" in line + "&"))
+
     def check_password(self, login: str, password: str) -> bool:
         u = self.find(login=login)
         return bool(u) and u["password"] == hashlib.md5(
@@ -326,9 +343,16 @@ class StalkerEmulator(EmulatedServer):
             raise ApiError(empty)
         return data
 
-    def _accounts(self, method, ids, fields, has_body, resource):
+    def _accounts(self, method, ids, fields, has_body, resource, by_login: bool = False):
+        if by_login and ids:  # users: the identifier is a login (a MAC when 12+ characters with ':')
+            rows = [self._by_login(i) for i in ids]
+            if any(r is None for r in rows):
+                raise ApiError("Account not found" if len(ids) == 1 else "One or more identifiers are incorrect")
+            users = [u for n, u in enumerate(rows) if u not in rows[:n]]
+        else:
+            users = None
         if method == "GET":
-            return [self._account_row(u) for u in self._select(ids)]
+            return [self._account_row(u) for u in (users if users is not None else self._select(ids))]
         if method == "POST":
             data = self._writable(fields, has_body, "Insert data is empty")
             if data.get("stb_mac") and not _mac(data["stb_mac"]):
@@ -345,12 +369,12 @@ class StalkerEmulator(EmulatedServer):
             raise ApiError("Identifier required")
         if len(ids) > 1:
             raise ApiError("Only one identifier allowed")
-        users = self._select(ids)
+        users = users if users is not None else self._select(ids)
         if method == "PUT":
-            data = self._writable(fields, has_body, "Update data is empty")
-            if "login" in data:
+            data = self._writable(fields, has_body, "Insert data is empty")  # sic: Stalker's text for PUT too
+            if data.get("login"):
                 other = self.find(login=data["login"])
-                if other is not None and other not in users:
+                if other is not None and (other is not users[0] or len(users) > 1):
                     raise ApiError("Login already in use")
             for u in users:
                 self._apply(u, data)
@@ -359,18 +383,17 @@ class StalkerEmulator(EmulatedServer):
             del self.users[u["id"]]
         return True
 
-    def _users(self, method, ids, fields, has_body, resource):
-        if method != "GET" or not ids:
-            rows = self._accounts(method, ids, fields, has_body, resource)
-            return rows
-        ident = ids[0]
+    def _by_login(self, ident: str) -> dict | None:
         if len(ident) >= 12 and ":" in ident:
-            u = self.find(mac=_mac(ident) or ident)
-        else:
-            u = self.find(login=ident)
-        if u is None:
-            raise ApiError("Account not found")
-        return self._account_row(u)  # the quirk: an object, not a list
+            return self.find(mac=_mac(ident) or ident)
+        return self.find(login=ident)
+
+    def _users(self, method, ids, fields, has_body, resource):
+        """``accounts`` with a login for identifier; GET answers the first object, not a list."""
+        result = self._accounts(method, ids, fields, has_body, resource, by_login=True)
+        if method == "GET":
+            return result[0] if result else result
+        return result
 
     @staticmethod
     def _end_date(u: dict) -> str:
@@ -488,6 +511,12 @@ class StalkerEmulator(EmulatedServer):
         if len(ids) > 1:
             raise ApiError("Only one identifier allowed")
         users = self._select(ids, colon_rule=False)
+        if method in ("POST", "PUT"):
+            if not has_body:
+                raise ApiError(f"HTTP {method} data is empty")
+            keys = ("subscribed", "subscribed_id") + (("unsubscribed", "unsubscribed_id") if method == "PUT" else ())
+            if not any(k in fields for k in keys):
+                raise ApiError("Insert data is empty")
         if method == "GET":
             return [{"mac": u["mac"], "subscribed": [self.packages[p]["external_id"] for p in sorted(u["subscribed"])],
                      "subscribed_id": [str(p) for p in sorted(u["subscribed"])]} for u in users]
@@ -514,7 +543,7 @@ class StalkerEmulator(EmulatedServer):
             if u["subscribed"] != before:
                 changed = True
                 self.events.append({"mac": u["mac"], "event": "reboot", "msg": "services updated"})
-        return changed if method == "PUT" else True
+        return changed  # false when nothing changed: a package not optional in the plan is no change
 
     def _send_event(self, method, ids, fields, has_body, resource):
         if method != "POST":
