@@ -78,8 +78,10 @@ class BoundedInt(IntegerConverter):
 def register_security(app: Flask) -> None:
     """Session idle and absolute lifetimes; CSP and the other security headers (security.py)."""
     from . import security
+    from .api.errors import refuse_bodyless_patch
 
     security.register(app)
+    app.before_request(refuse_bodyless_patch)
 
 
 def register_blueprints(app: Flask) -> None:

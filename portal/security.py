@@ -19,7 +19,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, render_template, request, session
+from werkzeug.datastructures import MultiDict
+
+from .web import translate_message
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -79,6 +82,40 @@ def _expire_sessions() -> None:
         session[TIMES_KEY] = times
 
 
+REDIRECT_PARAMS = ("next", "back")
+
+
+def _refuse_unsafe_input():
+    """A NUL character in any form field or query parameter (PostgreSQL cannot store or even
+    compare it), or a control character in ``next``/``back`` (CR/LF would split a Location
+    header), is refused for the whole app before any view runs: 422 naming the field, JSON
+    under /api, a short page elsewhere. Nothing is read further, nothing written."""
+    from .billing.inputs import unsafe_redirect_target
+
+    bad = None
+    for source in (request.args, request.form if request.mimetype in FORM_TYPES else MultiDict()):
+        for name, value in source.items(multi=True):
+            if "\x00" in value or "\x00" in name:
+                bad = (name.replace("\x00", ""), "must not contain NUL characters")
+            elif name in REDIRECT_PARAMS and unsafe_redirect_target(value):
+                bad = (name, "must not contain control characters")
+            if bad:
+                break
+        if bad:
+            break
+    if bad is None:
+        return None
+    from .api import PREFIX
+    from .api.errors import json_error
+
+    if request.path.startswith(PREFIX + "/"):
+        return json_error(422, "invalid input", {bad[0]: bad[1]})
+    return render_template("errors/422.html", field=bad[0], message=translate_message(bad[1])), 422
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _add_headers(response):
     policy = CSP_INLINE if request.blueprint in INLINE_BLUEPRINTS else CSP
     response.headers.setdefault("Content-Security-Policy", policy)
@@ -89,5 +126,6 @@ def _add_headers(response):
 
 def register(app: Flask) -> None:
     """Install the session expiry check and the headers on every request of ``app``."""
+    app.before_request(_refuse_unsafe_input)
     app.before_request(_expire_sessions)
     app.after_request(_add_headers)

@@ -9,6 +9,7 @@ from flask import make_response, render_template, request
 from flask_babel import gettext, lazy_gettext as _l
 
 from .billing.errors import BillingError
+from .billing.inputs import id_or_raw
 
 
 def is_htmx() -> bool:
@@ -31,17 +32,23 @@ def with_toast(body, message: str, status: int = 200, events: tuple[str, ...] = 
 
 
 def int_arg(name: str, source=None) -> int | None:
-    value = (source if source is not None else request.args).get(name, "")
-    value = value.strip() if isinstance(value, str) else value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    """An id from the query (``?before=``): None when it is not one (1 .. 2**63-1)."""
+    value = id_or_raw((source if source is not None else request.args).get(name, ""))
+    return value if isinstance(value, int) else None
 
 
 def form_int(name: str):
-    """An id from a form: int when it is digits, the raw text otherwise (billing names the field)."""
+    """An id from a form: int when it is one (1 .. 2**63-1, billing/inputs.py), the raw text
+    otherwise (billing names the field)."""
     raw = request.form.get(name, "").strip()
     if raw == "":
         return None
-    return int(raw) if raw.isdigit() else raw
+    return id_or_raw(raw)
+
+
+def form_ids(name: str) -> list:
+    """A list of ids from a multi-select or checkboxes: ints, or raw texts billing refuses."""
+    return [id_or_raw(v.strip()) for v in request.form.getlist(name) if v.strip()]
 
 
 def form_text(name: str) -> str | None:

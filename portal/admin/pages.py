@@ -25,7 +25,7 @@ from ..models import (
     OutboxEvent, Subscriber, Tariff,
 )
 from ..platforms import reconcile
-from ..web import with_toast, error_fields, form_int, form_text, int_arg, is_htmx
+from ..web import with_toast, error_fields, form_ids, form_int, form_text, int_arg, is_htmx
 from . import bp
 from .auth import WRITERS, actor, staff_required
 
@@ -143,7 +143,7 @@ def new_contract(subscriber_id: int):
 
 def account_form_data(creating: bool) -> dict:
     data = {"house": form_text("house"), "flat": form_text("flat"), "tariff_id": form_int("tariff_id"),
-            "multi_tariff_ids": [int(i) for i in request.form.getlist("multi_tariff_ids") if i.isdigit()],
+            "multi_tariff_ids": form_ids("multi_tariff_ids"),
             "extra": {d.name: request.form.get(f"extra.{d.name}", "").strip()
                       for d in db.session.scalars(select(ExtraFieldDefinition))}}
     if creating:

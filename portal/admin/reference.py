@@ -45,7 +45,7 @@ from ..models import (
 )
 from ..platforms import connections as platform_connections
 from ..platforms import registry
-from ..web import error_fields, form_text, is_htmx, page_or_fragment, with_toast
+from ..web import error_fields, form_ids, form_text, is_htmx, page_or_fragment, with_toast
 from . import bp
 from .auth import actor, staff_required
 
@@ -145,10 +145,9 @@ def _service_form() -> dict:
 
 
 def _tariff_form() -> dict:
-    ids = [i.strip() for i in request.form.getlist("service_ids") if i.strip()]
     return {"name": request.form.get("name", ""), "kind": form_text("kind"),
             "monthly_fee": request.form.get("monthly_fee", "").strip() or "0",
-            "is_multi": "is_multi" in request.form, "service_ids": [int(i) if i.isdigit() else i for i in ids]}
+            "is_multi": "is_multi" in request.form, "service_ids": form_ids("service_ids")}
 
 
 def _extra_field_form() -> dict:

@@ -123,3 +123,19 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
         abort(409, message="conflicts with existing data (a unique value is taken)")
     db.session.rollback()
     abort(422, message="invalid input", errors=schema_errors)
+
+
+def refuse_bodyless_patch():
+    """(before_request) A PATCH under /api/v1 must carry a JSON object: with an empty or
+    non-JSON body the schema would load ``{}`` and the view would "change" nothing while
+    writing an audit row and outbox rows. 422 instead, before any view runs."""
+    from flask import request
+
+    from . import PREFIX
+
+    if request.method != "PATCH" or not request.path.startswith(PREFIX + "/") or request.endpoint is None:
+        return None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        return json_error(422, "invalid input", {"_": "a JSON object with the fields to change is required"})
+    return None

@@ -42,6 +42,11 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     if kind not in SIGN_RULES:
         raise BillingError({"kind": f"must be one of {', '.join(SIGN_RULES)}"})
     amount = parse_amount(amount)
+    columns = LedgerEntry.__table__.c
+    if comment is not None:
+        inputs.parse_text(comment, "comment", inputs.text_limit(columns.comment))
+    if idempotency_key is not None:  # made from an external payment id: named as that field
+        inputs.parse_text(idempotency_key, "external_id", inputs.text_limit(columns.idempotency_key))
     sign = SIGN_RULES[kind]
     if amount == 0 or (sign and (amount > 0) != (sign > 0)):
         raise BillingError({"amount": "must be positive" if sign >= 0 else "must be negative"} if sign
