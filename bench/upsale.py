@@ -263,6 +263,24 @@ class CpuMeter:
         return after[0] - before[0], after[1] - before[1], roles
 
 
+def wait_for_workers(server_pid: int, expected: int, quiet_cpu: float = 0.05, limit: float = 120.0) -> str:
+    """Wait until every worker process has booted: the first answer only says that one worker
+    has. A worker still importing the app burns a second or more of CPU, which would otherwise
+    be counted as the CPU of the calls measured (it was, up to 2026-12-03: 4-5 ms per call).
+    Booted = the expected number of workers exist and the portal's processes, idle, use less
+    than ``quiet_cpu`` CPU seconds in half a second."""
+    started, last = time.monotonic(), None
+    while time.monotonic() - started < limit:
+        procs = _processes()
+        workers = [pid for pid, (ppid, _c, _t) in procs.items() if ppid == server_pid]
+        cpu = sum(procs[pid][2] for pid in [server_pid, *workers] if pid in procs)
+        if last is not None and len(workers) >= expected and cpu - last < quiet_cpu:
+            return f"{len(workers) or 1} booted in {time.monotonic() - started:.1f} s"
+        last = cpu
+        time.sleep(0.5)
+    return f"still booting after {limit:.0f} s (the CPU figures include boot work)"
+
+
 def redis_pid(url: str) -> int | None:
     try:
         import redis
@@ -508,10 +526,14 @@ def main() -> int:
                    "--log-level", "warning", "--pythonpath", instance,
                    *(["-w", str(args.workers)] if args.workers else []),
                    *(["--threads", str(args.threads)] if args.threads else []), f"{module}:app"]
-        print(f"portal: gunicorn {module}:app; {gunicorn_settings(command)}", flush=True)
+        settings = gunicorn_settings(command)
+        print(f"portal: gunicorn {module}:app; {settings}", flush=True)
+        expected = args.workers or int(dict(part.split(" ", 1) for part in settings.split(", ")
+                                            if " " in part).get("workers", 1))
     else:
         command = [sys.executable, "-c", SERVE.format(module=module), str(args.port), instance]
         print(f"portal: werkzeug threaded dev server, {module}:app", flush=True)
+        expected = 0  # one process, no workers
     server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     meter = CpuMeter(server.pid, database, redis_pid(os.environ["REDIS_URL"]))
     generator = Generator(args.port, args.client_threads, args.timeout, args.client)
@@ -526,6 +548,8 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
+        booted = wait_for_workers(server.pid, expected)
+        print(f"workers: {booted}", flush=True)
         if warm_total:  # every worker process opens its connections and warms up first
             _, warm = generator.run(accounts[pairs_total:], 4 * interval)
             print(f"warm-up: {warm_total} pairs at {args.rate / 4:.0f} req/s, "

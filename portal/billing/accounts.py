@@ -329,6 +329,10 @@ _SERVICES_OF = (select(AssignedService).options(joinedload(AssignedService.servi
                 .where(AssignedService.account_id == bindparam("account_id")))
 
 
+_LOCK_CONTRACT = (select(Contract).where(Contract.id == bindparam("cid")).with_for_update()
+                  .execution_options(populate_existing=True))
+
+
 def lock_account(account: Account) -> None:
     """Serialise changes to one account's services and money until the transaction ends, by
     locking its contract: a row lock on PostgreSQL; on SQLite the database's write lock, taken by
@@ -345,11 +349,13 @@ def lock_account(account: Account) -> None:
     db.session.flush()
     c = Contract.__table__.c
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(c.id).where(c.id == account.contract_id).with_for_update())
+        # the lock and the fresh row in one round trip (the account's contract then comes from
+        # the identity map)
+        db.session.execute(_LOCK_CONTRACT, {"cid": account.contract_id}).one()
     else:
         db.session.execute(update(Contract.__table__).where(c.id == account.contract_id)
                            .values(do_not_block=c.do_not_block))  # an unindexed column: the cheapest write
-    db.session.expire(account.contract, ["balance", "credit_limit", "do_not_block"])
+        db.session.expire(account.contract, ["balance", "credit_limit", "do_not_block"])
     fresh = db.session.scalars(_SERVICES_OF, {"account_id": account.id},
                                execution_options={"populate_existing": True}).unique().all()
     set_committed_value(account, "services", list(fresh))
