@@ -12,6 +12,8 @@ console ask here. The mapping is stored (portal/models/stalker_catalog.py):
 """
 from __future__ import annotations
 
+from flask import has_request_context
+from flask_babel import gettext
 from sqlalchemy import select
 
 from ...extensions import db
@@ -111,9 +113,15 @@ def mandatory_packages(plan_external_id: str | None) -> set[str] | None:
     return None if packages is None else {p.package_external_id for p in packages if not p.optional}
 
 
+def _say(message: str, **values) -> str:
+    """A message in the user's language (in a web request; English elsewhere: the worker, the CLI)."""
+    return gettext(message, **values) if has_request_context() else message % values
+
+
 def package_refusal(tariff_id: int | None, service) -> str | None:
-    """Why ``service`` cannot be assigned to an account on this tariff, or None when it can (or
-    billing does not know the plan's packages). For billing's check before an assignment."""
+    """Why ``service`` cannot be assigned to an account on this tariff (in the user's language),
+    or None when it can (or billing does not know the plan's packages). For billing's check
+    before an assignment (checks.py)."""
     package = package_of(service)
     plan = plan_of(tariff_id)
     if package is None or plan is None:
@@ -122,9 +130,10 @@ def package_refusal(tariff_id: int | None, service) -> str | None:
     if optional is None or package in optional:
         return None
     if package in (mandatory_packages(plan) or set()):
-        return (f"the Stalker package {package} comes with plan {plan} (mandatory there): "
-                "it is not assigned separately")
-    return f"the Stalker package {package} is not an optional package of plan {plan}"
+        return _say("the Stalker package %(package)s comes with plan %(plan)s (mandatory there): it is not "
+                       "assigned separately", package=package, plan=plan)
+    return _say("the Stalker package %(package)s is not an optional package of plan %(plan)s",
+                   package=package, plan=plan)
 
 
 def valid_external_id(value) -> str | None:
