@@ -30,5 +30,8 @@ def check_change(account, tariff=None, service=None) -> dict:
 
 def _no_plan(name: str) -> str:
     """The refusal, in the reader's language when there is a reader (a job has no locale)."""
-    text = "Stalker has no plan for tariff «%(name)s»: import the plan in Stalker's console or choose another tariff"
-    return gettext(text, name=name) if has_request_context() else text % {"name": name}
+    if has_request_context():
+        return gettext("Stalker has no plan for tariff «%(name)s»: import the plan in Stalker's console or "
+                       "choose another tariff", name=name)
+    return (f"Stalker has no plan for tariff «{name}»: import the plan in Stalker's console or choose another "
+            "tariff")
