@@ -17,7 +17,9 @@ from portal.billing import accounts as acc
 from portal.billing import charging, clock, directory, ledger
 from portal.billing.errors import BillingError
 from portal.extensions import db
-from portal.models import Account, StalkerBinding, StalkerStb, StalkerTvId, SyncState, Tariff
+from portal.models import (
+    Account, CatalogService, StalkerBinding, StalkerSnapshotRow, StalkerStb, StalkerTvId, SyncState, Tariff,
+)
 from portal.platforms.reconcile import reconcile_account, request_sync, sync_states
 from portal.platforms.stalker import binding, console
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber
@@ -201,6 +203,10 @@ def test_a_mac_a_stranger_has_is_not_written_but_the_rest_is(stalker, tv_agent):
     assert (mine["status"], mine["mac"]) == (0, "")
     assert stalker.find(login="tv_sidorova")["mac"] == "00:1A:79:00:00:02"
     assert "«tv_sidorova»" in state(account.id).last_error
+    conflict = db.session.get(StalkerBinding, account.id).conflict  # kept for the account page
+    assert conflict["user"]["login"] == "tv_sidorova" and conflict["reason"] == "MAC address already in use"
+    with pytest.raises(BillingError):  # the account has its own user: not re-linked to the MAC's holder
+        binding.link(account.id, actor="test")
 
 
 # -- fault 3: independent fields --------------------------------------------------------------------
@@ -257,6 +263,30 @@ def test_a_package_the_plan_does_not_allow_is_shown_not_retried(stalker, tv_agen
     request_sync(account.id, "staff:test")
     db.session.commit()
     assert reconcile_account("stalker", account.id) == "ok"  # not a failure, however often it runs
+
+
+def test_with_the_plans_imported_only_their_optional_packages_are_sent(stalker, tv_agent):
+    """Plans imported with their packages: an account with «Спорт» and «Кино» moves from plan
+    9003 to 9002, where «Кино» is not optional. Is «Кино» never sent (listed as not in the plan),
+    the mandatory «Базовый» never sent either, and the pass ok?"""
+    console.refresh(("tariffs",), actor="test")
+    for ext in ("9002", "9003"):
+        console.import_tariff(db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind="tariffs", key=ext)),
+                              actor="test")
+    db.session.commit()
+    services = {s.external_id: s for s in db.session.scalars(select(CatalogService).filter_by(platform="stalker"))}
+    assert "pkg_base" not in services  # mandatory: comes with the plan
+    account = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9003),
+                          services=[services["pkg_sport"], services["pkg_kino"]])
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert sorted(state(account.id).actual["subscribed"]) == ["pkg_kino", "pkg_sport"]
+    acc.update_account(db.session.get(Account, account.id), {"tariff_id": 9002}, actor="test")
+    db.session.commit()
+    stalker.requests.clear()
+    assert reconcile_account("stalker", account.id) == "ok"
+    assert state(account.id).actual["not_in_plan"] == ["pkg_kino"]
+    sent = [r for r in puts(stalker) if r["resource"] == "account_subscription"]
+    assert all("pkg_kino" not in str(r["fields"]) and "pkg_base" not in str(r["fields"]) for r in sent)
 
 
 # -- fault 6: minimal writes, the password only when it changed --------------------------------------

@@ -117,10 +117,14 @@ def record_conflict(account_id: int, reason: str, user: dict | None) -> None:
     _save(account_id, change)
 
 
-def confirm(account_id: int, user: dict, *, how: str | None = None, password_digest=_KEEP) -> None:
-    """Stalker showed the bound user so (after a create, a change, or a lookup)."""
+def confirm(account_id: int, user: dict, *, how: str | None = None, password_digest=_KEEP,
+            clear_conflict: bool = True) -> None:
+    """Stalker showed the bound user so (after a create, a change, or a lookup). A conflict
+    found in the same pass (a MAC or login a stranger has) stays shown."""
     def change(row):
-        row.state, row.conflict, row.new_login = "bound", None, None
+        row.state, row.new_login = "bound", None
+        if clear_conflict:
+            row.conflict = None
         row.login = user.get("login") or None
         row.account_number = str(user.get("account_number") or "") or None
         row.mac = user.get("stb_mac") or None
@@ -152,6 +156,8 @@ def link(account_id: int, *, actor: str) -> StalkerBinding:
     caller commits, then asks for a sync."""
     row = get(account_id)
     user = (row.conflict or {}).get("user") if row is not None else None
+    if row is not None and row.state == "bound":
+        raise BillingError({"conflict": "the account is bound to a Stalker user already"})
     if not user:
         raise BillingError({"conflict": "no Stalker user to link: sync the account first"})
     account = db.session.get(Account, account_id)
