@@ -15,6 +15,7 @@ import re
 import marshmallow as ma
 from marshmallow import ValidationError, fields, validate
 
+from ..billing.inputs import AMOUNT_PATTERN, check_text
 from .errors import SCHEMA_ERRORS, flatten
 
 # Primary keys are 32-bit integers on PostgreSQL (64-bit for the ledger); a larger id cannot
@@ -36,7 +37,7 @@ class Money(fields.Field):
     decides what amounts it accepts.
     """
 
-    PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$"
+    PATTERN = AMOUNT_PATTERN  # what billing/inputs.parse_amount accepts, in its canonical form
 
     def __init__(self, **kwargs):
         metadata = {"type": "string", "pattern": self.PATTERN, "example": "300.00", **kwargs.pop("metadata", {})}
@@ -52,12 +53,14 @@ class Money(fields.Field):
 
 
 class Text(fields.String):
-    """A string without NUL characters, which PostgreSQL cannot store or even compare."""
+    """A string without NUL characters, which PostgreSQL cannot store or even compare (the
+    same check as the forms', billing/inputs.check_text)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in value:
-            raise ValidationError("must not contain NUL characters")
+        problems = check_text(value, attr, None)
+        if problems:
+            raise ValidationError(problems[0])
         return value
 
 
