@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 
 import redis
@@ -52,18 +53,25 @@ class Worker(SimpleWorker):
     max_connection_wait_time = RETRY_MAX
 
 
+def _stop(*_):
+    raise StopRequested()
+
+
 def work(queues, connection, burst: bool) -> None:
     """Work the queues; after a Redis failure, again, until asked to stop (or, ``burst``, done)."""
     wait = 1.0
     while True:
-        worker = Worker(queues, connection=connection)
+        worker = None
         try:
+            worker = Worker(queues, connection=connection)
             worker.work(burst=burst)
-        except redis.RedisError as e:  # at start (registering) or at the end (teardown)
+        except redis.RedisError as e:  # at start (naming, registering) or at the end (teardown)
             log.warning("worker stopped on a Redis error: %s", e)
-        if burst or worker._shutdown_requested_date is not None:
+        if burst or (worker is not None and worker._shutdown_requested_date is not None):
             return
         log.warning("working again in %.0f s", wait)
+        for sig in (signal.SIGTERM, signal.SIGINT):  # rq's handlers belong to the worker that ended
+            signal.signal(sig, _stop)
         time.sleep(wait)
         wait = min(wait * 2, RETRY_MAX)
 
