@@ -62,7 +62,7 @@ HEADERS = {
     "subscribed_id": _l("Optional package ids"), "additional_services_on": _l("Additional services"),
     "tariff_expired_date": _l("Plan expires"), "tariff_instead_expired": _l("Plan after expiry"),
     "reseller_id": _l("Reseller"), "reseller_name": _l("Reseller name"),
-    "id": _l("ID"), "number": _l("Number"), "name": _l("Name"), "hd": "HD", "base_ch": _l("Basic channel"),
+    "id": _l("ID"), "number": _l("Number"), "name": _l("Title"), "hd": "HD", "base_ch": _l("Basic channel"),
     "enable_monitoring": _l("Monitoring"), "url": _l("Stream URL"), "sub_ch": _l("Channels"),
     "external_id": _l("External ID"), "user_default": _l("Default plan"), "days_to_expires": _l("Days to expire"),
     "packages": _l("Packages"),
