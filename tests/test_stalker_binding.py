@@ -341,3 +341,20 @@ def test_a_refunding_block_sends_the_status_and_the_new_balance(stalker, tv_agen
         [put] = puts(stalker)
         assert put["fields"] == {"status": "0", "account_balance": f"{balance:.2f}"}
         assert balance == before + Decimal("300.00") * 15 / 30  # 16-30 November given back
+
+
+def test_a_login_another_billing_account_is_bound_to_is_a_conflict_before_any_call(stalker, tv_agent):
+    """romashka-tv is bound to Stalker user romashka; the non-TV account romashka moves to the TV
+    agent: is that a conflict before anything is sent (romashka stays romashka-tv's)?"""
+    stalker.add_user("romashka", "880", "9001", 1, "", "rom-pass", full_name="Ромашка")
+    tariff = plan_tariff(9001)
+    plain = gen_account(login="romashka", agent=gen_agent(kind="radius"), tariff=tariff)
+    tv = gen_account(login="romashka-tv", agent=tv_agent, tariff=tariff, password=None)
+    binding.bind(tv.id, login="romashka", account_number="880")
+    db.session.commit()
+    acc.update_account(plain, {"agent_id": tv_agent.id}, actor="test")
+    db.session.commit()
+    stalker.requests.clear()
+    assert reconcile_account("stalker", plain.id) == "conflict"
+    assert "bound to billing account romashka-tv" in state(plain.id).last_error and puts(stalker) == []
+    assert db.session.get(StalkerBinding, plain.id).conflict["reason"] == "Login already in use"

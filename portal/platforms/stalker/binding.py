@@ -23,6 +23,7 @@ from ...billing.accounts import LOGIN_RE
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, StalkerBinding, StalkerStb, utcnow
+from ..http import Conflict
 
 USER_FIELDS = ("login", "account_number", "stb_mac", "full_name", "status", "tariff_plan")
 _KEEP = object()
@@ -99,7 +100,17 @@ def _save(account_id: int, change) -> None:
 
 def record_creating(account_id: int, login: str, account_number: str) -> None:
     """A create is about to be sent for this login: if its answer is lost, the next pass finds
-    the user with this login and account number and takes it as ours."""
+    the user with this login and account number and takes it as ours. A login another billing
+    account is bound to (e.g. one "+" imported as ``<login>-tv``) is that account's user: a
+    conflict, before anything is sent."""
+    other = _other_holder(account_id, login)
+    other_login = other.login if other is not None else None
+    db.session.rollback()
+    if other_login is not None:
+        record_conflict(account_id, "Login already in use", None)
+        raise Conflict(f"Login already in use: Stalker user «{login}» is bound to billing account {other_login}. "
+                       "Change the login of this account's Stalker user")
+
     def change(row):
         row.state, row.login, row.account_number, row.mac, row.how = "creating", login, account_number, None, "created"
     _save(account_id, change)
