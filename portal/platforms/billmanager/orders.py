@@ -25,7 +25,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ...billing import audit, clock
 from ...billing.blocking import can_pay_out
@@ -40,6 +40,8 @@ from .handlers import client_for, min_balance_ok, record_calls
 from .tasks import close_by_key, open_task
 
 ORDER_JOB = "jobs.billmanager.order_service"
+ORDER_REQUEUE_SECONDS = 120  # an order handed to the worker is not handed over again before this
+RENEW_LOCK_SECONDS = 3600  # one renewal run per handler at a time (a run is one call per service)
 
 
 def _setting(name: str) -> float:
@@ -367,9 +369,19 @@ def renew_due(day=None) -> dict:
         by_handler.setdefault(handler_id, []).append(svc_id)
     out = {"renewed": 0, "waiting": 0, "unknown": 0}
     for handler_id, ids in by_handler.items():
-        for outcome, n in _renew_batch(handler_id, ids, month).items():
+        for outcome, n in _renew_locked(handler_id, ids, month).items():
             out[outcome] += n
     return out
+
+
+def _renew_locked(handler_id: int, ids: list[int], month) -> dict:
+    """One renewal run per handler at a time (the nightly job, the CLI and staff's button may
+    overlap): the second waits, then finds the month renewed (``_renew_batch`` re-reads it)."""
+    from ...queue import get_redis
+
+    with get_redis().lock(f"portal:lock:billmanager:renew:{handler_id}", timeout=RENEW_LOCK_SECONDS,
+                          blocking_timeout=RENEW_LOCK_SECONDS):
+        return _renew_batch(handler_id, ids, month)
 
 
 def _renew_batch(handler_id: int, ids: list[int], month) -> dict:
@@ -475,20 +487,25 @@ def retry_due() -> int:
     """Every SWEEP_INTERVAL (and with the poller): hand the worker each pending order that
     waits for nothing a person must do and is due: its retry time has come, its account is
     active again, or its job never reached Redis (none a minute after it was placed). A refusal
-    waits for staff's restart. Returns how many were enqueued; a second enqueue is harmless
-    (the job takes the order's lock and re-reads its state)."""
+    waits for staff's restart. Each one handed over is not handed over again for
+    ORDER_REQUEUE_SECONDS (its job sets the next time itself), so a busy queue does not
+    collect copies; a second job would be harmless anyway (the order's lock, its state
+    re-read). Returns how many were enqueued."""
     now = utcnow()
     S = BmService
     rows = db.session.execute(select(S.id, S.wait_reason).where(
         S.state == "pending", (S.wait_reason.is_(None)) | (S.wait_reason != "refused"),
-        ((S.wait_reason.is_(None)) & (S.created_at < now - timedelta(minutes=1)))
-        | (S.wait_reason == "account") | (S.retry_at <= now))).all()
+        (S.retry_at <= now) | (S.retry_at.is_(None) & (
+            S.wait_reason.is_not(None) | (S.created_at < now - timedelta(minutes=1)))))).all()
     due = []
     for svc_id, reason in rows:
         if reason == "account" and desired(db.session.get(BmService, svc_id)) != "active":
             continue  # still waiting for its account: no job for nothing
         due.append(svc_id)
-    db.session.rollback()
+    if due:
+        db.session.execute(update(S).where(S.id.in_(due), S.state == "pending")
+                           .values(retry_at=now + timedelta(seconds=ORDER_REQUEUE_SECONDS)))
+    db.session.commit()
     for svc_id in due:
         enqueue_order(svc_id)
     return len(due)
