@@ -131,6 +131,38 @@ STATE_TITLES = {
 REASON_TITLES = {"balance": _l("balance"), "manager": _l("a manager"), "subscriber": _l("the subscriber")}
 
 
+# What a ledger entry is, by the change that posted it (LedgerEntry.reason): one wording for the
+# staff ledger, the cabinet and exports.
+_CHARGE_TITLES = {
+    "service.assign": _l("Charge for a new service"), "account.activate": _l("Charge on activation"),
+    "account.unblock": _l("Charge on unblocking"), "service.resume": _l("Charge on resuming a service"),
+    "account.update": _l("Charge for a tariff change"), "service.expiry": _l("Charge for a longer service"),
+}
+_REFUND_TITLES = {
+    "account.block": _l("Refund for a block"), "account.disable": _l("Refund for disabling the account"),
+    "service.end": _l("Refund for an ended service"), "service.suspend": _l("Refund for a suspended service"),
+    "service.expiry": _l("Refund for a shortened service"), "account.update": _l("Refund for a tariff change"),
+    "service.assign": _l("Refund for a replaced service"),
+}
+
+
+def entry_title(line) -> str:
+    """What a ledger line (billing.ledger.LedgerLine) is, in words: a payment, the monthly fee,
+    a refund for a block, for disabling, ... (entries from before reasons were kept read as a
+    plain charge or refund)."""
+    if line.kind == "payment":
+        return str(_l("Payment"))
+    if line.kind == "correction":
+        return str(_l("Correction"))
+    if line.kind == "charge" and (line.key or "").startswith("upsale:"):
+        return str(_l("Bought in the TV app"))
+    if line.kind == "charge":
+        if line.by_run:
+            return str(_l("Monthly fee"))
+        return str(_CHARGE_TITLES.get(line.reason or "", _l("Charge")))
+    return str(_REFUND_TITLES.get(line.reason or "", _l("Refund")))
+
+
 def state_title(state: str) -> str:
     return str(STATE_TITLES.get(state, state))
 

@@ -41,7 +41,7 @@ def _after_change(account: Account, action: str, actor: str, before: dict | None
     from .charging import charge_accounts
 
     db.session.flush()
-    charge_accounts([account.id], actor=actor, expire=_may_expire(account),
+    charge_accounts([account.id], actor=actor, expire=_may_expire(account), reason=action,
                     keyed=(service.id, *charge_key) if service is not None and charge_key else None)
     apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before,

@@ -76,7 +76,7 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
         # so only days not yet paid for are charged and the run cannot swing back and forth.
         from .charging import charge_accounts
 
-        charge_accounts(unblocked, actor=actor)
+        charge_accounts(unblocked, actor=actor, reason="account.unblock")
         apply_balance_rule(contract_ids, actor=actor, recharge=False)
     return blocked, unblocked
 

@@ -255,16 +255,17 @@ def _keyed(up, param: str):
 
 def _post_pg(upsert):
     """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs).
-    Parameters beside the due query's: now, actor, key_sid, key, key_comment."""
+    Parameters beside the due query's: now, actor, key_sid, key, key_comment, reason."""
     led_t, con = LedgerEntry.__table__, Contract.__table__
     up = upsert.cte("up")
     led = (
         insert(led_t).from_select(
             ["contract_id", "kind", "amount", "created_at", "author", "assigned_service_id", "period_start",
-             "charge_run_id", "idempotency_key", "comment"],
+             "charge_run_id", "idempotency_key", "comment", "reason"],
             select(up.c.contract_id, case((up.c.delta > 0, "charge"), else_="refund"), -up.c.delta,
                    _p("now", UTCDateTime()), _p("actor", String()), up.c.assigned_service_id, up.c.period_start,
-                   _p("run_id", Integer()), _keyed(up, "key"), _keyed(up, "key_comment")).where(up.c.delta != 0),
+                   _p("run_id", Integer()), _keyed(up, "key"), _keyed(up, "key_comment"),
+                   _p("reason", String())).where(up.c.delta != 0),
         ).returning(led_t.c.contract_id, type_coerce(led_t.c.amount, BigInteger).label("amount"))
     ).cte("led")
     # in contract order, so the UPDATE walks `contracts` in index order (as fast as the floor)
@@ -294,15 +295,17 @@ def _statement(dialect: str, scoped: bool):
 
 
 def _post(run_date: date, account_ids, run_id: int | None, actor: str,
-          keyed: tuple[int, str, str] | None = None) -> tuple[int, int, int]:
+          keyed: tuple[int, str, str] | None = None, reason: str | None = None) -> tuple[int, int, int]:
     """Post what is due on ``run_date`` for all accounts or the given ones, and move the
     balances; returns (entries, charged, refunded) in minor units. ``keyed``: (assigned service
-    id, idempotency key, comment) for that service's charge."""
+    id, idempotency key, comment) for that service's charge. ``reason``: the change that made
+    these entries due (kept on each, see LedgerEntry.reason)."""
     dialect = db.session.get_bind().dialect.name
     key_sid, key, key_comment = keyed or (None, None, None)
     params = {"run_date": run_date, "ps": clock.month_start(run_date), "pe": clock.month_end(run_date),
               "dim": clock.days_in_month(run_date), "day": run_date.day, "run_id": run_id, "actor": actor,
-              "now": utcnow(), "key_sid": key_sid, "key": key, "key_comment": key_comment}
+              "now": utcnow(), "key_sid": key_sid, "key": key, "key_comment": key_comment,
+              "reason": reason[:32] if reason else None}
     if account_ids is not None:
         params["ids"] = list(account_ids)
     stmt = _statement(dialect, account_ids is not None)
@@ -317,11 +320,12 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str,
 
             db.session.execute(
                 text("INSERT INTO ledger_entries (contract_id, kind, amount, created_at, author, "
-                     "assigned_service_id, period_start, charge_run_id, idempotency_key, comment) "
-                     "VALUES (:c, :k, :a, :now, :actor, :s, :p, :r, :key, :comment)"),
+                     "assigned_service_id, period_start, charge_run_id, idempotency_key, comment, reason) "
+                     "VALUES (:c, :k, :a, :now, :actor, :s, :p, :r, :key, :comment, :reason)"),
                 [{"c": r.contract_id, "k": "charge" if r.delta > 0 else "refund", "a": -r.delta, "now": params["now"],
                   "actor": actor, "s": r.assigned_service_id, "p": r.period_start, "r": run_id,
-                  "key": _key(r, key), "comment": _key(r, key_comment)} for r in posted],
+                  "key": _key(r, key), "comment": _key(r, key_comment), "reason": params["reason"]}
+                 for r in posted],
             )
             totals: dict[int, int] = {}
             for r in posted:
@@ -348,7 +352,7 @@ def charge(run_date: date | None = None, *, actor: str = "system") -> ChargeRun:
 
 
 def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None,
-                    expire: bool = True) -> int:
+                    expire: bool = True, reason: str | None = None) -> int:
     """Post today, at once, what a change to these accounts made due or refundable: the charge
     run's rules and statement for just them, without a run record (the ledger rows name their
     service and period; the caller audits the change itself). Returns the entries posted.
@@ -356,14 +360,16 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     ``keyed``: (assigned service id, idempotency key, comment): that service's charge is posted
     with the key of the request that bought it (an upsale transaction), so the ledger itself
     refuses to take it twice; the key is set as the row is written, never afterwards.
-    ``expire=False``: the caller knows no service of these accounts is past its end date."""
+    ``expire=False``: the caller knows no service of these accounts is past its end date.
+    ``reason``: the change, as the audit log names it (account.block, service.end, ...): each
+    entry keeps it, so that the ledger can say what a refund was for."""
     ids = list(account_ids)
     if not ids:
         return 0
     today = clock.today()
     if expire:
         expire_services(today, ids, actor)
-    return _post(today, ids, None, actor, keyed)[0]
+    return _post(today, ids, None, actor, keyed, reason)[0]
 
 
 def _charge(run_date: date, actor: str) -> ChargeRun:

@@ -113,6 +113,9 @@ class LedgerLine:
     account: str | None        # ... on which account (login)
     author: str | None         # who posted it (staff:<login>, api:<token>, system, ...)
     balance_after: Decimal     # the running balance right after this entry
+    reason: str | None = None  # the change that posted it (LedgerEntry.reason)
+    by_run: bool = False       # posted by the charge run
+    key: str | None = None     # the idempotency key (payment id, upsale transaction)
 
 
 def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) -> dict:
@@ -143,6 +146,7 @@ def ledger_page(contract: Contract, before: int | None = None, limit: int = 30) 
             select(type_coerce(c.balance, BigInteger) - newer).where(c.id == contract.id)).scalar())
         for entry, service, login in rows[:limit]:
             lines.append(LedgerLine(entry.id, entry.created_at, entry.kind, entry.amount, entry.comment,
-                                    service, entry.period_start, login, entry.author, running))
+                                    service, entry.period_start, login, entry.author, running, entry.reason,
+                                    entry.charge_run_id is not None, entry.idempotency_key))
             running -= entry.amount
     return {"items": lines, "next_before": lines[-1].id if len(rows) > limit else None}

@@ -40,6 +40,9 @@ class LedgerEntry(db.Model):
     assigned_service_id: Mapped[int | None] = mapped_column(Integer)
     period_start: Mapped[date | None] = mapped_column(Date)
     charge_run_id: Mapped[int | None] = mapped_column(Integer)
+    # For charges and refunds posted at once by a change (not by the charge run): the change,
+    # as the audit log names it (account.block, service.end, ...), so that an entry can say why.
+    reason: Mapped[str | None] = mapped_column(String(32))
 
     contract: Mapped["Contract"] = relationship()  # noqa: F821
 
