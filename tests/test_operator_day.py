@@ -1,0 +1,25 @@
+"""The operator's day (issue 16): small things staff notice at once."""
+from __future__ import annotations
+
+import re
+
+from tests.builders import gen_account, gen_staff
+from tests.test_admin_dashboard import login
+
+
+def _input(html: str, name: str) -> str:
+    return re.search(rf'<input name="{name}"[^>]*>', html).group(0)
+
+
+def test_password_fields_ask_for_a_new_password_not_the_operators_own(app, client):
+    """A subscriber's cabinet password and a service password are new passwords: the browser's
+    password manager must not fill in the operator's own, and the hint reads as a hint."""
+    with app.app_context():
+        a = gen_account()
+        aid, sid = a.id, a.contract.subscriber_id
+        gen_staff("boss")
+    login(client, "boss")
+    for url, name in ((f"/subscribers/{sid}?lang=en", "cabinet_password"), (f"/accounts/{aid}?lang=en", "password")):
+        field = _input(client.get(url).get_data(as_text=True), name)
+        assert 'autocomplete="new-password"' in field and 'placeholder="leave empty to keep"' in field, field
+        assert "&#34;" not in field and "&quot;" not in field
