@@ -14,6 +14,7 @@ from portal.platforms.outbox import sweep
 from portal.platforms.reconcile import request_sync, sync_states
 from portal.queue import get_queue, get_redis
 from tests.builders import gen_account, gen_agent
+from tests.platform_fixtures import wait_for
 
 
 def jobs_in(queue: str = "default") -> list[str]:
@@ -115,3 +116,59 @@ def test_the_sweeper_enqueues_a_retry_when_it_is_due_and_not_before(ctx):
     get_redis().flushdb()
     assert sweep()["retries"] == 1
     assert jobs_in("default") == [f"reconcile-webhook-{due.id}-default"]
+
+
+def test_the_sweeper_gives_a_dead_jobs_account_a_new_job_but_leaves_accounts_in_a_jobs_hands(ctx):
+    """Once their rows are overdue, does the sweeper queue a job for an account no job has in
+    hand (its job died and its lock expired), and none for one whose job holds its lock or
+    still waits in the queue?"""
+    from portal.platforms import reconcile
+
+    agent = gen_agent(platform="webhook")
+    dead, running, waiting = (gen_account(agent=agent) for _ in range(3))
+    get_redis().flushdb()
+    long_ago = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"] + 1)
+    db.session.execute(update(OutboxEvent).values(enqueued_at=long_ago))
+    db.session.commit()
+    lock = reconcile._take("webhook", running.id, wait=0)  # a live job holds this one
+    get_queue("default").enqueue("jobs.sync.reconcile_account", "webhook", waiting.id,
+                                 job_id=f"reconcile-webhook-{waiting.id}-default")
+    try:
+        assert sweep()["outbox_pairs"] == 1
+    finally:
+        reconcile._release(lock)
+    assert sorted(jobs_in("default")) == sorted(f"reconcile-webhook-{a.id}-default" for a in (dead, waiting))
+
+
+def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_it_again(webhook):
+    """If a change's job starts while another job is syncing the account (the platform slow,
+    then failing), does it give way at once instead of holding up its worker, and does the
+    running job queue a new one for the change as it finishes?"""
+    import threading
+
+    from jobs.sync import reconcile_account as job
+    from portal.platforms import reconcile
+
+    account = gen_account(agent=gen_agent(platform="webhook"))
+    account_id = account.id
+    get_redis().flushdb()
+    webhook.latency = 1.5
+    webhook.fail("busy", status=503, times=1)  # the running job ends in retry: no second pass
+    app = current_app._get_current_object()
+    results = []
+
+    def holder():
+        with app.app_context():
+            results.append(reconcile.reconcile_account("webhook", account_id))
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    lock = f"portal:lock:reconcile:webhook:{account_id}"
+    wait_for(lambda: get_redis().exists(lock), what="the first job to hold the account")
+    acc.block(account, "manager", actor="test")
+    db.session.commit()
+    get_queue("default").empty()  # the change's job, taken by a worker: it runs here
+    assert job("webhook", account_id) == "busy"
+    thread.join(30)
+    assert results == ["retry"]
+    assert jobs_in("default") == [f"reconcile-webhook-{account_id}-default"]
