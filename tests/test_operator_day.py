@@ -23,3 +23,22 @@ def test_password_fields_ask_for_a_new_password_not_the_operators_own(app, clien
         field = _input(client.get(url).get_data(as_text=True), name)
         assert 'autocomplete="new-password"' in field and 'placeholder="leave empty to keep"' in field, field
         assert "&#34;" not in field and "&quot;" not in field
+
+
+def test_a_disabled_accounts_services_read_as_not_in_force(app, client):
+    """A disabled account lists its services as disabled, with no suspend or end buttons."""
+    from portal.billing import accounts as acc
+    from portal.extensions import db
+    from tests.builders import gen_service
+
+    with app.app_context():
+        a = gen_account(services=[gen_service(name="Кино")])
+        acc.disable(a, actor="t")
+        db.session.commit()
+        aid = a.id
+        gen_staff("boss3")
+    login(client, "boss3")
+    html = client.get(f"/accounts/{aid}?lang=en").get_data(as_text=True)
+    row = re.search(r'<tr data-service="Кино">.*?</tr>', html, re.S).group(0)
+    assert "disabled" in row and "active" not in row
+    assert "Suspend" not in row and ">End<" not in row
