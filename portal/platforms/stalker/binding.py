@@ -98,11 +98,9 @@ def _save(account_id: int, change) -> None:
         raise
 
 
-def record_creating(account_id: int, login: str, account_number: str) -> None:
-    """A create is about to be sent for this login: if its answer is lost, the next pass finds
-    the user with this login and account number and takes it as ours. A login another billing
-    account is bound to (e.g. one "+" imported as ``<login>-tv``) is that account's user: a
-    conflict, before anything is sent."""
+def ensure_free(account_id: int, login: str) -> None:
+    """Before creating a user with this login: a login another billing account is bound to (e.g.
+    one "+" imported as ``<login>-tv``) is that account's user, a conflict before any call."""
     other = _other_holder(account_id, login)
     other_login = other.login if other is not None else None
     db.session.rollback()
@@ -111,6 +109,10 @@ def record_creating(account_id: int, login: str, account_number: str) -> None:
         raise Conflict(f"Login already in use: Stalker user «{login}» is bound to billing account {other_login}. "
                        "Change the login of this account's Stalker user")
 
+
+def record_creating(account_id: int, login: str, account_number: str) -> None:
+    """A create is about to be sent for this login: if its answer is lost, the next pass finds
+    the user with this login and account number and takes it as ours."""
     def change(row):
         row.state, row.login, row.account_number, row.mac, row.how = "creating", login, account_number, None, "created"
     _save(account_id, change)

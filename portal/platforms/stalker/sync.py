@@ -226,8 +226,16 @@ def reconcile(client: StalkerClient, login: str, desired: dict | None, sync=None
 
 
 def _create(client: StalkerClient, account_id: int, wanted: dict, password, pw_digest) -> dict:
+    binding.ensure_free(account_id, wanted["login"])
+    # look first: a create Stalker refuses would still put the password into its api_access.log
+    holder = client.user(wanted["login"])
+    if holder is not None:
+        raise _conflict(account_id, "Login already in use", holder, f"login {wanted['login']}")
+    holder = next(iter(client.account(wanted["stb_mac"])), None) if wanted.get("stb_mac") else None
+    if holder is not None:
+        raise _conflict(account_id, "MAC address already in use", holder, f"STB {wanted['stb_mac']}")
     binding.record_creating(account_id, wanted["login"], wanted["account_number"])
-    try:
+    try:  # someone may have taken the login or the MAC since
         client.create_account({**wanted, "password": password})
     except LoginInUse as e:
         raise _conflict(account_id, str(e), client.user(wanted["login"]), f"login {wanted['login']}") from None
