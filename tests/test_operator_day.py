@@ -42,3 +42,19 @@ def test_a_disabled_accounts_services_read_as_not_in_force(app, client):
     row = re.search(r'<tr data-service="Кино">.*?</tr>', html, re.S).group(0)
     assert "disabled" in row and "active" not in row
     assert "Suspend" not in row and ">End<" not in row
+
+
+def test_the_top_bar_names_the_staff_member_once_and_the_site_has_an_icon(app, client):
+    """"Администратор · Администратор" read twice; every page names an icon that is served."""
+    from portal.extensions import db
+
+    with app.app_context():
+        gen_staff("chief").full_name = "Администратор"
+        db.session.commit()
+    login(client, "chief")
+    page = client.get("/?lang=ru").get_data(as_text=True)
+    who = re.search(r'<span class="who">(.*?)</span>', page, re.S).group(1).strip()
+    assert who == "Администратор"
+    icon = re.search(r'<link rel="icon"[^>]*href="([^"]+)"', page).group(1)
+    r = client.get(icon)
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml"
