@@ -155,3 +155,28 @@ def test_a_double_click_makes_one_account_and_moves_money_once(app, staff, watch
     assert db.session.scalar(select(func.count()).select_from(Account).filter_by(login="w_credit")) == 1
     account = db.session.scalar(select(Account).filter_by(login="w_credit"))
     assert entries(account) == [("correction", due), ("charge", -due)] and account.contract.balance == 0
+
+
+def test_the_packages_a_subscriber_has_come_along_and_start_the_same_way(staff, watching):
+    """tv_sidorova watches Sport, optional in her plan 9002: does "+" keep it (a billing service,
+    in the preview and credited with the fee), and does Stalker still show it after the sync?"""
+    console.import_tariff(row_id("tariffs", "9002"), actor="test")
+    directory.save_tariff({"monthly_fee": str(FEE)}, actor="test", tariff=db.session.get(Tariff, 9002))
+    db.session.commit()
+    due = rest_of_month(FEE) + rest_of_month(Decimal("149.00"))
+    html = staff.get(f"/stalker/accounts/{row_id('accounts', '502')}/add", headers=HX).get_data(as_text=True)
+    assert "Спорт · 149.00 a month" in html
+    credit = option_html(html, "credit")
+    assert f'<span class="credit"><span class="num">{due}</span>' in credit and " checked" in credit
+    assert "449.00 a month from" in credit
+
+    assert post(staff, f"/stalker/accounts/{row_id('accounts', '502')}/add", {}, headers=HX).status_code == 200
+    db.session.expire_all()
+    account = db.session.scalar(select(Account).filter_by(login="tv_sidorova"))
+    assert sorted(s.service.external_id or "fee" for s in account.services) == ["fee", "pkg_sport"]
+    assert sorted(entries(account)) == sorted([("correction", due), ("charge", -rest_of_month(FEE)),
+                                               ("charge", -rest_of_month(Decimal("149.00")))])
+    assert account.contract.balance == 0 and account.status == "active"
+    assert reconcile_account("stalker", account.id) == "ok"
+    user = watching.find(login="tv_sidorova")
+    assert user["status"] == 1 and [watching.packages[p]["external_id"] for p in user["subscribed"]] == ["pkg_sport"]

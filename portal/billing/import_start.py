@@ -11,6 +11,9 @@ rule then blocks it: the platform cuts off a subscriber who was watching. So sta
   this month elsewhere): the balance does not move; full months from the next one;
 * ``next_month``: the fee starts on the 1st of next month; nothing moves now.
 
+The services the subscriber has on the platform (optional TV packages) start the same way as
+the fee: charged now, credited, or from the next month.
+
 The default never blocks: ``charge`` when the contract's money covers it, else ``credit``
 (for a subscriber the platform shows blocked, who comes in blocked and is charged nothing
 while so: ``next_month``). Every figure comes from billing.quotes and every posting goes
@@ -60,23 +63,37 @@ def _next_month(day: date) -> date:
     return clock.month_end(day) + timedelta(days=1)
 
 
-def preview(tariff: Tariff, contract: Contract | None, *, watching: bool = True,
+def rest_of_month_all(tariff: Tariff, services, day: date | None = None) -> Decimal:
+    """The fee and ``services`` for ``day`` to the month's end, as an activation charges them."""
+    day = day or clock.today()
+    return rest_of_month(tariff, day) + sum((quotes.assign_charge(_Starting(), s, day) for s in services),
+                                            Decimal("0"))
+
+
+def preview(tariff: Tariff, contract: Contract | None, *, watching: bool = True, services=(),
             day: date | None = None) -> dict[str, StartPreview]:
-    """What each option moves on ``contract`` (None: a new one, balance 0). ``watching``: the
-    platform shows the subscriber active (one it shows blocked comes in blocked: nothing due)."""
+    """What each option moves on ``contract`` (None: a new one, balance 0) for the fee and the
+    ``services`` the subscriber keeps. ``watching``: the platform shows the subscriber active
+    (one it shows blocked comes in blocked: nothing due)."""
     day = day or clock.today()
     contract = contract if contract is not None else Contract(balance=Decimal("0"), credit_limit=Decimal("0"),
                                                               do_not_block=False)
-    due = rest_of_month(tariff, day) if watching else Decimal("0")
+    due = rest_of_month_all(tariff, services, day) if watching else Decimal("0")
     out = {}
     for option in START_OPTIONS:
         charge = due if option in ("charge", "credit") else Decimal("0")
         credit = due if option == "credit" else Decimal("0")
         out[option] = StartPreview(
             option=option, charge=charge, credit=credit, balance_after=contract.balance - charge + credit,
-            blocks=not can_afford(contract, charge - credit), monthly_fee=tariff.monthly_fee or Decimal("0"),
+            blocks=not can_afford(contract, charge - credit),
+            monthly_fee=(tariff.monthly_fee or Decimal("0")) + sum((_monthly(s) for s in services), Decimal("0")),
             full_from=_next_month(day))
     return out
+
+
+def _monthly(service) -> Decimal:
+    """A service's price for a whole month (a per-day price: times the days of this month)."""
+    return service.price * (clock.days_in_month(clock.today()) if service.charge_period == "day" else 1)
 
 
 def default_option(previews: dict[str, StartPreview], *, watching: bool = True) -> str:
@@ -86,9 +103,10 @@ def default_option(previews: dict[str, StartPreview], *, watching: bool = True) 
     return "charge" if not previews["charge"].blocks else "credit"
 
 
-def start(account: Account, option: str, *, actor: str, blocked: bool = False) -> Account:
-    """Activate ``account`` (inactive or disabled) as ``option`` says; ``blocked``: it comes
-    in blocked by a manager (the platform shows it so). The caller commits."""
+def start(account: Account, option: str, *, actor: str, blocked: bool = False, services=()) -> Account:
+    """Activate ``account`` (inactive or disabled) as ``option`` says, with ``services`` (ones
+    its tariff offers) assigned the same way; ``blocked``: it comes in blocked by a manager
+    (the platform shows it so). The caller commits."""
     if option not in START_OPTIONS:
         raise BillingError({"start": f"one of {', '.join(START_OPTIONS)}"})
     if account.status not in ("inactive", "disabled"):
@@ -98,7 +116,7 @@ def start(account: Account, option: str, *, actor: str, blocked: bool = False) -
     today = clock.today()
     tariff = account.tariff
     if option == "credit" and not blocked:
-        due = rest_of_month(tariff, today)
+        due = rest_of_month_all(tariff, services, today)
         if due:
             # posted before the activation charges it, so the balance never dips below the limit
             ledger.post(account.contract_id, "correction", due, actor=actor,
@@ -109,6 +127,10 @@ def start(account: Account, option: str, *, actor: str, blocked: bool = False) -
                                        starts_on=_next_month(today), state="active", state_changed_on=today))
         db.session.flush()
     accounts.activate(account, actor=actor)
+    for service in services:
+        accounts.assign_service(account, {"service_id": service.id,
+                                          "starts_on": _next_month(today) if option == "next_month" else today},
+                                actor=actor)
     if blocked:
         accounts.block(account, "manager", actor=actor)
     return account

@@ -251,6 +251,8 @@ class AddPlan:
     contract: Contract | None   # the contract the TV account joins (None: a new subscriber)
     new_login: str | None       # the billing login of the new account (None: ``existing`` is linked)
     watching: bool              # Stalker shows the user active
+    packages: list              # the CatalogServices of the optional packages it has, which the tariff offers
+    dropped: list[str]          # packages it has that the tariff does not offer (the sync switches them off)
 
 
 def plan_add(row_id: int) -> AddPlan:
@@ -290,15 +292,26 @@ def plan_add(row_id: int) -> AddPlan:
         contract, new_login = existing.contract, _free_login(f"{login}-tv", "{}{}")  # joins that contract
     else:
         contract, new_login = None, login or _free_login(generated_login(number), "{}-{}")
+    packages, dropped = _kept_packages(tariff, data.get("subscribed") or [])
     return AddPlan(data=data, login=login, number=number, mac=mac, tariff=tariff, agent=agent, existing=existing,
-                   contract=contract, new_login=new_login, watching=str(data.get("status")) != "0")
+                   contract=contract, new_login=new_login, watching=str(data.get("status")) != "0",
+                   packages=packages, dropped=dropped)
+
+
+def _kept_packages(tariff: Tariff, subscribed) -> tuple[list[CatalogService], list[str]]:
+    """Of the optional packages a Stalker user has: the billing services "+" assigns (those the
+    tariff offers), and the rest (billing does not offer them on this tariff)."""
+    offered = {catalog.package_of(s): s for s in tariff.services if catalog.package_of(s)}
+    wanted = [str(p) for p in subscribed if p]
+    return [offered[p] for p in wanted if p in offered], [p for p in wanted if p not in offered]
 
 
 def add_preview(row_id: int) -> dict:
     """The "+" dialog: the plan, what each way of starting billing moves, the default."""
     plan = plan_add(row_id)
     starting = plan.new_login is not None or plan.existing.status in ("inactive", "disabled")
-    previews = import_start.preview(plan.tariff, plan.contract, watching=plan.watching) if starting else {}
+    previews = import_start.preview(plan.tariff, plan.contract, watching=plan.watching,
+                                    services=plan.packages) if starting else {}
     return {"plan": plan, "previews": previews,
             "default": import_start.default_option(previews, watching=plan.watching) if starting else None}
 
@@ -345,16 +358,17 @@ def add_account(row_id: int, *, actor: str, start: str | None = None) -> Account
     binding.bind(account.id, login=login or None, account_number=number or None, mac=mac)
     if account.status in ("inactive", "disabled"):
         if start is None:
-            start = import_start.default_option(import_start.preview(account.tariff, account.contract,
-                                                                     watching=plan.watching),
-                                                watching=plan.watching)
-        import_start.start(account, start, actor=actor, blocked=not plan.watching)
+            start = import_start.default_option(import_start.preview(
+                account.tariff, account.contract, watching=plan.watching, services=plan.packages),
+                watching=plan.watching)
+        import_start.start(account, start, actor=actor, blocked=not plan.watching, services=plan.packages)
     else:
         notify([account.id], "stalker.link")
     audit.record(actor, "stalker.account_add", account, f"{login or account.login} from Stalker",
                  after={"stalker": {k: data.get(k) for k in ("login", "account_number", "tariff_plan", "status",
                                                               "stb_mac")},
-                        "tv_id": tv_id_of(account.id), "start": start})
+                        "tv_id": tv_id_of(account.id), "start": start,
+                        "packages": [catalog.package_of(s) for s in plan.packages], "dropped": plan.dropped})
     return account
 
 
