@@ -391,7 +391,9 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
     if service is None:
         errors["service_id"] = "no such service"
     elif sid not in offered_service_ids(account):
-        errors["service_id"] = "the account's tariffs do not offer this service"
+        # a platform may know why (a Stalker package that comes with the account's plan)
+        errors["service_id"] = (registry.check_change(account, service=service).get("service_id")
+                                or "the account's tariffs do not offer this service")
     else:
         errors.update(registry.check_change(account, service=service))  # e.g. not optional in the plan
     today = clock.today()
