@@ -58,3 +58,27 @@ def test_the_top_bar_names_the_staff_member_once_and_the_site_has_an_icon(app, c
     icon = re.search(r'<link rel="icon"[^>]*href="([^"]+)"', page).group(1)
     r = client.get(icon)
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
+
+
+def test_a_repeated_receipt_id_says_it_was_taken_already(app, client):
+    """Staff type a payment with a receipt id that was taken before: the page says so, shows the
+    amount as billing read it, and no money moves a second time."""
+    from decimal import Decimal
+
+    from portal.extensions import db
+    from portal.models import Contract
+    from tests.builders import gen_contract
+    from tests.test_admin_pages import post
+
+    with app.app_context():
+        cid = gen_contract().id
+        gen_staff("cashier", role="manager")
+    login(client, "cashier")
+    data = {"amount": "1 000,50", "external_id": "ЧЕК-77", "nonce": "a1"}
+    first = post(client, f"/contracts/{cid}/payments?lang=en", data, follow_redirects=True).get_data(as_text=True)
+    assert "Payment of 1,000.50 taken." in first
+    again = post(client, f"/contracts/{cid}/payments?lang=en", {**data, "nonce": "a2"},
+                 follow_redirects=True).get_data(as_text=True)
+    assert "was taken already" in again and "1,000.50" in again and "Payment of" not in again
+    with app.app_context():
+        assert db.session.get(Contract, cid).balance == Decimal("1000.50")

@@ -11,6 +11,7 @@ import secrets
 from datetime import date
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -39,16 +40,17 @@ def get_or_404(model, ident: int):
     return obj
 
 
-def attempt(action, success: str, back: str, render_error):
-    """Run a billing action in this request's transaction: commit and go back with a message,
-    or roll back and re-render the page with the errors beside their fields."""
+def attempt(action, success, back: str, render_error):
+    """Run a billing action in this request's transaction: commit and go back with a message
+    (``success``: the text, or a function of what the action returned), or roll back and
+    re-render the page with the errors beside their fields."""
     try:
-        action()
+        result = action()
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
         return render_error(error_fields(e)), 422
-    flash(success, "ok")
+    flash(success(result) if callable(success) else success, "ok")
     return redirect(back() if callable(back) else back, code=303)
 
 
@@ -205,11 +207,19 @@ def take_payment(contract_id: int):
     def pay():
         if not amount:
             raise BillingError({"amount": "required"})
-        ledger.post(c.id, "payment", amount, actor=actor(), comment=form_text("comment"), idempotency_key=key)
+        return ledger.post(c.id, "payment", amount, actor=actor(), comment=form_text("comment"),
+                           idempotency_key=key)
+
+    def said(result) -> str:
+        entry, created = result
+        if created:  # the amount as billing read it ("1 000,50" -> 1,000.50)
+            return _("Payment of %(amount)s taken.", amount=format_decimal(entry.amount, format="#,##0.00"))
+        return _("This payment was taken already on %(when)s (%(amount)s): nothing was posted again.",
+                 when=format_datetime(entry.created_at, "short"),
+                 amount=format_decimal(entry.amount, format="#,##0.00"))
 
     back = _back() or url_for("admin.contract", contract_id=c.id)
-    return attempt(pay, _("Payment of %(amount)s taken.", amount=amount), back,
-                   lambda errors: render_form_error(c, errors, "payment"))
+    return attempt(pay, said, back, lambda errors: render_form_error(c, errors, "payment"))
 
 
 @bp.route("/contracts/<int:contract_id>/corrections", methods=["POST"])
