@@ -26,7 +26,7 @@ from ...models import Account, StalkerBinding, StalkerStb, utcnow
 from ..http import Conflict
 
 USER_FIELDS = ("login", "account_number", "stb_mac", "full_name", "status", "tariff_plan")
-_KEEP = object()
+KEEP = object()
 
 
 def get(account_id: int) -> StalkerBinding | None:
@@ -130,7 +130,7 @@ def record_conflict(account_id: int, reason: str, user: dict | None) -> None:
     _save(account_id, change)
 
 
-def confirm(account_id: int, user: dict, *, how: str | None = None, password_digest=_KEEP,
+def confirm(account_id: int, user: dict, *, how: str | None = None, password_digest=KEEP,
             clear_conflict: bool = True) -> None:
     """Stalker showed the bound user so (after a create, a change, or a lookup). A conflict
     found in the same pass (a MAC or login a stranger has) stays shown."""
@@ -143,7 +143,7 @@ def confirm(account_id: int, user: dict, *, how: str | None = None, password_dig
         row.mac = user.get("stb_mac") or None
         if how is not None:
             row.how = how
-        if password_digest is not _KEEP:
+        if password_digest is not KEEP:
             row.password_digest = password_digest
     _save(account_id, change)
 

@@ -272,7 +272,7 @@ def _update(client: StalkerClient, account_id: int, bound: dict, user: dict, wan
             if body:
                 client.update_at(where, body)
         user = _reread(client, user, changed)
-    binding.confirm(account_id, user, password_digest=pw_digest if send_password else binding._KEEP,
+    binding.confirm(account_id, user, password_digest=pw_digest if send_password else binding.KEEP,
                     clear_conflict=not conflicts)
     return user
 
