@@ -82,3 +82,38 @@ def test_a_repeated_receipt_id_says_it_was_taken_already(app, client):
     assert "was taken already" in again and "1,000.50" in again and "Payment of" not in again
     with app.app_context():
         assert db.session.get(Contract, cid).balance == Decimal("1000.50")
+
+
+def test_the_jobs_page_lists_the_periodic_jobs_with_their_next_run(app, client, processes):
+    """Staff ask "when is the next charge run?": the jobs page lists every periodic job with its
+    schedule and next run, read from the running scheduler; without one it says nothing runs.
+    (The page's language is not asserted: `processes` holds an app context, which keeps the
+    first request's language.)"""
+    from datetime import datetime, timedelta
+
+    from rq.cron import CronScheduler
+
+    from portal.billing import clock
+    from portal.queue import get_redis
+    from tests.platform_fixtures import wait_for
+
+    with app.app_context():
+        gen_staff("ops")
+        nobody_schedules = not CronScheduler.all(get_redis())
+    login(client, "ops")
+    page = client.get("/jobs?lang=en").get_data(as_text=True)
+    assert re.search(r'data-periodic="charge-run"><td>charge-run</td><td><code>5 0 \* \* \*</code>', page)
+    if nobody_schedules:  # (another test's scheduler may still be registered for a moment)
+        assert 'id="no-scheduler"' in page  # "the scheduler is not running: no periodic job runs"
+
+    processes.start("jobs.scheduler")
+    with app.app_context():
+        now = datetime.now(clock.tz())
+    due = now.replace(hour=0, minute=5, second=0, microsecond=0)
+    due += timedelta(days=1) if due <= now else timedelta()
+    row = wait_for(lambda: (m := re.search(r'<tr data-periodic="charge-run">.*?</tr>',
+                                           client.get("/jobs?lang=en").get_data(as_text=True), re.S))
+                   and due.strftime("%d.%m.%Y %H:%M") in m.group(0) and m.group(0), timeout=60,
+                   what="the charge run's next run on the jobs page")
+    assert "—" in row  # it has not run yet
+    assert 'id="no-scheduler"' not in client.get("/jobs?lang=en").get_data(as_text=True)

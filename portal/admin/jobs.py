@@ -10,6 +10,10 @@ The jobs page (``/jobs?tab=...``) has one tab per kind of job:
 
 When Redis is down the RQ tabs say so and the dead tab still works.
 
+Above the tabs, the periodic jobs (the charge run, the full reconcile, each platform's): when
+each runs next and ran last, as the running scheduler (``python -m jobs.scheduler``) keeps
+them in Redis, or a warning that no scheduler runs, so nothing periodic happens.
+
 Progress rows: the contract for any admin action that starts a job
 -----------------------------------------------------------------------
 A view that starts a long action enqueues it and answers with a progress row::
@@ -164,6 +168,37 @@ def rq_page(tab: str, queue: str | None, start: int) -> dict:
     return {"items": items, "next_start": start + PAGE if more else None}
 
 
+@dataclass
+class Periodic:
+    name: str
+    schedule: str            # a cron line (in BILLING_TZ) or "every N s"
+    queue: str
+    next_run: datetime | None
+    last_run: datetime | None
+
+
+def periodic_jobs() -> tuple[list[Periodic], bool | None]:
+    """The periodic jobs as configured, with their next and last run from the running
+    scheduler; and whether one runs (None: Redis cannot be reached, so it is not known)."""
+    from rq.cron import CronScheduler
+
+    from jobs.scheduler import periodic
+
+    try:
+        schedulers = CronScheduler.all(get_redis())
+    except redis.RedisError:
+        schedulers = None
+    live = {job.name: job for s in schedulers or () for job in s.get_jobs()}
+    rows = []
+    for job in periodic(current_app.config):
+        known = live.get(job["name"])
+        schedule = job.get("cron") or _("every %(n)s s", n=job.get("interval"))
+        rows.append(Periodic(job["name"], schedule, job["queue_name"],
+                             known.next_enqueue_time if known else None,
+                             known.latest_enqueue_time if known else None))
+    return rows, (None if schedulers is None else bool(schedulers))
+
+
 def rq_counts() -> dict | None:
     """Jobs per RQ tab over all queues, or None when Redis cannot be reached."""
     try:
@@ -226,8 +261,11 @@ def jobs():
     ctx = _rows_context(f)
     if is_htmx():  # a filter, "show more": only the rows
         return render_template("admin/_jobs_rows.html", **ctx)
+    periodic, scheduler_running = periodic_jobs()
     return render_template(
         "admin/jobs.html", tabs=TABS, counts=rq_counts(), dead_total=dead_count(),
+        periodic=periodic, scheduler_running=scheduler_running,
+        upcoming=min((p for p in periodic if p.next_run), key=lambda p: p.next_run, default=None),
         platforms=registry.known_platforms(), queues=current_app.config["RQ_QUEUES"],
         rq_dashboard="rq_dashboard" in current_app.blueprints, **ctx)
 
