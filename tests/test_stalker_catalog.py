@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from portal.billing import accounts as acc
 from portal.billing.errors import BillingError
 from portal.extensions import db
-from portal.models import AssignedService, CatalogService, Tariff
+from portal.models import Account, AssignedService, CatalogService, Tariff
 from portal.models.stalker_catalog import StalkerImportedTariff
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import catalog, console
@@ -56,6 +56,18 @@ def test_a_plan_with_a_text_external_id_imports_and_syncs(staff, plans, tv_agent
     # importing again re-syncs the same tariff: nothing doubled
     imported(PREMIUM)
     assert db.session.scalar(select(func.count()).select_from(StalkerImportedTariff)) == 1
+
+    # a Stalker user on that plan: its row knows the tariff, and "+" puts the account on it
+    plans.add_user("hd_viewer", "901", PREMIUM, 1, "00:1A:79:00:09:01", full_name="Зритель HD")
+    console.refresh(("accounts",), actor="test")
+    page = staff.get("/stalker/accounts?q=hd_viewer", headers=HX).get_data(as_text=True)
+    assert "hd_viewer" in page and ">import tariff</a>" not in page
+    r = post(staff, f"/stalker/accounts/{row_id('accounts', '901')}/add", {"start": "next_month"}, headers=HX)
+    assert r.status_code == 200
+    viewer = db.session.scalar(select(Account).filter_by(login="hd_viewer"))
+    assert viewer.tariff_id == tariff.id and viewer.status == "active"
+    assert reconcile_account("stalker", viewer.id) == "ok"
+    assert plans.plans[plans.find(login="hd_viewer")["plan_id"]]["external_id"] == PREMIUM
 
 
 def test_plans_imported_before_keep_their_numeric_ids(staff, stalker, tv_agent):
