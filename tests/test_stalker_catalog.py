@@ -90,7 +90,7 @@ def test_a_package_optional_in_one_plan_and_mandatory_in_another(staff, plans, t
     premium, family = imported(PREMIUM), imported(FAMILY)
     [hd] = db.session.scalars(select(CatalogService).filter_by(platform="stalker", external_id="hd-pack")).all()
     assert [s.external_id for s in premium.services] == ["hd-pack"] and family.services == []
-    assert hd.iptv_kind == "additional"
+    assert hd.iptv_kind is None  # no kind for all plans: the plan says
     assert catalog.optional_packages(PREMIUM) == {"hd-pack"}
     assert catalog.optional_packages(FAMILY) == set()
     assert catalog.mandatory_packages(FAMILY) == {"pkg_base", "hd-pack"}
@@ -118,6 +118,15 @@ def test_a_package_optional_in_one_plan_and_mandatory_in_another(staff, plans, t
     hd_internal = next(p["id"] for p in plans.packages.values() if p["external_id"] == "hd-pack")
     assert plans.find(login="premium_tv")["subscribed"] == {hd_internal}
     assert plans.find(login="family_tv")["subscribed"] == set()
+
+    # to «Семейный», where HD comes with the plan: the HD service ends (the rest of the month
+    # refunded) and Stalker is not asked to switch it
+    acc.update_account(on_premium, {"tariff_id": family.id}, actor="test")
+    db.session.commit()
+    assert [s.state for s in on_premium.services if s.service_id == hd.id] == ["ended"]
+    assert reconcile_account("stalker", on_premium.id) == "ok"
+    user = plans.find(login="premium_tv")
+    assert plans.plans[user["plan_id"]]["external_id"] == FAMILY
 
 
 def test_a_plan_without_a_usable_external_id_is_refused_naming_the_field(staff, stalker):

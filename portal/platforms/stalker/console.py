@@ -484,8 +484,11 @@ def import_tariff(row_id: int, *, actor: str) -> Tariff:
         packages.append(StalkerPlanPackage(package_external_id=pext, name=pname, optional=optional))
         if optional:
             service = db.session.scalar(select(CatalogService).filter_by(platform=PLATFORM, external_id=pext))
+            # no IPTV kind: whether a package is optional is the plan's (stalker_plan_packages), and
+            # a tariff change ends a package the new tariff does not offer (billing.accounts keeps
+            # services with a kind while the tariff offers any TV on the platform)
             values = {"name": pname, "price": str(pkg.get("price") or "0"), "platform": PLATFORM,
-                      "external_id": pext, "iptv_kind": "additional"}
+                      "external_id": pext, "iptv_kind": None}
             services.append(directory.save_service(values, actor=actor, service=service))
     title = name or f"Stalker {ext}"
     creating = tariff is None
