@@ -163,6 +163,67 @@ def entry_title(line) -> str:
     return str(_REFUND_TITLES.get(line.reason or "", _l("Refund")))
 
 
+# Audit actions as staff read them (the audit log, an account's history); the code stays on hover.
+ACTION_TITLES = {
+    "account.create": _l("Account created"), "account.update": _l("Account changed"),
+    "account.activate": _l("Account activated"), "account.block": _l("Account blocked"),
+    "account.unblock": _l("Account unblocked"), "account.disable": _l("Account disabled"),
+    "service.assign": _l("Service assigned"), "service.end": _l("Service ended"),
+    "service.suspend": _l("Service suspended"), "service.resume": _l("Service resumed"),
+    "service.expiry": _l("Service's last day set"), "service.expired": _l("Service ended on its last day"),
+    "service.create": _l("Catalog service created"), "service.update": _l("Catalog service changed"),
+    "contract.create": _l("Contract created"), "contract.update": _l("Contract changed"),
+    "contract.balance": _l("Balance moved"), "ledger.payment": _l("Payment"),
+    "ledger.correction": _l("Correction"), "subscriber.create": _l("Subscriber created"),
+    "subscriber.update": _l("Subscriber card changed"), "subscriber.cabinet_password": _l("Cabinet password set"),
+    "tariff.create": _l("Tariff created"), "tariff.update": _l("Tariff changed"),
+    "agent.create": _l("Agent created"), "agent.update": _l("Agent changed"),
+    "billing.charge_run": _l("Charge run"), "platform.call": _l("Platform call"),
+    "platform.sync_request": _l("Sync requested"), "platform.retry_dead": _l("Failed sync retried"),
+    "platform.connection.create": _l("Platform connection created"),
+    "platform.connection.update": _l("Platform connection changed"),
+    "staff.create": _l("Staff member created"), "staff.update": _l("Staff member changed"),
+    "staff.password": _l("Staff password set"), "staff.disable": _l("Staff member disabled"),
+    "staff.enable": _l("Staff member enabled"), "staff.end_sessions": _l("Staff sessions ended"),
+    "api_token.create": _l("API token created"), "api_token.revoke": _l("API token revoked"),
+    "job.retry": _l("Job retried"), "job.reconcile_all": _l("Full reconcile started"),
+}
+PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
+                   "billmanager": "BILLmanager", "webhook": "webhook"}
+
+
+def action_title(action: str) -> str:
+    """An audit action in words (the code itself for one without a title yet)."""
+    title = ACTION_TITLES.get(action)
+    return str(title) if title is not None else action
+
+
+def actor_title(actor: str | None) -> str:
+    """Who did it, in words: a staff member by name, a platform, the API, the system."""
+    from flask import g
+
+    from .models import StaffUser
+
+    kind, _sep, who = (actor or "").partition(":")
+    if kind == "staff" and who:
+        names = g.setdefault("staff_names", {})
+        if who not in names:
+            from .extensions import db
+
+            user = db.session.scalar(db.select(StaffUser).filter_by(login=who))
+            names[who] = (user.full_name or user.login) if user is not None else who
+        return names[who]
+    if kind == "platform":
+        return str(_l("platform %(name)s", name=PLATFORM_TITLES.get(who, who)))
+    if kind == "api":
+        return str(_l("API: %(name)s", name=who))
+    if kind == "cabinet":
+        return str(_l("subscriber %(login)s (cabinet)", login=who))
+    if actor == "system":
+        return str(_l("billing (automatic)"))
+    return actor or ""
+
+
 def state_title(state: str) -> str:
     return str(STATE_TITLES.get(state, state))
 

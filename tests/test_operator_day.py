@@ -117,3 +117,32 @@ def test_the_jobs_page_lists_the_periodic_jobs_with_their_next_run(app, client, 
                    what="the charge run's next run on the jobs page")
     assert "—" in row  # it has not run yet
     assert 'id="no-scheduler"' not in client.get("/jobs?lang=en").get_data(as_text=True)
+
+
+def test_the_audit_log_and_history_speak_words_not_codes(app, client):
+    """Staff read "Account blocked" by "Мария Петрова", not `account.block` by `staff:maria`;
+    the code stays on hover."""
+    from portal.billing import accounts as acc
+    from portal.extensions import db
+
+    with app.app_context():
+        maria = gen_staff("maria")
+        maria.full_name = "Мария Петрова"
+        a = gen_account()
+        acc.block(a, "manager", actor="staff:maria")
+        db.session.commit()
+        aid = a.id
+    login(client, "maria")
+    for url in (f"/accounts/{aid}?lang=en", "/audit?lang=en"):
+        html = client.get(url).get_data(as_text=True)
+        row = re.search(r'<tr>(?:(?!</tr>).)*data-action="account\.block".*?</tr>', html, re.S).group(0)
+        assert "Account blocked" in row and "Мария Петрова" in row, row
+        assert 'title="account.block"' in row and 'title="staff:maria"' in row
+    html = client.get("/audit?lang=ru").get_data(as_text=True)
+    assert "Учётная запись заблокирована" in html and "<code>account.block</code>" not in html
+
+
+def test_a_guest_is_asked_to_log_in_in_russian(client):
+    """Flask-Login's redirect message was English on a Russian page."""
+    r = client.get("/accounts", follow_redirects=True)
+    assert "Войдите, чтобы открыть эту страницу." in r.get_data(as_text=True)

@@ -5,6 +5,7 @@ import hmac
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 
 from .. import login_limits, security
@@ -35,6 +36,7 @@ def load_user(user_id: str):
 
 
 login_manager.login_view = "admin.login"
+login_manager.login_message = _l("Please log in to open this page.")  # (flask-login's own is English only)
 security.session_area("staff", lambda: "_user_id" in session, logout_user)
 
 
