@@ -264,9 +264,10 @@ def test_a_package_the_plan_does_not_allow_is_shown_not_retried(stalker, tv_agen
 
 
 def test_with_the_plans_imported_only_their_optional_packages_are_sent(stalker, tv_agent):
-    """Plans imported with their packages: an account with «Спорт» and «Кино» moves from plan
-    9003 to 9002, where «Кино» is not optional. Is «Кино» never sent (listed as not in the plan),
-    the mandatory «Базовый» never sent either, and the pass ok?"""
+    """Plans imported with their packages: an account on plan 9003 has «Спорт» and «Кино»; then
+    Stalker's admin makes «Кино» mandatory in 9003 and staff re-sync the plan. Is «Кино» never
+    sent (listed as not in the plan), the mandatory «Базовый» never sent either, and the pass ok?
+    (A tariff change to a plan without «Кино» ends the service in billing: test_stalker_catalog.)"""
     console.refresh(("tariffs",), actor="test")
     for ext in ("9002", "9003"):
         console.import_tariff(db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind="tariffs", key=ext)),
@@ -278,7 +279,12 @@ def test_with_the_plans_imported_only_their_optional_packages_are_sent(stalker, 
                           services=[services["pkg_sport"], services["pkg_kino"]])
     assert reconcile_account("stalker", account.id) == "ok"
     assert sorted(state(account.id).actual["subscribed"]) == ["pkg_kino", "pkg_sport"]
-    acc.update_account(db.session.get(Account, account.id), {"tariff_id": 9002}, actor="test")
+    plan = next(p for p in stalker.plans.values() if p["external_id"] == "9003")
+    kino = next(p["id"] for p in stalker.packages.values() if p["external_id"] == "pkg_kino")
+    plan["packages"] = [(pid, opt and pid != kino) for pid, opt in plan["packages"]]
+    console.refresh(("tariffs",), actor="test")
+    console.import_tariff(db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind="tariffs", key="9003")),
+                          actor="test")
     db.session.commit()
     stalker.requests.clear()
     assert reconcile_account("stalker", account.id) == "ok"
