@@ -6,7 +6,7 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.billing import clock, ledger
 from portal.billing.charging import charge
@@ -95,3 +95,60 @@ def test_renew_now_renews_once_even_when_clicked_twice(app, client, ctx, seller,
     assert sum(1 for c in seller.calls if c["func"] == "service.prolong") == 1
     bad = post(client, "/billmanager/services/renew", {"date": "31.12.2026"}, headers=HX)
     assert bad.status_code == 422 and 'data-field="date"' in bad.get_data(as_text=True)
+
+
+def test_a_double_click_and_a_second_tab_over_real_http_order_and_pay_once(app, ctx, seller, monkeypatch):
+    """Over real HTTP, a manager's order form is sent twice at once (a double click: one
+    nonce) and once more from a second tab (another nonce) on a contract with money for one
+    VDS: one order, one charge; the second tab is told to top up."""
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    from portal.models import BmService, LedgerEntry
+
+    monkeypatch.setitem(app.config, "SESSION_COOKIE_SECURE", False)  # plain http here: the cookie must travel
+    t = imported_tariff(make_handler(seller), price="450.00")
+    c = gen_contract()
+    ledger.payment(c.id, Decimal("500.00"), actor="test", external_id=f"p{c.id}")
+    db.session.commit()
+    a = gen_account(contract=c)
+    login_name, tariff_id, contract_id, account_id = a.login, t.id, c.id, a.id
+    gen_staff("manager1", role="manager")
+    db.session.commit()
+    db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        s = requests.Session()
+        page = s.get(f"{base}/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        s.post(f"{base}/login", data={"login": "manager1", "password": "password123", "csrf_token": csrf})
+        page = s.get(f"{base}/billmanager/services").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        forms = [{"csrf_token": csrf, "login": login_name, "tariff_id": str(tariff_id), "nonce": nonce}
+                 for nonce in ("tab-one", "tab-one", "tab-two")]
+        start, codes = threading.Barrier(len(forms)), []
+
+        def send(form):
+            start.wait()
+            r = s.post(f"{base}/billmanager/services/order", data=form, allow_redirects=False)
+            codes.append((form["nonce"], r.status_code))
+
+        threads = [threading.Thread(target=send, args=(f,)) for f in forms]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        server.shutdown()
+    # whichever tab came first ordered; a double click answers like its first click; the other
+    # tab is told to top up (422)
+    won = "tab-one" if ("tab-one", 303) in codes else "tab-two"
+    assert sorted(codes) == sorted((n, 303 if n == won else 422) for n in ("tab-one", "tab-one", "tab-two"))
+    assert db.session.scalar(select(func.count()).select_from(BmService).where(BmService.account_id == account_id)) == 1
+    charges = db.session.scalars(select(LedgerEntry).where(LedgerEntry.contract_id == contract_id,
+                                                           LedgerEntry.amount < 0)).all()
+    assert len(charges) == 1
