@@ -302,6 +302,7 @@ def test_a_viewer_reads_but_cannot_act(staff, stalker, tv_agent):
     page = staff.get("/stalker/accounts").get_data(as_text=True)
     assert "tv_petrov" in page and ">+</button>" not in page and 'hx-post="/stalker/' not in page
     assert post(staff, f"/stalker/accounts/{row_id('accounts', '501')}/add", {}).status_code == 403
+    assert staff.get(f"/stalker/accounts/{row_id('accounts', '501')}/add", headers=HX).status_code == 403
     assert post(staff, "/stalker/refresh/all", {}).status_code == 403
     assert db.session.scalar(select(func.count()).select_from(Account)) == 0
 

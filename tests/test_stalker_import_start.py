@@ -75,6 +75,13 @@ def test_the_dialog_shows_what_each_way_moves_and_preselects_one_that_does_not_b
     assert "nothing now" in nxt and f"300.00 a month from {first}" in nxt and "blocks" not in nxt
 
 
+def test_an_unknown_way_to_start_is_refused_naming_the_field(staff, watching):
+    """A forged "start" value: refused, the field named, nothing created."""
+    r = post(staff, f"/stalker/accounts/{row_id('accounts', '801')}/add", {"start": "free_forever"}, headers=HX)
+    assert r.status_code == 422 and 'data-field="start"' in r.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Account)) == 0
+
+
 def test_each_way_to_start_moves_what_the_dialog_said(staff, watching):
     """Charge now, credit the rest of the month, start next month: do the ledger, the balance,
     the account's state and Stalker's status follow each choice?"""
