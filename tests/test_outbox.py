@@ -141,9 +141,9 @@ def test_the_sweeper_gives_a_dead_jobs_account_a_new_job_but_leaves_accounts_in_
 
 
 def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_it_again(webhook):
-    """If a change's job starts while another job is syncing the account (the platform slow,
-    then failing), does it give way at once instead of holding up its worker, and does the
-    running job queue a new one for the change as it finishes?"""
+    """If a change's job (or the nightly full reconcile's) starts while another job is syncing
+    the account (the platform slow, then failing), does it give way at once instead of holding
+    up its worker, and does the running job queue a new one for each as it finishes?"""
     import threading
 
     from jobs.sync import reconcile_account as job
@@ -169,6 +169,8 @@ def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_i
     db.session.commit()
     get_queue("default").empty()  # the change's job, taken by a worker: it runs here
     assert job("webhook", account_id) == "busy"
+    assert job("webhook", account_id, scheduled=True) == "busy"
     thread.join(30)
     assert results == ["retry"]
     assert jobs_in("default") == [f"reconcile-webhook-{account_id}-default"]
+    assert jobs_in("low") == [f"reconcile-webhook-{account_id}-low"]

@@ -71,7 +71,7 @@ def reconcile_account(platform_name: str, account_id: int, job_id: str | None = 
     ``_take``). ``scheduled``: the full reconcile (or a platform's scheduled re-sync) asked for
     it. ``wait``: seconds to wait for a busy account (jobs pass 0: a worker never blocks)."""
     platform = registry.get(platform_name)
-    lock = _take(platform_name, account_id, wait)
+    lock = _take(platform_name, account_id, wait, scheduled)
     if lock is None:
         return "busy"
     try:
@@ -81,9 +81,8 @@ def reconcile_account(platform_name: str, account_id: int, job_id: str | None = 
                 if state != "ok" or not more:
                     break
     finally:
-        knocked = _release(lock)
-    if knocked or renewal.lost:  # a change's job found us busy, or another job may have run meanwhile
-        outbox.enqueue_account(platform_name, account_id)
+        knocks = _release(lock)
+    _answer_knocks(platform_name, account_id, knocks, renewal.lost)
     return state
 
 
@@ -95,18 +94,20 @@ def _knock_name(lock_name: str) -> str:
     return lock_name + ":knock"
 
 
-def _take(platform: str, account_id: int, wait: float):
+def _take(platform: str, account_id: int, wait: float, scheduled: bool = False):
     """The account's lock, or None when another job holds it. A job that finds it held
-    knocks (a key beside the lock) and tries once more: the holder looks for a knock after
-    releasing and then queues a new job, so this change is not left waiting for the sweeper.
-    A knock is consumed by whoever takes the lock next, before its pass reads the account."""
+    knocks (adds why it came, ``change`` or ``scheduled``, to a set beside the lock) and
+    tries once more: the holder reads the knocks after releasing and queues what they ask
+    for, so the change is not left waiting for the sweeper. Knocks are cleared by whoever
+    takes the lock next, before its pass reads the account."""
     r = get_redis()
     name = _lock_name(platform, account_id)
     # thread_local=False: the renewal thread must see the token
     lock = r.lock(name, timeout=LOCK_SECONDS, blocking=wait > 0, blocking_timeout=wait or None,
                   thread_local=False)
     if not lock.acquire():
-        r.set(_knock_name(name), 1, ex=3600)
+        r.pipeline().sadd(_knock_name(name), "scheduled" if scheduled else "change") \
+            .expire(_knock_name(name), 3600).execute()
         if not lock.acquire(blocking=False):
             return None
     r.delete(_knock_name(name))
@@ -121,13 +122,23 @@ def _renew(lock) -> bool:
     return True
 
 
-def _release(lock) -> bool:
-    """Release the lock (one lost meanwhile is simply gone); True if someone knocked."""
+def _release(lock) -> set[bytes]:
+    """Release the lock (one lost meanwhile is simply gone); returns the knocks."""
     try:
         lock.release()
     except LockError:
         pass
-    return lock.redis.getdel(_knock_name(lock.name)) is not None
+    knocks, _ = lock.redis.pipeline().smembers(_knock_name(lock.name)).delete(_knock_name(lock.name)).execute()
+    return knocks
+
+
+def _answer_knocks(platform: str, account_id: int, knocks: set[bytes], lost: bool) -> None:
+    """Queue what the jobs that found the account busy came for: its changes (also when
+    the lock was lost meanwhile: another job may have read older data), and a scheduled read."""
+    if knocks or lost:
+        outbox.enqueue_account(platform, account_id)
+    if b"scheduled" in knocks:
+        outbox.enqueue_pair(platform, account_id, "low", scheduled=True)
 
 
 def mode_of(reasons, scheduled: bool = False) -> str:
@@ -389,11 +400,11 @@ def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str |
         with Renewal(locks.renew, LOCK_SECONDS) as renewal:
             again = _batch_pass(platform, mine, job_id, counts) if mine else []
     finally:
-        knocked = locks.release()
+        knocks = locks.release()
     for account_id in busy + again:  # a busy one still owes its scheduled read
         outbox.enqueue_pair(platform_name, account_id, *(("low", True) if account_id in busy else ("default",)))
-    for account_id in (mine if renewal.lost else [a for a in mine if names[a] in knocked]):
-        outbox.enqueue_account(platform_name, account_id)  # see reconcile_account
+    for account_id in mine:
+        _answer_knocks(platform_name, account_id, knocks.get(names[account_id], set()), renewal.lost)
     counts["own_jobs"] = len(busy) + len(again)
     return dict(counts)
 
@@ -403,7 +414,7 @@ class LockSet:
     elsewhere is not waited for: its name is in ``busy``. Compatible with ``redis.lock``
     (the same SET NX and token check), so either kind excludes the other. ``renew`` (for
     queue.Renewal) resets their TTL. ``knocks``: the knocks of ``_take`` beside the locks are
-    consumed when taken, and ``release`` answers the names knocked on meanwhile."""
+    cleared when taken, and ``release`` returns those made meanwhile."""
 
     def __init__(self, names: list[str], seconds: float, knocks: bool = False):
         self.redis = get_redis()
@@ -433,21 +444,21 @@ class LockSet:
             script(keys=[name], args=[self.tokens[name], self.ms], client=pipe)
         return all(pipe.execute())
 
-    def release(self) -> set[str]:
-        """Release every lock held (one expired meanwhile is simply gone); returns the names
-        knocked on (with ``knocks``)."""
+    def release(self) -> dict[str, set[bytes]]:
+        """Release every lock held (one expired meanwhile is simply gone); returns the knocks
+        on them (with ``knocks``), by name."""
         names = list(self.tokens)
         if not names:
-            return set()
+            return {}
         script = self._scripts().lua_release
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=self.knocks)  # knocks read and cleared at once
         for name in names:
             script(keys=[name], args=[self.tokens.pop(name)], client=pipe)
-        if self.knocks:  # after the releases, in the same round trip
+        if self.knocks:
             for name in names:
-                pipe.getdel(_knock_name(name))
-        answers = pipe.execute(raise_on_error=False)[len(names):]
-        return {name for name, knock in zip(names, answers) if knock and not isinstance(knock, Exception)}
+                pipe.smembers(_knock_name(name)).delete(_knock_name(name))
+        answers = pipe.execute(raise_on_error=False)[len(names)::2]
+        return {name: knocks for name, knocks in zip(names, answers) if knocks and isinstance(knocks, set)}
 
 
 def _batch_pass(platform: registry.Platform, account_ids: list[int], job_id, counts) -> list[int]:
