@@ -128,8 +128,9 @@ def test_accounts_synced_before_bindings_are_bound_by_the_migration(stalker, tv_
                     imported.id: ("kino_fan", "990", "migrated")}
     users = len(stalker.users)
     assert reconcile_account("stalker", imported.id) == "ok"
-    assert len(stalker.users) == users and stalker.find(login="kino_fan")["full_name"] == imported.contract.subscriber.full_name
-    assert stalker.plans[stalker.find(login="kino_fan")["plan_id"]]["external_id"] == "9002"
+    user = stalker.find(login="kino_fan")
+    assert len(stalker.users) == users and user["full_name"] == imported.contract.subscriber.full_name
+    assert stalker.plans[user["plan_id"]]["external_id"] == "9002"
 
 
 # -- fault 2: no takeover ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ successful pass saw in Stalker, that user as it was confirmed (login, account nu
 for an account added from Stalker by "+" and not synced yet, its kept Stalker login (else its
 billing login), its TV ID and its first STB. When two accounts claim one Stalker user (the old
 takeover), the older account keeps it and the other gets no binding: its next pass finds the
-login in use and stops with a conflict for staff.
+login in use and stops with a conflict for staff. No digest of a pushed password exists yet,
+so each account's first pass after the upgrade sends its password once.
 """
 from alembic import op
 import sqlalchemy as sa
