@@ -24,6 +24,7 @@ from ..models import (
     ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
     Subscriber, SyncState, Tariff,
 )
+from ..models.search import matches
 from ..web import is_htmx, state_title
 from . import bp
 from .auth import staff_required
@@ -54,6 +55,9 @@ class ListSpec:
     query: Callable[[], object]                  # () -> select(main entity, joined...)
     columns: list[tuple[object, str | None, str]]  # (title, sort key or None, css class)
     search: Callable[[], tuple] = tuple           # () -> columns searched with q
+    # q -> the condition a row must meet (words in any order, ё = е, phones in any form:
+    # models/search.py); instead of ``search`` when set
+    match: Callable[[str], object] | None = None
     placeholder: object = ""
     filters: list[Filter] = field(default_factory=list)
     sorts: dict[str, Sort] = field(default_factory=dict)
@@ -88,7 +92,8 @@ SUBSCRIBERS = ListSpec(
     endpoint="admin.subscribers", title=_l("Subscribers"), rows_template="admin/lists/_subscribers.html",
     query=lambda: select(Subscriber),
     search=lambda: (Subscriber.full_name, Subscriber.email, Subscriber.cabinet_login),
-    placeholder=_l("Search: name, e-mail, cabinet login"),
+    match=lambda q: matches(Subscriber.search_text, q),
+    placeholder=_l("Search: name, phone, e-mail, cabinet login"),
     columns=[("ID", "created", "num"), (_l("Name"), "name", ""), (_l("Kind"), None, ""), (_l("Phones"), None, ""),
              ("E-mail", None, ""), (_l("Cabinet login"), None, "")],
     filters=[Filter("kind", _l("Kind"), lambda: [("person", _l("person")), ("company", _l("company"))],
@@ -101,7 +106,8 @@ CONTRACTS = ListSpec(
     endpoint="admin.contracts", title=_l("Contracts"), rows_template="admin/lists/_contracts.html",
     query=lambda: select(Contract, Subscriber).join(Subscriber, Contract.subscriber_id == Subscriber.id),
     search=lambda: (Contract.number,),
-    placeholder=_l("Search: contract number"),
+    match=lambda q: or_(Contract.number.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
+    placeholder=_l("Search: contract number, subscriber"),
     columns=[(_l("Number"), "number", ""), (_l("Subscriber"), None, ""), (_l("Balance"), "balance", "num"),
              (_l("Credit limit"), None, "num"), (_l("Do not block"), None, ""), (_l("Created"), "created", "")],
     filters=[Filter("debt", _l("Balance"), lambda: [("negative", _l("negative")), ("below_limit", _l("below credit limit"))],
@@ -126,6 +132,7 @@ ACCOUNTS = ListSpec(
                    .join(Agent, Account.agent_id == Agent.id)
                    .outerjoin(Tariff, Account.tariff_id == Tariff.id)),
     search=lambda: (Account.login, Account.house),
+    match=lambda q: matches(Account.search_text, q),
     placeholder=_l("Search: login, address"),
     columns=[(_l("Login"), "login", ""), (_l("Status"), None, ""), (_l("Subscriber"), None, ""),
              (_l("Contract"), None, ""), (_l("Agent"), None, ""), (_l("Tariff"), None, ""), (_l("Address"), None, ""),
@@ -143,7 +150,9 @@ PAYMENTS = ListSpec(
                    .join(Contract, LedgerEntry.contract_id == Contract.id)
                    .join(Subscriber, Contract.subscriber_id == Subscriber.id)),
     search=lambda: (LedgerEntry.idempotency_key, LedgerEntry.comment),
-    placeholder=_l("Search: payment id, comment"),
+    match=lambda q: or_(LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True),
+                        LedgerEntry.comment.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
+    placeholder=_l("Search: payment id, comment, payer"),
     columns=[(_l("Date"), "created", ""), (_l("Amount"), None, "num"), (_l("Contract"), None, ""),
              (_l("Subscriber"), None, ""), (_l("Payment id"), None, ""), (_l("Comment"), None, ""),
              (_l("Author"), None, "")],
@@ -191,7 +200,9 @@ def current_args(spec: ListSpec) -> dict:
 def render_list(spec: ListSpec):
     args = current_args(spec)
     query = spec.query()
-    if args["q"] and spec.search():
+    if args["q"] and spec.match is not None and (condition := spec.match(args["q"])) is not None:
+        query = query.where(condition)
+    elif args["q"] and spec.search():
         query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
     for f in spec.filters:
         if f.name in args:

@@ -20,3 +20,6 @@ from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDr
 from .stalker import StalkerBinding, StalkerChannel, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401
 from .stalker_catalog import StalkerImportedTariff  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
+from .search import install as _install_search  # noqa: E402
+
+_install_search()

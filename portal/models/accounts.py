@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, UniqueConstraint, text
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -30,6 +30,7 @@ class Account(db.Model):
     __table_args__ = (
         trigram_index("ix_accounts_login_trgm", "login"),
         trigram_index("ix_accounts_house_trgm", "house"),
+        trigram_index("ix_accounts_search_text_trgm", "search_text"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +48,8 @@ class Account(db.Model):
     # stops there.
     status_changed_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # login and address (with the flat as "кв. N") folded for search (models/search.py keeps it)
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     contract: Mapped["Contract"] = relationship(back_populates="accounts")  # noqa: F821
     agent: Mapped[Agent] = relationship()

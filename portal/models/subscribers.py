@@ -21,6 +21,7 @@ class Subscriber(db.Model):
         trigram_index("ix_subscribers_full_name_trgm", "full_name"),
         trigram_index("ix_subscribers_email_trgm", "email"),
         trigram_index("ix_subscribers_cabinet_login_trgm", "cabinet_login"),
+        trigram_index("ix_subscribers_search_text_trgm", "search_text"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,7 +33,11 @@ class Subscriber(db.Model):
     notes: Mapped[str | None] = mapped_column(Text)
     cabinet_login: Mapped[str | None] = mapped_column(String(64), unique=True)
     cabinet_password_hash: Mapped[str | None] = mapped_column(String(255))
+    # raised by a cabinet logout: every older session cookie is refused (self_service.session_key)
+    cabinet_session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # name, phones, e-mail, logins and address folded for search (models/search.py keeps it)
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     contracts: Mapped[list["Contract"]] = relationship(back_populates="subscriber", order_by="Contract.id")
 

@@ -1,0 +1,65 @@
+"""One search box for everything a caller may give: a name (ё = е, words in any order), a phone
+in any written form, a contract number, a login, an e-mail, an address with its flat, an STB's
+MAC. Results grouped by kind; a single hit opens at once (Enter in the top bar's box)."""
+from __future__ import annotations
+
+from flask import redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Account, Contract, StalkerStb, Subscriber
+from ..models.search import matches
+from . import bp
+from .auth import staff_required
+
+LIMIT = 10  # per kind: a caller is found in the first few, or the query needs another word
+
+
+def find(q: str) -> dict[str, list]:
+    """Up to LIMIT hits of each kind, newest first."""
+    q = (q or "").strip()
+    if not q:
+        return {"subscribers": [], "contracts": [], "accounts": []}
+    people, places = matches(Subscriber.search_text, q), matches(Account.search_text, q)
+    subscribers = db.session.scalars(select(Subscriber).where(people).order_by(Subscriber.id.desc())
+                                     .limit(LIMIT)).all() if people is not None else []
+    contracts = db.session.execute(
+        select(Contract, Subscriber).join(Subscriber, Contract.subscriber_id == Subscriber.id)
+        .where(Contract.number.icontains(q, autoescape=True)).order_by(Contract.id.desc()).limit(LIMIT)).all()
+    mac = q.replace("-", ":").upper()
+    accounts = db.session.execute(
+        select(Account, Subscriber).join(Contract, Account.contract_id == Contract.id)
+        .join(Subscriber, Contract.subscriber_id == Subscriber.id)
+        .where(places).order_by(Account.id.desc()).limit(LIMIT)).all() if places is not None else []
+    by_stb = db.session.execute(
+        select(Account, Subscriber).join(StalkerStb, StalkerStb.account_id == Account.id)
+        .join(Contract, Account.contract_id == Contract.id).join(Subscriber, Contract.subscriber_id == Subscriber.id)
+        .where(StalkerStb.mac.contains(mac, autoescape=True)).order_by(Account.id.desc()).limit(LIMIT)).all() \
+        if sum(c in "0123456789ABCDEF" for c in mac) >= 4 else []
+    seen = {a.id for a, _s in accounts}
+    accounts += [row for row in by_stb if row[0].id not in seen]
+    return {"subscribers": list(subscribers), "contracts": list(contracts), "accounts": accounts[:LIMIT]}
+
+
+def _single(found: dict) -> str | None:
+    """The page of the only hit, if there is exactly one."""
+    hits = [(kind, row) for kind, rows in found.items() for row in rows]
+    if len(hits) != 1:
+        return None
+    kind, row = hits[0]
+    if kind == "subscribers":
+        return url_for("admin.subscriber", subscriber_id=row.id)
+    if kind == "contracts":
+        return url_for("admin.contract", contract_id=row[0].id)
+    return url_for("admin.account", account_id=row[0].id)
+
+
+@bp.route("/search")
+@staff_required()
+def search():
+    q = (request.args.get("q") or "").strip()[:200]
+    found = find(q)
+    if request.args.get("go") and (target := _single(found)):
+        return redirect(target)
+    return render_template("admin/search.html", q=q, found=found,
+                           total=sum(len(rows) for rows in found.values()), limit=LIMIT)
