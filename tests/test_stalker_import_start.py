@@ -187,3 +187,19 @@ def test_the_packages_a_subscriber_has_come_along_and_start_the_same_way(staff, 
     assert reconcile_account("stalker", account.id) == "ok"
     user = watching.find(login="tv_sidorova")
     assert user["status"] == 1 and [watching.packages[p]["external_id"] for p in user["subscribed"]] == ["pkg_sport"]
+
+
+def test_charging_now_takes_the_packages_with_the_fee_as_the_preview_said(staff, watching):
+    """"Charge now" for tv_sidorova (fee and Sport): is the balance what the dialog showed, and is
+    the account then blocked by balance, as the dialog warned?"""
+    console.import_tariff(row_id("tariffs", "9002"), actor="test")
+    directory.save_tariff({"monthly_fee": str(FEE)}, actor="test", tariff=db.session.get(Tariff, 9002))
+    db.session.commit()
+    due = rest_of_month(FEE) + rest_of_month(Decimal("149.00"))
+    html = staff.get(f"/stalker/accounts/{row_id('accounts', '502')}/add", headers=HX).get_data(as_text=True)
+    charge = option_html(html, "charge")
+    assert f'<span class="balance-after"><span class="num neg">{-due}</span>' in charge and "blocks" in charge
+    post(staff, f"/stalker/accounts/{row_id('accounts', '502')}/add", {"start": "charge"}, headers=HX)
+    db.session.expire_all()
+    account = db.session.scalar(select(Account).filter_by(login="tv_sidorova"))
+    assert account.contract.balance == -due and (account.status, account.reasons) == ("blocked", ["balance"])

@@ -86,14 +86,15 @@ def preview(tariff: Tariff, contract: Contract | None, *, watching: bool = True,
         out[option] = StartPreview(
             option=option, charge=charge, credit=credit, balance_after=contract.balance - charge + credit,
             blocks=not can_afford(contract, charge - credit),
-            monthly_fee=(tariff.monthly_fee or Decimal("0")) + sum((_monthly(s) for s in services), Decimal("0")),
+            monthly_fee=(tariff.monthly_fee or Decimal("0")) + sum((_monthly(s, day) for s in services),
+                                                                   Decimal("0")),
             full_from=_next_month(day))
     return out
 
 
-def _monthly(service) -> Decimal:
-    """A service's price for a whole month (a per-day price: times the days of this month)."""
-    return service.price * (clock.days_in_month(clock.today()) if service.charge_period == "day" else 1)
+def _monthly(service, day: date) -> Decimal:
+    """A service's price for a whole month (a per-day price: times the days of ``day``'s month)."""
+    return service.price * (clock.days_in_month(day) if service.charge_period == "day" else 1)
 
 
 def default_option(previews: dict[str, StartPreview], *, watching: bool = True) -> str:
@@ -126,11 +127,11 @@ def start(account: Account, option: str, *, actor: str, blocked: bool = False, s
         db.session.add(AssignedService(account=account, service_id=tariff.fee_service_id,
                                        starts_on=_next_month(today), state="active", state_changed_on=today))
         db.session.flush()
-    accounts.activate(account, actor=actor)
-    for service in services:
+    for service in services:  # assigned while inactive: the activation charges them with the fee, at once
         accounts.assign_service(account, {"service_id": service.id,
                                           "starts_on": _next_month(today) if option == "next_month" else today},
                                 actor=actor)
+    accounts.activate(account, actor=actor)
     if blocked:
         accounts.block(account, "manager", actor=actor)
     return account
