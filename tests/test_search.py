@@ -88,3 +88,9 @@ def test_a_changed_phone_is_found_by_its_new_number(app, people, client):
         db.session.commit()
     assert "Петрова Анна" in client.get("/subscribers", query_string={"q": "000-11-22"}).get_data(as_text=True)
     assert "Петрова Анна" not in client.get("/subscribers", query_string={"q": "111-22-33"}).get_data(as_text=True)
+
+
+def test_the_subscribers_list_shows_phones_and_contract_numbers(people, client):
+    html = client.get("/subscribers", query_string={"q": "петров пётр"}).get_data(as_text=True)
+    row = re.search(r"<tr>(?:(?!</tr>).)*Петров Пётр Петрович.*?</tr>", html, re.S).group(0)
+    assert "+7 912 345-67-89" in row and people["number"] in row

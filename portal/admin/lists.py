@@ -16,6 +16,7 @@ from typing import Callable
 from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import selectinload
 
 from ..billing import clock
 from ..extensions import db
@@ -90,12 +91,12 @@ def _since(days: int):
 
 SUBSCRIBERS = ListSpec(
     endpoint="admin.subscribers", title=_l("Subscribers"), rows_template="admin/lists/_subscribers.html",
-    query=lambda: select(Subscriber),
+    query=lambda: select(Subscriber).options(selectinload(Subscriber.contracts)),
     search=lambda: (Subscriber.full_name, Subscriber.email, Subscriber.cabinet_login),
     match=lambda q: matches(Subscriber.search_text, q),
     placeholder=_l("Search: name, phone, e-mail, cabinet login"),
     columns=[("ID", "created", "num"), (_l("Name"), "name", ""), (_l("Kind"), None, ""), (_l("Phones"), None, ""),
-             ("E-mail", None, ""), (_l("Cabinet login"), None, "")],
+             (_l("Contracts"), None, ""), ("E-mail", None, ""), (_l("Cabinet login"), None, "")],
     filters=[Filter("kind", _l("Kind"), lambda: [("person", _l("person")), ("company", _l("company"))],
                     lambda q, v: q.where(Subscriber.kind == v))],
     sorts={"created": _by_id(Subscriber), "name": Sort(Subscriber.full_name, str, "full_name")},
