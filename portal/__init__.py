@@ -93,6 +93,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(cabinet_bp)
     register_api(app)
+    from .api.common import document_write_rules
+    from .extensions import api
+
+    document_write_rules(api.spec)
     mount_rq_dashboard(app)
 
 

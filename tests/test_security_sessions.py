@@ -57,6 +57,17 @@ def test_a_copied_staff_cookie_stops_working_after_logout(app, client):
     assert client.get("/").status_code == 302
 
 
+def test_a_copied_cabinet_cookie_stops_working_after_logout(app, client):
+    """The same in the cabinet: after I log out, a copy of my cookie no longer opens it."""
+    with app.app_context():
+        gen_subscriber(cabinet_login="copycat", cabinet_password="copycat-pass-1")
+    assert cabinet_login(client, "copycat", "copycat-pass-1").status_code == 302
+    thief = copied(client, app)
+    assert thief.get("/cabinet/").status_code == 200
+    client.post("/cabinet/logout", data={"csrf_token": csrf(client, "/cabinet/password")})
+    assert thief.get("/cabinet/").status_code == 302
+
+
 def test_a_new_password_ends_the_old_sessions_and_an_admin_can_end_them(app, client):
     """An admin sets a new password for a staff member, or presses "End sessions": are that
     member's open sessions over, while the admin stays logged in?"""

@@ -42,7 +42,7 @@ class AccountSchema(ma.Schema):
 
 
 class AccountPatchSchema(Body):
-    password = Text(load_only=True, validate=validate.Length(max=128),
+    password = Text(load_only=True, validate=validate.Length(4, 128),
                     metadata={"description": "the service password (write-only)"})
     agent_id = Id()
     tariff_id = Id()
@@ -56,7 +56,7 @@ class AccountPatchSchema(Body):
 
 class AccountCreateSchema(AccountPatchSchema):
     contract_id = Id(required=True)
-    login = Text(required=True, validate=validate.Length(max=max_len(col.login)))
+    login = Text(required=True, validate=validate.Regexp(billing.LOGIN_RE))
     agent_id = Id(required=True)
 
 

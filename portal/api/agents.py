@@ -12,7 +12,7 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import AGENT_KINDS, Agent
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of
+from .common import ID_PATH, Body, ListArgs, Name, Platform, Text, page_of
 from .errors import committing
 
 bp = Blueprint("agents", __name__, url_prefix="/api/v1/agents", description="Agents (admin writes)")
@@ -27,14 +27,13 @@ class AgentSchema(ma.Schema):
 
 
 class AgentPatchSchema(Body):
-    name = Text(validate=validate.Length(max=max_len(col.name)))
+    name = Name(col.name)
     kind = Text(validate=validate.OneOf(AGENT_KINDS))
-    platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
-                    metadata={"description": "a registered platform name, or null"})
+    platform = Platform(metadata={"description": "a registered platform name, or null"})
 
 
 class AgentCreateSchema(AgentPatchSchema):
-    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
+    name = Name(col.name, required=True)
     kind = Text(required=True, validate=validate.OneOf(AGENT_KINDS))
 
 

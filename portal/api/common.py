@@ -38,9 +38,13 @@ class Money(fields.Field):
     """
 
     PATTERN = AMOUNT_PATTERN  # what billing/inputs.parse_amount accepts, in its canonical form
+    # the same without a sign (zero or more), and above zero (not all zeros either)
+    NOT_NEGATIVE = "^" + AMOUNT_PATTERN.removeprefix("^-?")
+    POSITIVE = r"^(?!0*(\.0*)?$)" + AMOUNT_PATTERN.removeprefix("^-?")
 
-    def __init__(self, **kwargs):
-        metadata = {"type": "string", "pattern": self.PATTERN, "example": "300.00", **kwargs.pop("metadata", {})}
+    def __init__(self, positive: bool = False, not_negative: bool = False, **kwargs):
+        self.pattern = self.POSITIVE if positive else self.NOT_NEGATIVE if not_negative else self.PATTERN
+        metadata = {"type": "string", "pattern": self.pattern, "example": "300.00", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -49,12 +53,22 @@ class Money(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not re.fullmatch(self.PATTERN, value):
             raise ValidationError('a decimal string with at most two places, e.g. "300.00"')
+        if not re.fullmatch(self.pattern, value):  # an amount, on the wrong side of zero
+            raise ValidationError("must be positive" if self.pattern == self.POSITIVE else "must not be negative")
         return value
 
 
 class Text(fields.String):
     """A string without NUL characters, which PostgreSQL cannot store or even compare (the
-    same check as the forms', billing/inputs.check_text)."""
+    same check as the forms', billing/inputs.check_text). The document says so with a pattern,
+    unless the field has a pattern of its own (which then excludes NUL itself)."""
+
+    def __init__(self, *args, **kwargs):
+        validators = kwargs.get("validate") or []
+        validators = validators if isinstance(validators, (list, tuple)) else [validators]
+        if not any(isinstance(v, validate.Regexp) for v in validators):
+            kwargs["metadata"] = {"pattern": NO_NUL, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
@@ -66,6 +80,18 @@ class Text(fields.String):
 
 def Id(**kwargs) -> fields.Integer:  # noqa: N802  (reads like a field class)
     return fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **kwargs)
+
+
+def Name(column, **kwargs) -> Text:  # noqa: N802  (reads like a field class)
+    """A name: up to the column's length, not blank (billing strips it and requires the rest)."""
+    return Text(validate=[validate.Length(max=max_len(column)), validate.Regexp(NOT_BLANK)], **kwargs)
+
+
+# What str.strip() removes (billing strips names), spelled out: \s differs between Python's re
+# and the ECMA regular expressions of a JSON Schema (\x1c-\x1f are space only to Python).
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = rf"^[{SPACE}]*[^\x00{SPACE}][^\x00]*$"  # linear: no nested repetition
 
 
 class IdOnly(ma.Schema):
@@ -111,3 +137,25 @@ def page_of(item_schema: type) -> type:
                                                                   "null on the last page"}),
         }, name=name)
     return _pages[item_schema]
+
+
+def Platform(**kwargs) -> Text:  # noqa: N802  (reads like a field class)
+    """A registered platform's name, or null: the names are listed in the document."""
+    from ..platforms.registry import known_platforms
+
+    return Text(allow_none=True, validate=validate.OneOf(list(known_platforms())), **kwargs)
+
+
+def document_write_rules(spec) -> None:
+    """What every PATCH enforces beyond its fields, stated in the OpenAPI document: its body
+    names at least one field (an empty one is 422: errors.refuse_bodyless_patch). (A 409 from
+    any write is covered by the documented default error answer.)"""
+    schemas = spec.components.schemas
+    for operations in spec._paths.values():
+        operation = operations.get("patch") if isinstance(operations, dict) else None
+        if not isinstance(operation, dict):
+            continue
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        name = body.get("$ref", "").rsplit("/", 1)[-1] if isinstance(body, dict) else ""
+        if isinstance(schemas.get(name), dict):
+            schemas[name]["minProperties"] = 1

@@ -13,11 +13,14 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import LEDGER_KINDS, Contract, LedgerEntry
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, max_len, page_of
+from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, page_of
 from .errors import committing
 
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1/contracts",
                description="Contracts (they hold the money) and their ledgers")
+
+# billing.directory.save_contract's rule for a number
+CONTRACT_NUMBER = r"^[0-9A-Za-zА-Яа-я/._-]{1,32}$"
 
 
 class ContractSchema(ma.Schema):
@@ -31,9 +34,8 @@ class ContractSchema(ma.Schema):
 
 
 class ContractPatchSchema(Body):
-    number = Text(validate=validate.Length(max=max_len(Contract.__table__.c.number)),
-                  metadata={"description": "generated when not given"})
-    credit_limit = Money(metadata={"description": "how far below zero the balance may go before the "
+    number = Text(validate=validate.Regexp(CONTRACT_NUMBER), metadata={"description": "generated when not given"})
+    credit_limit = Money(not_negative=True, metadata={"description": "how far below zero the balance may go before the "
                                                   "balance block"})
     do_not_block = fields.Boolean()
 

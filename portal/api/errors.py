@@ -93,7 +93,8 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
 
     ``data`` is the loaded request body: when its schema found errors, the block still runs on
     the fields that did load, so billing's objections to the others are named in the same 422,
-    and then nothing is committed. A BillingError naming a field in ``conflicts`` is a 409.
+    and then nothing is committed. A BillingError naming a field in ``conflicts``, or only
+    values already taken, is a 409.
     """
     schema_errors = data.pop(SCHEMA_ERRORS, None) if data else None
     try:
@@ -110,6 +111,9 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
             abort(404, message="not found", errors=e.fields)
         if not schema_errors and set(e.fields) & set(conflicts):
             abort(409, message="conflicts with an earlier request", errors=e.fields)
+        if not schema_errors and set(e.fields.values()) == {"already taken"}:
+            # a unique value another row holds: a conflict with existing data, not bad input
+            abort(409, message="conflicts with existing data (a unique value is taken)", errors=e.fields)
         # the schema's message wins for a field both found fault with: it is about the type
         abort(422, message="invalid input", errors={**e.fields, **(schema_errors or {})})
     except DataError:

@@ -12,7 +12,7 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import EXTRA_FIELD_TYPES, ExtraFieldDefinition
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of
+from .common import ID_PATH, Body, ListArgs, Name, Text, max_len, page_of
 from .errors import committing
 from sqlalchemy import select
 
@@ -30,10 +30,13 @@ class ExtraFieldSchema(ma.Schema):
     required = fields.Boolean()
 
 
+FIELD_NAME = r"^[a-z][a-z0-9_]{0,63}$"  # billing.directory.save_extra_field's rule
+
+
 class ExtraFieldPatchSchema(Body):
-    name = Text(validate=validate.Length(max=max_len(col.name)),
+    name = Text(validate=validate.Regexp(FIELD_NAME),
                 metadata={"description": "lowercase latin letters, digits and _, starting with a letter"})
-    title = Text(validate=validate.Length(max=max_len(col.title)))
+    title = Name(col.title)
     type = Text(validate=validate.OneOf(EXTRA_FIELD_TYPES))
     pattern = Text(allow_none=True, validate=validate.Length(max=max_len(col.pattern)),
                    metadata={"description": "a regular expression the whole value must match, or null"})
@@ -41,8 +44,8 @@ class ExtraFieldPatchSchema(Body):
 
 
 class ExtraFieldCreateSchema(ExtraFieldPatchSchema):
-    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
-    title = Text(required=True, validate=validate.Length(max=max_len(col.title)))
+    name = Text(required=True, validate=validate.Regexp(FIELD_NAME))
+    title = Name(col.title, required=True)
 
 
 @bp.route("")

@@ -20,7 +20,7 @@ KEY_PREFIX = "payment:"  # how ledger.payment keys a payment; the key column hol
 
 class PaymentCreateSchema(Body):
     contract_id = Id(required=True)
-    amount = Money(required=True, metadata={"description": "positive"})
+    amount = Money(required=True, positive=True, metadata={"description": "above zero"})
     external_id = Text(
         required=True,
         validate=validate.Length(1, max_len(LedgerEntry.__table__.c.idempotency_key) - len(KEY_PREFIX)),

@@ -12,7 +12,7 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import CHARGE_MODES, CHARGE_PERIODS, IPTV_KINDS, CatalogService
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, ListArgs, Money, Text, max_len, page_of
+from .common import ID_PATH, Body, ListArgs, Money, Name, Platform, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("services", __name__, url_prefix="/api/v1/services",
@@ -32,21 +32,20 @@ class ServiceSchema(ma.Schema):
 
 
 class ServicePatchSchema(Body):
-    name = Text(validate=validate.Length(max=max_len(col.name)))
-    price = Money()
+    name = Name(col.name)
+    price = Money(not_negative=True)
     charge_period = Text(validate=validate.OneOf(CHARGE_PERIODS),
                          metadata={"description": "per month or per day"})
     charge_mode = Text(validate=validate.OneOf(CHARGE_MODES))
-    platform = Text(allow_none=True, validate=validate.Length(max=max_len(col.platform)),
-                    metadata={"description": "a registered platform name, or null"})
+    platform = Platform(metadata={"description": "a registered platform name, or null"})
     external_id = Text(allow_none=True, validate=validate.Length(max=max_len(col.external_id)),
                        metadata={"description": "the service's id on its platform"})
     iptv_kind = Text(allow_none=True, validate=validate.OneOf(IPTV_KINDS))
 
 
 class ServiceCreateSchema(ServicePatchSchema):
-    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
-    price = Money(required=True)
+    name = Name(col.name, required=True)
+    price = Money(required=True, not_negative=True)
 
 
 @bp.route("")

@@ -12,11 +12,14 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import SUBSCRIBER_KINDS, Subscriber
 from .auth import actor, authed_only, managers_only
-from .common import ID_PATH, Body, ListArgs, Text, max_len, page_of
+from .common import ID_PATH, SPACE, Body, ListArgs, Name, Text, max_len, page_of
 from .errors import committing
 
 bp = Blueprint("subscribers", __name__, url_prefix="/api/v1/subscribers", description="Subscriber cards")
 col = Subscriber.__table__.c
+# billing's e-mail rule (no NUL either); an empty e-mail clears it
+# (\s spelled out: Python's and a JSON Schema's differ)
+EMAIL_OR_EMPTY = "^$|" + directory.EMAIL_RE.pattern.replace(r"\s", SPACE + r"\x00")
 
 
 class SubscriberSchema(ma.Schema):
@@ -33,18 +36,19 @@ class SubscriberSchema(ma.Schema):
 
 class SubscriberPatchSchema(Body):
     kind = Text(validate=validate.OneOf(SUBSCRIBER_KINDS))
-    full_name = Text(validate=validate.Length(max=max_len(col.full_name)))
-    phones = fields.List(Text(validate=validate.Length(max=20)))
-    email = Text(allow_none=True, validate=validate.Length(max=max_len(col.email)))
+    full_name = Name(col.full_name)
+    phones = fields.List(Text(validate=[validate.Length(max=20), validate.Regexp(directory.PHONE_RE)]))
+    email = Text(allow_none=True, validate=[validate.Length(max=max_len(col.email)),
+                                            validate.Regexp(EMAIL_OR_EMPTY)])
     postal_address = Text(allow_none=True, validate=validate.Length(max=max_len(col.postal_address)))
     notes = Text(allow_none=True)
     cabinet_login = Text(allow_none=True, validate=validate.Length(max=max_len(col.cabinet_login)))
-    cabinet_password = Text(load_only=True, validate=validate.Length(max=128),
+    cabinet_password = Text(load_only=True, allow_none=True, validate=validate.Length(8, 128),
                             metadata={"description": "sets the cabinet password (write-only)"})
 
 
 class SubscriberCreateSchema(SubscriberPatchSchema):
-    full_name = Text(required=True, validate=validate.Length(max=max_len(col.full_name)))
+    full_name = Name(col.full_name, required=True)
 
 
 @bp.route("")

@@ -12,7 +12,7 @@ from ..billing import directory
 from ..listing import paginate
 from ..models import TARIFF_KINDS, Tariff
 from .auth import actor, admins_only, authed_only
-from .common import ID_PATH, Body, Id, IdOnly, ListArgs, Money, Text, max_len, page_of
+from .common import ID_PATH, Body, Id, IdOnly, ListArgs, Money, Name, Text, page_of
 from .errors import committing
 
 bp = Blueprint("tariffs", __name__, url_prefix="/api/v1/tariffs", description="Tariffs (admin writes)")
@@ -31,15 +31,15 @@ class TariffSchema(ma.Schema):
 
 
 class TariffPatchSchema(Body):
-    name = Text(validate=validate.Length(max=max_len(col.name)))
+    name = Name(col.name)
     kind = Text(validate=validate.OneOf(TARIFF_KINDS))
-    monthly_fee = Money()
+    monthly_fee = Money(not_negative=True)
     is_multi = fields.Boolean(metadata={"description": "an add-on tariff next to the main one"})
     service_ids = fields.List(Id(), metadata={"description": "the catalog services the tariff offers"})
 
 
 class TariffCreateSchema(TariffPatchSchema):
-    name = Text(required=True, validate=validate.Length(max=max_len(col.name)))
+    name = Name(col.name, required=True)
 
 
 @bp.route("")

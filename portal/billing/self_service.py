@@ -7,13 +7,11 @@ English field messages, like the rest of billing; the pages translate them.
 """
 from __future__ import annotations
 
-import hashlib
-
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Account, AssignedService, Contract, Subscriber
-from ..models.staff import check_password_or_dummy
+from ..models.staff import check_password_or_dummy, session_fingerprint
 from . import accounts as acc
 from . import audit
 from .blocking import top_up_to_unblock  # noqa: F401  (the cabinet pages show it)
@@ -43,9 +41,16 @@ def authenticate(login: str, password: str) -> Subscriber | None:
 
 
 def session_key(subscriber: Subscriber) -> str:
-    """A fingerprint of the current password hash, kept in the session: a password change makes
-    every other session of this subscriber stale (cookie sessions cannot be revoked otherwise)."""
-    return hashlib.sha256((subscriber.cabinet_password_hash or "").encode()).hexdigest()[:24]
+    """A fingerprint of the current password hash and session version, kept in the session: a
+    password change or a logout makes every other session of this subscriber stale (cookie
+    sessions cannot be revoked otherwise); the staff's sessions work the same way."""
+    return session_fingerprint(subscriber.cabinet_password_hash, subscriber.cabinet_session_version)
+
+
+def end_sessions(subscriber: Subscriber) -> None:
+    """Logging out ends every session of the subscriber, copies of the cookie included."""
+    subscriber.cabinet_session_version = (subscriber.cabinet_session_version or 0) + 1
+    db.session.flush()
 
 
 def session_subscriber(subscriber_id, key) -> Subscriber | None:

@@ -142,6 +142,11 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Log out: every session of this subscriber ends, copies of this cookie included."""
+    subscriber = current_subscriber()
+    if subscriber is not None:
+        self_service.end_sessions(subscriber)
+        db.session.commit()
     _end_session()
     flash(_("You have logged out."), "ok")
     return redirect(url_for("cabinet.login"))

@@ -36,14 +36,19 @@ class StaffUser(UserMixin, db.Model):
         return f"staff:{self.id}:{self.session_key()}"
 
     def session_key(self) -> str:
-        material = f"{self.password_hash}|{self.session_version or 0}"
-        return hashlib.sha256(material.encode()).hexdigest()[:24]
+        return session_fingerprint(self.password_hash, self.session_version)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+def session_fingerprint(password_hash: str | None, version: int | None) -> str:
+    """The key a staff or cabinet session carries: a new password or a new session version
+    (logout, "end sessions") changes it, and every session holding the old one is refused."""
+    return hashlib.sha256(f"{password_hash or ''}|{version or 0}".encode()).hexdigest()[:24]
 
 
 _DUMMY_HASH: list[str] = []
