@@ -273,3 +273,48 @@ def test_a_tariff_orders_only_through_its_handlers_in_their_order(app, ctx, sell
     assert orders.order_service(svc_id) == "ordered"
     assert _svc(svc_id).handler_id == second.id
     assert seller.balance("second@example.com") == Decimal("700.00") and seller.balance(SELLER_LOGIN) == Decimal("1000.00")
+
+
+def test_an_order_left_ordering_by_a_dead_job_is_looked_up_not_resent(app, ctx, seller, monkeypatch):
+    """The order call reached the seller and the worker died before it learnt the outcome: the
+    retry sweep hands the order over again, and its job finds the service there and links it;
+    the seller was asked once and paid once."""
+    from portal.models import utcnow
+    from datetime import timedelta
+
+    monkeypatch.setitem(app.config, "BILLMANAGER_ORDER_LOOKUP", 2)
+    h = make_handler(seller)
+    t = imported_tariff(h)
+    svc_id = orders.place_order(_account(), t, actor="test").id
+    db.session.commit()
+    handlers.client_for(h).order("vds", pricelist=t.remote_id, period=1, remoteid=str(svc_id),
+                                 datacenter=t.remote_datacenter)  # what the dead job sent
+    svc = _svc(svc_id)
+    svc.state, svc.handler_id, svc.order_snapshot = "ordering", h.id, []
+    svc.order_sent_at = utcnow() - timedelta(minutes=5)
+    db.session.commit()
+    assert orders.retry_due() == 1
+    assert orders.retry_due() == 0  # handed over once, not on every sweep
+    assert orders.order_service(svc_id) == "ordered"
+    assert _order_calls(seller) == 1 and len(seller.services) == 1
+    assert _svc(svc_id).remote_id == next(iter(seller.services))
+
+
+def test_two_renewal_runs_at_once_renew_once(app, ctx, seller, monkeypatch):
+    """The nightly renewal and staff's button run at the same moment: one renewal on the seller."""
+    monkeypatch.setitem(app.config, "BILLMANAGER_ORDER_LOOKUP", 2)
+    svc_id, nxt = _ordered_service(seller, app)
+    start, results = threading.Barrier(2), []
+
+    def run():
+        with app.app_context():
+            start.wait()
+            results.append(orders.renew_due(nxt)["renewed"])
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(results) == [0, 1] and _prolongs(seller) == 1

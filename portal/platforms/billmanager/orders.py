@@ -487,7 +487,8 @@ def retry_due() -> int:
     """Every SWEEP_INTERVAL (and with the poller): hand the worker each pending order that
     waits for nothing a person must do and is due: its retry time has come, its account is
     active again, or its job never reached Redis (none a minute after it was placed). A refusal
-    waits for staff's restart. Each one handed over is not handed over again for
+    waits for staff's restart. An order left ``ordering`` by a job that died is handed over
+    too: its job looks, never resends. Each one handed over is not handed over again for
     ORDER_REQUEUE_SECONDS (its job sets the next time itself), so a busy queue does not
     collect copies; a second job would be harmless anyway (the order's lock, its state
     re-read). Returns how many were enqueued."""
@@ -497,13 +498,19 @@ def retry_due() -> int:
         S.state == "pending", (S.wait_reason.is_(None)) | (S.wait_reason != "refused"),
         (S.retry_at <= now) | (S.retry_at.is_(None) & (
             S.wait_reason.is_not(None) | (S.created_at < now - timedelta(minutes=1)))))).all()
+    # an order call that went out from a job that died before it learnt the outcome: its
+    # job only looks on the seller (never resends) and links the service or flags the order
+    cfg = current_app.config
+    lost = now - timedelta(seconds=cfg["BILLMANAGER_ORDER_TIMEOUT"] + cfg["BILLMANAGER_ORDER_LOOKUP"] + 60)
+    rows += db.session.execute(select(S.id, S.wait_reason).where(
+        S.state == "ordering", S.order_sent_at < lost, S.retry_at.is_(None) | (S.retry_at <= now))).all()
     due = []
     for svc_id, reason in rows:
         if reason == "account" and desired(db.session.get(BmService, svc_id)) != "active":
             continue  # still waiting for its account: no job for nothing
         due.append(svc_id)
     if due:
-        db.session.execute(update(S).where(S.id.in_(due), S.state == "pending")
+        db.session.execute(update(S).where(S.id.in_(due), S.state.in_(("pending", "ordering")))
                            .values(retry_at=now + timedelta(seconds=ORDER_REQUEUE_SECONDS)))
     db.session.commit()
     for svc_id in due:
