@@ -1,4 +1,4 @@
-"""Session lifetimes and security headers, for the whole app.
+"""Session lifetimes, security headers and the app-wide refusal of unsafe input.
 
 Sessions. The staff login (Flask-Login) and the cabinet login live side by side in one
 cookie session; each area registers how to tell it is open and how to end it
@@ -13,6 +13,10 @@ origin only (no inline script or style: the templates keep them in ``static/``),
 by anyone (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``), no type sniffing, and
 no full URL in the Referer sent elsewhere. rq-dashboard's pages (a vendored admin tool with
 inline scripts) get the same headers with inline script and style allowed.
+
+Input. A NUL anywhere in a form or the query, or a control character in ``next``/``back``,
+is refused before any view runs (``_refuse_unsafe_input``); the rest of the checks are each
+field's own (``billing/inputs.py``).
 """
 from __future__ import annotations
 
@@ -90,8 +94,11 @@ def _refuse_unsafe_input():
     compare it), or a control character in ``next``/``back`` (CR/LF would split a Location
     header), is refused for the whole app before any view runs: 422 naming the field, JSON
     under /api, a short page elsewhere. Nothing is read further, nothing written."""
+    from .api import upsale
     from .billing.inputs import unsafe_redirect_target
 
+    if request.path.startswith(upsale.PREFIX + "/"):
+        return None  # a platform callback answers in its own protocol (api/upsale.py reads its input)
     bad = None
     for source in (request.args, request.form if request.mimetype in FORM_TYPES else MultiDict()):
         for name, value in source.items(multi=True):

@@ -210,3 +210,26 @@ def test_every_answer_forbids_framing_and_foreign_scripts(client, path):
     assert r.headers["X-Frame-Options"] == "DENY"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_an_unknown_login_costs_the_same_password_check_as_a_known_one(app, client, no_delay, monkeypatch):
+    """Can a stranger tell which logins exist by how long the answer takes? Every attempt,
+    known login or not, staff or cabinet, checks exactly one password hash of the same kind."""
+    import portal.models.staff as staff_model
+
+    with app.app_context():
+        gen_staff("known")
+        gen_staff("off").is_enabled = False
+        db.session.commit()
+        gen_subscriber(cabinet_login="member", cabinet_password="member-pass-1")
+    checked = []
+    real = staff_model.check_password_hash
+    monkeypatch.setattr(staff_model, "check_password_hash",
+                        lambda h, p: checked.append(h.split("$")[0]) or real(h, p))
+    for name in ("known", "off", "nobody"):
+        staff_login(client, name, "wrong-password")
+    for name in ("member", "nobody"):
+        cabinet_login(client, name, "wrong-password")
+    with app.app_context():
+        method = db.session.scalar(select(StaffUser.password_hash).filter_by(login="known")).split("$")[0]
+    assert checked == [method] * 5
