@@ -187,6 +187,7 @@ ACTION_TITLES = {
     "staff.enable": _l("Staff member enabled"), "staff.end_sessions": _l("Staff sessions ended"),
     "api_token.create": _l("API token created"), "api_token.revoke": _l("API token revoked"),
     "job.retry": _l("Job retried"), "job.reconcile_all": _l("Full reconcile started"),
+    "list.export": _l("List exported"),
 }
 PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
                    "billmanager": "BILLmanager", "webhook": "webhook"}

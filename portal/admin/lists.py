@@ -15,7 +15,7 @@ from typing import Callable
 
 from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, or_, select
+from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import selectinload
 
 from ..billing import clock
@@ -25,6 +25,7 @@ from ..models import (
     ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
     Subscriber, SyncState, Tariff,
 )
+from ..models.base import from_minor
 from ..models.search import matches
 from ..web import is_htmx, state_title
 from . import bp
@@ -69,6 +70,11 @@ class ListSpec:
     # million rows the walk to them took 0.8-1.3 s (bench/tables.py; bench/README.md).
     search_sort: str | None = None
     new_endpoint: str | None = None               # "New ..." button, for staff who may write
+    # exports (admin/exports.py): the header and a row's plain values, in the table's order
+    export_header: list = field(default_factory=list)
+    export_row: Callable | None = None
+    # money lists: (title, value) pairs over everything the search and filters select
+    totals: Callable | None = None
 
 
 def _by_id(model) -> Sort:
@@ -101,6 +107,11 @@ SUBSCRIBERS = ListSpec(
                     lambda q, v: q.where(Subscriber.kind == v))],
     sorts={"created": _by_id(Subscriber), "name": Sort(Subscriber.full_name, str, "full_name")},
     default_sort="name", search_sort="-created", new_endpoint="admin.new_subscriber",
+    export_header=["ID", _l("Name"), _l("Kind"), _l("Phones"), _l("Contracts"), "E-mail", _l("Cabinet login"),
+                   _l("Created")],
+    export_row=lambda r: [r[0].id, r[0].full_name, r[0].kind, ", ".join(r[0].phones or []),
+                          ", ".join(c.number for c in r[0].contracts), r[0].email, r[0].cabinet_login,
+                          r[0].created_at],
 )
 
 CONTRACTS = ListSpec(
@@ -118,6 +129,11 @@ CONTRACTS = ListSpec(
                     lambda q, v: q.where(Contract.do_not_block.is_(v == "1")))],
     sorts={"created": _by_id(Contract), "number": Sort(Contract.number, str, "number"),
            "balance": Sort(Contract.balance, Decimal, "balance")},
+    export_header=[_l("Number"), _l("Subscriber"), _l("Balance"), _l("Credit limit"), _l("Do not block"),
+                   _l("Created")],
+    export_row=lambda r: [r[0].number, r[1].full_name, r[0].balance, r[0].credit_limit, r[0].do_not_block,
+                          r[0].created_at],
+    totals=lambda q: _debt_totals(q),
 )
 
 
@@ -143,6 +159,10 @@ ACCOUNTS = ListSpec(
              Filter("tariff", _l("Tariff"), _options(Tariff), lambda q, v: q.where(Account.tariff_id == int(v))),
              Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter)],
     sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
+    export_header=[_l("Login"), _l("Status"), _l("Subscriber"), _l("Contract"), _l("Agent"), _l("Tariff"),
+                   _l("Address"), _l("Flat"), _l("Created")],
+    export_row=lambda r: [r[0].login, r[0].status, r[2].full_name, r[1].number, r[4].name,
+                          r[3].name if r[3] else None, r[0].house, r[0].flat, r[0].created_at],
 )
 
 PAYMENTS = ListSpec(
@@ -161,6 +181,11 @@ PAYMENTS = ListSpec(
                     lambda: [("1", _l("today")), ("7", _l("7 days")), ("30", _l("30 days"))],
                     lambda q, v: q.where(_since(int(v))))],
     sorts={"created": _by_id(LedgerEntry)},
+    export_header=[_l("Date"), _l("Amount"), _l("Contract"), _l("Subscriber"), _l("Payment id"), _l("Comment"),
+                   _l("Author")],
+    export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
+                          (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author],
+    totals=lambda q: _payment_totals(q),
 )
 
 # What audit entries are about (billing.audit names them after the table, singular).
@@ -182,7 +207,58 @@ AUDIT = ListSpec(
     filters=[Filter("object", _l("Object"), lambda: list(OBJECT_TYPES.items()),
                     lambda q, v: q.where(AuditEntry.object_type == v))],
     sorts={"created": _by_id(AuditEntry)},
+    export_header=[_l("When"), _l("Who"), _l("Action"), _l("Object"), _l("Object id"), _l("Summary")],
+    export_row=lambda r: [r[0].at, r[0].actor, r[0].action, r[0].object_type, r[0].object_id, r[0].summary],
 )
+
+
+def _payment_totals(query) -> list[tuple]:
+    """How many payments the filter selects, and their sum."""
+    sub = query.subquery()
+    minor = type_coerce(sub.c.amount, BigInteger)  # (summed as stored: minor units)
+    n, total = db.session.execute(select(func.count(), func.coalesce(func.sum(minor), 0))).one()
+    return [(_l("Payments"), n), (_l("Sum"), from_minor(total))]
+
+
+def _debt_totals(query) -> list[tuple]:
+    """How many of the selected contracts are in debt (balance below zero), and their debt."""
+    sub = query.subquery()
+    minor = type_coerce(sub.c.balance, BigInteger)
+    debt = minor < 0
+    n, total = db.session.execute(select(func.count().filter(debt),
+                                         func.coalesce(func.sum(minor).filter(debt), 0))).one()
+    return [(_l("Debtors"), n), (_l("Total debt"), from_minor(-total))]
+
+
+def filtered(spec: ListSpec, args: dict):
+    """The list's query with the search and the filters of ``args`` applied (no order, no page)."""
+    query = spec.query()
+    if args["q"] and spec.match is not None and (condition := spec.match(args["q"])) is not None:
+        query = query.where(condition)
+    elif args["q"] and spec.search():
+        query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
+    for f in spec.filters:
+        if f.name in args:
+            query = f.apply(query, args[f.name])
+    return query
+
+
+def pages(spec: ListSpec, args: dict, size: int = 1000):
+    """Every row the list shows for ``args``, in its order, a keyset page at a time (each page
+    leaves the session, so memory stays flat at any length)."""
+    query = filtered(spec, args)
+    key = args["sort"].lstrip("-")
+    desc, sort = args["sort"].startswith("-"), spec.sorts[key]
+    main = spec.query().column_descriptions[0]["entity"]
+    after = None
+    while True:
+        page = sorted_page(query, main.id, sort_col=sort.column, parse=sort.parse, desc=desc, after=after,
+                           limit=size, value_of=lambda row: (getattr(row[0], sort.attr), row[0].id))
+        yield from page["items"]
+        db.session.expunge_all()
+        after = page["next_after"]
+        if after is None:
+            return
 
 
 def current_args(spec: ListSpec) -> dict:
@@ -200,14 +276,7 @@ def current_args(spec: ListSpec) -> dict:
 
 def render_list(spec: ListSpec):
     args = current_args(spec)
-    query = spec.query()
-    if args["q"] and spec.match is not None and (condition := spec.match(args["q"])) is not None:
-        query = query.where(condition)
-    elif args["q"] and spec.search():
-        query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
-    for f in spec.filters:
-        if f.name in args:
-            query = f.apply(query, args[f.name])
+    query = filtered(spec, args)
     key = args["sort"].lstrip("-")
     desc = args["sort"].startswith("-")
     sort = spec.sorts[key]
@@ -221,7 +290,8 @@ def render_list(spec: ListSpec):
         return url_for(spec.endpoint, **merged)
 
     context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link,
-                   filter_options={f.name: f.options() for f in spec.filters})
+                   filter_options={f.name: f.options() for f in spec.filters},
+                   totals=spec.totals(query) if spec.totals and not request.args.get("after") else None)
     if is_htmx():
         # the next page appends rows; a new search/filter/sort also refreshes the header arrows
         return render_template("admin/lists/_body.html", appending=bool(request.args.get("after")), **context)
