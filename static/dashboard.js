@@ -7,12 +7,13 @@
   new Chart(canvas, {
     type: "bar",
     data: {
-      labels: rows.map(r => r.day.slice(5)),
+      labels: rows.map(r => r.label || r.day),
       datasets: [
         {label: canvas.dataset.payments, data: rows.map(r => Number(r.payments)), backgroundColor: "#3a9d5d"},
         {label: canvas.dataset.charges, data: rows.map(r => Number(r.charges)), backgroundColor: "#d9822b"}
       ]
     },
-    options: {animation: false, responsive: true}
+    // numbers on the axes and in the tooltips as the page's language writes them
+    options: {animation: false, responsive: true, locale: document.documentElement.lang || "ru"}
   });
 })();

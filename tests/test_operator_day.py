@@ -146,3 +146,22 @@ def test_a_guest_is_asked_to_log_in_in_russian(client):
     """Flask-Login's redirect message was English on a Russian page."""
     r = client.get("/accounts", follow_redirects=True)
     assert "Войдите, чтобы открыть эту страницу." in r.get_data(as_text=True)
+
+
+def test_dashboard_tiles_open_their_lists_and_chart_days_read_in_the_language(app, client):
+    """A tile opens the list it counts (blocked accounts -> the accounts list filtered so); the
+    chart's days are "4 нояб." in Russian, not "11-04"."""
+    import json
+
+    with app.app_context():
+        gen_staff("dash")
+    login(client, "dash")
+    page = client.get("/?lang=ru").get_data(as_text=True)
+    tile = re.search(r'<a class="card" href="([^"]+)"><div class="label">[^<]+</div><div class="value warn" '
+                     r'id="fig-blocked"', page)
+    assert tile and tile.group(1) == "/accounts?status=blocked"
+    listed = client.get(tile.group(1)).get_data(as_text=True)
+    assert '<option value="blocked" selected>' in listed
+    chart = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert chart and not re.fullmatch(r"\d\d-\d\d", chart[-1]["label"])
+    assert re.search(r"[а-я]", chart[-1]["label"])  # a Russian month
