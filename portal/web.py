@@ -225,6 +225,37 @@ def actor_title(actor: str | None) -> str:
     return actor or ""
 
 
+def _shown(value) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def redacted(state):
+    """A sync state's dict without its encrypted fields (``*_enc``): staff need not see them."""
+    if not isinstance(state, dict):
+        return state
+    return {k: ("•••" if k.endswith("_enc") and v else v) for k, v in state.items()}
+
+
+def state_diff(desired, actual) -> list[tuple[str, str, str, bool]]:
+    """Billing's wish beside what the platform has, field by field: (field, wanted, found,
+    differs), billing's fields first; encrypted fields left out."""
+    desired, actual = desired if isinstance(desired, dict) else {}, actual if isinstance(actual, dict) else {}
+    keys = [k for k in desired if not k.endswith("_enc")]
+    keys += [k for k in actual if k not in desired and not k.endswith("_enc")]
+    rows = []
+    for key in keys:
+        want, have = _shown(desired.get(key)), _shown(actual.get(key))
+        rows.append((key, want if key in desired else "", have if key in actual else "",
+                     key in desired and key in actual and want != have))
+    return rows
+
+
 def state_title(state: str) -> str:
     return str(STATE_TITLES.get(state, state))
 

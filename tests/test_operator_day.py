@@ -165,3 +165,24 @@ def test_dashboard_tiles_open_their_lists_and_chart_days_read_in_the_language(ap
     chart = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     assert chart and not re.fullmatch(r"\d\d-\d\d", chart[-1]["label"])
     assert re.search(r"[а-я]", chart[-1]["label"])  # a Russian month
+
+
+def test_the_sync_panel_shows_the_difference_field_by_field(app, client):
+    """The account's platform panel lists each field with billing's wish beside the platform's
+    value, the differing ones marked; the raw JSON is one click away, without encrypted fields."""
+    from portal.extensions import db
+    from portal.models import SyncState
+
+    with app.app_context():
+        a = gen_account()
+        db.session.add(SyncState(account_id=a.id, platform="webhook", state="retry", attempts=1,
+                                 desired={"status": "active", "plan": "Домашний", "password_enc": "gAAAA-secret"},
+                                 actual={"status": "blocked", "plan": "Домашний", "extra": [1, 2]}))
+        db.session.commit()
+        aid = a.id
+        gen_staff("syncer")
+    login(client, "syncer")
+    html = client.get(f"/accounts/{aid}?lang=en").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-field="([a-z_]+)"( class="differs")?>', html))
+    assert rows["status"] == ' class="differs"' and rows["plan"] == "" and "extra" in rows
+    assert "password_enc" not in rows and "gAAAA-secret" not in html
