@@ -161,6 +161,11 @@ def _after_commit(session) -> None:
         log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(rows), exc_info=True)
 
 
+def lock_name(platform: str, account_id: int) -> str:
+    """The Redis lock a job holds while it reconciles the account (reconcile._take)."""
+    return f"portal:lock:reconcile:{platform}:{account_id}"
+
+
 def job_id(platform: str, account_id: int, queue: str) -> str:
     """Stable per (account, platform, queue), so that waiting duplicates collapse."""
     return f"reconcile-{platform}-{account_id}-{queue}"
@@ -204,8 +209,6 @@ def _not_in_hand(rows) -> list:
     """The rows whose (account, platform) no job has in hand: none of its jobs waits in its
     queue, and no job holds its lock (renewed while a job runs). Asked in one round trip
     per CHUNK pairs."""
-    from .reconcile import _lock_name
-
     pairs = sorted({(r[2], r[1], _queue_of([r[3]])) for r in rows})
     held: set[tuple] = set()
     redis = get_redis()
@@ -213,7 +216,7 @@ def _not_in_hand(rows) -> list:
         chunk = pairs[start:start + CHUNK]
         pipe = redis.pipeline(transaction=False)
         for platform, account_id, queue in chunk:
-            pipe.exists(_lock_name(platform, account_id))
+            pipe.exists(lock_name(platform, account_id))
             for jid in (job_id(platform, account_id, queue), job_id(platform, account_id, queue) + "-next"):
                 pipe.hget(f"rq:job:{jid}", "status")
         answers = pipe.execute()

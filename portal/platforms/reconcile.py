@@ -86,10 +86,6 @@ def reconcile_account(platform_name: str, account_id: int, job_id: str | None = 
     return state
 
 
-def _lock_name(platform: str, account_id: int) -> str:
-    return f"portal:lock:reconcile:{platform}:{account_id}"
-
-
 def _knock_name(lock_name: str) -> str:
     return lock_name + ":knock"
 
@@ -101,7 +97,7 @@ def _take(platform: str, account_id: int, wait: float, scheduled: bool = False):
     for, so the change is not left waiting for the sweeper. Knocks are cleared by whoever
     takes the lock next, before its pass reads the account."""
     r = get_redis()
-    name = _lock_name(platform, account_id)
+    name = outbox.lock_name(platform, account_id)
     # thread_local=False: the renewal thread must see the token
     lock = r.lock(name, timeout=LOCK_SECONDS, blocking=wait > 0, blocking_timeout=wait or None,
                   thread_local=False)
@@ -391,7 +387,7 @@ def reconcile_accounts(platform_name: str, account_ids: list[int], job_id: str |
     lock is taken, that changed during the calls, or that the hook left out gets its own job
     instead. Returns counts of the sync states written and of the own jobs."""
     platform = registry.get(platform_name)
-    names = {a: _lock_name(platform_name, a) for a in account_ids}
+    names = {a: outbox.lock_name(platform_name, a) for a in account_ids}
     locks = LockSet(list(names.values()), LOCK_SECONDS, knocks=True)
     counts: dict[str, int] = defaultdict(int)
     busy = [a for a, name in names.items() if name in locks.busy]
