@@ -18,7 +18,7 @@ from .queue import redis_url_for_children
 
 DEMO_LOGINS = """
   Staff:       admin / admin12345   (also: manager / manager12345, viewer / viewer12345)
-  Subscriber:  demo / demo12345     (cabinet)
+  Subscriber:  demo / demo12345     (cabinet; also tvdemo / tvdemo12345: TV bought three ways)
 """
 
 
