@@ -1,7 +1,6 @@
 """The portal application factory."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from flask import Flask, request, session
@@ -221,6 +220,7 @@ def register_commands(app: Flask) -> None:
 
 
 def configure_logger(app: Flask) -> None:
-    """One line per record, with the logger name, to stderr."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """One line per record, with the logger name, to stderr (portal/logs.py: UTC, one format)."""
+    from .logs import setup
+
+    setup()
