@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from tests.billmanager_fixtures import seller  # noqa: F401  (a fixture)
 from tests.builders import gen_account, gen_staff
 from tests.test_admin_dashboard import login
 
@@ -186,3 +187,33 @@ def test_the_sync_panel_shows_the_difference_field_by_field(app, client):
     rows = dict(re.findall(r'<tr data-field="([a-z_]+)"( class="differs")?>', html))
     assert rows["status"] == ' class="differs"' and rows["plan"] == "" and "extra" in rows
     assert "password_enc" not in rows and "gAAAA-secret" not in html
+
+
+def test_the_cabinet_hosting_order_shows_todays_charge_and_no_form_to_a_blocked_account(app, client, seller):
+    """Before "Order and pay" the subscriber sees what leaves the balance today (the rest of the
+    month, worked out here); a blocked account gets a note instead of the form."""
+    import calendar
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from portal.billing import accounts as acc
+    from portal.billing import clock
+    from portal.extensions import db
+    from tests.billmanager_fixtures import imported_tariff, make_handler
+    from tests.test_cabinet import cabinet_login, subscriber_with_account
+
+    with app.app_context():
+        t = imported_tariff(make_handler(seller), price="450.00")
+        s, c, a = subscriber_with_account("hoster", paid="1000.00")
+        tid, aid = t.id, a.id
+        today = clock.today()
+    dim = calendar.monthrange(today.year, today.month)[1]
+    expected = (Decimal("450.00") * (dim - today.day + 1) / dim).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    cabinet_login(client, "hoster", lang="en")
+    page = client.get("/cabinet/hosting?lang=en").get_data(as_text=True)
+    today_text = re.search(rf'<span class="bm-today" data-tariff="{tid}">([^<]+)</span>', page).group(1)
+    assert f"{expected:,.2f}" in today_text
+    with app.app_context():
+        acc.block(db.session.get(type(a), aid), "manager", actor="t")
+        db.session.commit()
+    page = client.get("/cabinet/hosting?lang=en").get_data(as_text=True)
+    assert 'id="no-payer"' in page and "Order and pay" not in page

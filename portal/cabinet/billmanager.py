@@ -14,10 +14,10 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ..billing import self_service
+from ..billing import quotes, self_service
 from ..billing.errors import BillingError
 from ..extensions import db
-from ..models import Account, BmService, BmTariff, Contract
+from ..models import Account, BmService, BmTariff, CatalogService, Contract
 from ..platforms.billmanager import orders
 from ..web import error_fields, form_int, form_text
 from . import bp
@@ -41,8 +41,14 @@ def _nonce_key(nonce: str | None) -> str | None:
 def _page(errors=None, values=None, status=200):
     s = g.subscriber
     tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.price)).all()
+    # only an active account can pay for an order (a blocked one is refused): the form offers those
+    payers = [a for a in _own_accounts(s) if a.status == "active"]
+    # what each tariff charges today, before "Order and pay" (the same for any active account)
+    today = {t.id: quotes.assign_charge(payers[0], db.session.get(CatalogService, t.service_id))
+             for t in tariffs} if payers else {}
     return render_template("cabinet/billmanager/hosting.html", services=hosting_services(s), tariffs=tariffs,
-                           accounts=[a for a in _own_accounts(s) if a.status != "disabled"],
+                           accounts=payers, charged_today=today,
+                           blocked=any(a.status == "blocked" for a in _own_accounts(s)),
                            errors=errors or {}, v=values or {},
                            nonce=(values or {}).get("nonce") or secrets.token_hex(16)), status
 
