@@ -52,7 +52,7 @@ def test_a_copied_staff_cookie_stops_working_after_logout(app, client):
     assert staff_login(client, "anna").status_code == 302
     thief = copied(client, app)
     assert thief.get("/").status_code == 200
-    client.post("/logout", data={"csrf_token": csrf(client, "/subscribers")})
+    client.post("/logout", data={"csrf_token": csrf(client, "/login")})
     assert thief.get("/").status_code == 302  # to the login page
     assert client.get("/").status_code == 302
 
@@ -101,7 +101,7 @@ def test_a_viewer_cannot_end_anyones_sessions(app, client):
         gen_staff("watcher", role="viewer")
         target = gen_staff("target").id
     staff_login(client, "watcher")
-    assert client.post(f"/staff/{target}/sessions", data={"csrf_token": csrf(client, "/subscribers")}).status_code == 403
+    assert client.post(f"/staff/{target}/sessions", data={"csrf_token": csrf(client, "/login")}).status_code == 403
 
 
 def test_idle_and_old_sessions_end_for_staff_and_cabinet(app, client):

@@ -42,8 +42,12 @@ class Money(fields.Field):
     NOT_NEGATIVE = "^" + AMOUNT_PATTERN.removeprefix("^-?")
     POSITIVE = r"^(?!0*(\.0*)?$)" + AMOUNT_PATTERN.removeprefix("^-?")
 
-    def __init__(self, positive: bool = False, not_negative: bool = False, **kwargs):
-        self.pattern = self.POSITIVE if positive else self.NOT_NEGATIVE if not_negative else self.PATTERN
+    # a sum (a balance) in an answer: any number of digits
+    SUM = r"^-?[0-9]+\.[0-9]{2}$"
+
+    def __init__(self, positive: bool = False, not_negative: bool = False, sum: bool = False, **kwargs):
+        self.pattern = (self.POSITIVE if positive else self.NOT_NEGATIVE if not_negative
+                        else self.SUM if sum else self.PATTERN)
         metadata = {"type": "string", "pattern": self.pattern, "example": "300.00", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 

@@ -29,7 +29,7 @@ class ContractSchema(ma.Schema):
     subscriber_id = fields.Integer()
     credit_limit = Money()
     do_not_block = fields.Boolean()
-    balance = Money(metadata={"description": "equals the sum of the contract's ledger"})
+    balance = Money(sum=True, metadata={"description": "equals the sum of the contract's ledger"})
     created_at = fields.DateTime()
 
 

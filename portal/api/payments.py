@@ -30,7 +30,7 @@ class PaymentCreateSchema(Body):
 
 
 class PaymentSchema(LedgerEntrySchema):
-    balance = Money(attribute="contract.balance", metadata={"description": "the contract's balance now"})
+    balance = Money(sum=True, attribute="contract.balance", metadata={"description": "the contract's balance now"})
 
 
 @bp.route("", methods=["POST"])
