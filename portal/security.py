@@ -26,7 +26,7 @@ from typing import Callable
 from flask import Flask, current_app, render_template, request, session
 from werkzeug.datastructures import MultiDict
 
-from .web import translate_message
+from .web import is_htmx, translate_message, with_toast
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -117,7 +117,10 @@ def _refuse_unsafe_input():
 
     if request.path.startswith(PREFIX + "/"):
         return json_error(422, "invalid input", {bad[0]: bad[1]})
-    return render_template("errors/422.html", field=bad[0], message=translate_message(bad[1])), 422
+    message = translate_message(bad[1])
+    if is_htmx():  # the form stays as typed (no swap); a toast says what is wrong
+        return with_toast("", f"{bad[0]}: {message}", 422, **{"HX-Reswap": "none"})
+    return render_template("errors/422.html", field=bad[0], message=message), 422
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -207,3 +207,14 @@ def test_hostile_values_in_api_writes_are_422(app, client, world):
                 elif r.status_code >= 500:
                     failures.append(f"{method} {url} body={body!r}: {r.status_code}")
     assert not failures, "\n".join(failures)
+
+
+def test_a_nul_in_an_htmx_form_keeps_the_form_and_says_why(app, client, world):
+    """A NUL typed into an HTMX form: the form is not replaced, a toast names the field."""
+    login(client, "/login", "prober", "password123")
+    page = client.get(f"/contracts/{world['contract']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post(f"/contracts/{world['contract']}/payments", data={"amount": "10", "comment": "a\x00b"},
+                    headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert r.status_code == 422 and r.headers["HX-Reswap"] == "none"
+    assert "comment" in r.headers["HX-Trigger"] and "<html" not in r.get_data(as_text=True)
