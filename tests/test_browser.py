@@ -68,7 +68,7 @@ def test_a_manager_finds_a_subscriber_takes_a_payment_and_blocks_and_unblocks(ap
     page.fill("input[name=password]", "password123")
     page.click("button[type=submit]")
     page.click("nav.sidebar a[href='/subscribers']")
-    page.fill("input[name=q]", "кузне")
+    page.fill("#list-q", "кузне")
     # search as you type: only the rows change, and the URL keeps the search
     page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 1")
     assert "q=%D0%BA%D1%83%D0%B7%D0%BD%D0%B5" in page.url

@@ -75,7 +75,7 @@ def test_a_caller_is_found_from_the_top_bar_and_their_money_trail_reads_plainly(
     _shot(page, "ledger-en")
 
     page.goto(f"{live}/payments?lang=en")
-    page.fill("input[name=q]", "петров")
+    page.fill("#list-q", "петров")
     expect(page.locator("#totals")).to_contain_text("3,000.00")
     with page.expect_download() as got:
         page.click("#export-csv")
@@ -103,3 +103,27 @@ def test_the_top_bar_and_the_ledger_fit_a_phone(app, live, browser):
         _shot(phone, "ledger-phone-ru")
     finally:
         context.close()
+
+
+def test_a_form_that_opens_another_page_puts_its_url_in_the_address_bar(app, live, page):
+    """Creating an account on the subscriber's card opens the account's page: the address bar
+    says so (it kept the card's URL, so a reload or a relative link went wrong)."""
+    with app.app_context():
+        gen_staff("desk", role="manager")
+        s = gen_subscriber(full_name="Новиков Олег")
+        gen_contract(s)
+        gen_tariff(name="Домашний")
+        from tests.builders import gen_agent
+        gen_agent(name="RADIUS")
+        sid = s.id
+    _log_in(page, live)
+    page.goto(f"{live}/subscribers/{sid}")
+    page.locator("details:has(form[action$='/accounts']) > summary").click()
+    form = page.locator("form[action$='/accounts']")
+    form.locator("input[name=login]").fill("novikov")
+    form.locator("select[name=agent_id]").select_option(label="RADIUS")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/accounts/*")
+    expect(page.locator("h1")).to_contain_text("novikov")
+    page.reload()
+    expect(page.locator("h1")).to_contain_text("novikov")
