@@ -102,7 +102,6 @@ def main() -> None:
     flask_app = app()
     os.environ["TZ"] = flask_app.config["BILLING_TZ"]
     time.tzset()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with flask_app.app_context():
         scheduler = Scheduler(get_redis(), float(flask_app.config["SWEEP_INTERVAL"]), logging_level=logging.INFO)
     for job in periodic(flask_app.config):

@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> None:
     with flask_app.app_context():
         connection = get_redis()
         names = args.queues.split(",") if args.queues else flask_app.config["RQ_QUEUES"]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queues = [Queue(name, connection=connection) for name in names]
     try:
         work(queues, connection, args.burst)
