@@ -42,6 +42,8 @@ def start_emulators(app) -> list:
                 continue
             emu = platform.demo_emulator()
             running.append(emu)
+            if row is not None and row.url != emu.url and platform.demo_moved is not None:
+                platform.demo_moved(row.url, emu.url)  # its usual port was taken this time
             save_connection(platform.name, url=emu.url, login=emu.login, password=emu.password,
                             options={**emu.options, "demo_emulator": True}, actor="devserver")
             db.session.commit()

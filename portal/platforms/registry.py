@@ -74,6 +74,9 @@ class Platform:
     reconcile: Callable[[Any, str, dict | None, "SyncPass"], dict | None]
     demo_emulator: Callable[[], "DemoEmulator"] | None = None
     demo_load: Callable[[], None] | None = None
+    # ``make run``: the demo emulator came up on another URL than last time (its usual port was
+    # taken): what billing stored with the old URL follows it (old URL, new URL)
+    demo_moved: Callable[[str, str], None] | None = None
     periodic: Callable[[Any], list[dict]] | None = None
     admin_endpoint: str | None = None
     cabinet_template: str | None = None

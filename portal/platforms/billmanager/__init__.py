@@ -24,6 +24,12 @@ def _demo_emulator() -> DemoEmulator:
                         options={"credentials": "per handler"}, stop=seller.stop)
 
 
+def _demo_moved(old_url: str, new_url: str) -> None:
+    from .demo import moved
+
+    moved(old_url, new_url)
+
+
 def _demo_load() -> None:
     from .demo import load
 
@@ -46,5 +52,6 @@ def _periodic(config) -> list[dict]:
 
 register(Platform(name="billmanager", title="BILLmanager", desired_state=sync.desired_state, client=sync.Fleet,
                   reconcile=sync.reconcile, demo_emulator=_demo_emulator, demo_load=_demo_load,
+                  demo_moved=_demo_moved,
                   periodic=_periodic, admin_endpoint="admin.bm_handlers",
                   cabinet_template="cabinet/billmanager/_section.html"))

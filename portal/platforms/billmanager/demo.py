@@ -10,6 +10,15 @@ from ...models import DataCenter, Department
 from .handlers import save_named
 
 
+def moved(old_url: str, new_url: str) -> None:
+    """Handlers made against the demo seller follow it to its new port (the caller commits)."""
+    from sqlalchemy import update
+
+    from ...models import BmHandler
+
+    db.session.execute(update(BmHandler).where(BmHandler.url == old_url).values(url=new_url))
+
+
 def load() -> None:
     if db.session.scalar(select(func.count()).select_from(Department)):
         return

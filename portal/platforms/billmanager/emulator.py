@@ -129,7 +129,10 @@ class SellingBillmanager:
             self._failures.clear()
 
     def start(self) -> "SellingBillmanager":
-        self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_Quiet)
+        try:
+            self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_Quiet)
+        except SystemExit:  # werkzeug exits the process when the port is taken: let the caller pick another
+            raise OSError(f"port {self.port} is in use") from None
         self.port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, name="billmanager-emulator", daemon=True).start()
         return self
