@@ -51,9 +51,28 @@ def start_emulators(app) -> list:
     return running
 
 
+def portal_port() -> int:
+    """PORT when set; else 5000, or a free port when another program (another checkout's
+    `make run`) holds 5000. The demo emulators are told it (the «Смотрёшка» emulator calls
+    the portal back), so it is settled first."""
+    if os.environ.get("PORT"):
+        return int(os.environ["PORT"])
+    import socket
+
+    for candidate in (5000, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    return 5000
+
+
 def main() -> None:
     app = create_app()
-    port = int(os.environ.get("PORT", "5000"))
+    port = portal_port()
+    os.environ["PORT"] = str(port)
     emulators = start_emulators(app)
     with app.app_context():
         env = {**os.environ, "REDIS_URL": redis_url_for_children()}
