@@ -2,6 +2,7 @@
 platform after the commit, and the sweeper that brings back what Redis lost."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from flask import current_app
@@ -144,8 +145,6 @@ def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_i
     """If a change's job (or the nightly full reconcile's) starts while another job is syncing
     the account (the platform slow, then failing), does it give way at once instead of holding
     up its worker, and does the running job queue a new one for each as it finishes?"""
-    import threading
-
     from jobs.sync import reconcile_account as job
     from portal.platforms import reconcile
 
@@ -174,3 +173,28 @@ def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_i
     assert results == ["retry"]
     assert jobs_in("default") == [f"reconcile-webhook-{account_id}-default"]
     assert jobs_in("low") == [f"reconcile-webhook-{account_id}-low"]
+
+
+def test_a_job_that_loses_its_lock_midway_queues_one_more_pass(webhook):
+    """If a job's lock vanishes while it waits on the platform (Redis restarted empty), so
+    that another job may have run alongside, is one more pass queued to settle the account?"""
+    from portal.platforms import reconcile
+
+    account_id = gen_account(agent=gen_agent(platform="webhook")).id
+    get_redis().flushdb()
+    webhook.latency = reconcile.LOCK_SECONDS / 2  # past a renewal
+    lock = f"portal:lock:reconcile:webhook:{account_id}"
+    app = current_app._get_current_object()
+    results = []
+
+    def run():
+        with app.app_context():
+            results.append(reconcile.reconcile_account("webhook", account_id))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: get_redis().exists(lock), what="the job to hold the account")
+    get_redis().delete(lock)
+    thread.join(30)
+    assert results == ["ok"]
+    assert jobs_in("default") == [f"reconcile-webhook-{account_id}-default"]

@@ -129,9 +129,12 @@ def _release(lock) -> set[bytes]:
 
 
 def _answer_knocks(platform: str, account_id: int, knocks: set[bytes], lost: bool) -> None:
-    """Queue what the jobs that found the account busy came for: its changes (also when
-    the lock was lost meanwhile: another job may have read older data), and a scheduled read."""
-    if knocks or lost:
+    """Queue what the jobs that found the account busy came for: its changes, a scheduled
+    read. A lock lost meanwhile (Redis restarted, a stall past its TTL) means another job may
+    have run alongside with other data: one more pass settles it."""
+    if lost:
+        outbox.enqueue_pair(platform, account_id)
+    elif b"change" in knocks:
         outbox.enqueue_account(platform, account_id)
     if b"scheduled" in knocks:
         outbox.enqueue_pair(platform, account_id, "low", scheduled=True)
