@@ -38,6 +38,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 
+from portal import logs
 from portal.queue import get_redis
 
 from . import app
@@ -64,7 +65,8 @@ def work(queues, connection, burst: bool) -> None:
         worker = None
         try:
             worker = Worker(queues, connection=connection)
-            worker.work(burst=burst)
+            # rq's own lines in the portal's format (portal/logs.py: UTC, like the web and the scheduler)
+            worker.work(burst=burst, date_format=logs.DATE_FORMAT, log_format=logs.FORMAT)
         except redis.RedisError as e:  # at start (naming, registering) or at the end (teardown)
             log.warning("worker stopped on a Redis error: %s", e)
         if burst or (worker is not None and worker._shutdown_requested_date is not None):
