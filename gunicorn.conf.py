@@ -1,17 +1,20 @@
 """gunicorn settings for the portal (read from the working directory: `gunicorn wsgi:app`).
 
-Measured with bench/upsale.py on a 2-CPU box (bench/README.md): one thread per worker (a
-second thread cost 10-15 % more CPU per call, the GIL), and no keep-alive: a kept-alive
-connection stays with the worker that accepted it, so a busy client piles its requests onto
-one worker while others idle (p99 60-180 ms against 25-45 ms without). Put a proxy in front
-for keep-alive to browsers. Raise workers with CPUs: GUNICORN_WORKERS, GUNICORN_THREADS."""
+Measured with bench/upsale.py on a 2-CPU box (bench/README.md): sync workers, one request
+at a time each (gthread with one thread cost ~10 % more CPU per call for the same work; a
+second thread 10-15 % more, the GIL), CPUs + 1 of them (3 on 2 CPUs served 179-195 req/s of
+200 offered, 4 served 146-169 and 6 served 170: more processes than that only contend for the
+CPUs), and no keep-alive: a kept-alive connection stays with the worker that accepted it, so a
+busy client piles its requests onto one worker while others idle. Put a proxy in front (it
+buffers slow clients and keeps browsers' connections alive). GUNICORN_WORKERS and
+GUNICORN_THREADS override; threads > 1 switches to the gthread worker."""
 import gc
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
+workers = int(os.environ.get("GUNICORN_WORKERS", str((os.cpu_count() or 1) + 1)))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 keepalive = 0  # Connection: close after every response (see above)
 # The app is imported once, in the master, and workers fork from it: a worker (re)starts in
 # milliseconds instead of importing the app again (a second or more of CPU each, taken from
