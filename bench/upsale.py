@@ -81,18 +81,12 @@ def prepare(n: int, overrides: dict | None) -> list[tuple[str, str]]:
     from portal.billing import directory, ledger
     from portal.extensions import db
     from portal.models import SyncState
+    from portal.db_setup import reset_schema
     from portal.platforms.connections import save_connection
 
     app = create_app(overrides)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            # the whole schema, so that tables left by another version of the code go too
-            with db.engine.begin() as conn:
-                conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-                conn.exec_driver_sql("CREATE SCHEMA public")
-        else:
-            db.drop_all()
-        db.create_all()
+        reset_schema(db)
         save_connection("smotreshka", url="http://127.0.0.1:9", login=LOGIN, password=PASSWORD,
                         options={"login_prefix": "b_", "upsale_allowed_ips": "127.0.0.1/32"}, actor="bench")
         basic = directory.save_service({"name": "Базовый", "price": "199.00", "platform": "smotreshka",

@@ -16,6 +16,19 @@ def dialect_insert(table):
     return insert(table)
 
 
+def reset_schema(db) -> None:
+    """An empty schema with every table of the models (tests, benchmarks). PostgreSQL drops the
+    whole schema: tables another version of the code left (another branch, an earlier run on
+    this database) may depend on ours, and drop_all would fail on them."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    else:
+        db.drop_all()
+    db.create_all()
+
+
 def _cache_long_statements() -> None:
     """psycopg parses a query's placeholders again on every execution when its text is over
     4 kB or it has over 50 parameters (it caches only smaller ones, to keep ORM-generated

@@ -26,6 +26,7 @@ import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from portal import create_app  # noqa: E402
+from portal.db_setup import reset_schema  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
 
 pytest_plugins = ["tests.builders", "tests.platform_fixtures"]
@@ -46,15 +47,7 @@ def pytest_sessionfinish(session, exitstatus):
 def app():
     app = create_app({"TESTING": True})
     with app.app_context():
-        if _db.engine.dialect.name == "postgresql":
-            # the whole schema: tables another version of the code left (another branch, an
-            # earlier CI run on this database) may depend on ours, and drop_all would fail
-            with _db.engine.begin() as conn:
-                conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-                conn.exec_driver_sql("CREATE SCHEMA public")
-        else:
-            _db.drop_all()
-        _db.create_all()
+        reset_schema(_db)
     yield app
 
 
