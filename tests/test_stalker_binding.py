@@ -6,6 +6,7 @@ changed (fault 6)."""
 from __future__ import annotations
 
 import importlib
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -152,6 +153,15 @@ def test_a_login_a_stranger_has_is_a_conflict_and_nothing_is_written(stalker, tv
     panel = page[page.index('id="account-stalker"'):]
     assert "Login already in use" in panel and "Петров Пётр" in panel and "501" in panel
     assert "Link to this account" in panel and "Change login" in panel
+    # the console shows that user as a conflict of this account, not as "in billing"
+    from portal.platforms.stalker import console
+
+    console.refresh(("accounts",), actor="test")
+    db.session.commit()
+    rows = staff.get("/stalker?tab=accounts&q=tv_petrov&lang=en").get_data(as_text=True)
+    cell = re.search(r'<td class="stalker-billing"[^>]*>(.*?)</td>', rows, re.S).group(1)
+    assert f'data-conflict="{account.id}"' in cell and "conflict: tv_petrov" in cell
+    assert f'href="/accounts/{account.id}" class="btn btn-small"' not in cell
 
 
 def test_change_login_creates_the_user_under_the_new_login(stalker, tv_agent, staff):

@@ -167,6 +167,7 @@ def _table_context(kind: str) -> dict:
            "appending": args["after"] is not None}
     if kind == "accounts":
         ctx["linked"], ctx["known_tariffs"] = console.page_links([r.data for r in rows])
+        ctx["conflicts"] = console.page_conflicts([r.data for r in rows])
         ctx["new_logins"] = [None if r.data.get("login") else console.generated_login(
             str(r.data.get("account_number") or "")) for r in rows]
     if kind == "tariffs":

@@ -22,8 +22,8 @@ from ...billing import audit, directory, import_start
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import (
-    Account, Agent, CatalogService, Contract, StalkerChannel, StalkerImportedTariff, StalkerSnapshot,
-    StalkerSnapshotRow, StalkerStb, StalkerTvId, Tariff, utcnow,
+    Account, Agent, CatalogService, Contract, StalkerBinding, StalkerChannel, StalkerImportedTariff,
+    StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId, Tariff, utcnow,
 )
 from ...models.stalker_catalog import EXTERNAL_ID_MAX, StalkerPlanPackage
 from ...platforms import connections
@@ -198,9 +198,47 @@ def page_links(rows: list[dict]) -> tuple[list[int | None], set[str]]:
             by_mac[key] = ident
         else:
             by_number.setdefault(key, ident)
-    linked = [(by_login.get(r["login"]) if r.get("login") else by_number.get(str(r.get("account_number") or "")))
-              or by_mac.get(r.get("stb_mac") or "") for r in rows]
+    guesses = [(by_login.get(r["login"]) if r.get("login") else by_number.get(str(r.get("account_number") or "")))
+               or by_mac.get(r.get("stb_mac") or "") for r in rows]
+    # A binding decides (binding.py): the user an account is bound to is linked to it, and an
+    # account bound elsewhere (or to nothing, after a conflict) is never linked by a guess: a
+    # stranger who has its login is not "in billing".
+    bound = dict(db.session.execute(select(StalkerBinding.login, StalkerBinding.account_id).where(
+        StalkerBinding.state == "bound", StalkerBinding.login.in_(logins))).all()) if logins else {}
+    bindings = {b.account_id: b for b in db.session.scalars(select(StalkerBinding).where(
+        StalkerBinding.account_id.in_([g for g in guesses if g is not None])))} if any(guesses) else {}
+
+    def binding_allows(r: dict, account_id) -> bool:
+        b = bindings.get(account_id)
+        if b is None:
+            return True  # not bound yet: the guess stands
+        if r.get("login"):
+            return b.login == r["login"] and b.state in ("bound", "creating")
+        # a row without a login: its number or STB (the snapshot may predate the login the
+        # sync gave that user since)
+        return b.state == "bound" and (
+            b.account_number == str(r.get("account_number") or "") or bool(b.mac and b.mac == r.get("stb_mac")))
+
+    linked = [bound[r["login"]] if r.get("login") in bound else (guess if binding_allows(r, guess) else None)
+              for r, guess in zip(rows, guesses)]
     return linked, catalog.known_plans(r.get("tariff_plan") for r in rows)
+
+
+def page_conflicts(rows: list[dict]) -> list[tuple[int, str] | None]:
+    """For a page of Stalker account rows: the billing account (id, login) that met each row's
+    user as a stranger where it would have written (binding.record_conflict), or None."""
+    pending = db.session.execute(select(StalkerBinding.account_id, StalkerBinding.conflict, Account.login)
+                                 .join(Account, Account.id == StalkerBinding.account_id)
+                                 # (None may be stored as JSON null: compare the text)
+                                 .where(func.coalesce(cast(StalkerBinding.conflict, String), "null") != "null")).all()
+    by_login, by_mac = {}, {}
+    for account_id, conflict, login in pending:
+        user = (conflict or {}).get("user") or {}
+        if user.get("login"):
+            by_login[user["login"]] = (account_id, login)
+        if user.get("stb_mac"):
+            by_mac[user["stb_mac"]] = (account_id, login)
+    return [by_login.get(r.get("login") or "") or by_mac.get(r.get("stb_mac") or "") for r in rows]
 
 
 def stalker_agent() -> Agent:
