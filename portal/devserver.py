@@ -51,12 +51,12 @@ def start_emulators(app) -> list:
     return running
 
 
-def portal_port() -> int:
-    """PORT when set; else 5000, or a free port when another program (another checkout's
-    `make run`) holds 5000. The demo emulators are told it (the «Смотрёшка» emulator calls
-    the portal back), so it is settled first."""
-    if os.environ.get("PORT"):
-        return int(os.environ["PORT"])
+def portal_port(configured: int | None) -> int:
+    """PORT when set (``configured``, from config.load); else 5000, or a free port when another
+    program (another checkout's `make run`) holds 5000. The demo emulators are told it (the
+    «Смотрёшка» emulator calls the portal back), so it is settled first."""
+    if configured:
+        return configured
     import socket
 
     for candidate in (5000, 0):
@@ -71,11 +71,12 @@ def portal_port() -> int:
 
 def main() -> None:
     app = create_app()
-    port = portal_port()
-    os.environ["PORT"] = str(port)
+    port = app.config["PORT"] = portal_port(app.config["PORT"])
     emulators = start_emulators(app)
     with app.app_context():
-        env = {**os.environ, "REDIS_URL": redis_url_for_children()}
+        # the worker and the scheduler read their settings through config.load as well:
+        # hand them this environment plus what was settled here
+        env = {**os.environ, "PORT": str(port), "REDIS_URL": redis_url_for_children()}
     children = [
         subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=env),
         subprocess.Popen([sys.executable, "-m", "jobs.scheduler"], env=env),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import calendar
-import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -12,8 +11,11 @@ from flask import current_app, has_app_context
 
 
 def tz() -> ZoneInfo:
-    name = current_app.config["BILLING_TZ"] if has_app_context() else os.environ.get("BILLING_TZ", "Europe/Moscow")
-    return ZoneInfo(name)
+    if has_app_context():
+        return ZoneInfo(current_app.config["BILLING_TZ"])
+    from ..config import load
+
+    return ZoneInfo(load()["BILLING_TZ"])
 
 
 # Set while billing works "as of" a given day (a charge run for --date D), so that every rule

@@ -8,12 +8,12 @@ from . import client, console, sync
 
 
 def _demo_emulator() -> DemoEmulator:
-    import os
+    from flask import current_app
 
     from .emulator import SmotreshkaEmulator
 
     emu = SmotreshkaEmulator().start()
-    emu.app.configure(f"http://127.0.0.1:{os.environ.get('PORT', '5000')}", "lifestream", "upsale-demo-pass")
+    emu.app.configure(f"http://127.0.0.1:{current_app.config['PORT'] or 5000}", "lifestream", "upsale-demo-pass")
     return DemoEmulator(url=emu.url, login="lifestream", password="upsale-demo-pass",
                         options={"login_prefix": "demo_", "upsale_allowed_ips": "127.0.0.1/32, ::1/128",
                                  "self_service": "on", "account_state": "on"},

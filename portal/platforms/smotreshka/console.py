@@ -222,11 +222,9 @@ def scheduled_resync() -> int:
 def periodic(config) -> list[dict]:
     """1-3 re-syncs a day at SMOTRESHKA_RESYNC_TIMES (HH:MM, comma separated, BILLING_TZ),
     by default 04:20 and 16:20; Lifestream recommends 1-3 a day (notes 3.3)."""
-    import os
-
     from jobs import smotreshka as jobs
 
-    times = os.environ.get("SMOTRESHKA_RESYNC_TIMES", config.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20"))
+    times = config.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20")
     out = []
     for n, hhmm in enumerate([t.strip() for t in str(times).split(",") if t.strip()][:3], start=1):
         hh, _, mm = hhmm.partition(":")

@@ -1,0 +1,91 @@
+"""Settings: does every environment variable the README documents change the settings?
+
+The list comes from the README itself (the configuration table's first column, and every
+other `NAME_WITH_UNDERSCORES` in backquotes), so a variable documented later and never read
+by ``config.load`` fails here."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from portal import config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# values tried in turn until one is accepted and changes the settings: a number, a time zone,
+# a list of times, URLs, and free text cover every kind of setting the README lists
+CANDIDATES = ["7", "2", "Asia/Tokyo", "01:02,03:04", "postgresql://u@db.example/other",
+              "redis://redis.example:6379/3", "unusual-value-1"]
+
+
+def documented_variables() -> list[str]:
+    text = README.read_text()
+    names: set[str] = set()
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    names.update(re.findall(r"`([A-Z][A-Z0-9]*_[A-Z0-9_]+)`", text))
+    return sorted(names)
+
+
+def test_readme_lists_the_settings_we_know():
+    """Is the README's list read at all (the parser would otherwise pass vacuously)?"""
+    names = documented_variables()
+    for known in ("DATABASE_URL", "PORT", "BILLING_TZ", "STALKER_REFRESH_INTERVAL", "BILLMANAGER_TIMEOUT"):
+        assert known in names
+    assert "OFFSET" not in names  # SQL, not a setting
+
+
+@pytest.mark.parametrize("name", documented_variables())
+def test_documented_variable_is_read_by_config_load(name, monkeypatch):
+    """When an operator sets a variable the README documents, do the settings change?"""
+    monkeypatch.delenv(name, raising=False)
+    try:
+        before = config.load()
+    except config.ConfigError:  # a required one (secrets with DATABASE_URL): compare two values
+        monkeypatch.setenv(name, "baseline-value")
+        before = config.load()
+    tried = []
+    for value in CANDIDATES:
+        monkeypatch.setenv(name, value)
+        try:
+            after = config.load()
+        except (ValueError, config.ConfigError) as e:
+            tried.append(f"{value!r}: {e}")
+            continue
+        if after != before:
+            return
+        tried.append(f"{value!r}: no change")
+    pytest.fail(f"{name} is documented in the README but config.load ignores it ({'; '.join(tried)})")
+
+
+def test_stalker_refresh_interval_reaches_the_schedule(monkeypatch):
+    """Does STALKER_REFRESH_INTERVAL set how often the Stalker console's snapshot refreshes?"""
+    from portal.platforms import stalker
+
+    monkeypatch.setenv("STALKER_REFRESH_INTERVAL", "120")
+    (job,) = stalker.periodic(config.load())
+    assert job["interval"] == 120
+
+
+def test_smotreshka_resync_times_reach_the_schedule(monkeypatch):
+    """Do SMOTRESHKA_RESYNC_TIMES set the «Смотрёшка» re-sync crons?"""
+    from portal.platforms.smotreshka import console
+
+    monkeypatch.setenv("SMOTRESHKA_RESYNC_TIMES", "05:30")
+    assert [job["cron"] for job in console.periodic(config.load())] == ["30 5 * * *"]
+
+
+def test_billmanager_timeout_reaches_the_client(monkeypatch):
+    """Does BILLMANAGER_TIMEOUT set the read timeout of the selling BILLmanager's client?"""
+    from portal import create_app
+    from portal.models import BmHandler
+    from portal.platforms.billmanager.handlers import client_for
+
+    monkeypatch.setenv("BILLMANAGER_TIMEOUT", "4.5")
+    with create_app({"TESTING": True}).app_context():
+        client = client_for(BmHandler(url="http://seller.example/billmgr", username="u", password_enc=None))
+    assert client.timeout == 4.5
