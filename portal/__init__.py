@@ -92,6 +92,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(cabinet_bp)
     register_api(app)
+    from .api.provider import bp as provider_bp  # payment agents' provider protocol
+
+    app.register_blueprint(provider_bp)
     from .api.common import document_write_rules
     from .extensions import api
 

@@ -19,6 +19,7 @@ from .inputs import check_text, parse_amount
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9 ()-]{5,20}$")
+CONTRACT_NUMBER_RE = re.compile(r"[0-9A-Za-zА-Яа-я/._-]{1,32}")  # what a contract number may be
 
 
 def get_or_404(model, ident, field: str):
@@ -153,7 +154,7 @@ def save_contract(data: dict, *, actor: str, contract: Contract | None = None) -
             errors["subscriber_id"] = "no such subscriber"
     number = data.get("number")
     if number is not None:
-        if not isinstance(number, str) or not re.fullmatch(r"[0-9A-Za-zА-Яа-я/._-]{1,32}", number):
+        if not isinstance(number, str) or not CONTRACT_NUMBER_RE.fullmatch(number):
             errors["number"] = "1-32 letters, digits, / . _ -"
         else:
             _unique(errors, Contract, Contract.number, number, "number",

@@ -14,6 +14,7 @@ from .catalog import (  # noqa: F401
 )
 from .intercom import IntercomAttachment, IntercomProfile  # noqa: F401
 from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
+from .payments import ACCOUNT_FIELDS, PROVIDER_RESULTS, AgentPayment, PaymentAgent, ProviderCall  # noqa: F401
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
 from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
