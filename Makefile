@@ -34,6 +34,12 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The import contracts in .importlinter: layers run one way (models <- billing <- platforms <-
+# jobs <- views), no platform imports another, no circles.
+.PHONY: lint-imports
+lint-imports: install-dev
+	$(BIN)/lint-imports --no-logo --no-cache
+
 bench: install-dev
 	$(BIN)/python bench/charge_run.py
 

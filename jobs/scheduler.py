@@ -14,7 +14,8 @@ would wait behind whatever the workers are busy with.
 
 Cron times are in BILLING_TZ: rq reads cron fields in the process's local time, so the
 scheduler sets its own time zone to BILLING_TZ. Names are stable, so a redeploy replaces a
-schedule instead of adding one, and each job is safe to run twice.
+schedule instead of adding one, and each job is safe to run twice. The jobs themselves are
+declared in jobs/schedules.py.
 """
 from __future__ import annotations
 
@@ -28,21 +29,12 @@ from rq.exceptions import StopRequested
 
 from portal.queue import get_redis
 
-from . import app, billing, sync
+from . import app, sync
+from .schedules import periodic
 
 log = logging.getLogger("jobs.scheduler")
 
 RETRY_MAX = 5.0  # seconds between attempts while Redis is down (1, 2, 4, 5, 5, ...)
-
-
-def periodic(config) -> list[dict]:
-    """Every periodic job, in one list (each platform adds its own through its registry hook)."""
-    from portal.platforms.registry import all_platforms
-
-    return [
-        {"name": "charge-run", "func": billing.charge_today, "queue_name": "default", "cron": "5 0 * * *"},
-        {"name": "full-reconcile", "func": sync.reconcile_all, "queue_name": "low", "cron": "30 3 * * *"},
-    ] + [job for p in all_platforms() if p.periodic for job in p.periodic(config)]
 
 
 class Scheduler(CronScheduler):

@@ -60,8 +60,10 @@ def register_extensions(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     with app.app_context():
         configure_engine(db.engine)
+    from .platforms.registry import load_builtin
     from .platforms.outbox import install
 
+    load_builtin()  # every platform registers what billing may ask of it (billing.hooks) first
     install(app)
 
 

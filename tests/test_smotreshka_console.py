@@ -140,8 +140,12 @@ def test_the_scheduled_resync_finds_drift_the_last_pass_did_not_see(smotreshka, 
     assert console.scheduled_resync() == 1
     processes.start("jobs.worker")
     wait_for(lambda: smotreshka.accounts[pid]["subscriptions"] == {"101"}, what="the re-sync")
-    jobs = console.periodic({"SMOTRESHKA_RESYNC_TIMES": "03:10, 12:00,19:45"})
+    from jobs.schedules import periodic
+
+    jobs = [j for j in periodic({"SMOTRESHKA_RESYNC_TIMES": "03:10, 12:00,19:45", "SWEEP_INTERVAL": 10})
+            if j["name"].startswith("smotreshka-resync")]
     assert [j["cron"] for j in jobs] == ["10 3 * * *", "0 12 * * *", "45 19 * * *"]
+    assert {j["func"].__name__ for j in jobs} == {"scheduled_resync"}
 
 
 def test_the_cabinet_tv_page_is_off_until_staff_switch_it_on(smotreshka, tv_catalog, client):

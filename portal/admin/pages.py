@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 
 from ..billing import accounts as billing
 from ..billing import directory, ledger, quotes
-from ..billing.blocking import apply_balance_rule, top_up_to_unblock
+from ..billing.blocking import top_up_to_unblock
+from ..billing.charging import apply_balance_rule
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (

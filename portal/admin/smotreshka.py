@@ -26,11 +26,11 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ..billing import audit
+from ..billing import audit, outbox
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import Account, CatalogService, PlatformConnection, SmotreshkaCall, SmotreshkaDrift, SyncState
-from ..platforms import connections, outbox
+from ..platforms import connections
 from ..platforms.smotreshka import console
 from ..platforms.smotreshka.settings import PLATFORM_CHANGES, from_options
 from ..web import error_fields, with_toast

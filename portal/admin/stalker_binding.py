@@ -16,10 +16,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from ..billing import outbox
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import Account, SyncState
-from ..platforms import outbox, reconcile
+from ..platforms import reconcile
 from ..platforms.stalker import binding
 from ..web import error_fields, with_toast
 from . import bp

@@ -1,6 +1,6 @@
 """Accounts: creation, changes, status transitions and assigned services.
 
-Every change that a platform must see writes an outbox row (portal.platforms.outbox) and
+Every change that a platform must see writes an outbox row (billing.outbox) and
 posts at once what it made due or refundable (billing.charging.charge_accounts: the charge
 run's rules for that account), all in the caller's transaction.
 """
@@ -18,11 +18,10 @@ from ..models import (
     BLOCK_REASONS, Account, Agent, AssignedService, CatalogService, Contract, ExtraFieldDefinition, ExtraFieldValue,
     Tariff, account_multi_tariffs, tariff_services, utcnow,
 )
-from ..platforms import registry
-from ..platforms.outbox import notify
-from . import audit, clock
+from . import audit, clock, hooks
 from .crypto import encrypt
 from .errors import BillingError
+from .outbox import notify
 
 LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -37,8 +36,7 @@ def _after_change(account: Account, action: str, actor: str, before: dict | None
     """Charge for what the change added or removed, apply the balance rule, audit (the state
     after it: of ``service`` for a service action, else of the account), notify.
     ``charge_key``: (idempotency key, comment) for the charge of ``service`` (charging.charge_accounts)."""
-    from .blocking import apply_balance_rule
-    from .charging import charge_accounts
+    from .charging import apply_balance_rule, charge_accounts
 
     db.session.flush()
     charge_accounts([account.id], actor=actor, expire=_may_expire(account), reason=action,
@@ -165,7 +163,7 @@ def update_account(account: Account, data: dict, *, actor: str) -> Account:
         errors["agent_id"] = "no such agent"
     tariff, multis = _check_tariffs(errors, data.get("tariff_id"), data.get("multi_tariff_ids"))
     if tariff is not None and tariff.id != account.tariff_id and not errors:
-        errors.update(registry.check_change(account, tariff=tariff))  # e.g. Stalker has no plan for it
+        errors.update(hooks.check_change(account, tariff=tariff))  # e.g. Stalker has no plan for it
     extra = _validate_extra(errors, data.get("extra")) if "extra" in data else None
     if errors:
         raise BillingError(errors)
@@ -392,10 +390,10 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
         errors["service_id"] = "no such service"
     elif sid not in offered_service_ids(account):
         # a platform may know why (a Stalker package that comes with the account's plan)
-        errors["service_id"] = (registry.check_change(account, service=service).get("service_id")
+        errors["service_id"] = (hooks.check_change(account, service=service).get("service_id")
                                 or "the account's tariffs do not offer this service")
     else:
-        errors.update(registry.check_change(account, service=service))  # e.g. not optional in the plan
+        errors.update(hooks.check_change(account, service=service))  # e.g. not optional in the plan
     today = clock.today()
     starts_on = data.get("starts_on") or today
     ends_on = data.get("ends_on")

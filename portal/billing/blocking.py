@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, and_, bindparam, case, insert, or_, select, t
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
 from . import clock
+from .outbox import notify
 
 BALANCE = 1
 # Reason sets without the balance bit, listed: an IN list is planned as the plain filter it
@@ -59,31 +60,22 @@ def _rule_statements(scoped: bool):
     return [stmt(to_block, blocked), stmt(to_lift, lifted)]
 
 
-def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
-                       recharge: bool = True) -> tuple[list[int], list[int]]:
-    """Block and unblock by balance; returns (blocked account ids, unblocked account ids)."""
+def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system") -> tuple[list[int], list[int]]:
+    """Block and unblock by balance (every contract when ``contract_ids`` is None); returns
+    (blocked account ids, unblocked account ids). The rule alone: callers want
+    ``charging.apply_balance_rule``, which also charges the days an unblock gives back."""
     today = clock.today()
     params = {"today": today} if contract_ids is None else {"today": today, "contract_ids": list(contract_ids)}
     blocked, unblocked = [], []
     for statement in _rule_statements(contract_ids is not None):
         for account_id, now_blocked in db.session.execute(statement, params):
             (blocked if now_blocked else unblocked).append(account_id)
-
     if blocked or unblocked:
         _record(blocked, unblocked, actor)
-    if unblocked and recharge:
-        # Days given back by the unblock are charged now; a balance block refunded nothing,
-        # so only days not yet paid for are charged and the run cannot swing back and forth.
-        from .charging import charge_accounts
-
-        charge_accounts(unblocked, actor=actor, reason="account.unblock")
-        apply_balance_rule(contract_ids, actor=actor, recharge=False)
     return blocked, unblocked
 
 
 def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
-    from ..platforms.outbox import notify
-
     now = utcnow()
     rows = [dict(at=now, actor=actor, action="account.block", object_type="account", object_id=i,
                  summary="blocked by balance", before=None, after={"reason": "balance"}) for i in blocked]
@@ -116,8 +108,12 @@ def can_pay_out(contract: Contract, amount: Decimal) -> bool:
 
 def top_up_to_unblock(contract: Contract) -> Decimal | None:
     """How much a payment must at least bring for this rule (blocked while balance + credit
-    limit < 0) to lift the balance block; None if none is due."""
+    limit < 0) to lift the balance block and keep it lifted: up to the credit limit, plus what
+    the unblock then charges (days not yet paid, e.g. the rest of a month begun blocked);
+    None if none is due."""
     short = money_left(contract)
     if contract.do_not_block or short >= 0:
         return None
-    return -short
+    from .quotes import unblock_charge
+
+    return -short + max(unblock_charge(contract), Decimal("0"))

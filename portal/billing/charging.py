@@ -43,6 +43,8 @@ from ..models import (
 from ..models.base import UTCDateTime
 from ..models.base import from_minor
 from . import audit, clock
+from .blocking import balance_rule
+from .outbox import notify
 
 
 class greatest(GenericFunction):  # noqa: N801  (SQL function name)
@@ -238,8 +240,6 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
     if touched:
         ended = set(touched)
         expire_loaded(AssignedService, ["state", "state_changed_on"], lambda s: s.account_id in ended)
-        from ..platforms.outbox import notify
-
         notify(touched, "service.expired")
         audit.record(actor, "service.expire", None, f"{len(touched)} account(s) had services expire",
                      after={"account_ids": touched[:1000]}, object_type="system")
@@ -372,9 +372,19 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     return _post(today, ids, None, actor, keyed, reason)[0]
 
 
-def _charge(run_date: date, actor: str) -> ChargeRun:
-    from .blocking import apply_balance_rule
+def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system") -> tuple[list[int], list[int]]:
+    """The balance rule (``blocking.balance_rule``: block and unblock by balance), and the days
+    an unblock gives back charged at once; returns (blocked account ids, unblocked account ids)
+    of the rule's first pass. A balance block refunded nothing, so only days not yet paid for
+    are charged, and the run cannot swing back and forth."""
+    blocked, unblocked = balance_rule(contract_ids, actor=actor)
+    if unblocked:
+        charge_accounts(unblocked, actor=actor, reason="account.unblock")
+        balance_rule(contract_ids, actor=actor)  # what that charge took may block again
+    return blocked, unblocked
 
+
+def _charge(run_date: date, actor: str) -> ChargeRun:
     expire_services(run_date, None, actor)
     run = ChargeRun(run_date=run_date, scope="all")
     db.session.add(run)

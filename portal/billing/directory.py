@@ -125,7 +125,7 @@ def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = N
                  subscriber.full_name, before=before, after={f: getattr(subscriber, f) for f in SUBSCRIBER_FIELDS})
     if before and (before["full_name"], before["phones"]) != (subscriber.full_name, subscriber.phones):
         # platforms that keep the card (e.g. the intercom profile) follow the new name and phones
-        from ..platforms.outbox import notify
+        from .outbox import notify
 
         notify([a.id for c in subscriber.contracts for a in c.accounts], "subscriber.card")
     return subscriber
@@ -183,7 +183,7 @@ def save_contract(data: dict, *, actor: str, contract: Contract | None = None) -
                                        "do_not_block": contract.do_not_block})
     if not creating:
         # a new credit limit or "do not block" may block or unblock right away
-        from .blocking import apply_balance_rule
+        from .charging import apply_balance_rule
 
         apply_balance_rule([contract.id], actor=actor)
     return contract
@@ -200,7 +200,7 @@ def save_agent(data: dict, *, actor: str, agent: Agent | None = None) -> Agent:
         _unique(errors, Agent, Agent.name, merged["name"], "name", exclude_id=agent.id if agent else None)
     _choice(errors, merged, "kind", AGENT_KINDS)
     if merged.get("platform") is not None:
-        from ..platforms.registry import known_platforms
+        from .hooks import known_platforms
 
         _choice(errors, merged, "platform", known_platforms())
     _raise(errors)
@@ -227,7 +227,7 @@ def save_service(data: dict, *, actor: str, service: CatalogService | None = Non
     _choice(errors, merged, "charge_mode", CHARGE_MODES)
     _choice(errors, merged, "iptv_kind", IPTV_KINDS, required=False)
     if merged.get("platform") is not None:
-        from ..platforms.registry import known_platforms
+        from .hooks import known_platforms
 
         _choice(errors, merged, "platform", known_platforms())
         if not merged.get("external_id"):

@@ -76,11 +76,11 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     audit.record(actor, f"ledger.{kind}", contract, f"{kind} {amount}",
                  after={"entry_id": entry.id, "amount": str(amount), "comment": comment})
     if apply_rules:
-        from .blocking import apply_balance_rule
+        from .charging import apply_balance_rule
 
         apply_balance_rule([contract_id], actor=actor)
     # platforms that show the balance (webhook, IPTV middleware) hear of the new money
-    from ..platforms.outbox import notify
+    from .outbox import notify
 
     notify([a.id for a in contract.accounts], f"ledger.{kind}")
     return entry, True

@@ -4,8 +4,7 @@ limited, in words a subscriber understands. Only the subscriber's own contracts 
 (the home page's ``contracts``), so nothing foreign can show."""
 from __future__ import annotations
 
-from ..billing import self_service
-from ..platforms import outbox
+from ..billing import outbox, self_service
 from ..platforms.intercom import sync
 from . import bp
 

@@ -1,32 +1,28 @@
-"""The outbox: 'account X changed, platform P must catch up', written in the caller's
-transaction (so a change and its outbox row land together or not at all), and handed to RQ.
+"""The outbox's dispatch side: the rows billing wrote (``portal.billing.outbox``: "account X
+changed, platform P must catch up") are handed to RQ, and swept when that hand-off failed.
 
-* ``notify`` adds the rows (marked enqueued); after the commit a session hook enqueues one
-  job per (account, platform) (``install``). If Redis is down then, the rows are marked
-  un-enqueued again: nothing is lost.
+* After a commit, a session hook (``install``) enqueues one job per (account, platform) of the
+  rows the transaction wrote (they were written as enqueued). If Redis is down then, the rows
+  are marked un-enqueued again: nothing is lost.
 * ``sweep`` (run by the scheduler itself every SWEEP_INTERVAL, so that it never waits behind
   a job) enqueues rows never enqueued, or enqueued longer than OUTBOX_REENQUEUE_AFTER ago,
   still not processed and in no job's hands (none waiting for them, none holding the
   account's lock: a killed job's account gets a new one once its short lock expires), and
   the sync states whose retry is due; and it forgets processed rows after OUTBOX_KEEP_DAYS.
 * The job (``reconcile.reconcile_account``) marks the rows it covered as processed.
-
-Which platforms an account is on (the one place for this rule): its agent's platform and
-the platforms of the services assigned to it and not ended. An account is also notified on
-platforms where it has a sync state, so that a platform hears when the account leaves it.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from datetime import timedelta
-from functools import cache
 
 from flask import current_app
-from sqlalchemy import String, bindparam, delete, event, insert, or_, select, union, update
+from sqlalchemy import delete, event, or_, select, update
 
+from ..billing.outbox import CHUNK, ROWS_KEY
 from ..extensions import db
-from ..models import Account, Agent, AssignedService, CatalogService, OutboxEvent, SyncState, utcnow
+from ..models import OutboxEvent, SyncState, utcnow
 from ..queue import WAITING, enqueue_once, get_redis
 
 log = logging.getLogger(__name__)
@@ -37,98 +33,9 @@ RECONCILE_JOB = "jobs.sync.reconcile_account"
 # reconcile waits for everyone.
 STAFF_REASONS = ("sync.request", "sync.retry")
 QUEUE_BY_REASON = {reason: "high" for reason in STAFF_REASONS}
-CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 SWEEP_LIMIT = 10000  # rows or retries per sweep; the next sweep takes the rest
 JOB_TIMEOUT = 600
 _WAITING = {status.value for status in WAITING}  # as stored in a job's hash
-
-
-def _membership(account_ids) -> list:
-    """SELECTs of (account_id, platform): the platforms these accounts are on now.
-
-    ``account_ids``: a list of ids or a SELECT of ids."""
-    from .registry import known_platforms
-
-    names = known_platforms()
-    by_agent = (
-        select(Account.id.label("account_id"), Agent.platform.label("platform"))
-        .join(Agent, Agent.id == Account.agent_id)
-        .where(Account.id.in_(account_ids), Agent.platform.in_(names))
-    )
-    by_service = (
-        select(AssignedService.account_id.label("account_id"), CatalogService.platform.label("platform"))
-        .join(CatalogService, CatalogService.id == AssignedService.service_id)
-        .where(AssignedService.account_id.in_(account_ids), AssignedService.state != "ended",
-               CatalogService.platform.in_(names))
-    )
-    return [by_agent, by_service]
-
-
-def platforms_query(account_ids):
-    """(account_id, platform) pairs to notify: where the accounts are, or have been synced."""
-    from .registry import known_platforms
-
-    synced = select(SyncState.account_id, SyncState.platform).where(
-        SyncState.account_id.in_(account_ids), SyncState.platform.in_(known_platforms()))
-    return union(*_membership(account_ids), synced).subquery()
-
-
-def on_platform(account_id: int, platform: str) -> bool:
-    pairs = union(*_membership([account_id])).subquery()
-    return db.session.scalar(select(pairs.c.account_id).where(pairs.c.platform == platform).limit(1)) is not None
-
-
-def on_platform_many(account_ids: list[int], platform: str) -> set[int]:
-    """``on_platform`` for many accounts at once: the ids of those that are on it."""
-    found: set[int] = set()
-    for start in range(0, len(account_ids), CHUNK):
-        pairs = union(*_membership(account_ids[start:start + CHUNK])).subquery()
-        found.update(db.session.scalars(select(pairs.c.account_id).where(pairs.c.platform == platform)))
-    return found
-
-
-@cache
-def _notify_statement(platforms: tuple[str, ...]):
-    """INSERT ... SELECT of the rows for the accounts in ``ids``, built once per process and
-    set of platforms (building it cost more than running it for one account)."""
-    o = OutboxEvent.__table__.c
-    pairs = platforms_query(bindparam("ids", expanding=True))
-    now = bindparam("now", type_=OutboxEvent.__table__.c.created_at.type)
-    return insert(OutboxEvent.__table__).from_select(
-        ["account_id", "platform", "reason", "created_at", "enqueued_at"],
-        select(pairs.c.account_id, pairs.c.platform, bindparam("reason", type_=String()), now, now),
-    ).returning(o.id, o.account_id, o.platform, o.reason)
-
-
-def notify(account_ids, reason: str) -> None:
-    """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
-    from .registry import known_platforms
-
-    account_ids = list(account_ids)
-    for start in range(0, len(account_ids), CHUNK):
-        rows = db.session.execute(_notify_statement(tuple(known_platforms())), {
-            "ids": account_ids[start:start + CHUNK], "reason": reason[:64], "now": utcnow()}).all()
-        _remember(rows)
-
-
-def add_events(pairs, reason: str) -> None:
-    """Add outbox rows for explicit (account_id, platform) pairs."""
-    now = utcnow()
-    rows = [OutboxEvent(account_id=a, platform=p, reason=reason[:64], created_at=now, enqueued_at=now)
-            for a, p in pairs]
-    db.session.add_all(rows)
-    db.session.flush()
-    _remember([(r.id, r.account_id, r.platform, r.reason) for r in rows])
-
-
-def _remember(rows) -> None:
-    # After commit, these rows are handed to RQ (see install). They are written as enqueued
-    # already, so the hand-off needs no second transaction; if it fails, they are marked
-    # un-enqueued again, and if even that fails the sweeper takes them once they are overdue
-    # (OUTBOX_REENQUEUE_AFTER after notify: a transaction longer than that, like a full charge
-    # run, may see them enqueued twice, which the job id collapses). Rows of a rolled-back
-    # transaction are forgotten with it (see install).
-    db.session.info.setdefault("outbox_rows", []).extend(tuple(r) for r in rows)
 
 
 # -- handing rows to RQ -------------------------------------------------------------------------
@@ -146,13 +53,13 @@ def install(app) -> None:
 
 def _after_rollback(session) -> None:
     if not session.in_nested_transaction():
-        session.info.pop("outbox_rows", None)
+        session.info.pop(ROWS_KEY, None)
 
 
 def _after_commit(session) -> None:
     if session.in_nested_transaction():
         return
-    rows = session.info.pop("outbox_rows", None)
+    rows = session.info.pop(ROWS_KEY, None)
     if not rows:
         return
     try:

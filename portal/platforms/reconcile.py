@@ -39,6 +39,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..billing import audit
+from ..billing.outbox import CHUNK, add_events, notify, on_platform, on_platform_many, platforms_query
 from ..extensions import db
 from ..models import Account, AssignedService, Contract, ExtraFieldValue, OutboxEvent, SyncState, utcnow
 from ..queue import Renewal, enqueue_once, get_redis
@@ -163,7 +164,7 @@ def _one_pass(platform: registry.Platform, account_id: int, job_id: str | None,
                              last.actual if last is not None else None)
     actual, desired, error, skip, conflict = None, None, None, False, False
     try:
-        desired = platform.desired_state(account) if outbox.on_platform(account_id, platform.name) else None
+        desired = platform.desired_state(account) if on_platform(account_id, platform.name) else None
         connection = connections.load(platform.name)
         skip = (platform.skip_unchanged and sync.mode == "change" and last is not None and last.state == "ok"
                 and last.actual is not None and last.desired == desired)
@@ -264,16 +265,16 @@ def _unprocessed_events(platform: str, account_id: int) -> list[tuple[int, str]]
 def _unprocessed_of(platform: str, account_ids: list[int]) -> list[tuple[int, int]]:
     """(event id, account id) of the unprocessed rows of these accounts."""
     rows: list[tuple[int, int]] = []
-    for i in range(0, len(account_ids), outbox.CHUNK):
+    for i in range(0, len(account_ids), CHUNK):
         rows += db.session.execute(select(OutboxEvent.id, OutboxEvent.account_id).where(
-            OutboxEvent.account_id.in_(account_ids[i:i + outbox.CHUNK]), OutboxEvent.platform == platform,
+            OutboxEvent.account_id.in_(account_ids[i:i + CHUNK]), OutboxEvent.platform == platform,
             OutboxEvent.processed_at.is_(None))).tuples().all()
     return rows
 
 
 def _mark_processed(ids: list[int]) -> None:
-    for i in range(0, len(ids), outbox.CHUNK):
-        db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids[i:i + outbox.CHUNK]))
+    for i in range(0, len(ids), CHUNK):
+        db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids[i:i + CHUNK]))
                            .values(processed_at=utcnow()))
 
 
@@ -294,7 +295,7 @@ def _iso(value):
 
 def sync_states(account_id: int) -> list[dict]:
     """How the account stands on each platform it is on (or was synced to), JSON-friendly."""
-    pairs = outbox.platforms_query([account_id])
+    pairs = platforms_query([account_id])
     names = set(db.session.scalars(select(pairs.c.platform)))
     rows = {st.platform: st for st in db.session.scalars(select(SyncState).filter_by(account_id=account_id))}
     out = []
@@ -325,7 +326,7 @@ def request_sync(account_id: int, actor: str) -> None:
     """"Sync now": reconcile the account on all its platforms at once, failed ones included.
     The caller commits; the outbox hook enqueues."""
     _reset(SyncState.account_id == account_id)
-    outbox.notify([account_id], "sync.request")
+    notify([account_id], "sync.request")
     audit.record(actor, "platform.sync_request", None, "sync requested", object_type="account",
                  object_id=account_id)
 
@@ -340,7 +341,7 @@ def retry_dead(account_id: int | None = None, platform: str | None = None, *, ac
         where.append(SyncState.platform == platform)
     pairs = _reset(*where)
     if pairs:
-        outbox.add_events(pairs, "sync.retry")
+        add_events(pairs, "sync.retry")
         audit.record(actor, "platform.retry_dead", None, f"{len(pairs)} dead sync state(s) retried",
                      after={"pairs": [list(p) for p in pairs[:1000]]}, object_type="account",
                      object_id=account_id)
@@ -469,7 +470,7 @@ def _batch_pass(platform: registry.Platform, account_ids: list[int], job_id, cou
         selectinload(Account.services).joinedload(AssignedService.service),
         selectinload(Account.extra_values).joinedload(ExtraFieldValue.field),
         joinedload(Account.contract).joinedload(Contract.subscriber)))}
-    members = outbox.on_platform_many(list(accounts), platform.name)
+    members = on_platform_many(list(accounts), platform.name)
     items, results = [], {}
     for account_id, account in accounts.items():
         try:
@@ -522,5 +523,5 @@ def _batch_pass(platform: registry.Platform, account_ids: list[int], job_id, cou
 
 
 def platforms_of(account_ids) -> list[tuple[int, str]]:
-    pairs = outbox.platforms_query(account_ids)
+    pairs = platforms_query(account_ids)
     return [tuple(r) for r in db.session.execute(select(pairs.c.account_id, pairs.c.platform))]

@@ -22,8 +22,6 @@ pieces without editing them:
   (``portal/devserver.py`` calls it and points the platform's connection at it);
 * ``demo_load()``: add the platform's demo billing data (``flask demo load`` calls it after
   the base data, in the same transaction);
-* ``periodic(config) -> list[dict]``: rq cron entries (``jobs/scheduler.py`` adds them; stable
-  names, e.g. ``"stalker-refresh"``);
 * ``admin_endpoint``: the platform's admin page, linked in the sidebar under "Platforms";
 * ``cabinet_template``: a template included on the cabinet's home page (context:
   ``subscriber``, ``contracts``), e.g. TV subscriptions or hosting orders;
@@ -46,13 +44,17 @@ pieces without editing them:
   changed on the platform's side and left there (it lists it in ``actual``), with billing's own
   functions; their outbox rows start the next pass. Not called for ``reconcile_batch`` passes.
 * ``check_change(account, tariff=None, service=None) -> dict``: billing asks before it gives
-  the account this tariff or assigns it this service (``check_change`` below, the one way
-  billing asks the platforms); answer field errors (``{"tariff_id": "..."}``) for a change the
-  platform cannot carry, ``{}`` otherwise (also for an account not on the platform). It reads
-  what billing knows of the platform (no network call: it runs in a web request).
+  the account this tariff or assigns it this service (``register`` hands it to
+  ``portal.billing.hooks``, the one way billing asks the platforms: billing never imports
+  them); answer field errors (``{"tariff_id": "..."}``) for a change the platform cannot
+  carry, ``{}`` otherwise (also for an account not on the platform). It reads what billing
+  knows of the platform (no network call: it runs in a web request).
 
-The generic machinery (outbox, retries, audit, sync state) is in ``outbox.py`` and
-``reconcile.py``; an integration never touches the database or RQ.
+A platform's periodic jobs are declared in ``jobs/schedules.py`` (platforms never import
+``jobs``). The generic machinery (outbox, retries, audit, sync state) is in
+``portal/billing/outbox.py`` (the write side: billing records what changed),
+``outbox.py`` (handing it to RQ, the sweep) and ``reconcile.py``; an integration never
+touches the database or RQ.
 """
 from __future__ import annotations
 
@@ -60,6 +62,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from ..billing import hooks
 
 _PLATFORMS: dict[str, "Platform"] = {}
 _loaded = False
@@ -77,7 +81,6 @@ class Platform:
     # ``make run``: the demo emulator came up on another URL than last time (its usual port was
     # taken): what billing stored with the old URL follows it (old URL, new URL)
     demo_moved: Callable[[str, str], None] | None = None
-    periodic: Callable[[Any], list[dict]] | None = None
     admin_endpoint: str | None = None
     cabinet_template: str | None = None
     account_template: str | None = None
@@ -112,6 +115,7 @@ class DemoEmulator:
 
 def register(platform: Platform) -> Platform:
     _PLATFORMS[platform.name] = platform
+    hooks.register(platform.name, check_change=platform.check_change)  # what billing may ask of it
     return platform
 
 
@@ -128,17 +132,6 @@ def known_platforms() -> list[str]:
 def all_platforms() -> list[Platform]:
     load_builtin()
     return [_PLATFORMS[n] for n in sorted(_PLATFORMS)]
-
-
-def check_change(account, tariff=None, service=None) -> dict:
-    """Field errors of every platform that cannot carry this tariff or service for the account
-    (empty: the change may go ahead)."""
-    errors: dict = {}
-    for platform in all_platforms():
-        if platform.check_change is not None:
-            for key, message in platform.check_change(account, tariff=tariff, service=service).items():
-                errors.setdefault(key, message)
-    return errors
 
 
 def load_builtin() -> None:

@@ -36,22 +36,7 @@ def _demo_load() -> None:
     load()
 
 
-def _periodic(config) -> list[dict]:
-    from jobs import billmanager as jobs
-
-    return [
-        {"name": "billmanager-poll", "func": jobs.poll, "queue_name": "default", "interval": 300},
-        # orders that could not go out (seller down, balance unreadable or short) go again when due
-        {"name": "billmanager-retry-orders", "func": jobs.retry_orders, "queue_name": "high",
-         "interval": int(config["SWEEP_INTERVAL"])},
-        {"name": "billmanager-renew", "func": jobs.renew_due, "queue_name": "default", "cron": "35 0 * * *"},
-        {"name": "billmanager-balances", "func": jobs.check_balances, "queue_name": "default",
-         "cron": "0 6,18 * * *"},
-    ]
-
-
 register(Platform(name="billmanager", title="BILLmanager", desired_state=sync.desired_state, client=sync.Fleet,
                   reconcile=sync.reconcile, demo_emulator=_demo_emulator, demo_load=_demo_load,
-                  demo_moved=_demo_moved,
-                  periodic=_periodic, admin_endpoint="admin.bm_handlers",
+                  demo_moved=_demo_moved, admin_endpoint="admin.bm_handlers",
                   cabinet_template="cabinet/billmanager/_section.html"))

@@ -30,9 +30,9 @@ from sqlalchemy import func, select, update
 from ...billing import audit, clock
 from ...billing.blocking import can_pay_out
 from ...billing.errors import BillingError
+from ...billing.outbox import notify
 from ...extensions import db
 from ...models import AssignedService, BmHandler, BmService, BmTariff, ChargePeriod, utcnow
-from ...platforms.outbox import notify
 from ..http import PlatformError, recording
 from ..reconcile import backoff
 from .client import BillmgrError, BillmgrNotSent, BillmgrTransportError
@@ -89,8 +89,7 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
     ``order_key`` (the form's one-time key) makes a repeat return the first order, moving no
     money."""
     from ...billing.accounts import lock_account
-    from ...billing.blocking import apply_balance_rule
-    from ...billing.charging import charge_accounts
+    from ...billing.charging import apply_balance_rule, charge_accounts
 
     if account is not None:
         # one order at a time per contract: a parallel order or double click waits here and

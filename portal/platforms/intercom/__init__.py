@@ -27,17 +27,9 @@ def demo_load() -> None:
     load()
 
 
-def periodic(config) -> list[dict]:
-    """The nightly drift check of every known profile (after the full reconcile at 03:30)."""
-    from jobs import intercom as jobs
-
-    return [{"name": "intercom-check-profiles", "func": jobs.check_profiles, "queue_name": "low",
-             "cron": "15 4 * * *"}]
-
-
 register(Platform(name=sync.PLATFORM, title="«Интерсвязь»", desired_state=sync.desired_state,
                   client=client.IntercomClient, reconcile=sync.reconcile, reconcile_batch=sync.reconcile_batch,
-                  demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
+                  demo_emulator=demo_emulator, demo_load=demo_load,
                   admin_endpoint="admin.intercom", check_endpoint="admin.intercom_check",
                   cabinet_template="cabinet/intercom/_section.html",
                   account_template="admin/intercom/_account_access.html"))

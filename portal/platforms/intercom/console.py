@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ...billing import outbox
 from ...extensions import db
 from ...models import Account, IntercomAttachment, IntercomProfile
-from .. import connections, outbox
+from .. import connections
 from ..http import PlatformError, audit_calls, recording
 from . import store, sync
 from .client import IntercomClient

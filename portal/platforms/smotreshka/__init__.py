@@ -4,7 +4,7 @@ import, check, drift report and re-sync (console.py), TV subscriptions in billin
 emulator with its subscriber app (emulator.py), and demo data in the three ways of selling TV
 (demo.py)."""
 from ..registry import DemoEmulator, Platform, register
-from . import client, console, sync
+from . import client, sync
 
 
 def _demo_emulator() -> DemoEmulator:
@@ -29,7 +29,7 @@ def _demo_load() -> None:
 register(Platform(
     name=sync.NAME, title="«Смотрёшка»", desired_state=sync.desired_state, client=client.SmotreshkaClient,
     reconcile=sync.reconcile, skip_unchanged=True, apply_platform_changes=sync.apply_platform_changes,
-    demo_emulator=_demo_emulator, demo_load=_demo_load, periodic=console.periodic,
+    demo_emulator=_demo_emulator, demo_load=_demo_load,
     admin_endpoint="admin.smotreshka", check_endpoint="admin.smotreshka_check", cabinet_template="cabinet/smotreshka/_section.html",
     account_template="admin/smotreshka/_account_tv.html",
 ))

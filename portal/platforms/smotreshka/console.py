@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from sqlalchemy import delete, select
 
 from ...billing import accounts as acc
-from ...billing import audit
+from ...billing import audit, outbox
 from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, CatalogService, SmotreshkaDrift, SyncState, utcnow
-from .. import connections, outbox, reconcile
+from .. import connections, reconcile
 from ..http import PlatformError, audit_calls, recording
 from .client import SmotreshkaClient
 from .settings import load as load_settings
@@ -217,21 +217,6 @@ def scheduled_resync() -> int:
     it; what changed on the platform's side goes by the ``platform_changes`` option), on the
     low queue; each pass lists what it left in the drift report."""
     return reconcile.reconcile_all(platforms={NAME})
-
-
-def periodic(config) -> list[dict]:
-    """1-3 re-syncs a day at SMOTRESHKA_RESYNC_TIMES (HH:MM, comma separated, BILLING_TZ),
-    by default 04:20 and 16:20; Lifestream recommends 1-3 a day (notes 3.3)."""
-    from jobs import smotreshka as jobs
-
-    times = config.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20")
-    out = []
-    for n, hhmm in enumerate([t.strip() for t in str(times).split(",") if t.strip()][:3], start=1):
-        hh, _, mm = hhmm.partition(":")
-        if hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60:
-            out.append({"name": f"smotreshka-resync-{n}", "func": jobs.scheduled_resync, "queue_name": "low",
-                        "cron": f"{int(mm)} {int(hh)} * * *"})
-    return out
 
 
 def self_service_enabled() -> bool:

@@ -115,3 +115,21 @@ def load() -> Settings:
 
     row = db.session.scalar(select(PlatformConnection).filter_by(kind="smotreshka"))
     return from_options(row.options if row is not None else None)
+
+
+RESYNC_TIMES = "04:20,16:20"  # SMOTRESHKA_RESYNC_TIMES: Lifestream recommends 1-3 re-syncs a day (notes 3.3)
+
+
+def resync_crons(config) -> list[str]:
+    """Cron lines of the 1-3 scheduled re-syncs a day at SMOTRESHKA_RESYNC_TIMES (HH:MM, comma
+    separated, BILLING_TZ; jobs/schedules.py), by default 04:20 and 16:20. A time that is no
+    HH:MM is left out."""
+    out = []
+    times = config.get("SMOTRESHKA_RESYNC_TIMES")
+    if times is None:
+        times = RESYNC_TIMES
+    for hhmm in [t.strip() for t in str(times).split(",") if t.strip()][:3]:
+        hh, _, mm = hhmm.partition(":")
+        if hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60:
+            out.append(f"{int(mm)} {int(hh)} * * *")
+    return out

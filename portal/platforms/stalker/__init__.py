@@ -8,9 +8,6 @@ from __future__ import annotations
 from ..registry import DemoEmulator, Platform, register
 from . import checks, client, sync
 
-REFRESH_INTERVAL = 900  # seconds between snapshot refreshes (STALKER_REFRESH_INTERVAL)
-
-
 def demo_emulator() -> DemoEmulator:
     """``make run``: an emulator in this process with the demo Stalker data."""
     from .emulator import StalkerEmulator
@@ -32,14 +29,7 @@ def demo_load() -> None:
         directory.save_agent({"name": "Stalker (ТВ)", "kind": "iptv", "platform": "stalker"}, actor="demo")
 
 
-def periodic(config) -> list[dict]:
-    from jobs import stalker as stalker_jobs
-
-    return [{"name": "stalker-refresh", "func": stalker_jobs.refresh, "queue_name": "low",
-             "interval": int(config.get("STALKER_REFRESH_INTERVAL", REFRESH_INTERVAL))}]
-
-
 register(Platform(name="stalker", title="Stalker", desired_state=sync.desired_state, client=client.StalkerClient,
-                  reconcile=sync.reconcile, demo_emulator=demo_emulator, demo_load=demo_load, periodic=periodic,
+                  reconcile=sync.reconcile, demo_emulator=demo_emulator, demo_load=demo_load,
                   admin_endpoint="admin.stalker", check_endpoint="admin.stalker_check",
                   account_template="admin/stalker/_binding.html", check_change=checks.check_change))

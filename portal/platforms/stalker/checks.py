@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import has_request_context
 from flask_babel import gettext
 
-from .. import outbox
+from ...billing import outbox
 from . import catalog
 
 PLATFORM = "stalker"

@@ -20,6 +20,7 @@ from sqlalchemy import String, cast, delete, func, insert, literal_column, selec
 from ...billing import accounts as billing_accounts
 from ...billing import audit, directory, import_start
 from ...billing.errors import BillingError
+from ...billing.outbox import notify
 from ...extensions import db
 from ...models import (
     Account, Agent, CatalogService, Contract, StalkerBinding, StalkerChannel, StalkerImportedTariff,
@@ -28,7 +29,6 @@ from ...models import (
 from ...models.stalker_catalog import EXTERNAL_ID_MAX, StalkerPlanPackage
 from ...platforms import connections
 from ...platforms.http import PlatformError, audit_calls, recording
-from ...platforms.outbox import notify
 from . import binding, catalog
 from .client import ApiDisabled, StalkerClient, Unauthorized, normalise_mac
 

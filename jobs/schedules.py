@@ -1,0 +1,40 @@
+"""Every periodic job, in one plain list with stable names (a redeploy replaces a schedule,
+never adds one): ``python -m jobs.scheduler`` registers them, the jobs page
+(portal/admin/jobs.py) shows them. Jobs are declared here and nowhere else, so platforms never
+import ``jobs``; a platform's settings (portal/platforms/<name>/settings.py) say when its jobs
+run where the operator may choose. Cron times are in BILLING_TZ (see jobs/scheduler.py)."""
+from __future__ import annotations
+
+from portal.platforms.smotreshka.settings import resync_crons
+from portal.platforms.stalker.settings import refresh_interval
+
+from . import billing, billmanager, intercom, payments, smotreshka, stalker, sync
+
+
+def periodic(config) -> list[dict]:
+    """rq cron entries (``CronScheduler.register`` keywords) for this configuration."""
+    return [
+        {"name": "charge-run", "func": billing.charge_today, "queue_name": "default", "cron": "5 0 * * *"},
+        {"name": "full-reconcile", "func": sync.reconcile_all, "queue_name": "low", "cron": "30 3 * * *"},
+        # BILLmanager reselling: the order poller; orders that could not go out (seller down,
+        # balance unreadable or short) go again when due; the renewal after the charge run;
+        # the handlers' balances twice a day
+        {"name": "billmanager-poll", "func": billmanager.poll, "queue_name": "default", "interval": 300},
+        {"name": "billmanager-retry-orders", "func": billmanager.retry_orders, "queue_name": "high",
+         "interval": int(config["SWEEP_INTERVAL"])},
+        {"name": "billmanager-renew", "func": billmanager.renew_due, "queue_name": "default", "cron": "35 0 * * *"},
+        {"name": "billmanager-balances", "func": billmanager.check_balances, "queue_name": "default",
+         "cron": "0 6,18 * * *"},
+        # «Интерсвязь»: the nightly drift check of every known profile (after the full reconcile)
+        {"name": "intercom-check-profiles", "func": intercom.check_profiles, "queue_name": "low",
+         "cron": "15 4 * * *"},
+        # «Смотрёшка»: 1-3 scheduled re-syncs a day (SMOTRESHKA_RESYNC_TIMES)
+        *({"name": f"smotreshka-resync-{n}", "func": smotreshka.scheduled_resync, "queue_name": "low",
+           "cron": cron} for n, cron in enumerate(resync_crons(config), start=1)),
+        # Stalker: the console's snapshot (STALKER_REFRESH_INTERVAL)
+        {"name": "stalker-refresh", "func": stalker.refresh, "queue_name": "low",
+         "interval": refresh_interval(config)},
+        # payment agents: call records past their retention (billing.agent_payments.KEEP_DAYS)
+        {"name": "prune-provider-calls", "func": payments.prune_provider_calls, "queue_name": "low",
+         "cron": "40 4 * * *"},
+    ]
