@@ -96,3 +96,28 @@ def quote(account: Account, *, add: CatalogService | None = None, remove: Assign
     charge = assign_charge(account, add, day, starts_on) if add is not None else Decimal("0")
     refund = sum((end_refund(s, day) for s in ends), Decimal("0"))
     return Quote(charge=charge, refund=refund, ends=ends)
+
+
+def unblock_charge(contract, day: date | None = None) -> Decimal:
+    """What lifting the contract's balance block on ``day`` charges at once (promised payment).
+
+    The accounts the balance alone blocks become active, and the unblock is their status change,
+    so the charge run then finds due, per live service, the days from ``day`` to the month's end
+    (monthly in advance) or ``day`` itself (daily pro rata), less what is already paid (a balance
+    block refunded nothing): blocked since an earlier month, the rest of this month."""
+    day = day or clock.today()
+    dim, first = clock.days_in_month(day), clock.month_start(day)
+    total = 0
+    for account in contract.accounts:
+        if account.status != "blocked" or account.block_reasons != 1:  # the balance bit alone
+            continue
+        for s in account.services:
+            if s.state != "active" or s.starts_on > day or (s.ends_on is not None and s.ends_on < day):
+                continue
+            row = db.session.get(ChargePeriod, (s.id, first), populate_existing=True)
+            old_mask, old_amount = (row.days_mask, row.amount) if row is not None else (0, 0)
+            end = dim if s.ends_on is None or s.ends_on > clock.month_end(day) else s.ends_on.day
+            cover = day.day if s.service.charge_mode == "daily_prorata" else dim
+            mask = ((old_mask & _days(1, day.day - 1)) | _days(day.day, min(cover, end))) & _days(1, end)
+            total += amount(s.service, mask, dim) - old_amount
+    return from_minor(total)
