@@ -64,19 +64,19 @@ def test_documented_variable_is_read_by_config_load(name, monkeypatch):
 
 def test_stalker_refresh_interval_reaches_the_schedule(monkeypatch):
     """Does STALKER_REFRESH_INTERVAL set how often the Stalker console's snapshot refreshes?"""
-    from portal.platforms import stalker
+    from jobs.schedules import periodic
 
     monkeypatch.setenv("STALKER_REFRESH_INTERVAL", "120")
-    (job,) = stalker.periodic(config.load())
+    (job,) = [j for j in periodic(config.load()) if j["name"] == "stalker-refresh"]
     assert job["interval"] == 120
 
 
 def test_smotreshka_resync_times_reach_the_schedule(monkeypatch):
     """Do SMOTRESHKA_RESYNC_TIMES set the «Смотрёшка» re-sync crons?"""
-    from portal.platforms.smotreshka import console
+    from jobs.schedules import periodic
 
     monkeypatch.setenv("SMOTRESHKA_RESYNC_TIMES", "05:30")
-    assert [job["cron"] for job in console.periodic(config.load())] == ["30 5 * * *"]
+    assert [job["cron"] for job in periodic(config.load()) if job["name"].startswith("smotreshka-")] == ["30 5 * * *"]
 
 
 def test_billmanager_timeout_reaches_the_client(monkeypatch):

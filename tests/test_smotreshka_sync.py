@@ -224,7 +224,7 @@ def test_an_internet_only_account_is_not_on_the_platform(smotreshka, tv_catalog)
     """An account without TV services on an internet agent never reaches the platform."""
     account = gen_account(contract=gen_contract(), tariff=gen_tariff(list(tv_catalog.values()), kind="internet"),
                           agent=gen_agent("radius"))
-    from portal.platforms import outbox
+    from portal.billing import outbox
 
     assert not outbox.on_platform(account.id, "smotreshka")
     assert reconcile_account("smotreshka", account.id) == "ok"
