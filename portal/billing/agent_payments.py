@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import BigInteger, delete, func, select, type_coerce, update
 
 from ..db_setup import dialect_insert
 from ..extensions import db
-from ..models import ACCOUNT_FIELDS, Account, AgentPayment, Contract, PaymentAgent, ProviderCall, utcnow
+from ..models import ACCOUNT_FIELDS, Account, AgentPayment, Contract, PaymentAgent, ProviderCall, from_minor, utcnow
 from . import audit, clock, ledger
 from .accounts import LOGIN_RE
 from .crypto import encrypt
@@ -252,10 +252,12 @@ def payments_of(calls) -> dict[int, AgentPayment]:
 
 
 def totals(agent: PaymentAgent) -> dict:
-    row = db.session.execute(select(func.count(), func.coalesce(func.sum(AgentPayment.__table__.c.amount), 0),
-                                    func.coalesce(func.sum(AgentPayment.__table__.c.fee), 0))
-                             .where(AgentPayment.agent_id == agent.id)).one()
-    return {"count": row[0], "amount": Decimal(row[1]) / 100, "fee": Decimal(row[2]) / 100}
+    """How many payments the agent made, their sum and its fees (kopecks summed in SQL)."""
+    c = AgentPayment.__table__.c
+    row = db.session.execute(select(func.count(), func.coalesce(func.sum(type_coerce(c.amount, BigInteger)), 0),
+                                    func.coalesce(func.sum(type_coerce(c.fee, BigInteger)), 0))
+                             .where(c.agent_id == agent.id)).one()
+    return {"count": row[0], "amount": from_minor(row[1]), "fee": from_minor(row[2])}
 
 
 # -- agents (staff) --------------------------------------------------------------------------------
