@@ -17,6 +17,7 @@ from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
 from . import clock
 from .outbox import notify
+from .prorate import unblock_charge
 
 BALANCE = 1
 # Reason sets without the balance bit, listed: an IN list is planned as the plain filter it
@@ -114,6 +115,4 @@ def top_up_to_unblock(contract: Contract) -> Decimal | None:
     short = money_left(contract)
     if contract.do_not_block or short >= 0:
         return None
-    from .quotes import unblock_charge
-
     return -short + max(unblock_charge(contract), Decimal("0"))
