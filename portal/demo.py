@@ -44,7 +44,25 @@ def demo_load(if_empty: bool) -> None:
         db.session.commit()
         click.echo("demo data loaded")
     load_platforms()
+    load_payment_agent()
     db.session.commit()
+
+
+# The demo payment agent: a terminal network on this machine that pays by account login
+# (`python -m portal.payments.terminal sidorova 600` plays it; README, "Payment agents").
+DEMO_AGENT = {"name": "Демо-терминалы", "slug": "demo-terminal", "account_field": "login",
+              "networks": "127.0.0.1/32 ::1/128", "secret": "terminal12345", "min_sum": "10.00",
+              "max_sum": "15000.00", "fee_percent": "1.5", "fee_fixed": "0", "enabled": True}
+
+
+def load_payment_agent() -> None:
+    """The demo payment agent, unless one with its name in the URL exists already."""
+    from .billing.agent_payments import save_agent
+    from .models import PaymentAgent
+
+    if db.session.scalar(select(func.count()).select_from(PaymentAgent)
+                         .where(PaymentAgent.slug == DEMO_AGENT["slug"])) == 0:
+        save_agent(DEMO_AGENT, actor=ACTOR)
 
 
 def load_platforms() -> None:

@@ -391,3 +391,28 @@ def test_staff_search_an_agents_calls_by_txn_id_and_filter_by_result(app, client
     rows = client.get(f"/payment-agents/{agent_id}/calls?result=241", headers={"HX-Request": "true"})
     text = rows.get_data(as_text=True)
     assert "<html" not in text and ">other<" in text and "find-me" not in text
+
+
+def test_the_terminal_simulator_pays_the_demo_agent_and_unblocks_the_demo_debtor(ctx, live, capsys):
+    """After the demo data, does `python -m portal.payments.terminal sidorova <sum>` check, pay
+    (the repeat with the same prv_txn) and unblock the demo's balance-blocked subscriber?"""
+    from portal import demo
+    from portal.billing.blocking import top_up_to_unblock
+    from portal.models import Account
+    from portal.payments import terminal
+
+    demo.load()
+    demo.load_payment_agent()
+    demo.load_payment_agent()  # a second `flask demo load` adds no second agent
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(PaymentAgent)) == 1
+    debtor = db.session.scalar(select(Account).where(Account.login == "sidorova"))
+    assert debtor.status == "blocked" and debtor.reasons == ["balance"]
+    due = top_up_to_unblock(debtor.contract)
+    assert terminal.main(["sidorova", str(due), "--url", live, "--txn-id", "demo-1", "--repeat"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["check", "pay", "pay"]
+    assert out[1].split("prv_txn")[1].split()[0] == out[2].split("prv_txn")[1].split()[0]
+    db.session.rollback()
+    assert db.session.get(Account, debtor.id).status == "active"
+    assert terminal.main(["nobody", "100", "--url", live]) == 1

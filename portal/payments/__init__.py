@@ -1,0 +1,1 @@
+"""Tools around payments that run outside the web app (the terminal simulator)."""
