@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
+from datetime import timedelta
 
 from rq import get_current_job
 from rq.job import Job
-from rq.registry import FailedJobRegistry
-from sqlalchemy import select
+from flask_login import login_user
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from sqlalchemy import select, update
 
 from portal.admin import jobs as jobs_view
 from portal.extensions import db
-from portal.models import AuditEntry, SyncState
+from portal.models import AuditEntry, JobRun, StaffUser, SyncState, utcnow
 from portal.queue import get_queue, get_redis
 from tests.builders import gen_account, gen_agent, gen_staff
 from tests.platform_fixtures import redis_down, wait_for
@@ -235,6 +238,10 @@ def test_run_full_reconcile_now_shows_its_progress_until_it_is_done(client, webh
     assert "1" in re.search(r'class="result">([^<]*)<', done).group(1) and "hx-get" not in done
     wait_for(lambda: dead_state(account.id) and dead_state(account.id).state == "ok", what="the account to sync")
     assert db.session.scalar(select(AuditEntry).filter_by(action="job.reconcile_all")) is not None
+    run = wait_for(lambda: db.session.scalar(select(JobRun).filter_by(job_id=jobs_view.RECONCILE_JOB_ID,
+                                                                        status="finished")),
+                   what="the history row to say how the reconcile ended")
+    assert run.actor.startswith("staff:admin") and run.func == "jobs.sync.reconcile_all" and run.result == "1"
 
 
 # -- rq-dashboard ----------------------------------------------------------------------------------
@@ -278,3 +285,116 @@ def test_rq_dashboard_actions_need_the_csrf_token_it_is_given(app, client, proce
     r = client.post(f"/jobs/rq/job/{job.id}/requeue", headers={"X-CSRFToken": token})
     assert r.status_code == 200 and r.get_json()["status"] == "OK"
     assert job.id in get_queue("default").get_job_ids()
+
+
+# -- the history of jobs staff started -------------------------------------------------------------
+
+def start_as(app, login_name: str, func, *args, **kw) -> str | None:
+    """``start_job`` as the staff member ``login_name`` would from a page."""
+    with app.test_request_context():
+        login_user(db.session.scalar(select(StaffUser).filter_by(login=login_name)))
+        return jobs_view.start_job(f"{__name__}.{func.__name__}", *args, **kw)
+
+
+def history(client, **args) -> str:
+    return client.get("/jobs", query_string={"tab": "history", "lang": "en", **args}).get_data(as_text=True)
+
+
+def history_row(html: str, job_id: str) -> str:
+    return re.search(rf'<tr data-job="{job_id}".*?</tr>', html, re.S).group(0)
+
+
+def run_of(job_id: str) -> JobRun:
+    db.session.rollback()
+    return db.session.scalar(select(JobRun).filter_by(job_id=job_id))
+
+
+def test_the_history_keeps_who_started_what_and_how_it_ended_after_rq_forgot_it(app, client, processes):
+    """Yesterday a manager started a job that finished and one that failed: after the queue has
+    forgotten both, do I still see who, what, about which account, when and the outcome?"""
+    staff(client, "viewer")
+    manager = gen_staff(f"boss{time.monotonic_ns()}", role="manager")
+    account = gen_account()
+    db.session.commit()
+    ok = start_as(app, manager.login, count_to, 2, "gate:history", label="Counting two", about=("account", account.id))
+    bad = start_as(app, manager.login, explode, label="Tariff import")
+    assert run_of(ok).status == "started"  # the row is there before any worker ran the job
+    processes.start("jobs.worker")
+    get_redis().set("gate:history", "1")
+    wait_for(lambda: run_of(ok).status == "finished" and run_of(bad).status == "failed", what="both outcomes")
+
+    get_redis().flushdb()  # RQ forgot them (result TTL, a Redis restart)
+    html = history(client)
+    done, failed = history_row(html, ok), history_row(html, bad)
+    assert manager.login in done and "Counting two" in done and "2 counted" in done and 'data-status="finished"' in done
+    assert f'href="/accounts/{account.id}"' in done
+    assert manager.login in failed and "Tariff import" in failed
+    assert "ValueError: tariff file has no header row" in failed and 'data-status="failed"' in failed
+    assert html.index(f'data-job="{bad}"') < html.index(f'data-job="{ok}"')  # newest first
+    assert run_of(bad).finished_at is not None
+
+
+def test_a_job_whose_worker_died_is_failed_by_rqs_cleanup_or_shown_lost(app, client, processes):
+    """The worker was killed under a job: RQ's cleanup of abandoned jobs writes it failed; and a
+    job left running whose RQ job has gone altogether shows as lost, not running for ever."""
+    staff(client, "viewer")
+    gen_staff("crasher", role="admin")
+    first = start_as(app, "crasher", count_to, 5, "gate:never")
+    second = start_as(app, "crasher", count_to, 5, "gate:never")
+    worker = processes.start("jobs.worker")
+    wait_for(lambda: Job.fetch(first, connection=get_redis()).meta.get("progress"), what="the job to run")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(15)
+    assert run_of(first).status == "started" and run_of(second).status == "started"
+
+    # what a worker's maintenance does with a job whose worker is gone (here at once, not minutes later)
+    StartedJobRegistry("high", connection=get_redis()).cleanup(timestamp=time.time() + 3600)
+    assert run_of(first).status == "failed" and "AbandonedJobError" in run_of(first).error
+
+    Job.fetch(second, connection=get_redis()).delete()  # gone from Redis before any worker took it
+    html = history(client)
+    assert 'data-status="started"' in history_row(html, second)  # just started: may not be in Redis yet
+    db.session.execute(update(JobRun).where(JobRun.job_id == second)
+                       .values(created_at=utcnow() - timedelta(seconds=jobs_view.LOST_AFTER + 5)))
+    db.session.commit()
+    row = history_row(history(client), second)
+    assert 'data-status="lost"' in row and "ended without a word" in row
+    assert run_of(second).status == "lost"
+
+
+def test_a_job_started_while_redis_is_down_is_recorded_failed(app, client, ctx):
+    """Redis is away when I press the button: the history says the job never started, and why."""
+    gen_staff("unlucky", role="admin")
+    with redis_down(app):
+        assert start_as(app, "unlucky", count_to, 1, "gate:x", label="Counting") is None
+    run = db.session.scalar(select(JobRun).filter_by(actor="staff:unlucky"))
+    assert run.status == "failed" and run.error and run.finished_at is not None
+
+
+def test_intercom_jobs_are_recorded_like_every_other(app, client, ctx):
+    """The intercom page's connection check is a staff-started job: is it in the history?"""
+    headers = staff(client, "manager")
+    r = client.post("/intercom/check", headers=headers)
+    assert r.status_code == 200
+    run = db.session.scalar(select(JobRun).filter_by(func="jobs.intercom.check_connection"))
+    assert run is not None and run.actor.startswith("staff:manager") and run.status == "started"
+    assert Job.fetch(run.job_id, connection=get_redis()) is not None
+    assert run.job_id in history(client)
+
+
+def test_the_history_pages_newest_first(client, ctx):
+    """Hundreds of jobs: the tab shows the newest page, and "show more" the older ones, each once."""
+    staff(client, "viewer")
+    long_ago = utcnow() - timedelta(days=3)
+    db.session.add_all(JobRun(job_id=f"old-{i}", func="jobs.x", label=f"job {i}", actor="staff:someone",
+                              status="finished", created_at=long_ago + timedelta(minutes=i), finished_at=long_ago)
+                       for i in range(jobs_view.PAGE + 7))
+    db.session.commit()
+    first = history(client)
+    shown = re.findall(r'<tr data-job="(old-\d+)"', first)
+    assert shown == [f"old-{i}" for i in range(jobs_view.PAGE + 6, 6, -1)]
+    more = re.search(r'hx-get="([^"]*tab=history[^"]*before=[^"]*)"', first).group(1).replace("&amp;", "&")
+    rest = client.get(more, headers=HX).get_data(as_text=True)
+    assert "<html" not in rest
+    assert re.findall(r'<tr data-job="(old-\d+)"', rest) == [f"old-{i}" for i in range(6, -1, -1)]
+    assert "before=" not in rest

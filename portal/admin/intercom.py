@@ -21,11 +21,10 @@ from ..billing import audit
 from ..extensions import db
 from ..models import Account, IntercomAttachment, IntercomProfile, OutboxEvent, PlatformConnection, SyncState
 from ..platforms.intercom import console, sync
-from ..queue import get_queue
 from ..web import is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .jobs import job_view
+from .jobs import job_view, start_job
 
 PAGE = 50
 JOBS = {
@@ -99,11 +98,13 @@ def intercom():
 
 # -- jobs -----------------------------------------------------------------------------------------
 
-def _start(kind: str, *args, **audit_after) -> str:
+def _start(kind: str, *args, **audit_after) -> str | None:
+    """Start an intercom job (recorded in the job history by start_job); None: Redis is away."""
     func_name, label = JOBS[kind]
-    job_id = f"intercom-{kind}-{uuid.uuid4().hex[:12]}"
-    get_queue("high").enqueue(func_name, *args, job_id=job_id, job_timeout=3600 if kind == "profiles" else 120,
-                              result_ttl=3600)
+    job_id = start_job(func_name, *args, job_id=f"intercom-{kind}-{uuid.uuid4().hex[:12]}", label=str(label),
+                       timeout=3600 if kind == "profiles" else 120, result_ttl=3600)
+    if job_id is None:
+        return None
     audit.record(actor(), f"intercom.{kind}", None, str(label), after={"job_id": job_id, **audit_after},
                  object_type="job")
     db.session.commit()

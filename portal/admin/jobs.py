@@ -6,9 +6,11 @@ The jobs page (``/jobs?tab=...``) has one tab per kind of job:
   (Redis ranges, cheap at any length); a failed job can be put back on its queue;
 * dead: sync states that gave up after SYNC_MAX_ATTEMPTS (the database), with the platform's
   error, filtered by platform, keyset pages; retry one or all of them
-  (``reconcile.retry_dead``, which writes the audit entry).
+  (``reconcile.retry_dead``, which writes the audit entry);
+* started by staff: the job history (``JobRun``, the database), newest first, keyset pages:
+  who started what, when, about which object, and how it ended, long after RQ forgot the job.
 
-When Redis is down the RQ tabs say so and the dead tab still works.
+When Redis is down the RQ tabs say so and the dead and history tabs still work.
 
 Above the tabs, the periodic jobs (the charge run, the full reconcile, each platform's): when
 each runs next and ran last, as the running scheduler (``python -m jobs.scheduler``) keeps
@@ -26,8 +28,12 @@ A view that starts a long action enqueues it and answers with a progress row::
 The button posts with ``hx-post`` and ``hx-target`` on a container (``hx-swap="innerHTML"``).
 The row (``templates/admin/_progress.html``, a ``div.progress``) polls ``admin.job_progress``
 once a second, replacing itself (``outerHTML``), until the job has finished or failed; then
-it shows the outcome and stops. Nothing is stored besides the RQ job itself, so the row also
-works on a page rendered later: ``{{ progress_row(job_id, label) }}`` is a Jinja global.
+it shows the outcome and stops. The row reads only the RQ job, so it also works on a page
+rendered later: ``{{ progress_row(job_id, label) }}`` is a Jinja global.
+
+``start_job`` also writes the job's history row (``label=`` says what it is, ``about=(type, id)``
+which object it concerns, linked through ``tasks.OBJECT_LINKS``) and attaches the callbacks
+(``jobs.history``) that write how it ended.
 
 The job tells the row how it goes through ``job.meta`` (``job.save_meta()`` after setting):
 
@@ -44,6 +50,7 @@ raw queues; see there.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -53,7 +60,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from rq import Queue
+from rq import Callback, Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -62,12 +69,14 @@ from sqlalchemy import func, select
 from ..billing import audit
 from ..extensions import db
 from ..listing import paginate
-from ..models import Account, SyncState
+from ..models import Account, JobRun, SyncState, utcnow
+from ..models.jobs import end_job_run
 from ..platforms import reconcile, registry
 from ..queue import enqueue_once, get_queue, get_redis, redis_url_for_children
 from ..web import int_arg, is_htmx, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
+from .tasks import OBJECT_TITLES, link_to
 
 TABS = {
     "waiting": _l("Waiting"),
@@ -75,7 +84,9 @@ TABS = {
     "failed": _l("Failed"),
     "scheduled": _l("Scheduled"),
     "dead": _l("Dead sync"),
+    "history": _l("Started by staff"),
 }
+LOST_AFTER = 60  # s: a row younger than this may be waiting for its job to reach Redis
 PAGE = 50
 RECONCILE_JOB_ID = "portal-reconcile-all-now"  # one manual full reconcile at a time
 RECONCILE_TIMEOUT = 3600  # it enumerates every account: minutes at a million
@@ -226,6 +237,54 @@ def dead_count() -> int:
     return db.session.scalar(select(func.count()).select_from(SyncState).where(SyncState.state == "dead"))
 
 
+# -- the history tab: jobs staff started, as the database keeps them --------------------------------
+
+def _outcome(job: Job | None) -> tuple[str, dict] | None:
+    """How a job that RQ still knows ended, or "lost" when RQ no longer knows it; None: not yet."""
+    if job is None:
+        return "lost", {}
+    view = view_of(job)
+    if view["state"] == "finished":
+        return "finished", {"result": view["result"]}
+    if view["state"] == "failed":
+        return "failed", {"error": view["error"]}
+    return None
+
+
+def settle_unfinished(rows: list[JobRun]) -> None:
+    """Rows still ``started`` whose outcome their job did not write (its callback ran before
+    the row was committed, or never ran): take it from RQ while RQ knows the job, else mark
+    them lost. Redis unreachable: left as they are."""
+    waiting = [r for r in rows if r.status == "started"
+               and (utcnow() - r.created_at).total_seconds() > LOST_AFTER]
+    if not waiting:
+        return
+    try:
+        found = Job.fetch_many([r.job_id for r in waiting], connection=get_redis())
+        outcomes = [_outcome(job) for job in found]
+    except redis.RedisError:
+        return
+    changed = False
+    for row, outcome in zip(waiting, outcomes):
+        if outcome is not None:
+            changed |= bool(end_job_run(row.job_id, outcome[0], **outcome[1]))
+    if changed:
+        db.session.commit()
+        for row in waiting:
+            db.session.refresh(row)
+
+
+def history_page(before: int | None) -> dict:
+    """Jobs staff started, newest first, a keyset page (by id) at a time."""
+    query = select(JobRun).order_by(JobRun.id.desc()).limit(PAGE + 1)
+    if before:
+        query = query.where(JobRun.id < before)
+    rows = list(db.session.scalars(query))
+    items = rows[:PAGE]
+    settle_unfinished(items)
+    return {"items": items, "next_before": items[-1].id if len(rows) > PAGE else None}
+
+
 # -- the page -----------------------------------------------------------------------------------------
 
 def _filters() -> dict:
@@ -245,6 +304,9 @@ def _rows_context(f: dict) -> dict:
     ctx = {**f, "can_retry": can_retry(), "redis_down": False, "page": None}
     if f["tab"] == "dead":
         ctx["page"] = dead_page(f["platform"], int_arg("after"))
+    elif f["tab"] == "history":
+        ctx["page"] = history_page(int_arg("before"))
+        ctx["link_to"], ctx["object_titles"] = link_to, OBJECT_TITLES
     else:
         try:
             ctx["page"] = rq_page(f["tab"], f["queue"], int_arg("start") or 0)
@@ -321,10 +383,11 @@ def reconcile_now():
     label = _("Full reconcile")
     try:
         added = enqueue_once("high", "jobs.sync.reconcile_all", job_id=RECONCILE_JOB_ID,
-                             job_timeout=RECONCILE_TIMEOUT)
+                             job_timeout=RECONCILE_TIMEOUT, **CALLBACKS)
     except redis.RedisError:
         return render_template("admin/_progress.html", label=label, state="unavailable", job_id=None)
     if added:
+        record_job("jobs.sync.reconcile_all", RECONCILE_JOB_ID, label=label)
         audit.record(actor(), "job.reconcile_all", None, "full reconcile started", object_type="job",
                      after={"job_id": RECONCILE_JOB_ID})
         db.session.commit()
@@ -333,12 +396,50 @@ def reconcile_now():
 
 # -- progress rows ----------------------------------------------------------------------------------
 
-def start_job(func: str, *args, timeout: int = 600, job_id: str | None = None) -> str | None:
+# what a job is about, read off the arguments of the jobs whose callers do not say (``about=``)
+SUBJECTS = {
+    "jobs.smotreshka.drift_report": lambda args: ("account", args[1]),
+    "jobs.billmanager.check_handler": lambda args: ("bm_handler", args[0]),
+    "jobs.billmanager.fetch_pricelist": lambda args: ("bm_handler", args[0]),
+    "jobs.billmanager.resync_tariff": lambda args: ("bm_tariff", args[0]),
+}
+CALLBACKS = {"on_success": Callback("jobs.history.finished"), "on_failure": Callback("jobs.history.failed"),
+             "on_stopped": Callback("jobs.history.stopped")}
+
+
+def record_job(func: str, job_id: str, *, label: str | None = None, about: tuple[str, int] | None = None,
+               args: tuple = ()) -> JobRun:
+    """The history row of a job the logged-in staff member starts (committed by the caller)."""
+    if about is None and func in SUBJECTS:
+        try:
+            about = SUBJECTS[func](args)
+        except (IndexError, TypeError):
+            about = None
+    row = JobRun(job_id=job_id, func=func[:200], label=str(label or func)[:200], actor=actor(), status="started",
+                 object_type=about[0] if about else None, object_id=int(about[1]) if about else None)
+    db.session.add(row)
+    return row
+
+
+def start_job(func: str, *args, timeout: int = 600, job_id: str | None = None, label: str | None = None,
+              about: tuple[str, int] | None = None, result_ttl: int | None = None) -> str | None:
     """Enqueue a job a person started (queue ``high``): its id, or None when Redis cannot be
-    reached; the progress row of None says so, instead of the page failing."""
+    reached; the progress row of None says so, instead of the page failing.
+
+    Its history row (who, what, about which object, how it ended: the jobs page's history
+    tab) is committed before the job is enqueued, so the job's outcome callbacks always find
+    it; the session must hold nothing uncommitted the caller may still roll back. A job that
+    could not be enqueued is recorded as failed."""
+    job_id = job_id or uuid.uuid4().hex
+    row = record_job(func, job_id, label=label, about=about, args=args)
+    db.session.commit()
+    options = {"result_ttl": result_ttl} if result_ttl is not None else {}
     try:
-        return get_queue("high").enqueue(func, *args, job_id=job_id, job_timeout=timeout).id
+        return get_queue("high").enqueue(func, *args, job_id=job_id, job_timeout=timeout, **CALLBACKS,
+                                         **options).id
     except redis.RedisError:
+        row.status, row.finished_at, row.error = "failed", utcnow(), _("Redis unavailable")
+        db.session.commit()
         return None
 
 
@@ -348,12 +449,16 @@ def job_view(job_id: str | None) -> dict:
     if job_id is None:
         return {"state": "unavailable"}
     try:
-        job = Job.fetch(job_id, connection=get_redis())
-        status = job.get_status(refresh=False)
+        return view_of(Job.fetch(job_id, connection=get_redis()))
     except NoSuchJobError:
         return {"state": "missing"}
     except redis.RedisError:
         return {"state": "unavailable"}
+
+
+def view_of(job: Job) -> dict:
+    """``job_view`` of a job fetched already."""
+    status = job.get_status(refresh=False)
     meta = job.meta or {}
     if status == JobStatus.FINISHED:
         value = job.return_value()

@@ -19,18 +19,24 @@ from ..platforms.billmanager.tasks import close_task
 from . import bp
 from .auth import WRITERS, actor, staff_required
 
-# object_type -> (endpoint, URL argument, anchor prefix or None)
+# object_type -> its page's URL from its id (tasks and the job history link their object)
 OBJECT_LINKS = {
     "bm_service": lambda i: url_for("admin.bm_services", _anchor=f"svc-{i}"),
     "bm_handler": lambda i: url_for("admin.bm_handler", handler_id=i),
+    "bm_tariff": lambda i: url_for("admin.bm_tariff", tariff_id=i),
     "account": lambda i: url_for("admin.account", account_id=i),
 }
-OBJECT_TITLES = {"bm_service": _l("resold service"), "bm_handler": _l("service handler"), "account": _l("account")}
+OBJECT_TITLES = {"bm_service": _l("resold service"), "bm_handler": _l("service handler"),
+                 "bm_tariff": _l("resold tariff"), "account": _l("account")}
+
+
+def link_to(object_type: str | None, object_id: int | None) -> str | None:
+    make = OBJECT_LINKS.get(object_type or "")
+    return make(object_id) if make and object_id is not None else None
 
 
 def object_link(task: Task) -> str | None:
-    make = OBJECT_LINKS.get(task.object_type or "")
-    return make(task.object_id) if make and task.object_id is not None else None
+    return link_to(task.object_type, task.object_id)
 
 
 @bp.route("/tasks")

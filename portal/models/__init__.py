@@ -13,7 +13,8 @@ from .catalog import (  # noqa: F401
     tariff_services,
 )
 from .intercom import IntercomAttachment, IntercomProfile  # noqa: F401
-from .ledger import LEDGER_KINDS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
+from .jobs import JOB_STATUSES, JobRun  # noqa: F401
+from .ledger import LEDGER_KINDS, LEDGER_REASONS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
 from .payments import ACCOUNT_FIELDS, PROVIDER_RESULTS, AgentPayment, PaymentAgent, ProviderCall  # noqa: F401
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401

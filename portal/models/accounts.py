@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import UTCDateTime, trigram_index, utcnow
+from .base import UTCDateTime, one_of, trigram_index, utcnow
 from .catalog import Agent, CatalogService, Tariff
 
 ACCOUNT_STATUSES = ("inactive", "active", "blocked", "disabled")
@@ -31,6 +31,9 @@ class Account(db.Model):
         trigram_index("ix_accounts_login_trgm", "login"),
         trigram_index("ix_accounts_house_trgm", "house"),
         trigram_index("ix_accounts_search_text_trgm", "search_text"),
+        one_of("status", ACCOUNT_STATUSES),
+        CheckConstraint(f"block_reasons >= 0 AND block_reasons <= {sum(BLOCK_REASONS.values())}",
+                        name="block_reasons"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,6 +78,7 @@ class ExtraFieldDefinition(db.Model):
     """A field staff declare for accounts (e.g. isvyaz_login), with its type and validation."""
 
     __tablename__ = "extra_field_definitions"
+    __table_args__ = (one_of("type", EXTRA_FIELD_TYPES),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -107,6 +111,7 @@ class AssignedService(db.Model):
         Index("uq_assigned_services_live", "account_id", "service_id", unique=True,
               sqlite_where=text("state != 'ended' AND per_order = 0"),
               postgresql_where=text("state <> 'ended' AND NOT per_order")),
+        one_of("state", SERVICE_STATES),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, CheckConstraint, DateTime
 from sqlalchemy.types import TypeDecorator
 
 CENT = Decimal("0.01")
@@ -21,6 +21,15 @@ def to_minor(amount: Decimal | int | str) -> int:
 
 def from_minor(minor: int | None) -> Decimal | None:
     return None if minor is None else (Decimal(int(minor)) / 100).quantize(CENT)
+
+
+def one_of(column: str, values) -> CheckConstraint:
+    """A CHECK that a status, kind or reason column holds one of ``values`` (NULL passes, as
+    CHECK lets unknown through: nullability is the column's own rule). Named
+    ``ck_<table>_<column>`` by the metadata's naming convention; the migration 8b19d7e5f6a8
+    creates the same constraints."""
+    listed = ", ".join("'%s'" % v for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
 class Money(TypeDecorator):

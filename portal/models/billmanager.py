@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Money, UTCDateTime, utcnow
+from .base import Money, UTCDateTime, one_of, utcnow
 
 TASK_STATES = ("open", "done")
 # Our side of a resold service: waiting to be ordered (also after a short balance), the
@@ -42,7 +42,7 @@ class Task(db.Model):
     ``key`` (unique) makes opening the same task twice harmless while it is open."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_state_id", "state", "id"),)
+    __table_args__ = (Index("ix_tasks_state_id", "state", "id"), one_of("state", TASK_STATES))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -152,7 +152,8 @@ class BmService(db.Model):
     the selling side, ordered with ``remoteid`` = our id."""
 
     __tablename__ = "bm_services"
-    __table_args__ = (Index("ix_bm_services_state", "state"),)
+    __table_args__ = (Index("ix_bm_services_state", "state"), one_of("state", BM_SERVICE_STATES),
+                      one_of("wait_reason", BM_WAIT_REASONS))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tariff_id: Mapped[int] = mapped_column(ForeignKey("bm_tariffs.id"), index=True)

@@ -7,7 +7,7 @@ from sqlalchemy import Column, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Money
+from .base import Money, one_of
 
 AGENT_KINDS = ("services", "radius", "netflow", "intercom", "iptv", "hosting")
 CHARGE_PERIODS = ("month", "day")
@@ -20,6 +20,7 @@ class Agent(db.Model):
     """What serves an account: a kind of service and, if any, the platform behind it."""
 
     __tablename__ = "agents"
+    __table_args__ = (one_of("kind", AGENT_KINDS),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -37,7 +38,9 @@ tariff_services = Table(
 
 class CatalogService(db.Model):
     __tablename__ = "catalog_services"
-    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_catalog_services_platform_external"),)
+    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_catalog_services_platform_external"),
+                      one_of("charge_period", CHARGE_PERIODS), one_of("charge_mode", CHARGE_MODES),
+                      one_of("iptv_kind", IPTV_KINDS))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -51,6 +54,7 @@ class CatalogService(db.Model):
 
 class Tariff(db.Model):
     __tablename__ = "tariffs"
+    __table_args__ = (one_of("kind", TARIFF_KINDS),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)

@@ -8,13 +8,21 @@ from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .base import Money, UTCDateTime, trigram_index, utcnow
+from .base import Money, UTCDateTime, one_of, trigram_index, utcnow
 
 LEDGER_KINDS = ("payment", "charge", "correction", "refund")
+# The changes that post charges and refunds at once (portal.billing.accounts, .blocking), as the
+# audit log names them; the charge run's own entries have none.
+LEDGER_REASONS = ("account.update", "account.activate", "account.block", "account.unblock", "account.disable",
+                  "service.assign", "service.end", "service.expiry", "service.resume", "service.suspend")
 
 
 class LedgerEntry(db.Model):
-    """Append-only. Positive amounts raise the balance (payments, refunds), negative lower it."""
+    """Append-only. Positive amounts raise the balance (payments, refunds), negative lower it.
+
+    Its service and charge run are foreign keys ON DELETE RESTRICT: a service or a run that has
+    money posted against it cannot be deleted, because SET NULL would rewrite ledger rows
+    (losing what a charge was for) and CASCADE would delete them."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
@@ -25,6 +33,8 @@ class LedgerEntry(db.Model):
                       postgresql_where=text("kind = 'payment'")),
         trigram_index("ix_ledger_entries_payment_comment_trgm", "comment",
                       postgresql_where=text("kind = 'payment'")),
+        one_of("kind", LEDGER_KINDS),
+        one_of("reason", LEDGER_REASONS),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -37,9 +47,10 @@ class LedgerEntry(db.Model):
     # Unique where the money comes from outside (payment id, upsale transaction id).
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # For charges and refunds: which service and which period they are for.
-    assigned_service_id: Mapped[int | None] = mapped_column(Integer)
+    assigned_service_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assigned_services.id", ondelete="RESTRICT"))
     period_start: Mapped[date | None] = mapped_column(Date)
-    charge_run_id: Mapped[int | None] = mapped_column(Integer)
+    charge_run_id: Mapped[int | None] = mapped_column(ForeignKey("charge_runs.id", ondelete="RESTRICT"))
     # For charges and refunds posted at once by a change (not by the charge run): the change,
     # as the audit log names it (account.block, service.end, ...), so that an entry can say why.
     reason: Mapped[str | None] = mapped_column(String(32))

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, one_of, utcnow
 
 SYNC_STATES = ("pending", "ok", "retry", "dead", "conflict")
 
@@ -49,6 +49,7 @@ class SyncState(db.Model):
     __table_args__ = (
         UniqueConstraint("account_id", "platform", name="uq_sync_states_account_platform"),
         Index("ix_sync_states_due", "state", "next_attempt_at"),
+        one_of("state", SYNC_STATES),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,15 +9,18 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import Money, UTCDateTime, utcnow
+from .base import Money, UTCDateTime, one_of, utcnow
 
-UPSALE_STATES = ("pending", "committed", "refused")
+# "committing": taken by one commit call, inside its transaction only (a parallel repeat waits)
+UPSALE_STATES = ("pending", "committing", "committed", "refused")
 DRIFT_KINDS = ("missing_on_platform", "extra_on_platform", "account_missing", "orphan")
+UPSALE_KINDS = ("add", "replace")
 
 
 class SmotreshkaUpsale(db.Model):
     """One upsale v3 transaction: recorded by ensure (no money moves), done once by commit."""
     __tablename__ = "smotreshka_upsales"
+    __table_args__ = (one_of("kind", UPSALE_KINDS), one_of("state", UPSALE_STATES))
 
     # our billingTransactionId (a UUID)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -59,6 +62,7 @@ class SmotreshkaCall(db.Model):
 class SmotreshkaDrift(db.Model):
     """One difference between billing and the platform found by the last drift check."""
     __tablename__ = "smotreshka_drift"
+    __table_args__ = (one_of("kind", DRIFT_KINDS),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     found_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

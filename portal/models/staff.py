@@ -12,13 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, one_of, utcnow
 
 ROLES = ("admin", "manager", "viewer")
 
 
 class StaffUser(UserMixin, db.Model):
     __tablename__ = "staff_users"
+    __table_args__ = (one_of("role", ROLES),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     login: Mapped[str] = mapped_column(String(64), unique=True)
@@ -85,6 +86,7 @@ def hash_token(token: str) -> str:
 
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"
+    __table_args__ = (one_of("role", ROLES),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

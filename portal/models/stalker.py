@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import UTCDateTime, trigram_index, utcnow
+from .base import UTCDateTime, one_of, trigram_index, utcnow
 
 
 class StalkerTvId(db.Model):
@@ -23,6 +23,10 @@ class StalkerTvId(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     tv_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     login: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+BINDING_STATES = ("bound", "creating", "unbound")
+BINDING_HOWS = ("created", "imported", "linked", "migrated")
 
 
 class StalkerBinding(db.Model):
@@ -40,6 +44,7 @@ class StalkerBinding(db.Model):
     changed; never the password itself."""
 
     __tablename__ = "stalker_bindings"
+    __table_args__ = (one_of("state", BINDING_STATES), one_of("how", BINDING_HOWS))
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="bound")

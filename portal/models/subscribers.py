@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from .base import Money, UTCDateTime, trigram_index, utcnow
+from .base import Money, UTCDateTime, one_of, trigram_index, utcnow
 
 SUBSCRIBER_KINDS = ("person", "company")
 
@@ -22,6 +22,7 @@ class Subscriber(db.Model):
         trigram_index("ix_subscribers_email_trgm", "email"),
         trigram_index("ix_subscribers_cabinet_login_trgm", "cabinet_login"),
         trigram_index("ix_subscribers_search_text_trgm", "search_text"),
+        one_of("kind", SUBSCRIBER_KINDS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
