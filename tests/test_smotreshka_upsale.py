@@ -10,10 +10,12 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Account, Contract, LedgerEntry, SmotreshkaCall, SmotreshkaUpsale
+from portal.platforms import connections
+from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account
 
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, live_fixed, rest_of_month, smotreshka, tv_account,
+    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live_fixed, rest_of_month, smotreshka, tv_account,
     tv_catalog,
 )
 
@@ -213,6 +215,42 @@ def test_callers_need_an_allowed_address_and_the_basic_credentials(smotreshka, t
     assert all(c.remote_addr == "127.0.0.1" and c.query["qsTransactionId"] == "qs-a" for c in calls)
     assert CALLBACK_PASSWORD not in str([(c.query, c.body, c.answer) for c in calls])
     assert live_tv(account.id) == ["101"]
+
+
+def test_a_changed_password_or_a_disabled_connection_counts_from_the_next_call(smotreshka, tv_catalog, live_fixed):
+    """The portal keeps the connection's settings between calls (on PostgreSQL): staff change the
+    callback password, and the very next call with the old one is refused and the new one works;
+    disabled, the next call is answered 503; enabled again, calls go through."""
+    account, pid = linked(smotreshka, tv_catalog)
+    q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201"}
+    assert call(live_fixed, "add-subscription", "ensure", qsTransactionId="qs-1", **q)[0] == 200
+    save_connection("smotreshka", url=smotreshka.url, password="new-Secret-88", actor="test")
+    db.session.commit()
+    assert call(live_fixed, "add-subscription", "ensure", qsTransactionId="qs-2", **q)[0] == 401
+    assert call(live_fixed, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "new-Secret-88"),
+                qsTransactionId="qs-3", **q)[0] == 200
+    save_connection("smotreshka", url=smotreshka.url, enabled=False, actor="test")
+    db.session.commit()
+    assert call(live_fixed, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "new-Secret-88"),
+                qsTransactionId="qs-4", **q) == (503, {"error": "upsale is not configured"})
+    save_connection("smotreshka", url=smotreshka.url, enabled=True, actor="test")
+    db.session.commit()
+    assert call(live_fixed, "add-subscription", "ensure", auth=(CALLBACK_LOGIN, "new-Secret-88"),
+                qsTransactionId="qs-5", **q)[0] == 200
+
+
+def test_the_connection_row_is_read_again_only_when_it_changed(smotreshka):
+    """On PostgreSQL the stored connection comes from memory while its row version is the same,
+    and is read again (with the new password) once the row changed; SQLite reads it every time."""
+    first = connections.current("smotreshka")
+    again = connections.current("smotreshka")
+    assert (again is first) == (db.session.get_bind().dialect.name == "postgresql")
+    assert first.password == CALLBACK_PASSWORD and first.enabled
+    save_connection("smotreshka", url=smotreshka.url, password="other-Secret-1", actor="test")
+    db.session.commit()
+    changed = connections.current("smotreshka")
+    assert changed is not first and changed.password == "other-Secret-1"
+    db.session.rollback()
 
 
 def test_every_call_and_answer_is_stored_for_audit(smotreshka, tv_catalog, live_fixed):

@@ -31,7 +31,6 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..billing.crypto import decrypt
 from ..billing.errors import BillingError
 from ..extensions import csrf, db
 from ..models import SmotreshkaCall, utcnow
@@ -84,17 +83,6 @@ def too_large(error):
 
 # -- who calls ------------------------------------------------------------------------------------
 
-_passwords: dict = {}  # (connection id, password_enc) -> password: one decryption per process and password
-
-
-def _password(row) -> str:
-    key = (row.id, row.password_enc)
-    if key not in _passwords:
-        _passwords.clear()  # a changed password forgets the old one
-        _passwords[key] = decrypt(row.password_enc) if row.password_enc else ""
-    return _passwords[key]
-
-
 def _same(given, expected: str) -> bool:
     """A constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
     return hmac.compare_digest(str(given or "").encode(), expected.encode())
@@ -115,7 +103,7 @@ def _authenticate():
                           headers={"Retry-After": str(wait)})
         auth = request.authorization
         if auth is None or auth.type != "basic" or not (
-                _same(auth.username, row.login) and _same(auth.password, _password(row))):
+                _same(auth.username, row.login) and _same(auth.password, row.password)):
             if auth is not None:  # credentials were tried (a call without any guesses nothing)
                 failures.fail(source)
             raise Refusal(401, "HTTP Basic credentials required", headers={"WWW-Authenticate": 'Basic realm="upsale"'})

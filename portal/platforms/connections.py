@@ -3,11 +3,12 @@ rest (portal.billing.crypto), write-only: it is decrypted only to build a client
 shown, logged or put in the audit log."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from ..billing import audit
 from ..billing.crypto import decrypt, encrypt
@@ -36,6 +37,73 @@ def load(kind: str) -> Connection | None:
         return None
     return Connection(kind=row.kind, url=row.url, login=row.login, password=decrypt(row.password_enc),
                       options=dict(row.options or {}), timeout=current_app.config["SYNC_HTTP_TIMEOUT"])
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A platform's stored connection row, enabled or not, with the password decrypted (kept
+    out of repr), and ``derived``: what a caller built from it (parsed settings), memoised with
+    the row so that it is rebuilt exactly when the row changes."""
+
+    id: int
+    kind: str
+    url: str
+    enabled: bool
+    login: str | None
+    password: str = field(repr=False)
+    options: dict
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+# A per-process copy of each platform's row for callers that read it on every request (the
+# upsale callbacks authenticate with it), keyed by the row's version as PostgreSQL keeps it: the
+# system column xmin, which every UPDATE of the row changes (a new row version). Checking it is
+# one tiny statement in the caller's transaction, so a password changed, a connection disabled,
+# an option set by staff is seen by the next request of every process, never later.
+_VERSION_SQL = "SELECT id, xmin::text FROM platform_connections WHERE kind = %(kind)s"
+_stored: dict[str, tuple[tuple, Stored]] = {}
+_stored_lock = threading.Lock()
+
+
+def current(kind: str) -> Stored | None:
+    """The stored connection of a platform as this transaction sees it (enabled or not), or
+    None when there is none. On PostgreSQL a row unchanged since this process last read it comes
+    from memory; SQLite reads it every time (no row version to check)."""
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        row = db.session.scalar(select(PlatformConnection).filter_by(kind=kind))
+        return _stored_of(row) if row is not None else None
+    found = conn.exec_driver_sql(_VERSION_SQL, {"kind": kind}).first()
+    if found is None:
+        return None
+    cached = _stored.get(kind)
+    if cached is not None and cached[0] == tuple(found):
+        return cached[1]
+    # the row and its version in one statement, so that what is kept is what that version holds
+    found = db.session.execute(select(PlatformConnection, _xmin).filter_by(kind=kind)).first()
+    if found is None:  # deleted meanwhile
+        return None
+    row, version = found
+    stored = _stored_of(row)
+    with _stored_lock:
+        _stored[kind] = ((row.id, version), stored)
+    return stored
+
+
+_xmin = literal_column("platform_connections.xmin::text").label("version")
+_decrypted: dict[str, str] = {}  # password_enc -> password: one decryption per process and password
+
+
+def _stored_of(row: PlatformConnection) -> Stored:
+    password = ""
+    if row.password_enc:
+        if row.password_enc not in _decrypted:
+            if len(_decrypted) >= 16:  # old passwords are forgotten
+                _decrypted.clear()
+            _decrypted[row.password_enc] = decrypt(row.password_enc)
+        password = _decrypted[row.password_enc]
+    return Stored(id=row.id, kind=row.kind, url=row.url, enabled=row.enabled, login=row.login,
+                  password=password, options=dict(row.options or {}))
 
 
 def public(row: PlatformConnection) -> dict:

@@ -31,8 +31,9 @@ from ...billing import clock
 from ...db_setup import dialect_insert
 from ...extensions import db
 from ...models import (
-    Account, AssignedService, CatalogService, PlatformConnection, SmotreshkaUpsale, SyncState, utcnow,
+    Account, AssignedService, CatalogService, SmotreshkaUpsale, SyncState, utcnow,
 )
+from .. import connections
 from . import tv
 from .settings import Settings, from_options
 from .sync import NAME
@@ -48,9 +49,6 @@ IDENTITY = ("accountId", "accountLogin", "newOfferId", "oldOfferId", "trialDays"
 # The statements of a call, built once: building one cost about as much as running it. Plain
 # INSERTs and UPDATEs, not the ORM's unit of work, which cost more than the rest of a call.
 _upsales = SmotreshkaUpsale.__table__
-_conn = PlatformConnection.__table__.c
-CONNECTION = select(_conn.id, _conn.enabled, _conn.login, _conn.password_enc, _conn.options).where(
-    _conn.kind == NAME)
 # Everything ensure's checks read, in one round trip (it was nine): the account with its contract
 # and services, the offered service (by external id), whether the account's tariffs offer it,
 # and the platform's id for the account as we stored it.
@@ -86,10 +84,14 @@ class Refusal(Exception):
 
 
 def connection():
-    """The stored connection (id, enabled, login, password_enc, options) and its settings;
-    (None, None) when there is none."""
-    row = db.session.execute(CONNECTION).first()
-    return (row, from_options(row.options)) if row is not None else (None, None)
+    """The stored connection (connections.Stored: enabled, login, password, ...) and its
+    settings, parsed once per version of the row; (None, None) when there is none."""
+    stored = connections.current(NAME)
+    if stored is None:
+        return None, None
+    if "settings" not in stored.derived:
+        stored.derived["settings"] = from_options(stored.options)
+    return stored, stored.derived["settings"]
 
 
 def params(raw: dict) -> dict:
