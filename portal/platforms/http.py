@@ -70,20 +70,32 @@ class HttpClient:
             self._secrets.append(base64.b64encode(f"{connection.login}:{connection.password or ''}".encode()).decode())
 
     def request(self, method: str, path: str = "", *, expect: tuple[int, ...] = (), describe=None,
+                timeout: float | None = None, record: dict | None = None, fault=None,
                 **kwargs) -> requests.Response:
         """Make one call; raise PlatformError on a network error or an HTTP error status. A
         status in ``expect`` (e.g. 404 for "no such profile") is an answer, not an error;
-        ``describe(response)`` picks the platform's message out of an error answer."""
+        ``describe(response)`` picks the platform's message out of an error answer.
+
+        For a protocol with its own ways of failing (BILLmanager's): ``timeout`` for this call
+        instead of the connection's; ``record``: the caller's dict that becomes this call's
+        record (extra fields such as the function called, and the caller may add the error a
+        platform states in a 200 answer); ``fault(call, cause) -> PlatformError | None``: the
+        platform's own exception for a network error (``cause``: the requests exception) or an
+        error status (``cause``: the response), and it may reword ``call["error"]``."""
         url = self.base_url + path
-        call = {"method": method, "url": public_url(url)}
+        call = record if record is not None else {}
+        call.update(method=method, url=public_url(url))
+        cause = None
         started = time.monotonic()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as e:
+            cause = e
             call["error"] = self._redact(f"{type(e).__name__}: {e}")
         else:
             call["status"] = response.status_code
             if response.status_code >= 400 and response.status_code not in expect:
+                cause = response
                 text = describe(response) if describe else response.text.strip()[:1000]
                 call["error"] = self._redact(f"HTTP {response.status_code}: {text}")
         call["ms"] = round((time.monotonic() - started) * 1000)
@@ -91,8 +103,17 @@ class HttpClient:
         if log is not None:
             log.append(call)
         if "error" in call:
-            raise PlatformError(call["error"])
+            raise (fault(call, cause) if fault else None) or PlatformError(call["error"])
         return response
+
+    def add_secret(self, secret: str | None) -> None:
+        """One more value never to show in a call's error (e.g. a session id the platform gave)."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the connection's secrets hidden."""
+        return self._redact(text)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:

@@ -8,6 +8,9 @@ text nodes come as ``{"$": "value"}`` and are unwrapped here; a list (``doc.elem
 array, a single object or absent. Errors come with HTTP 200 as ``doc.error`` with ``$type``
 (``auth``, ``access``, ``value`` with ``$object``, ``missed``, ...) and ``msg``.
 
+The transport is ``portal.platforms.http.HttpClient`` (every call recorded for the audit log,
+secrets redacted); this module adds the protocol: the envelope, the typed errors, the session.
+
 Reads may be retried; calls that move money (``order``, ``prolong``) are made once and
 never retried here: a caller that sees ``BillmgrTransportError`` on them must find out what
 happened on the seller before doing anything else (orders.py does).
@@ -15,14 +18,14 @@ happened on the seller before doing anything else (orders.py does).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from ..http import PlatformError, public_url, _calls
+from ..http import HttpClient, PlatformError, public_url
 
 ITEM_STATUS = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "in progress"}
 
@@ -122,7 +125,8 @@ class BillmgrClient:
 
     def __post_init__(self):
         self.url = normalise_url(self.url)
-        self.session = requests.Session()
+        # no login on the connection: the credentials go in the form (authinfo), not HTTP auth
+        self.http = HttpClient(SimpleNamespace(url=self.url, timeout=self.timeout, login=None, password=self.password))
         self._session: str | None = None  # a func=auth session, when authinfo is refused
         self._login_failed = False
 
@@ -161,40 +165,21 @@ class BillmgrClient:
             self._login_failed = True
             return False
         self._session = str(sid)
+        self.http.add_secret(self._session)
         return True
 
     def _send(self, func: str, credentials: dict, timeout: float | None, params: dict) -> dict:
         """One POST; returns ``doc`` unwrapped, or raises a typed error."""
         form = {"func": func, "out": "json", "lang": self.lang, **credentials}
         form.update({k: v for k, v in params.items() if v is not None})
-        entry = {"method": "POST", "url": public_url(self.url), "func": func}
-        started = time.monotonic()
+        entry = {"func": func}  # this call's record (HttpClient fills in the rest)
+        wait = timeout or self.timeout
+        response = self.http.request("POST", data=form, timeout=wait, record=entry, fault=self._fault(func, wait))
         try:
-            response = self.session.post(self.url, data=form, timeout=timeout or self.timeout)
-            entry["status"] = response.status_code
-            if response.status_code >= 400:
-                raise BillmgrTransportError(f"HTTP {response.status_code} from {public_url(self.url)}")
-            try:
-                doc = response.json()["doc"]
-            except (ValueError, KeyError, TypeError):
-                raise BillmgrTransportError(f"not a BILLmanager JSON answer from {public_url(self.url)}") from None
-        except requests.RequestException as e:
-            if _never_sent(e):  # checked first: a connect timeout is a Timeout too
-                entry["error"] = f"not sent: {type(e).__name__}"
-                raise BillmgrNotSent(f"{func}: the seller is unreachable ({type(e).__name__})") from None
-            if isinstance(e, requests.Timeout):
-                entry["error"] = f"timeout after {timeout or self.timeout}s"
-                raise BillmgrTransportError(f"{func}: no answer within {timeout or self.timeout}s") from None
-            entry["error"] = self._redact(f"{type(e).__name__}: {e}")
-            raise BillmgrTransportError(f"{func}: {entry['error']}") from None
-        except BillmgrTransportError as e:
-            entry["error"] = str(e)
-            raise
-        finally:
-            entry["ms"] = round((time.monotonic() - started) * 1000)
-            log = _calls.get()
-            if log is not None:
-                log.append(entry)
+            doc = response.json()["doc"]
+        except (ValueError, KeyError, TypeError):
+            entry["error"] = f"not a BILLmanager JSON answer from {public_url(self.url)}"
+            raise BillmgrTransportError(entry["error"]) from None
         doc = unwrap(doc)
         error = doc.get("error") if isinstance(doc, dict) else None
         if error:
@@ -205,14 +190,24 @@ class BillmgrClient:
             if isinstance(msg, dict):
                 msg = msg.get("$", str(msg))
             entry["error"] = f"{kind}: {msg}"[:300]
-            raise ERRORS.get(kind, BillmgrError)(self._redact(str(msg)), kind, error.get("$object"))
+            raise ERRORS.get(kind, BillmgrError)(self.http.redact(str(msg)), kind, error.get("$object"))
         return doc
 
-    def _redact(self, text: str) -> str:
-        for secret in (self.password, self._session):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+    def _fault(self, func: str, wait: float):
+        """This protocol's transport errors (HttpClient's ``fault``): not sent at all (safe to
+        send again, even an order), no answer in time, or no usable answer."""
+        def fault(call: dict, cause) -> PlatformError:
+            if isinstance(cause, requests.Response):
+                call["error"] = f"HTTP {cause.status_code} from {public_url(self.url)}"
+                return BillmgrTransportError(call["error"])
+            if _never_sent(cause):  # checked first: a connect timeout is a Timeout too
+                call["error"] = f"not sent: {type(cause).__name__}"
+                return BillmgrNotSent(f"{func}: the seller is unreachable ({type(cause).__name__})")
+            if isinstance(cause, requests.Timeout):
+                call["error"] = f"timeout after {wait}s"
+                return BillmgrTransportError(f"{func}: no answer within {wait}s")
+            return BillmgrTransportError(f"{func}: {call['error']}")  # (redacted by HttpClient)
+        return fault
 
     # -- reads ------------------------------------------------------------------------------
 

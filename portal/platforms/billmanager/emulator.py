@@ -3,6 +3,9 @@
 (every scalar wrapped as ``{"$": "..."}``, ``elem`` an object when there is one row and
 absent when there is none, errors with HTTP 200 in ``doc.error``).
 
+Built on ``portal.platforms.emulation.EmulatedServer`` (down and up on the same port, ``latency``);
+its failures are this protocol's own modes, by function (``fail`` below).
+
 Functions: ``pricelist.export``, ``subaccount``, ``dashboard.info``, ``<type>`` (list),
 ``v2.<type>.order.param``, ``<type>.order.param`` (legacy), ``service.prolong``,
 ``<type>.suspend|resume|delete``. Client accounts have a balance that orders and renewals
@@ -29,10 +32,9 @@ import threading
 import time
 from datetime import date
 from decimal import Decimal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Request, Response
+from ..emulation import Answer, EmulatedServer
 
 DEMO_PRICELISTS = [
     {"id": "101", "name": "VDS-1", "itemtype": "vds", "periods": {1: "300.00", 3: "855.00", 12: "3240.00"},
@@ -45,11 +47,6 @@ DEMO_PRICELISTS = [
      "datacenters": [("1", "Moscow DC")], "addons": [("301", "disk", "Disk", "5", "GB"), ("302", "site", "Sites", "3", "")]},
 ]
 DEMO_LOGIN, DEMO_PASSWORD = "reseller@example.com", "Seller-Pa55"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):  # keep test output quiet
-        pass
 
 
 def _w(value):
@@ -74,10 +71,17 @@ def _add_months(d: date, months: int) -> date:
     return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
-class SellingBillmanager:
+# the answers werkzeug gave when this emulator ran on it, kept byte for byte
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+
+
+class SellingBillmanager(EmulatedServer):
+    thread_name = "billmanager-emulator"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, progress_seconds: float = 0.3,
                  answer_delay: float = 3.0):
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.progress_seconds = progress_seconds
         self.answer_delay = answer_delay  # how late a "timeout" failure answers
         self.accounts: dict[str, dict] = {}
@@ -86,10 +90,8 @@ class SellingBillmanager:
         self.calls: list[dict] = []  # every call: func, user, params without authinfo
         self.sessions: dict[str, str] = {}  # func=auth session id -> username
         self.legacy = False  # True: a BILLmanager 5 style seller without the v2.* order functions
-        self._failures: list[dict] = []
+        self._modes: list[dict] = []  # this protocol's failures (``fail``), by function
         self._next_id = 5000
-        self._lock = threading.RLock()
-        self._server = None
 
     @property
     def url(self) -> str:
@@ -118,7 +120,7 @@ class SellingBillmanager:
     def fail(self, func: str, mode: str, times: int | None = 1, skip: int = 0) -> None:
         """The next ``times`` calls of ``func`` (None: all) fail, after ``skip`` that do not."""
         with self._lock:
-            self._failures.append({"func": func, "mode": mode, "times": times, "skip": skip})
+            self._modes.append({"func": func, "mode": mode, "times": times, "skip": skip})
 
     def expire_sessions(self) -> None:
         with self._lock:
@@ -126,47 +128,32 @@ class SellingBillmanager:
 
     def heal(self) -> None:
         with self._lock:
-            self._failures.clear()
-
-    def start(self) -> "SellingBillmanager":
-        try:
-            self._server = make_server(self.host, self.port, self.wsgi, threaded=True, request_handler=_Quiet)
-        except SystemExit:  # werkzeug exits the process when the port is taken: let the caller pick another
-            raise OSError(f"port {self.port} is in use") from None
-        self.port = self._server.server_port
-        threading.Thread(target=self._server.serve_forever, name="billmanager-emulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+            self._modes.clear()
+        super().heal()
 
     # -- protocol -----------------------------------------------------------------------------
 
-    def wsgi(self, environ, start_response):
-        request = Request(environ)
-        if request.path.rstrip("/") != "/billmgr":
-            return Response("not found", 404)(environ, start_response)
-        params = {k: v[-1] for k, v in parse_qs(request.query_string.decode()).items()}
-        if request.method == "POST":
-            params.update({k: v[-1] for k, v in parse_qs(request.get_data(as_text=True)).items()})
+    def handle(self, method: str, path: str, headers, body: bytes) -> Answer:
+        where = urlsplit(path)
+        if unquote(where.path).rstrip("/") != "/billmgr":
+            return Answer(404, "not found", TEXT)
+        params = {k: v[-1] for k, v in parse_qs(where.query).items()}
+        if method == "POST":
+            params.update({k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()})
         func = params.get("func", "")
         failure = self._failure(func)
         if failure == "html":
-            return Response("<html><body>Checking your browser…</body></html>", 200,
-                            content_type="text/html")(environ, start_response)
+            return Answer(200, "<html><body>Checking your browser…</body></html>", HTML)
         if failure == "down":
-            return Response("Bad gateway", 502)(environ, start_response)
+            return Answer(502, "Bad gateway", TEXT)
         doc = self._handle(func, params, failure)
         if failure == "timeout":
             time.sleep(self.answer_delay)
-        return Response(json.dumps({"doc": doc}), 200, content_type="application/json")(environ, start_response)
+        return Answer(200, json.dumps({"doc": doc}), "application/json")
 
     def _failure(self, func: str) -> str | None:
         with self._lock:
-            for f in self._failures:
+            for f in self._modes:
                 if f["func"] in (func, "*"):
                     if f.get("skip"):
                         f["skip"] -= 1
@@ -174,7 +161,7 @@ class SellingBillmanager:
                     if f["times"] is not None:
                         f["times"] -= 1
                         if f["times"] <= 0:
-                            self._failures.remove(f)
+                            self._modes.remove(f)
                     return f["mode"]
         return None
 
