@@ -1,0 +1,138 @@
+"""Money and moments as the reader's language writes them (issue 16, item 6): amounts through
+Babel in the operator's currency (BILLING_CURRENCY), dates and times in the operator's zone
+(BILLING_TZ), on staff pages and in the cabinet alike; no hand-made "5000.00 RUB"; error pages
+and rq-dashboard lead back. The expected texts are Babel's own, worked out here for each language."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+
+from tests.builders import gen_contract, gen_staff, gen_subscriber
+from tests.test_admin_dashboard import login
+from tests.test_cabinet import PASSWORD, cabinet_login
+
+BIG = Decimal("1234567.89")
+TAKEN = Decimal("-1234667.89")  # a correction that leaves the balance at -100.00
+# 22:30 UTC on 31 March is 01:30 on 1 April in Moscow: a page in UTC would show March
+PAID_AT = datetime(2026, 3, 31, 22, 30, tzinfo=timezone.utc)
+
+
+def _text(html: str) -> str:
+    """What a reader sees: tags (and their attributes: input values, titles) left out."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S))
+
+
+def _hand_made(text: str) -> list[str]:
+    """Amounts and dates no Babel format writes: "5000.00 RUB", "1234567.89", "500,00 ₽" with a
+    plain space (Babel puts a no-break one), an ISO day."""
+    return re.findall(r"\d\s*RUB\b|\b\d{4,}[.,]\d\d\b|\d ₽|\b\d{4}-\d\d-\d\d\b", text)
+
+
+@pytest.fixture
+def contract_with_money(app):
+    """A subscriber with a cabinet login whose contract got a payment of 1 234 567,89 (at
+    PAID_AT) and a correction leaving -100,00; the credit limit is zero."""
+    from portal.billing import ledger
+    from portal.extensions import db
+    from portal.models import LedgerEntry
+
+    with app.app_context():
+        s = gen_subscriber(cabinet_login="locale", cabinet_password=PASSWORD)
+        c = gen_contract(s)
+        paid, _created = ledger.payment(c.id, BIG, actor="t", external_id="LOC-1")
+        ledger.post(c.id, "correction", TAKEN, actor="t", comment="сверка")
+        # the payment's moment set to one whose day differs between UTC and Moscow (test data only)
+        db.session.execute(db.update(LedgerEntry).where(LedgerEntry.id == paid.id).values(created_at=PAID_AT))
+        db.session.commit()
+        gen_staff("locale-staff")
+        return {"id": c.id, "created_at": c.created_at, "tz": ZoneInfo(app.config["BILLING_TZ"])}
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_staff_pages_show_amounts_and_moments_as_babel_writes_them(app, client, contract_with_money, lang):
+    """Staff see "1 234 567,89 ₽" and "01.04.2026, 01:30" in Russian, Babel's English in English:
+    on the contract page, the payments list and the contracts list, in the operator's zone."""
+    c, tz = contract_with_money, contract_with_money["tz"]
+    big, balance, zero = (format_currency(v, "RUB", locale=lang) for v in (BIG, BIG + TAKEN, Decimal(0)))
+    moment = format_datetime(PAID_AT, "short", tzinfo=tz, locale=lang)
+    assert ("01.04.2026" in moment) if lang == "ru" else ("4/1/26" in moment)  # the operator's day, not UTC's
+    login(client, "locale-staff")
+
+    contract = client.get(f"/contracts/{c['id']}?lang={lang}").get_data(as_text=True)
+    assert f'id="balance"><span class="num neg">{balance}</span>' in contract  # negative, in the big figure
+    assert big in contract and moment in contract and zero in contract  # ledger row; the credit limit
+    payments = client.get(f"/payments?lang={lang}").get_data(as_text=True)
+    assert big in payments and moment in payments
+    contracts = client.get(f"/contracts?lang={lang}").get_data(as_text=True)
+    assert balance in contracts and format_date(c["created_at"].astimezone(tz), "short", locale=lang) in contracts
+
+    for html in (contract, payments, contracts):
+        text = _text(html)
+        assert not _hand_made(text), _hand_made(text)
+        if lang == "ru":
+            assert "RUB" not in text
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_cabinet_shows_amounts_and_moments_as_babel_writes_them(app, client, contract_with_money, lang):
+    """The subscriber's ledger reads the same amounts and moments as staff see them."""
+    c, tz = contract_with_money, contract_with_money["tz"]
+    cabinet_login(client, "locale", lang=lang)
+    html = client.get(f"/cabinet/contracts/{c['id']}?lang={lang}").get_data(as_text=True)
+    assert "+" + format_currency(BIG, "RUB", locale=lang) in html  # money that came in
+    assert format_currency(BIG + TAKEN, "RUB", locale=lang) in html
+    assert format_datetime(PAID_AT, "short", tzinfo=tz, locale=lang) in html
+    text = _text(html)
+    assert not _hand_made(text), _hand_made(text)
+    if lang == "ru":
+        assert "RUB" not in text
+
+
+def test_the_operators_currency_is_the_one_every_amount_shows(app):
+    """BILLING_CURRENCY=EUR: the same pages write euros, the field labels name the euro."""
+    from flask import render_template_string
+
+    from portal.web import money
+
+    app.config["BILLING_CURRENCY"] = "EUR"
+    try:
+        for lang in ("ru", "en"):
+            with app.test_request_context(f"/?lang={lang}"):
+                assert money(Decimal("-5")) == format_currency(Decimal("-5"), "EUR", locale=lang)
+                assert money(Decimal("5"), "USD") == format_currency(Decimal("5"), "USD", locale=lang)
+                assert money(None) == "" and money("n/a") == "n/a"  # nothing; a platform's own text
+                label = render_template_string('{{ _("Amount, %(currency)s", currency=currency_symbol()) }}')
+                assert label.endswith("€")
+    finally:
+        app.config["BILLING_CURRENCY"] = "RUB"
+
+
+def test_error_pages_and_rq_dashboard_lead_back(app, client):
+    """A viewer refused a page, a mistyped address, an error on our side: each page has a way
+    back; so has rq-dashboard's own page."""
+    from flask import render_template
+
+    with app.app_context():
+        gen_staff("looker", role="viewer")
+        gen_staff("root")
+    login(client, "looker")
+    refused = client.get("/jobs/rq/")
+    assert refused.status_code == 403
+    assert re.search(r'<a class="btn" id="back" href="/">', refused.get_data(as_text=True))
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and 'id="back" href="/"' in missing.get_data(as_text=True)
+    with app.test_request_context("/contracts/1?lang=en"):
+        assert 'id="back" href="/"' in render_template("errors/500.html")
+    with app.test_request_context("/cabinet/x"):
+        assert 'id="back" href="/cabinet/"' in render_template("errors/500.html")
+
+    login(client, "root")
+    dashboard = client.get("/jobs/rq/")
+    assert dashboard.status_code == 200
+    assert re.search(r'<a class="navbar-brand" id="back-to-portal" href="/jobs">', dashboard.get_data(as_text=True))
