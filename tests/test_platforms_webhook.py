@@ -79,3 +79,45 @@ def test_a_platform_without_a_connection_says_so(ctx):
     assert reconcile_account("webhook", account.id) == "retry"
     [shown] = sync_states(account.id)
     assert "no enabled connection" in shown["last_error"] and "flask platforms set" in shown["last_error"]
+
+
+def test_staff_check_the_webhook_connection_from_the_connections_page(webhook, client, processes):
+    """Staff press "Check the connection" for the webhook: the receiver takes the check's
+    document (a login no account has, marked gone, so it harms nothing), then refuses it, then
+    is down; each verdict shows, and the calls are in the audit log without the password."""
+    import re
+
+    import flask_babel
+
+    from portal.platforms.webhook.console import CHECK_LOGIN
+    from tests.builders import gen_staff
+    from tests.helpers import login
+    from tests.platform_fixtures import wait_for
+    from tests.test_admin_pages import HX, post
+
+    gen_staff("boss", role="admin")
+    login(client, "boss")
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    flask_babel.refresh()
+    assert 'hx-post="/webhook/check"' in client.get("/connections").get_data(as_text=True)
+    processes.start("jobs.worker")
+
+    def check() -> str:
+        html = post(client, "/webhook/check", {}, headers=HX).get_data(as_text=True)
+        url = re.search(r'hx-get="([^"]+)"', html).group(1)
+        return wait_for(lambda: (h := client.get(url).get_data(as_text=True)) and 'data-state="running"' not in h
+                        and h, 30, "the check")
+
+    ok = check()
+    assert "document accepted" in ok and "not reachable" not in ok
+    assert webhook.states[CHECK_LOGIN] == {"login": CHECK_LOGIN, "present": False}
+    webhook.fail("no such store", status=500, login=CHECK_LOGIN)
+    refused = check()
+    assert "document refused" in refused and "HTTP 500" in refused and "no such store" in refused
+    webhook.heal()
+    webhook.down()
+    assert "not reachable" in check()
+    db.session.rollback()
+    calls = db.session.scalars(select(AuditEntry).filter_by(action="platform.call")).all()
+    assert len(calls) == 3 and HOOK_PASSWORD not in audit_text()

@@ -5,6 +5,7 @@ charge run, a 5-minute poller and a twice-daily balance check. Protocol notes:
 /work/shared/protocols/billmanager.md; see client.py, orders.py, sync.py."""
 from ..registry import DemoEmulator, Platform, register
 from . import sync
+from .settings import CONNECTION_OPTIONS
 
 
 DEMO_PORT = 8098  # fixed, so that a handler made in one `make run` still works in the next
@@ -21,7 +22,7 @@ def _demo_emulator() -> DemoEmulator:
         seller.port = 0
         seller.start()
     return DemoEmulator(url=seller.url, login=DEMO_LOGIN, password=DEMO_PASSWORD,
-                        options={"credentials": "per handler"}, stop=seller.stop)
+                        options=dict(CONNECTION_OPTIONS), stop=seller.stop)
 
 
 def _demo_moved(old_url: str, new_url: str) -> None:

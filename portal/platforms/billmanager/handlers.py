@@ -21,6 +21,8 @@ from ...extensions import db
 from ...models import BmHandler, BmTariff, BmTariffHandler, DataCenter, Department, PlatformConnection, utcnow
 from ..http import PlatformError, audit_calls, recording
 from .client import BillmgrClient, normalise_url
+from .settings import CONNECTION_OPTIONS
+from .settings import load as load_settings
 from .tasks import close_by_key, open_task
 
 ITEMTYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -104,13 +106,13 @@ def _ensure_connection(handler: BmHandler, actor: str) -> None:
     if db.session.scalar(select(PlatformConnection).filter_by(kind=KIND)) is None:
         from ..connections import save_connection
 
-        save_connection(KIND, url=handler.url, options={"credentials": "per handler"}, enabled=True, actor=actor)
+        save_connection(KIND, url=handler.url, options=dict(CONNECTION_OPTIONS), enabled=True, actor=actor)
 
 
 def client_for(handler: BmHandler) -> BillmgrClient:
-    cfg = current_app.config
+    settings = load_settings(current_app.config)
     return BillmgrClient(handler.url, handler.username, decrypt(handler.password_enc) or "",
-                         timeout=cfg["BILLMANAGER_TIMEOUT"], order_timeout=cfg["BILLMANAGER_ORDER_TIMEOUT"])
+                         timeout=settings.timeout, order_timeout=settings.order_timeout)
 
 
 def record_calls(calls: list[dict], actor: str, object_type: str, object_id: int | None) -> None:

@@ -37,15 +37,12 @@ from ..http import PlatformError, recording
 from ..reconcile import backoff
 from .client import BillmgrError, BillmgrNotSent, BillmgrTransportError
 from .handlers import client_for, min_balance_ok, record_calls
+from .settings import load as load_settings
 from .tasks import close_by_key, open_task
 
 ORDER_JOB = "jobs.billmanager.order_service"
 ORDER_REQUEUE_SECONDS = 120  # an order handed to the worker is not handed over again before this
 RENEW_LOCK_SECONDS = 3600  # one renewal run per handler at a time (a run is one call per service)
-
-
-def _setting(name: str) -> float:
-    return float(current_app.config[name])
 
 
 # task titles by wait reason (a failed balance read is not a low balance)
@@ -294,7 +291,7 @@ def _establish(svc_id: int) -> str:
     snapshot, remote_tariff, domain = svc.order_snapshot, svc.tariff.remote_id, svc.domain
     department = handler.department_id
     db.session.rollback()
-    deadline = time.monotonic() + _setting("BILLMANAGER_ORDER_LOOKUP")
+    deadline = time.monotonic() + load_settings(current_app.config).order_lookup
     found, error = [], None
     with recording() as calls:
         while True:
@@ -499,8 +496,8 @@ def retry_due() -> int:
             S.wait_reason.is_not(None) | (S.created_at < now - timedelta(minutes=1)))))).all()
     # an order call that went out from a job that died before it learnt the outcome: its
     # job only looks on the seller (never resends) and links the service or flags the order
-    cfg = current_app.config
-    lost = now - timedelta(seconds=cfg["BILLMANAGER_ORDER_TIMEOUT"] + cfg["BILLMANAGER_ORDER_LOOKUP"] + 60)
+    settings = load_settings(current_app.config)
+    lost = now - timedelta(seconds=settings.order_timeout + settings.order_lookup + 60)
     rows += db.session.execute(select(S.id, S.wait_reason).where(
         S.state == "ordering", S.order_sent_at < lost, S.retry_at.is_(None) | (S.retry_at <= now))).all()
     due = []

@@ -16,6 +16,7 @@ from .. import connections
 from ..http import PlatformError, audit_calls, recording
 from . import store, sync
 from .client import IntercomClient
+from .settings import from_options
 
 ACTOR = "platform:intercom"
 
@@ -142,7 +143,7 @@ def card_drift(login: str, profile, rows: list[dict], options: dict | None = Non
         options = connection.options if connection else {}
     created = profile.get("created_by_us") if isinstance(profile, dict) else profile.created_by_us
     push = bool(created if created is not None else store.created_by_us(login)) \
-        or sync.option(options, "push_linked_profiles", True)
+        or from_options(options).push_linked_profiles
     return {**card, "pushed": push}
 
 

@@ -41,24 +41,13 @@ from ..http import PlatformError, recording
 from ..reconcile import LockSet
 from . import store
 from .client import ACCESS_FIELDS, IntercomClient, account_key  # noqa: F401 (account_key: the one reading)
+from .settings import from_options
 
 FIELD = "isvyaz_login"
 PLATFORM = "intercom"
 LEVELS = ("full", "limited", "absent")
 LOCK_SECONDS = 60
 BATCH_SECONDS = 30  # a batch starts no profile later than this (its locks last LOCK_SECONDS)
-
-
-# -- ids and options ------------------------------------------------------------------------------
-
-def option(options: dict | None, name: str, default: bool) -> bool:
-    """A yes/no option of the connection (``flask platforms set --option k=v`` stores text)."""
-    value = (options or {}).get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off")
-    return bool(value)
 
 
 # -- desired state --------------------------------------------------------------------------------
@@ -100,7 +89,7 @@ def access_profile(level: str, options: dict | None = None) -> dict | None:
     if level == "limited":
         access = {f: False for f in ACCESS_FIELDS}
         access["open_key"] = True
-        access["open_code"] = option(options, "limited_open_code", False)
+        access["open_code"] = from_options(options).limited_open_code
         return access
     return None
 
@@ -275,7 +264,7 @@ def _push_card(client: IntercomClient, login: str, profile: dict, card: dict, kn
     if not card_differs(card, profile):
         return profile
     ours = known.created_by_us if known is not None else store.created_by_us(login)
-    if not ours and not option(client.options, "push_linked_profiles", True):
+    if not ours and not from_options(client.options).push_linked_profiles:
         return profile
     client.update_profile(login, card["full_name"], list(card["phones"]))
     return {**profile, "full_name": card["full_name"], "phones": list(card["phones"])}
@@ -290,7 +279,7 @@ def _tidy(client: IntercomClient, login: str) -> None:
         store.forget_profile(login)
         return
     if not profile.get("addresses"):
-        if store.created_by_us(login) or not option(client.options, "keep_linked_profiles", False):
+        if store.created_by_us(login) or not from_options(client.options).keep_linked_profiles:
             client.delete_profile(login)
             store.forget_profile(login)
             return
