@@ -9,6 +9,7 @@ from portal.platforms.smotreshka.settings import resync_crons
 from portal.platforms.stalker.settings import refresh_interval
 
 from . import billing, billmanager, intercom, payments, smotreshka, stalker, sync
+from . import promised
 
 
 def periodic(config) -> list[dict]:
@@ -16,6 +17,9 @@ def periodic(config) -> list[dict]:
     return [
         {"name": "charge-run", "func": billing.charge_today, "queue_name": "default", "cron": "5 0 * * *"},
         {"name": "full-reconcile", "func": sync.reconcile_all, "queue_name": "low", "cron": "30 3 * * *"},
+        # promised payments past their last day go back; hourly, the day's first at 00:01, before
+        # the 00:05 charge run, so a day after the promise is not charged on lent money
+        {"name": "promised-return", "func": promised.return_promised, "queue_name": "default", "cron": "1 * * * *"},
         # BILLmanager reselling: the order poller; orders that could not go out (seller down,
         # balance unreadable or short) go again when due; the renewal after the charge run;
         # the handlers' balances twice a day

@@ -146,12 +146,33 @@ _REFUND_TITLES = {
 }
 
 
+def _promised_title(line) -> str | None:
+    """A promised payment's entries (billing.promised: the credit names its last day)."""
+    from flask_babel import format_date
+
+    from .billing import promised
+
+    kind = promised.entry_kind(line.key)
+    if kind == promised.RETURN_KEY:
+        return str(_l("Promised payment returned"))
+    if kind == promised.FEE_KEY:
+        return str(_l("Fee for a promised payment"))
+    if kind == promised.CREDIT_KEY:
+        until = promised.entry_until(line.comment)
+        return str(_l("Promised payment until %(day)s", day=format_date(until, "short"))) if until \
+            else str(_l("Promised payment"))
+    return None
+
+
 def entry_title(line) -> str:
     """What a ledger line (billing.ledger.LedgerLine) is, in words: a payment, the monthly fee,
     a refund for a block, for disabling, ... (entries from before reasons were kept read as a
     plain charge or refund)."""
     if line.kind == "payment":
         return str(_l("Payment"))
+    promised = _promised_title(line)
+    if promised:
+        return promised
     if line.kind == "correction":
         return str(_l("Correction"))
     if line.kind == "charge" and (line.key or "").startswith("upsale:"):
