@@ -1,8 +1,6 @@
 """The portal application factory."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Flask, request, session
 from werkzeug.routing import IntegerConverter
 
@@ -53,7 +51,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
+    # dates and times on pages are the operator's (BILLING_TZ), whatever the browser's zone
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: app.config["BILLING_TZ"])
     api.init_app(app)
     from flask_babel import get_locale
 
@@ -105,7 +104,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """HTML pages for 403 and 404; under /api/ the API's JSON error shape instead."""
+    """HTML pages for 403, 404 and 500, each with a way back; under /api/ the API's JSON error
+    shape instead."""
     from flask import render_template
 
     from .api import PREFIX
@@ -116,7 +116,7 @@ def register_errorhandlers(app: Flask) -> None:
             return error_response(error)
         return render_template(f"errors/{error.code}.html"), error.code
 
-    for code in (403, 404):
+    for code in (403, 404, 500):
         app.register_error_handler(code, page)
 
 
@@ -157,22 +157,9 @@ def register_size_limit(app: Flask) -> None:
 
 
 def register_jinja(app: Flask) -> None:
-    """Filters the pages share: money in the user's locale, times in the operator's zone."""
-    from flask_babel import format_decimal
-
-    from .billing import clock
-
-    def money(amount):
-        return "" if amount is None else format_decimal(amount, format="#,##0.00")
-
-    def local_time(moment, fmt="%d.%m.%Y %H:%M"):
-        """A UTC moment (or its ISO text, as JSON-friendly views give it) in the operator's zone."""
-        if isinstance(moment, str):
-            moment = datetime.fromisoformat(moment)
-        return "" if moment is None else moment.astimezone(clock.tz()).strftime(fmt)
-
-    def local_date(day):
-        return "" if day is None else day.strftime("%d.%m.%Y")
+    """Filters the pages share: money and moments in the user's language and the operator's
+    currency and zone (portal/web.py), form helpers, what the platforms add to pages."""
+    from .web import currency_symbol, local_date, local_time, money
 
     def options(objects, label="name"):
         """(id, label) pairs for a <select> from model objects."""
@@ -208,6 +195,7 @@ def register_jinja(app: Flask) -> None:
 
     from .web import action_title, actor_title, entry_title, redacted, state_diff, state_title
 
+    app.jinja_env.globals.update(currency_symbol=currency_symbol)
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
                                  account_panels=account_panels, entry_title=entry_title,
                                  action_title=action_title, actor_title=actor_title, state_diff=state_diff,

@@ -4,12 +4,74 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 
-from flask import make_response, render_template, request
+import flask_babel
+from babel.numbers import get_currency_symbol
+from flask import current_app, make_response, render_template, request
 from flask_babel import gettext, lazy_gettext as _l
 
 from .billing.errors import BillingError
 from .billing.inputs import id_or_raw
+
+
+# -- money and moments as the page's language writes them ---------------------------------------
+# Every page, fragment and message formats through these (the Jinja filters `money`,
+# `local_date`, `local_time`): Babel's CLDR data decides separators, the currency sign and
+# the date order, so "1 234,50 ₽" and "03.12.2026" in Russian, "RUB1,234.50" and "12/3/26" in
+# English; nothing appends a sign or calls strftime by hand.
+
+def billing_currency() -> str:
+    """The operator's currency (BILLING_CURRENCY, ISO 4217): every amount billing holds is in it."""
+    return current_app.config.get("BILLING_CURRENCY") or "RUB"
+
+
+def currency_symbol(code: str | None = None) -> str:
+    """The currency's sign in the page's language ("₽" in Russian, "RUB" in English), for field
+    labels ("Amount, ₽") where no amount is shown yet."""
+    return get_currency_symbol(code or billing_currency(), locale=flask_babel.get_locale())
+
+
+def money(amount, code: str | None = None) -> str:
+    """An amount with its currency (the operator's, or ``code``: a seller's own), '' for none.
+    A text that is not a number (a platform's raw value) is shown as it came."""
+    if amount is None or amount == "":
+        return ""
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    return flask_babel.format_currency(value, code or billing_currency())
+
+
+def local_date(day, format: str = "short") -> str:
+    """A day ("03.12.2026"); a moment's day in the operator's zone (BILLING_TZ); '' for none."""
+    if day is None or day == "":
+        return ""
+    if isinstance(day, str):
+        day = datetime.fromisoformat(day) if len(day) > 10 else date.fromisoformat(day)
+    return flask_babel.format_date(day, format)
+
+
+def local_time(moment, precision: str = "minutes") -> str:
+    """A moment (UTC, or its ISO text) in the operator's zone (Flask-Babel's timezone is
+    BILLING_TZ): "03.12.2026, 15:52"; ``precision`` "seconds" adds them, "date" drops the time.
+    (A strftime pattern, as pages passed before, picks the precision it asked for.)"""
+    if moment is None or moment == "":
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if precision.startswith("%"):
+        precision = "seconds" if "%S" in precision else "minutes" if "%H" in precision else "date"
+    if precision == "date":
+        return flask_babel.format_date(moment, "short")
+    if precision == "seconds":
+        # the language's own way to join a date and a time ("{1}, {0}"), with the seconds
+        joined = flask_babel.get_locale().datetime_formats["short"]
+        return str(joined).replace("{1}", flask_babel.format_date(moment, "short")) \
+            .replace("{0}", flask_babel.format_time(moment, "medium"))
+    return flask_babel.format_datetime(moment, "short")
 
 
 def is_htmx() -> bool:

@@ -82,7 +82,7 @@ def test_ledger_shows_the_running_balance_across_pages(app, client, ctx):
     # newest first: +55 leaves 1540 (= 1+..+55), the one before leaves 1485
     pairs = re.findall(r'<td class="num"><span class="num">([^<]+)</span></td><td class="num"><span class="num">([^<]+)<',
                        page.replace("\xa0", " "))
-    assert pairs[:2] == [("55,00", "1 540,00"), ("54,00", "1 485,00")]
+    assert pairs[:2] == [("55,00 ₽", "1 540,00 ₽"), ("54,00 ₽", "1 485,00 ₽")]  # Babel's ru format
     more = re.search(r'hx-get="(/contracts/\d+\?before=\d+)"', page).group(1)
     rest = client.get(more, headers=HX).get_data(as_text=True)
     assert "<html" not in rest and "c5<" in rest and "c6<" not in rest.split("c5<")[1]

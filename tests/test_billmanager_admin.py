@@ -58,7 +58,10 @@ def test_next_saves_the_handler_and_shows_the_selling_balance(app, client, ctx, 
         "min_balance": "100"})
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and SELLER_PASSWORD not in html
-    assert "1000.00 RUB" in _finished(client, html)
+    # the seller's balance as Babel writes it in the page's language, not "1000.00 RUB"
+    from babel.numbers import format_currency
+    from flask_babel import get_locale
+    assert format_currency(Decimal("1000.00"), "RUB", locale=get_locale()) in _finished(client, html)
     h = db.session.scalar(select(BmHandler))
     assert h.url == seller.url and h.enabled and h.password_enc and SELLER_PASSWORD not in h.password_enc
     assert h.last_balance == Decimal("1000.00")

@@ -51,7 +51,9 @@ def test_an_admin_creates_a_handler_and_imports_a_tariff(app, live, page, seller
     _shot(page, "handler-form")
     page.click("section.panel form button[type=submit]")
     page.wait_for_selector(".progress[data-state=finished]", timeout=20_000)
-    assert "1000.00 RUB" in page.locator(".progress").inner_text()
+    from babel.numbers import format_currency
+    shown = page.locator(".progress").inner_text().replace("\xa0", " ")
+    assert format_currency(1000, "RUB", locale="ru").replace("\xa0", " ") in shown  # "1 000,00 ₽"
     _shot(page, "handler-checked")
     assert SELLER_PASSWORD not in page.content()
 

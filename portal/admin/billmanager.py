@@ -44,7 +44,7 @@ from ..platforms.billmanager import importer, orders
 from ..web import error_fields, form_int, form_text
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .jobs import progress_row, start_job
+from .jobs import job_view, progress_row, start_job
 
 ADMIN = ("admin",)
 STATE_TITLES = {"pending": _l("waiting to be ordered"), "ordering": _l("ordering"), "ordered": _l("ordered"),
@@ -128,7 +128,8 @@ def _demo_hint():
 
 def _handler_page(handler, values=None, errors=None, job_id=None, status=200):
     v = values or (bm_handlers.public(handler) if handler else {"sort": 0, "min_balance": "0.00", "enabled": True})
-    return _render("admin/billmanager/handler.html", status, h=handler, v=v, errors=errors or {}, job_id=job_id,
+    return _render("admin/billmanager/handler.html", status, h=handler, v=v, errors=errors or {},
+                   check=_check_row(handler.id, job_id) if handler and job_id else None,
                    datacenters=db.session.scalars(select(DataCenter).order_by(DataCenter.name)).all(),
                    departments=db.session.scalars(select(Department).order_by(Department.name)).all(),
                    demo=_demo_hint() if handler is None else None,
@@ -162,8 +163,21 @@ def bm_handler(handler_id: int | None = None):
 def bm_check_handler(handler_id: int):
     """Check the connection and the credentials; the row shows the selling account's balance."""
     _get(BmHandler, handler_id)
-    return progress_row(_enqueue("jobs.billmanager.check_handler", handler_id, actor()), _("Connection check"),
-                        done=_("Balance: %(result)s"))
+    return _check_row(handler_id, _enqueue("jobs.billmanager.check_handler", handler_id, actor()))
+
+
+@bp.route("/billmanager/handlers/<int:handler_id>/check/<job_id>")
+@staff_required()
+def bm_check_progress(handler_id: int, job_id: str):
+    """How far is this connection check? (Polled by its row until the job has finished.)"""
+    return _check_row(handler_id, job_id)
+
+
+def _check_row(handler_id: int, job_id: str | None) -> Markup:
+    """The check's progress row; done, it shows the balance the job read, in the seller's
+    currency as the page's language writes it."""
+    return Markup(render_template("admin/billmanager/_check.html", handler_id=handler_id, job_id=job_id,
+                                  label=_("Connection check"), **job_view(job_id)))
 
 
 # -- data centers and departments -------------------------------------------------------------

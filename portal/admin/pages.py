@@ -11,7 +11,6 @@ import secrets
 from datetime import date
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -27,7 +26,7 @@ from ..models import (
     OutboxEvent, Subscriber, Tariff,
 )
 from ..platforms import reconcile
-from ..web import with_toast, error_fields, form_ids, form_int, form_text, int_arg, is_htmx
+from ..web import with_toast, error_fields, form_ids, form_int, form_text, int_arg, is_htmx, local_time, money
 from . import bp
 from .auth import WRITERS, actor, staff_required
 
@@ -214,10 +213,9 @@ def take_payment(contract_id: int):
     def said(result) -> str:
         entry, created = result
         if created:  # the amount as billing read it ("1 000,50" -> 1,000.50)
-            return _("Payment of %(amount)s taken.", amount=format_decimal(entry.amount, format="#,##0.00"))
+            return _("Payment of %(amount)s taken.", amount=money(entry.amount))
         return _("This payment was taken already on %(when)s (%(amount)s): nothing was posted again.",
-                 when=format_datetime(entry.created_at, "short"),
-                 amount=format_decimal(entry.amount, format="#,##0.00"))
+                 when=local_time(entry.created_at), amount=money(entry.amount))
 
     back = _back() or url_for("admin.contract", contract_id=c.id)
     return attempt(pay, said, back, lambda errors: render_form_error(c, errors, "payment"))
