@@ -5,7 +5,7 @@ no COUNT(*) and no OFFSET, so a page costs the same at row 10 and at row 1,000,0
 """
 from __future__ import annotations
 
-from sqlalchemy import or_, tuple_
+from sqlalchemy import func, or_, select, tuple_
 
 from .extensions import db
 
@@ -30,12 +30,8 @@ def _cursor_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def sorted_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
-                value_of) -> dict:
-    """One page of ``query`` ordered by (sort_col, id) in one direction, after the cursor
-    ``after`` = "<sort value>|<id>" of the previous page's last row. The sort column must be
-    NOT NULL (a row-value comparison skips NULLs). ``parse`` turns the cursor text back into a
-    sort value; ``value_of(row)`` reads (sort value, id) off a row for the next cursor."""
+def _keyset(query, id_col, sort_col, parse, desc: bool, after: str | None):
+    """``query`` with the rows after the cursor ``after`` = "<sort value>|<id>" only."""
     if after:
         text, _sep, last_id = after.rpartition("|")
         try:
@@ -45,11 +41,125 @@ def sorted_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None
         if key is not None:
             row_value = tuple_(sort_col, id_col)
             query = query.where(row_value < key if desc else row_value > key)
-    order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
-    rows = db.session.execute(query.order_by(*order).limit(limit + 1)).all()
+    return query
+
+
+def _page(rows, limit: int, value_of, **extra) -> dict:
     items = rows[:limit]
     next_after = None
     if len(rows) > limit:
         value, ident = value_of(items[-1])
         next_after = f"{_cursor_value(value)}|{ident}"
-    return {"items": items, "next_after": next_after}
+    return {"items": items, "next_after": next_after, **extra}
+
+
+def sorted_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
+                value_of) -> dict:
+    """One page of ``query`` ordered by (sort_col, id) in one direction, after the cursor
+    ``after`` = "<sort value>|<id>" of the previous page's last row. The sort column must be
+    NOT NULL (a row-value comparison skips NULLs). ``parse`` turns the cursor text back into a
+    sort value; ``value_of(row)`` reads (sort value, id) off a row for the next cursor."""
+    query = _keyset(query, id_col, sort_col, parse, desc, after)
+    order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
+    return _page(db.session.execute(query.order_by(*order).limit(limit + 1)).all(), limit, value_of)
+
+
+# -- narrowed pages: a search or a filter, in any order, at a million rows --------------------
+
+# An ordered walk may pass this many rows of the list's order before it gives up: a page of
+# matches that are at least ~1% of the rows is found within it (5,000 rows: a few ms).
+WALK_ROWS = 5000
+# At most this many matches are sorted in memory (found by the indexes of the search and the
+# filters, then sorted: in proportion to the matches, ~2-5 ms per thousand on PostgreSQL) ...
+SET_ROWS = 2000
+# ... and only when the planner expects finding all the matches to cost less than this (its
+# cost units: a rare term costs a few hundred; 12,900 matches of a surname 21,000 and
+# ~0.1-0.2 s; a common term's 125,000 rechecked against an unindexed filter 33,000, ~0.5 s).
+SET_COST = 6000
+# The last resort, a walk that stops after this many rows and continues on "Show more".
+LONG_WALK_ROWS = 20000
+
+
+def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int):
+    """(sort value, id) of the row ``rows`` rows after the cursor in the list's order, over the
+    whole table (an index-only scan of (sort column, id)), or None if the table ends first."""
+    order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
+    ahead = _keyset(select(sort_col, id_col).select_from(id_col.table), id_col, sort_col, parse, desc, after)
+    found = db.session.execute(ahead.order_by(*order).offset(rows - 1).limit(1)).first()
+    return tuple(found) if found is not None else None
+
+
+def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int):
+    order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
+    edge = tuple_(sort_col, id_col)
+    walked = keyed.where(edge >= bound if desc else edge <= bound) if bound is not None else keyed
+    return db.session.execute(walked.order_by(*order).limit(limit + 1)).all()
+
+
+def _few(keyed, query, id_col, sort_col, desc: bool, limit: int):
+    """The page when the search and filters select at most SET_ROWS rows after the cursor and
+    the planner expects them to be found cheaply (bitmap scans of their indexes); else None."""
+    conn = db.session.connection()
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    conn.exec_driver_sql("SET LOCAL enable_indexscan = off")  # (an ordered index walk was step 1)
+    try:
+        every = keyed.with_only_columns(id_col, sort_col.label("sort_value"))
+        # (the cost of finding them all: under a LIMIT the planner discounts the cost of a
+        # bitmap it must build whole before the first row)
+        compiled = every.compile(conn)
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+        if (plan[0] if isinstance(plan, list) else plan)["Plan"]["Total Cost"] > SET_COST:
+            return None
+        probe = every.limit(SET_ROWS + 1)
+        found = probe.cte("found").prefix_with("MATERIALIZED")
+        count = select(func.count()).select_from(found).scalar_subquery()
+        fid = found.c[id_col.key]
+        top = select(fid, count).order_by(*((found.c.sort_value.desc(), fid.desc()) if desc
+                                             else (found.c.sort_value, fid))).limit(limit + 1)
+        picked = db.session.execute(top).all()
+    finally:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+        conn.exec_driver_sql("SET LOCAL enable_indexscan = on")
+    if picked and picked[0][1] > SET_ROWS:
+        return None
+    ids = [r[0] for r in picked]
+    order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
+    return db.session.execute(query.where(id_col.in_(ids)).order_by(*order)).all() if ids else []
+
+
+def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
+                  value_of, fallback: dict | None = None) -> dict:
+    """``sorted_page`` for a searched or filtered list on PostgreSQL, at a bounded cost
+    whatever the matches' number and place (bench/tables.py; bench/README.md):
+
+    1. the ordered walk, over the next WALK_ROWS rows of the list's order only (their end
+       read off the sort column's index): enough when matches are common near the cursor;
+    2. else, when the search and filters select at most SET_ROWS rows after the cursor (and
+       the planner expects them cheap to find), those rows, found by their indexes and sorted;
+    3. else the matches are many but far from the cursor in this order (a common surname
+       sorted by name: the walk would pass half the table). Then, if given, ``fallback``
+       (sort_col, parse, desc, after of the id order, newest first) answers, where they are
+       spread; the page says so (``fell_back``) and its next pages follow that order;
+    4. else a walk over LONG_WALK_ROWS rows: the matches among them, and a cursor at its end
+       (``partial``), so that "Show more" searches on.
+
+    Every answer is exact for the order it states: a page holds the first matches after its
+    cursor in that order. SQLite has no such planner pitfalls at its sizes: ``sorted_page``."""
+    kw = dict(sort_col=sort_col, parse=parse, desc=desc, after=after, limit=limit, value_of=value_of)
+    if db.session.get_bind().dialect.name != "postgresql":
+        return sorted_page(query, id_col, **kw)
+    keyed = _keyset(query, id_col, sort_col, parse, desc, after)
+    bound = _bound(id_col, sort_col, parse, desc, after, WALK_ROWS)
+    rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
+    if bound is None or len(rows) > limit:  # the walk reached the end, or found a page
+        return _page(rows, limit, value_of)
+    rows = _few(keyed, query, id_col, sort_col, desc, limit)
+    if rows is not None:
+        return _page(rows, limit, value_of)
+    if fallback is not None:
+        return {**narrowed_page(query, id_col, value_of=value_of, limit=limit, **fallback), "fell_back": True}
+    bound = _bound(id_col, sort_col, parse, desc, after, LONG_WALK_ROWS)
+    rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
+    if bound is None or len(rows) > limit:
+        return _page(rows, limit, value_of)
+    return {"items": rows, "next_after": f"{_cursor_value(bound[0])}|{bound[1]}", "partial": True}

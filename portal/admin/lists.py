@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from ..billing import clock
 from ..extensions import db
-from ..listing import sorted_page
+from ..listing import LONG_WALK_ROWS, SET_ROWS, narrowed_page, sorted_page
 from ..models import (
     ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
     Subscriber, SyncState, Tariff,
@@ -243,9 +243,36 @@ def filtered(spec: ListSpec, args: dict):
     return query
 
 
+def narrowed(spec: ListSpec, args: dict) -> bool:
+    """Whether a search or a filter narrows the list (so a page may need a bounded plan)."""
+    return bool(args["q"]) or any(f.name in args for f in spec.filters)
+
+
+def page_of(spec: ListSpec, args: dict, query, after: str | None, limit: int) -> dict:
+    """One page of the list in its order (``listing.narrowed_page`` when narrowed: a bounded
+    cost at a million rows). When that answer comes in the id order instead, ``args["sort"]``
+    is changed to it, so the next pages and the header follow."""
+    key = args["sort"].lstrip("-")
+    sort = spec.sorts[key]
+    main = spec.query().column_descriptions[0]["entity"]
+    kw = dict(sort_col=sort.column, parse=sort.parse, desc=args["sort"].startswith("-"), after=after,
+              limit=limit, value_of=lambda row: (getattr(row[0], sort.attr), row[0].id))
+    if not narrowed(spec, args):
+        return sorted_page(query, main.id, **kw)
+    by_id = spec.sorts["created"]
+    # (a next page keeps the order of the first: only a first page may fall back to the id order)
+    fallback = None if key == "created" or after else dict(sort_col=by_id.column, parse=by_id.parse, desc=True, after=None)
+    page = narrowed_page(query, main.id, fallback=fallback, **kw)
+    if page.get("fell_back"):
+        args["sort"] = "-created"
+    return page
+
+
 def pages(spec: ListSpec, args: dict, size: int = 1000):
     """Every row the list shows for ``args``, in its order, a keyset page at a time (each page
-    leaves the session, so memory stays flat at any length)."""
+    leaves the session, so memory stays flat at any length). Plain ordered pages: an export
+    reads the whole selection once, so the walk's cost is spread over it, and its order never
+    changes midway (``page_of`` may answer a page in id order)."""
     query = filtered(spec, args)
     key = args["sort"].lstrip("-")
     desc, sort = args["sort"].startswith("-"), spec.sorts[key]
@@ -277,19 +304,16 @@ def current_args(spec: ListSpec) -> dict:
 def render_list(spec: ListSpec):
     args = current_args(spec)
     query = filtered(spec, args)
+    page = page_of(spec, args, query, request.args.get("after") or None, PAGE_SIZE)
     key = args["sort"].lstrip("-")
     desc = args["sort"].startswith("-")
-    sort = spec.sorts[key]
-    main = spec.query().column_descriptions[0]["entity"]
-    page = sorted_page(query, main.id, sort_col=sort.column, parse=sort.parse, desc=desc,
-                       after=request.args.get("after") or None, limit=PAGE_SIZE,
-                       value_of=lambda row: (getattr(row[0], sort.attr), row[0].id))
 
     def link(**changes):
         merged = {k: v for k, v in {**args, **changes}.items() if v not in ("", None)}
         return url_for(spec.endpoint, **merged)
 
-    context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link,
+    context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link, set_rows=SET_ROWS,
+                   long_walk_rows=LONG_WALK_ROWS,
                    filter_options={f.name: f.options() for f in spec.filters},
                    totals=spec.totals(query) if spec.totals and not request.args.get("after") else None)
     if is_htmx():

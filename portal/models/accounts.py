@@ -31,6 +31,7 @@ class Account(db.Model):
         trigram_index("ix_accounts_login_trgm", "login"),
         trigram_index("ix_accounts_house_trgm", "house"),
         trigram_index("ix_accounts_search_text_trgm", "search_text"),
+        Index("ix_accounts_login_id", "login", "id"),  # the list's login order (migration 7a18c6d4e5f7)
         one_of("status", ACCOUNT_STATUSES),
         CheckConstraint(f"block_reasons >= 0 AND block_reasons <= {sum(BLOCK_REASONS.values())}",
                         name="block_reasons"),

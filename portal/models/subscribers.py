@@ -22,12 +22,13 @@ class Subscriber(db.Model):
         trigram_index("ix_subscribers_email_trgm", "email"),
         trigram_index("ix_subscribers_cabinet_login_trgm", "cabinet_login"),
         trigram_index("ix_subscribers_search_text_trgm", "search_text"),
+        Index("ix_subscribers_full_name_id", "full_name", "id"),  # the list's name order (migration 7a18c6d4e5f7)
         one_of("kind", SUBSCRIBER_KINDS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="person")
-    full_name: Mapped[str] = mapped_column(String(300), index=True)
+    full_name: Mapped[str] = mapped_column(String(300))
     phones: Mapped[list] = mapped_column(JSON, default=list)
     email: Mapped[str | None] = mapped_column(String(200))
     postal_address: Mapped[str | None] = mapped_column(String(500))
@@ -55,6 +56,7 @@ class Contract(db.Model):
         trigram_index("ix_contracts_number_trgm", "number"),
         # the staff list sorts by balance (keyset on balance, id)
         Index("ix_contracts_balance_id", "balance", "id"),
+        Index("ix_contracts_number_id", "number", "id"),  # (and by number: migration 7a18c6d4e5f7)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
