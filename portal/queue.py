@@ -16,6 +16,7 @@ from flask import current_app
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.scripts import _build_hset_args  # RQ's own hash of a job (rq is pinned)
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,17 @@ def enqueue_once(queue_name: str, func: str, *args, job_id: str, running_covers:
 
     ``running_covers=False`` is for jobs that read their work when they start: a running one
     may have read it before the change it is asked for now, so a follow-up is queued under
-    ``job_id + "-next"`` (itself deduplicated while it waits)."""
+    ``job_id + "-next"`` (itself deduplicated while it waits).
+
+    The usual cases (no job under the id yet, or one waiting) take one Redis round trip
+    (``_enqueue_fast``); a finished or failed job under the id goes through RQ's own calls."""
     queue = get_queue(queue_name)
     ids = [job_id] if running_covers else [job_id, f"{job_id}-next"]
+    fast = _enqueue_fast(queue, func, args, ids, running_covers, options)
+    if fast is not None:
+        if fast != ALL_RUNNING:
+            return fast
+        ids = []  # every id has a job running: straight to a run of its own
     while ids:
         current = ids[0]
         for _ in range(3):
@@ -86,6 +95,56 @@ def enqueue_once(queue_name: str, func: str, *args, job_id: str, running_covers:
     # both running (two workers): one more run with an id of its own
     queue.enqueue(func, *args, job_id=f"{job_id}-{uuid.uuid4().hex[:12]}", **options)
     return True
+
+
+# enqueue_once's rule for the ids in order, as one Lua script (atomic, one round trip): no job
+# hash under an id -> save RQ's hash of the new job there, push it, register the queue (what
+# RQ's unique enqueue does) and answer 1; a job waiting under it -> 0 (it will see the change
+# when it starts); running -> 0 if a running job covers, else the next id; anything else (a
+# finished, failed or stopped job, which RQ must delete first) -> -1: RQ's own calls.
+_ENQUEUE_ONCE = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local status = redis.call("HGET", KEYS[i], "status")
+  if not status then
+    if redis.call("EXISTS", KEYS[i]) == 1 then return -1 end
+    redis.call("HSET", KEYS[i], unpack(ARGV, n + 5))
+    local ttl = tonumber(ARGV[3])
+    if ttl > 0 then redis.call("EXPIRE", KEYS[i], ttl) end
+    redis.call("RPUSH", KEYS[n + 1], ARGV[3 + i])
+    redis.call("SADD", KEYS[n + 2], KEYS[n + 1])
+    return 1
+  end
+  if status == ARGV[n + 4] or status == "scheduled" or status == "deferred" then return 0 end
+  if status ~= "started" then return -1 end
+  if ARGV[2] == "1" then return 0 end
+end
+return -2
+"""
+ALL_RUNNING = -2
+_FAST_OPTIONS = {"job_timeout": "timeout", "result_ttl": "result_ttl", "ttl": "ttl", "failure_ttl": "failure_ttl",
+                 "description": "description", "meta": "meta"}
+_scripts: dict = {}
+
+
+def _enqueue_fast(queue: Queue, func: str, args: tuple, ids: list[str], running_covers: bool,
+                  options: dict) -> bool | int | None:
+    """enqueue_once in one round trip: True (added), False (a job covers it), ALL_RUNNING, or
+    None when RQ's own calls must do it (a finished or failed job to replace first, an option
+    this path does not know, a synchronous queue)."""
+    if not queue._is_async or not set(options) <= set(_FAST_OPTIONS):
+        return None
+    job = queue.create_job(func, args=args, job_id=ids[0], **{_FAST_OPTIONS[k]: v for k, v in options.items()})
+    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status "queued": as RQ's enqueue sets them
+    fields = _build_hset_args(job)
+    conn = queue.connection
+    script = _scripts.get(id(conn))
+    if script is None or script[0] is not conn:
+        script = _scripts[id(conn)] = (conn, conn.register_script(_ENQUEUE_ONCE))
+    found = script[1](keys=[*(Job.key_for(i) for i in ids), queue.key, queue.redis_queues_keys],
+                      args=[len(ids), int(running_covers), job.ttl if job.ttl is not None else -1, *ids,
+                            JobStatus.QUEUED.value, *fields])
+    return {1: True, 0: False, ALL_RUNNING: ALL_RUNNING}.get(found)
 
 
 def jobs_waiting() -> int | None:
