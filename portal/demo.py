@@ -122,3 +122,8 @@ def load() -> None:
             if state == "manager_block":
                 acc.block(account, "manager", actor=ACTOR)
     charge(actor=ACTOR)
+    # promised payments: what lifts a balance block, up to 1 500 ₽, for 3 days, once a month, no fee
+    from .billing.promised import save_rule
+
+    save_rule({"enabled": True, "amount_mode": "unblock", "max_amount": "1500", "days": "3", "per_month": "1",
+               "fee": "0", "tariff_ids": []}, actor=ACTOR)
