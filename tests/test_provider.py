@@ -108,7 +108,7 @@ def test_a_repeated_pay_answers_the_same_prv_txn_and_moves_the_money_once(ctx, l
     entries = db.session.scalars(select(LedgerEntry).where(LedgerEntry.contract_id == c.id)).all()
     assert len(entries) == 1 and entries[0].comment == "agent Банк Тест, txn 900001"
     row = db.session.get(AgentPayment, int(first["prv_txn"]))
-    assert row.ledger_entry_id == entries[0].id and row.contract_id == c.id
+    assert entries[0].idempotency_key == ap.ledger_key(row.agent_id, "900001") and row.contract_id == c.id
     # txn_date is the agent's local time (BILLING_TZ, Moscow: UTC+3)
     assert row.txn_date == datetime(2026, 12, 3, 7, 15, tzinfo=timezone.utc)
     assert counts() == (2, 1, 1)  # both calls recorded, one payment, one ledger entry

@@ -50,7 +50,6 @@ def upgrade():
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('fee', sa.BigInteger(), nullable=False),
     sa.Column('credited', sa.BigInteger(), nullable=False),
-    sa.Column('ledger_entry_id', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount > 0', name=op.f('ck_agent_payments_amount')),
     sa.CheckConstraint('fee >= 0', name=op.f('ck_agent_payments_fee')),

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import BigInteger, delete, func, select, type_coerce, update
+from sqlalchemy import BigInteger, delete, func, select, type_coerce
 
 from ..db_setup import dialect_insert
 from ..extensions import db
@@ -105,11 +105,15 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
     else:
         if not CONTRACT_NUMBER_RE.fullmatch(account):
             return Answer(BAD_ACCOUNT, "account: not a contract number", sum=s)
-        contract_id = db.session.scalar(select(Contract.id).where(Contract.number == account))
-        if contract_id is None:
+        # the contract and how many of its accounts are live, in one round trip
+        a = Account.__table__.c
+        live = select(func.count()).where(a.contract_id == Contract.id, a.status != "disabled").scalar_subquery()
+        dead = select(func.count()).where(a.contract_id == Contract.id, a.status == "disabled").scalar_subquery()
+        row = db.session.execute(select(Contract.id, live, dead).where(Contract.number == account)).first()
+        if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
-        statuses = db.session.scalars(select(Account.status).where(Account.contract_id == contract_id)).all()
-        if statuses and all(st == "disabled" for st in statuses):
+        contract_id, live_accounts, disabled_accounts = row
+        if disabled_accounts and not live_accounts:
             return Answer(FORBIDDEN, "every account of the contract is disabled", sum=s)
     if amount < agent.min_sum:
         return Answer(TOO_SMALL, f"sum below {agent.min_sum}", sum=s)
@@ -145,6 +149,11 @@ def _repeat(prior: AgentPayment, account: str, amount: Decimal) -> Answer:
 def _prior(agent: PaymentAgent, txn_id: str) -> AgentPayment | None:
     return db.session.scalar(select(AgentPayment).where(AgentPayment.agent_id == agent.id,
                                                          AgentPayment.txn_id == txn_id))
+
+
+def ledger_key(agent_id: int, txn_id: str) -> str:
+    """The idempotency key of an agent payment's ledger entry."""
+    return f"agent:{agent_id}:{txn_id}"
 
 
 def parse_txn_date(raw: str) -> datetime | None:
@@ -186,11 +195,9 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     prv_txn = db.session.execute(stmt).scalar()
     if prv_txn is None:  # a parallel twin committed first: answer as a repeat
         return _repeat(_prior(agent, txn_id), account, amount)
-    entry, _created = ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
-                                  comment=f"agent {agent.name}, txn {txn_id}",
-                                  idempotency_key=f"agent:{agent.id}:{txn_id}")
-    db.session.execute(update(AgentPayment).where(AgentPayment.id == prv_txn)
-                       .values(ledger_entry_id=entry.id).execution_options(synchronize_session=False))
+    # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
+    ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
+                comment=f"agent {agent.name}, txn {txn_id}", idempotency_key=ledger_key(agent.id, txn_id))
     return Answer(OK, "OK", prv_txn=prv_txn, sum=str(amount))
 
 

@@ -60,7 +60,8 @@ class PaymentAgent(db.Model):
 
 class AgentPayment(db.Model):
     """One paid ``pay`` of an agent: ``id`` is the ``prv_txn`` we answer. Unique per
-    (agent, txn_id), so a repeat or a parallel twin finds this row and moves no money."""
+    (agent, txn_id), so a repeat or a parallel twin finds this row and moves no money. Its
+    ledger entry is the one keyed ``agent:<agent_id>:<txn_id>`` (billing.agent_payments.ledger_key)."""
 
     __tablename__ = "agent_payments"
     __table_args__ = (
@@ -79,7 +80,6 @@ class AgentPayment(db.Model):
     amount: Mapped[Decimal] = mapped_column(Money)     # the sum paid
     fee: Mapped[Decimal] = mapped_column(Money)        # the agent's fee on it
     credited: Mapped[Decimal] = mapped_column(Money)   # what the contract got
-    ledger_entry_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agent: Mapped[PaymentAgent] = relationship()
