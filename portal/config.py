@@ -109,6 +109,8 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_ADDRESS_FAILURES": int(env.get("LOGIN_MAX_ADDRESS_FAILURES", "30")),
         "LOGIN_FAILURE_WINDOW": int(env.get("LOGIN_FAILURE_WINDOW", "900")),
         "LOGIN_DELAY_MAX": float(env.get("LOGIN_DELAY_MAX", "5")),
+        # werkzeug's password hash for staff and cabinet passwords (the tests use a cheap one)
+        "PASSWORD_HASH_METHOD": "scrypt",
         # `make run`'s port; None: 5000, or a free one when 5000 is taken (portal/devserver.py)
         "PORT": int(env["PORT"]) if env.get("PORT") else None,
         # platforms: the Stalker console's snapshot refresh (seconds) and the «Смотрёшка»

@@ -1,6 +1,6 @@
 """Fixtures for the «Смотрёшка» tests: the emulator, the stored connection to it, TV services
 bound to its subscriptions, accounts in the three ways of selling TV, and a live portal server
-(``live`` from tests/test_browser.py, a thread) for the emulator's subscriber app to call."""
+(``live`` from tests/browser_fixtures.py, a thread) for the emulator's subscriber app to call."""
 from __future__ import annotations
 
 import calendar
@@ -16,7 +16,6 @@ from portal.extensions import db
 from portal.platforms.connections import save_connection
 from portal.platforms.smotreshka.emulator import SmotreshkaEmulator
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_subscriber, gen_tariff
-from tests.test_browser import live  # noqa: F401  (fixture: the portal on a free port, in a thread)
 
 CALLBACK_LOGIN, CALLBACK_PASSWORD = "lifestream", "cb-Secret-77"
 CATALOG = [{"id": "101", "name": "Лайт"}, {"id": "102", "name": "Оптимальный"},

@@ -2,14 +2,17 @@
 and the agent that puts accounts on Stalker. Import the fixtures into a test module."""
 from __future__ import annotations
 
+import flask_babel
 import pytest
 
 from portal.extensions import db
 from portal.platforms.connections import save_connection
 from portal.platforms.stalker.emulator import StalkerEmulator
-from tests.builders import gen_agent
+from tests.builders import gen_agent, gen_staff
+from tests.helpers import login
 
 API_LOGIN, API_PASSWORD = "billing", "St4lker-Pa55"
+ADMIN = "adm"
 
 
 @pytest.fixture
@@ -26,6 +29,21 @@ def stalker(ctx, emulator):
     save_connection("stalker", url=emulator.url, login=API_LOGIN, password=API_PASSWORD, actor="test")
     db.session.commit()
     return emulator
+
+
+@pytest.fixture
+def staff(client, ctx):
+    """A logged-in admin's client (a manager "mgr" and a viewer "view" exist too), in English."""
+    gen_staff(ADMIN, role="admin")
+    gen_staff("mgr", role="manager")
+    gen_staff("view", role="viewer")
+    login(client, ADMIN)
+    # the assertions read the English texts: the session's choice, and no locale cached yet in
+    # the app context the requests share with the test
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    flask_babel.refresh()
+    return client
 
 
 @pytest.fixture

@@ -8,12 +8,7 @@ from portal.billing import accounts as acc
 from portal.billing import ledger
 from portal.extensions import db
 from tests.builders import gen_account, gen_contract, gen_service, gen_staff
-
-
-def login(client, login_name: str, password: str = "password123"):
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post("/login", data={"login": login_name, "password": password, "csrf_token": token})
+from tests.helpers import login
 
 
 def figure(html: str, fig: str) -> str:

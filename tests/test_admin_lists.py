@@ -9,7 +9,7 @@ from portal.billing import ledger
 from portal.extensions import db
 from portal.models import SyncState
 from tests.builders import gen_account, gen_agent, gen_contract, gen_staff, gen_subscriber, gen_tariff
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 HX = {"HX-Request": "true"}
 

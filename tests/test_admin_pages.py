@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, LedgerEntry, Subscriber
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
 from tests.platform_fixtures import wait_for
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 HX = {"HX-Request": "true"}
 

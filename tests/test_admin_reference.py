@@ -12,7 +12,7 @@ from portal.models import (
     Agent, ApiToken, AuditEntry, CatalogService, ExtraFieldDefinition, PlatformConnection, StaffUser, Tariff,
 )
 from tests.builders import gen_agent, gen_service, gen_staff, gen_tariff
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 HX = {"HX-Request": "true"}
 

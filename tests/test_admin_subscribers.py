@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from tests.builders import gen_staff, gen_subscriber
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 
 def names(html: str) -> list[str]:

@@ -13,8 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from tests.test_api_schemathesis import seeded  # noqa: F401  (fixture)
-
 BUDGET = settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None)
 # billing's messages for rules that depend on other rows, the object's state or another field

@@ -8,9 +8,6 @@ derandomized so that a run is repeatable.
 (The schemathesis pytest plugin's lazy loader does not work with pytest 9, so the test loops
 over the operations itself, one subtest per operation and mode.)
 """
-from decimal import Decimal
-
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -19,30 +16,9 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from portal.billing import ledger
-from portal.extensions import db
-from tests.builders import gen_account, gen_agent, gen_service, gen_tariff, gen_token
-
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 BUDGET = settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None)
-
-
-@pytest.fixture
-def seeded(app):
-    """An admin token and a little of everything; returns the token and the ids of the rows."""
-    with app.app_context():
-        token = gen_token("admin")
-        svc = gen_service("300.00")
-        tariff = gen_tariff([svc])
-        account = gen_account(agent=gen_agent(platform="webhook"), tariff=tariff, services=[svc])
-        ledger.payment(account.contract_id, Decimal("1000"), actor="test", external_id="seed")
-        db.session.commit()
-        ids = {"subscriber_id": account.contract.subscriber_id, "contract_id": account.contract_id,
-               "account_id": account.id, "agent_id": account.agent_id, "service_id": svc.id,
-               "tariff_id": tariff.id, "assigned_id": account.services[0].id}
-        db.session.remove()
-    return token, ids
 
 
 def test_api_conforms_to_openapi(app, seeded, subtests):

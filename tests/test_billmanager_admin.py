@@ -14,7 +14,7 @@ from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 from tests.test_admin_pages import HX, field_error, post
 from tests.test_cabinet import cabinet_login, subscriber_with_account, token
 

@@ -17,7 +17,7 @@ from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
     SELLER_LOGIN, WORKER_ENV, imported_tariff, make_handler, seller,
 )
 from tests.builders import gen_account, gen_contract, gen_staff
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 from tests.test_admin_pages import HX, post
 from tests.test_billmanager_admin import _finished
 

@@ -12,7 +12,6 @@ from portal.extensions import db
 from portal.models import BmHandler, BmTariff, DataCenter, Department
 from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, seller  # noqa: F401
 from tests.builders import gen_staff
-from tests.test_browser import CHROMIUM, browser, live, page, pytestmark  # noqa: F401
 
 SHOTS = Path(os.environ.get("BM_SCREENSHOTS", "/tmp/billmanager-shots"))
 

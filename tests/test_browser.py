@@ -1,55 +1,18 @@
 """Browser tests: headless Chromium clicks through the admin and the cabinet of a live server.
 
 Chromium comes from Debian (`apt-get install chromium`; .ci/run installs it). Without it these
-tests are skipped with that reason, shown in the summary.
+tests are skipped with that reason, shown in the summary. The fixtures (``browser``, ``page``,
+``live``) are in tests/browser_fixtures.py.
 """
 from __future__ import annotations
 
 import re
-import threading
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
-from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import Account, Contract
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
-
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed: apt-get install chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def live(app):
-    """The app served over real HTTP on a free port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    pg.on("dialog", lambda d: d.accept())  # confirmations: the user says yes
-    yield pg
-    context.close()
 
 
 def test_a_manager_finds_a_subscriber_takes_a_payment_and_blocks_and_unblocks(app, live, page):

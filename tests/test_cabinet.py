@@ -11,7 +11,7 @@ from portal.billing import ledger
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, Subscriber
 from tests.builders import gen_account, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
-from tests.test_admin_dashboard import login as staff_login
+from tests.helpers import login as staff_login
 
 PASSWORD = "cabinet-pass-1"
 

@@ -12,7 +12,7 @@ import pytest
 from portal.billing import ledger
 from portal.extensions import db
 from tests.builders import gen_contract, gen_staff, gen_subscriber
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 
 @pytest.fixture

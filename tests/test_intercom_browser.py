@@ -8,7 +8,6 @@ from portal.models import Account
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_staff
 from tests.intercom_fixtures import emulator, intercom  # noqa: F401
-from tests.test_browser import browser, live, page, pytestmark  # noqa: F401
 
 
 def sign_in(page, url: str, login: str, password: str, size: tuple[int, int]) -> None:

@@ -16,7 +16,7 @@ from portal.queue import get_queue
 from tests.builders import gen_staff
 from tests.intercom_fixtures import emulator, intercom, settled, worker  # noqa: F401
 from tests.platform_fixtures import wait_for
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 from tests.test_cabinet import PASSWORD, cabinet_login
 
 HX = {"HX-Request": "true"}

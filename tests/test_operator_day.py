@@ -5,7 +5,7 @@ import re
 
 from tests.billmanager_fixtures import seller  # noqa: F401  (a fixture)
 from tests.builders import gen_account, gen_staff
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 
 def _input(html: str, name: str) -> str:

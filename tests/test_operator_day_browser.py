@@ -16,7 +16,6 @@ from portal.billing import accounts as acc
 from portal.billing import clock, ledger
 from portal.extensions import db
 from tests.builders import gen_account, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
-from tests.test_browser import CHROMIUM, browser, live, page, pytestmark  # noqa: F401
 
 SHOTS = Path(os.environ.get("OPERATOR_SHOTS", "/tmp/operator-shots"))
 DAY = date(2026, 11, 17)

@@ -12,7 +12,7 @@ from portal.billing import directory, ledger
 from portal.extensions import db
 from portal.models import StalkerStb
 from tests.builders import gen_account, gen_contract, gen_staff, gen_subscriber
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 
 
 @pytest.fixture

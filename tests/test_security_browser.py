@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
-from tests.test_browser import CHROMIUM, browser, live, page  # noqa: F401  (fixtures)
+from tests.browser_fixtures import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed: apt-get install chromium")
 

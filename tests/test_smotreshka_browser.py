@@ -15,7 +15,6 @@ from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     CALLBACK_LOGIN, CALLBACK_PASSWORD, emulator, smotreshka, tv_account, tv_catalog,
 )
-from tests.test_browser import browser, live, page, pytestmark  # noqa: F401
 
 
 def shots(tmp_path) -> str:

@@ -16,7 +16,7 @@ from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     CALLBACK_PASSWORD, connect, emulator, rest_of_month, smotreshka, tv_account, tv_catalog,
 )
-from tests.test_admin_dashboard import login as staff_login
+from tests.helpers import login as staff_login
 from tests.test_admin_pages import HX, post
 from tests.test_cabinet import cabinet_login as subscriber_login
 from tests.test_intercom_pages import english

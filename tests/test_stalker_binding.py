@@ -26,7 +26,7 @@ from portal.platforms.stalker import binding, console
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber
 from tests.platform_fixtures import wait_for
 from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
-from tests.test_admin_dashboard import login
+from tests.helpers import login
 from tests.test_admin_pages import HX, post
 
 

@@ -20,7 +20,6 @@ from portal.platforms.stalker import console
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
 from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
-from tests.test_browser import browser, live, page, pytestmark  # noqa: F401
 
 SHOTS = Path(os.environ.get("STALKER_SCREENSHOTS", Path(tempfile.gettempdir()) / "stalker-shots"))
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import flask_babel
-import pytest
 from sqlalchemy import func, select
 
 from portal.billing import accounts as acc
@@ -17,28 +15,11 @@ from portal.models import (
 )
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import console
-from tests.builders import gen_account, gen_agent, gen_staff, gen_tariff
+from tests.builders import gen_account, gen_agent, gen_tariff
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import API_PASSWORD, emulator, stalker, tv_agent  # noqa: F401
-from tests.test_admin_dashboard import login
+from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, stalker, staff, tv_agent  # noqa: F401
+from tests.helpers import login
 from tests.test_admin_pages import HX, post
-
-ADMIN = "adm"
-
-
-@pytest.fixture
-def staff(client, ctx):
-    gen_staff(ADMIN, role="admin")
-    gen_staff("mgr", role="manager")
-    gen_staff("view", role="viewer")
-    login(client, ADMIN)
-    # the assertions read the English texts: the session's choice, and no locale cached yet in
-    # the app context the requests share with the test
-    with client.session_transaction() as session:
-        session["lang"] = "en"
-    flask_babel.refresh()
-    return client
-
 
 def row_id(kind: str, key: str) -> int:
     return db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind=kind, key=key))

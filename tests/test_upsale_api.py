@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.models import SmotreshkaCall, SmotreshkaUpsale
 from tests.platform_fixtures import redis_down
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, live, smotreshka, tv_catalog,
+    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, smotreshka, tv_catalog,
 )
 from tests.test_smotreshka_upsale import AUTH, linked
 

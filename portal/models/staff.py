@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,10 +41,17 @@ class StaffUser(UserMixin, db.Model):
         return session_fingerprint(self.password_hash, self.session_version)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+def hash_password(password: str) -> str:
+    """werkzeug's salted hash by PASSWORD_HASH_METHOD (scrypt; the test suite sets a cheap one,
+    as a scrypt hash costs tenths of a second of CPU)."""
+    method = current_app.config["PASSWORD_HASH_METHOD"] if has_app_context() else "scrypt"
+    return generate_password_hash(password, method=method)
 
 
 def session_fingerprint(password_hash: str | None, version: int | None) -> str:
@@ -60,7 +68,7 @@ def check_password_or_dummy(password_hash: str | None, password: str) -> bool:
     login) check it against a dummy hash of the same method, so that an unknown login costs
     the same work and time as a known one and the answer time does not tell them apart."""
     if not _DUMMY_HASH:
-        _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16)))
+        _DUMMY_HASH.append(hash_password(secrets.token_hex(16)))
     ok = check_password_hash(password_hash or _DUMMY_HASH[0], password or "")
     return ok and bool(password_hash)
 

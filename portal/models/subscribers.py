@@ -6,10 +6,11 @@ from decimal import Decimal
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from ..extensions import db
 from .base import Money, UTCDateTime, one_of, trigram_index, utcnow
+from .staff import hash_password
 
 SUBSCRIBER_KINDS = ("person", "company")
 
@@ -44,7 +45,7 @@ class Subscriber(db.Model):
     contracts: Mapped[list["Contract"]] = relationship(back_populates="subscriber", order_by="Contract.id")
 
     def set_cabinet_password(self, password: str) -> None:
-        self.cabinet_password_hash = generate_password_hash(password)
+        self.cabinet_password_hash = hash_password(password)
 
     def check_cabinet_password(self, password: str) -> bool:
         return bool(self.cabinet_password_hash) and check_password_hash(self.cabinet_password_hash, password)
