@@ -26,6 +26,10 @@ cost the portal, PostgreSQL, Redis and this load generator (from /proc), the res
 meanwhile, and the end state: one agent payment and one ledger payment per pay, every balance
 equal to its ledger sum, no account of the bench left blocked.
 
+With --reference the same schedule then runs through API v1 (POST /api/v1/payments: the same
+ledger path without the protocol) on its own contracts, measured the same way, so that the
+provider's own cost can be told from the machine's state and the ledger's.
+
 Target (exit code 0 only when all are met): p99 <= --p99-ms (50), served >= 99.5 % of the offered
 rate, every answer right, the end state right.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import socket
@@ -59,16 +64,20 @@ FIRST, SECOND = "600.00", "100.00"  # the first lifts the 500.00 block, the seco
 RESULT_RE = re.compile(rb"<result>(\d+)</result>")
 
 
-def prepare(contracts: int) -> list[str]:
-    """The agent and ``contracts`` balance-blocked contracts; returns their numbers."""
+def prepare(contracts: int) -> tuple[list[tuple[int, str]], str]:
+    """The agent and ``contracts`` balance-blocked contracts; returns their (id, number) pairs
+    and an API v1 token (for --reference)."""
     from portal import create_app
     from portal.billing import accounts as acc
     from portal.billing import agent_payments, directory
     from portal.extensions import db
+    from portal.models import ApiToken
 
     app = create_app()
     with app.app_context():
         _reset_schema(db)
+        token, plain = ApiToken.issue("bench", "manager")
+        db.session.add(token)
         agent_payments.save_agent({"name": "Банк (бенчмарк)", "slug": SLUG, "account_field": "contract",
                                    "networks": "127.0.0.1/32", "secret": SECRET, "min_sum": "1",
                                    "max_sum": "15000", "fee_percent": "1.2", "fee_fixed": "0", "enabled": True},
@@ -83,7 +92,7 @@ def prepare(contracts: int) -> list[str]:
             a = acc.create_account({"contract_id": c.id, "login": f"b{i}", "agent_id": agent.id,
                                     "tariff_id": tariff.id}, actor="bench")
             acc.activate(a, actor="bench")  # charges the month: blocked by balance
-            numbers.append(c.number)
+            numbers.append((c.id, c.number))
             if i % 200 == 199:
                 db.session.commit()
         db.session.commit()
@@ -91,11 +100,12 @@ def prepare(contracts: int) -> list[str]:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE")
                 conn.exec_driver_sql("CHECKPOINT")
-    return numbers
+    return numbers, plain
 
 
 def end_state(pays: int) -> tuple[bool, str]:
-    """One agent payment and one ledger payment per pay; balances = ledger sums; none blocked."""
+    """One ledger payment per pay (agent or API) and one agent payment per agent pay; balances =
+    ledger sums; none blocked."""
     from sqlalchemy import BigInteger, func, select, type_coerce
 
     from portal import create_app
@@ -107,13 +117,15 @@ def end_state(pays: int) -> tuple[bool, str]:
         e, c = LedgerEntry.__table__.c, Contract.__table__.c
         payments = db.session.scalar(select(func.count()).select_from(AgentPayment))
         keyed = db.session.scalar(select(func.count()).where(e.idempotency_key.like("agent:%")))
+        api = db.session.scalar(select(func.count()).where(e.idempotency_key.like("payment:r%")))
         sums = select(e.contract_id, func.sum(type_coerce(e.amount, BigInteger)).label("s")).group_by(e.contract_id) \
             .subquery()
         off = db.session.scalar(select(func.count()).select_from(Contract.__table__.join(sums, sums.c.contract_id == c.id))
                                 .where(type_coerce(c.balance, BigInteger) != sums.c.s))
         blocked = db.session.scalar(select(func.count()).select_from(Account).where(Account.status == "blocked"))
-        ok = payments == keyed == pays and off == 0
-        return ok, (f"{payments} agent payments, {keyed} ledger payments for {pays} pays; {off} balances off their "
+        ok = payments == keyed and keyed + api == pays and off == 0
+        return ok, (f"{payments} agent payments, {keyed} + {api} (API) ledger payments for {pays} pays; "
+                    f"{off} balances off their "
                     f"ledger; {blocked} accounts still blocked (those whose pay failed, if any)")
 
 
@@ -121,11 +133,13 @@ class Generator:
     """Open loop: ``threads`` threads take the next pay off the schedule, sleep until it is due,
     send it on a fresh connection (as gunicorn.conf.py closes each: keepalive 0)."""
 
-    def __init__(self, port: int, threads: int, timeout: float):
-        self.port, self.threads, self.timeout = port, threads, timeout
+    def __init__(self, port: int, threads: int, timeout: float, token: str = ""):
+        self.port, self.threads, self.timeout, self.token = port, threads, timeout, token
         self.auth = "Basic " + base64.b64encode(f"{SLUG}:{SECRET}".encode()).decode()
 
     def send(self, query: dict) -> tuple[int, int | None]:
+        if "api" in query:
+            return self.send_api(query["api"])
         head = (f"GET /pay/provider/{SLUG}?{urlencode(query)} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
                 f"Authorization: {self.auth}\r\nConnection: close\r\n\r\n").encode()
         with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as sock:
@@ -138,6 +152,20 @@ class Generator:
         status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
         m = RESULT_RE.search(raw)
         return status, int(m.group(1)) if m else None
+
+    def send_api(self, body: dict) -> tuple[int, int | None]:
+        """The reference: the same payment through API v1 (POST /api/v1/payments); 0 for a 201."""
+        data = json.dumps(body).encode()
+        head = (f"POST /api/v1/payments HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as sock:
+            sock.sendall(head + data)
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
+        return status, 0 if status == 201 else None
 
     def run(self, calls: list[dict], interval: float, lead: float = 0.2) -> tuple[float, list[dict]]:
         records = [{} for _ in calls]
@@ -165,7 +193,7 @@ class Generator:
                     continue
                 rec["done"] = t = time.monotonic()
                 rec["ms"] = (t - due) * 1000
-                if status != 200 or result != 0:
+                if status not in (200, 201) or result != 0:
                     rec["wrong"] = (status, result)
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(self.threads, len(calls)))]
@@ -176,12 +204,16 @@ class Generator:
         return start, records
 
 
-def schedule(numbers: list[str], tag: str) -> list[dict]:
-    """Two pays per contract, the second after every contract had its first."""
+def schedule(contracts: list[tuple[int, str]], tag: str, api: bool = False) -> list[dict]:
+    """Two pays per contract, the second after every contract had its first (``api``: the same
+    payments as API v1 bodies, the reference)."""
     when = time.strftime("%Y%m%d%H%M%S")
+    if api:
+        return [{"api": {"contract_id": ident, "amount": FIRST if n == 1 else SECOND, "external_id": f"{tag}{n}{i}"}}
+                for n in (1, 2) for i, (ident, _number) in enumerate(contracts)]
     return [{"command": "pay", "txn_id": f"{tag}{n}{i}", "txn_date": when, "account": number,
              "sum": FIRST if n == 1 else SECOND}
-            for n in (1, 2) for i, number in enumerate(numbers)]
+            for n in (1, 2) for i, (_ident, number) in enumerate(contracts)]
 
 
 def main() -> int:
@@ -198,6 +230,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at a quarter of the rate, not counted")
     parser.add_argument("--p99-ms", type=float, default=50.0)
+    parser.add_argument("--reference", action="store_true",
+                        help="then the same payments through API v1 (POST /api/v1/payments), measured alike")
     args = parser.parse_args()
 
     interval = 1 / args.rate
@@ -222,8 +256,9 @@ def main() -> int:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)",
           flush=True)
     started = time.monotonic()
-    numbers = prepare((pays + warm) // 2)
-    print(f"prepared {len(numbers)} balance-blocked contracts in {time.monotonic() - started:.1f}s "
+    half = (pays + warm) // 2
+    contracts, token = prepare(half * (2 if args.reference else 1))
+    print(f"prepared {len(contracts)} balance-blocked contracts in {time.monotonic() - started:.1f}s "
           f"({'PostgreSQL ' + database if database else 'SQLite in ' + instance})", flush=True)
     if not os.environ.get("REDIS_URL"):
         from portal import create_app
@@ -232,7 +267,11 @@ def main() -> int:
         with create_app().app_context():
             os.environ["REDIS_URL"] = redis_url_for_children()
     print(f"pool: {pool_options(None)}", flush=True)
-    measured, warming = schedule(numbers[:pays // 2], "m"), schedule(numbers[pays // 2:], "w")
+    runs = [("provider pay", schedule(contracts[:pays // 2], "m"), schedule(contracts[pays // 2:half], "w"))]
+    if args.reference:  # the same payments through API v1, on their own contracts, after the provider's
+        ref = contracts[half:]
+        runs.append(("reference: API v1 payment", schedule(ref[:pays // 2], "rm", api=True),
+                     schedule(ref[pays // 2:], "rw", api=True)))
 
     if args.server == "gunicorn":
         command = [str(Path(sys.executable).with_name("gunicorn")), "-b", f"127.0.0.1:{args.port}",
@@ -248,7 +287,8 @@ def main() -> int:
         expected = 0
     server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     meter = CpuMeter(server.pid, database, redis_pid(os.environ["REDIS_URL"]))
-    generator = Generator(args.port, args.client_threads, args.timeout)
+    generator = Generator(args.port, args.client_threads, args.timeout, token)
+    results = []
     try:
         for _ in range(300):
             if server.poll() is not None:
@@ -261,15 +301,15 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)
         print(f"workers: {wait_for_workers(server.pid, expected)}", flush=True)
-        if warming:
-            _, warm_records = generator.run(warming, 4 * interval)
-            print(f"warm-up: {len(warming)} pays at {args.rate / 4:.0f} req/s, "
-                  f"{sum('wrong' in r for r in warm_records)} wrong (not counted)", flush=True)
-        load_before = os.getloadavg()
-        cpu_before = meter.snapshot()
-        start, records = generator.run(measured, interval)
-        cpu_after = meter.snapshot()
-        load_after = os.getloadavg()
+        for name, measured, warming in runs:
+            if warming:
+                _, warm_records = generator.run(warming, 4 * interval)
+                print(f"{name}: warm-up {len(warming)} calls at {args.rate / 4:.0f} req/s, "
+                      f"{sum('wrong' in r for r in warm_records)} wrong (not counted)", flush=True)
+            load_before, cpu_before = os.getloadavg(), meter.snapshot()
+            start, records = generator.run(measured, interval)
+            results.append((name, measured, warming, start, records, cpu_before, meter.snapshot(), load_before,
+                            os.getloadavg()))
     finally:
         server.terminate()
         try:
@@ -277,13 +317,35 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
+    checks = {}
+    paid = 0
+    for name, measured, warming, start, records, cpu_before, cpu_after, load_before, load_after in results:
+        p99, served, wrong = report(name, args.rate, interval, measured, start, records, cpu_before, cpu_after,
+                                    load_before, load_after, database)
+        paid += len(measured) + len(warming) - len(wrong)
+        if name == "provider pay":
+            checks = {f"p99 <= {args.p99_ms:g} ms": p99 <= args.p99_ms,
+                      f"served >= {args.rate * 0.995:g} req/s": served >= args.rate * 0.995,
+                      "every answer right": not wrong}
+    state_ok, state = end_state(paid)
+    print(f"\nend state: {state}")
+    checks["end state right"] = state_ok
+    print("target (provider pay): " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
+    ok = all(checks.values())
+    print("target", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+def report(name, rate, interval, measured, start, records, cpu_before, cpu_after, load_before, load_after,
+           database) -> tuple[float, float, list]:
+    """Print one run's rates, latencies, wrong answers and CPU; returns (p99, served, wrong)."""
     done = [r["done"] for r in records if "done" in r]
     wrong = [r["wrong"] for r in records if "wrong" in r]
     elapsed = max(max(done, default=start) - start, len(measured) * interval)
     served = len(done) / elapsed if elapsed > 0 else 0.0
-    print(f"\noffered {args.rate:.0f} req/s: {len(measured)} pays due over {len(measured) * interval:.2f} s")
-    print(f"served  {served:.1f} req/s: {len(done)} answers ({len(done) - sum(1 for w in wrong if w[0] != 'error')} "
-          f"right) over {elapsed:.2f} s")
+    print(f"\n== {name}")
+    print(f"offered {rate:.0f} req/s: {len(measured)} calls due over {len(measured) * interval:.2f} s")
+    print(f"served  {served:.1f} req/s: {len(done)} answers ({len(done) - len(wrong)} right) over {elapsed:.2f} s")
     lag = [(r["sent"] - r["due"]) * 1000 for r in records if "sent" in r]
     late_pick = sum(1 for r in records if r.get("late_pick"))
     print(f"generator: sent after the due time by p50 {pct(lag, 50):.2f} ms, p99 {pct(lag, 99):.2f} ms; "
@@ -291,28 +353,20 @@ def main() -> int:
     ms = [r["ms"] for r in records if "ms" in r]
     first, second = ms[:len(ms) // 2], ms[len(ms) // 2:]
     print("latency from the due time:")
-    for name, values in (("pay", ms), ("unblocking", first), ("plain", second)):
-        print(f"  {name:10s} p50 {pct(values, 50):7.1f} ms  p95 {pct(values, 95):7.1f} ms  "
+    for label, values in (("all", ms), ("unblocking", first), ("plain", second)):
+        print(f"  {label:10s} p50 {pct(values, 50):7.1f} ms  p95 {pct(values, 95):7.1f} ms  "
               f"p99 {pct(values, 99):7.1f} ms  max {max(values or [float('nan')]):7.1f} ms  (n={len(values)})")
     print(f"wrong answers: {len(wrong)}" + (f"; first: {wrong[0]}" if wrong else ""))
     if cpu_before and cpu_after and done:
         window, busy, roles = CpuMeter.used(cpu_before, cpu_after)
         ours, cpus = sum(roles.values()), os.cpu_count() or 1
         print(f"CPU per call ({len(done)} answers, {window:.2f} s, {cpus} CPUs): " + ", ".join(
-            f"{name} {used / len(done) * 1000:.2f} ms" for name, used in roles.items()
-            if database or not name.startswith("PostgreSQL")) + f"; total {ours / len(done) * 1000:.2f} ms")
+            f"{role} {used / len(done) * 1000:.2f} ms" for role, used in roles.items()
+            if database or not role.startswith("PostgreSQL")) + f"; total {ours / len(done) * 1000:.2f} ms")
         print(f"  machine busy {busy / window / cpus * 100:.0f}% of {cpus} CPUs: this bench's processes "
               f"{ours / window / cpus * 100:.0f}%, other processes {(busy - ours) / window / cpus * 100:.0f}%; "
               f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
-    state_ok, state = end_state(len(measured) + len(warming) - sum(1 for r in records if "wrong" in r))
-    print(f"end state: {state}")
-    checks = {f"p99 <= {args.p99_ms:g} ms": pct(ms, 99) <= args.p99_ms,
-              f"served >= {args.rate * 0.995:g} req/s": served >= args.rate * 0.995,
-              "every answer right": not wrong, "end state right": state_ok}
-    print("target: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
-    ok = all(checks.values())
-    print("target", "met" if ok else "NOT met")
-    return 0 if ok else 1
+    return pct(ms, 99), served, wrong
 
 
 if __name__ == "__main__":
