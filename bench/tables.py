@@ -463,6 +463,13 @@ def cases(app) -> list[tuple[str, str, str, list[dict]]]:
                                 for sort in sorts:
                                     out.append((name, "two filters + sort", f"{f.name}={fv} {g.name}={gv} / {sort}",
                                                 [{f.name: fv, g.name: gv, "sort": sort}]))
+            if spec.totals:  # the money lists' totals, a request of their own
+                out.append((name, "totals", "", [{"totals": "1"}]))
+                for term in (common, rare):
+                    out.append((name, "totals", term, [{"q": term, "totals": "1"}]))
+                for f in spec.filters:
+                    for value, _title in f.options():
+                        out.append((name, "totals", f"{f.name}={value}", [{f.name: value, "totals": "1"}]))
             out.append((name, "show more x5", "", [{"more": SHOW_MORE}]))
             for sort in sorts:
                 out.append((name, "show more x5", sort, [{"sort": sort, "more": SHOW_MORE}]))
@@ -615,6 +622,54 @@ def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> i
     return 0 if ok else 1
 
 
+# --------------------------------------------------------------------------- exports
+
+def export_one(url: str, name: str, fmt: str, query: str) -> None:
+    """One export through the app (test client, the response read chunk by chunk as a browser
+    would, never held whole); prints rows, bytes, seconds and this process's peak RSS before
+    and after. Run in a fresh process per export, so the peak is that export's."""
+    import resource
+
+    from portal.extensions import db
+    from portal.models import StaffUser
+    from portal.security import TIMES_KEY
+
+    app = make_app(url)
+    app.config["SESSION_COOKIE_SECURE"] = False
+    with app.app_context():
+        staff_id = db.session.scalar(db.select(StaffUser).where(StaffUser.login == STAFF_LOGIN)).get_id()
+    client = app.test_client()
+    with client.session_transaction() as s:
+        s["_user_id"], s["_fresh"], s[TIMES_KEY] = staff_id, True, {"staff": [int(time.time())] * 2}
+    client.get(f"/{name}")  # the app warmed up: imports, templates, a connection
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = client.get(f"/{name}/export.{fmt}?{query}", buffered=False)
+    first, size, lines = None, 0, 0
+    for chunk in r.response:
+        if first is None:
+            first = time.perf_counter() - t0
+        size += len(chunk)
+        if fmt == "csv":
+            lines += chunk.count(b"\n")
+    r.close()
+    dt = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = f"{lines - 1:,} rows, " if fmt == "csv" else ""
+    print(f"export {name}.{fmt} {query or '(everything)'}: HTTP {r.status_code}, {rows}{size / 2**20:.1f} MiB in "
+          f"{dt:.1f} s (first byte after {first or 0:.2f} s; {time.process_time() - c0:.1f} s of CPU in this "
+          f"process); peak RSS {rss0:.0f} MiB before, {rss1:.0f} MiB after", flush=True)
+
+
+def exports(url: str) -> None:
+    import subprocess
+
+    for name, fmt, query in (("accounts", "csv", ""), ("payments", "csv", ""), ("accounts", "xlsx", ""),
+                             ("subscribers", "csv", "sort=name"), ("contracts", "csv", "q=иванов&sort=balance")):
+        subprocess.run([sys.executable, __file__, "--db", url, "--export-one", f"{name}.{fmt}", "--query", query],
+                       check=True)
+
+
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -628,7 +683,15 @@ def main(argv=None) -> int:
     p.add_argument("--explain", type=int, default=1, metavar="K",
                    help="EXPLAIN ANALYZE the slowest statement of the K slowest requests (default 1)")
     p.add_argument("--lists", help="only these lists, comma-separated (e.g. accounts,payments)")
+    p.add_argument("--exports", action="store_true",
+                   help="instead of the lists: time CSV and XLSX exports of the whole lists (1M rows), peak memory")
+    p.add_argument("--export-one", help=argparse.SUPPRESS)
+    p.add_argument("--query", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.export_one:
+        name, fmt = args.export_one.split(".")
+        export_one(bench_database(args.db, "use"), name, fmt, args.query)
+        return 0
 
     url = bench_database(args.db, "use")
     name = make_url(url).database
@@ -652,6 +715,10 @@ def main(argv=None) -> int:
                           "WHERE relname IN ('subscribers', 'contracts', 'accounts', 'ledger_entries', "
                           "'sync_states', 'audit_log') ORDER BY relname").fetchall()
     log("table + index sizes: " + ", ".join(f"{t} {s}" for t, s in sizes))
+    if args.exports:
+        log(f"exports ({datetime.now():%Y-%m-%d})")
+        exports(url)
+        return 0
     only = set(args.lists.split(",")) if args.lists else None
     log(f"timing the lists ({datetime.now():%Y-%m-%d})")
     return measure(url, args.repeat, args.explain, only)

@@ -138,7 +138,7 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
        the planner expects them cheap to find), those rows, found by their indexes and sorted;
     3. else the matches are many but far from the cursor in this order (a common surname
        sorted by name: the walk would pass half the table). Then, if given, ``fallback``
-       (sort_col, parse, desc, after of the id order, newest first) answers, where they are
+       (sort_col, parse, desc, after, value_of of the id order, newest first) answers, where they are
        spread; the page says so (``fell_back``) and its next pages follow that order;
     4. else a walk over LONG_WALK_ROWS rows: the matches among them, and a cursor at its end
        (``partial``), so that "Show more" searches on.
@@ -157,7 +157,7 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
     if rows is not None:
         return _page(rows, limit, value_of)
     if fallback is not None:
-        return {**narrowed_page(query, id_col, value_of=value_of, limit=limit, **fallback), "fell_back": True}
+        return {**narrowed_page(query, id_col, limit=limit, **fallback), "fell_back": True}
     bound = _bound(id_col, sort_col, parse, desc, after, LONG_WALK_ROWS)
     rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
     if bound is None or len(rows) > limit:

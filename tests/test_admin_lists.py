@@ -124,3 +124,97 @@ def test_bad_cursor_or_sort_does_not_break_the_list(app, client):
     login(client, "op")
     r = client.get("/subscribers?sort=password&after=xx|yy")
     assert r.status_code == 200 and "Кто-то" in r.get_data(as_text=True)
+
+
+# -- bounded pages of a searched list (portal.listing.narrowed_page) -------------------------------
+
+def names(html: str) -> list[str]:
+    return re.findall(r'<td><a href="/subscribers/\d+">([^<]+)</a></td>', html)
+
+
+def read_all(client, url: str) -> tuple[list[str], list[str]]:
+    """Every row a list shows for ``url``, following "Show more"; and each answer's HTML."""
+    seen, answers = [], []
+    while url:
+        html = client.get(url, headers=HX).get_data(as_text=True)
+        answers.append(html)
+        seen += names(html)
+        more = re.search(r'<tr class="more">.*?hx-get="([^"]+)"', html, re.S)
+        url = more.group(1).replace("&amp;", "&") if more else None
+    return seen, answers
+
+
+def _clustered(app):
+    """20 people before the matches in name order, 6 matches (a cluster), 20 after; by id the
+    same groups follow each other, so the matches sit far from either end in both orders."""
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        for i in range(20):
+            gen_subscriber(full_name=f"Абрамов Иван {i:02d}")
+        for i in range(6):
+            gen_subscriber(full_name=f"Кузнецов Пётр {i:02d}")
+        for i in range(20):
+            gen_subscriber(full_name=f"Яковлев Олег {i:02d}")
+        return db.engine.dialect.name
+
+
+def test_a_search_sorted_by_name_lists_every_match_in_name_order(app, client, monkeypatch):
+    """When the walk over the next rows of the name order finds too few matches, are the few
+    matches found by index still listed in name order, all of them, a page at a time?"""
+    from portal import listing
+    from portal.admin import lists
+
+    _clustered(app)
+    monkeypatch.setattr(listing, "WALK_ROWS", 5)  # the walk passes only the first five «Абрамов»
+    monkeypatch.setattr(listing, "SET_ROWS", 10)
+    monkeypatch.setattr(lists, "PAGE_SIZE", 4)
+    login(client, "op")
+    expected = [f"Кузнецов Пётр {i:02d}" for i in range(6)]
+    client.get("/subscribers?lang=en")
+    got, answers = read_all(client, "/subscribers?q=кузнецов&sort=name")
+    assert got == expected and len(answers) == 2
+    got, _ = read_all(client, "/subscribers?q=кузнецов&sort=-name")
+    assert got == expected[::-1]
+    assert all("newest first" not in a for a in answers)
+
+
+def test_too_many_far_matches_fall_back_to_newest_first_and_say_so(app, client, monkeypatch):
+    """With more matches than can be sorted at once and none near the start of the name order,
+    does PostgreSQL list them newest first, say so, and keep that order on "Show more"?"""
+    from portal import listing
+    from portal.admin import lists
+
+    dialect = _clustered(app)
+    monkeypatch.setattr(listing, "WALK_ROWS", 5)
+    monkeypatch.setattr(listing, "SET_ROWS", 3)  # six matches are "too many"
+    monkeypatch.setattr(lists, "PAGE_SIZE", 4)
+    login(client, "op")
+    client.get("/subscribers?lang=en")
+    got, answers = read_all(client, "/subscribers?q=кузнецов&sort=name")
+    by_name = [f"Кузнецов Пётр {i:02d}" for i in range(6)]
+    if dialect == "postgresql":
+        assert got == by_name[::-1]  # newest (highest id) first
+        assert "newest first" in answers[0] and "newest first" not in answers[1]
+        assert "sort=-created" in answers[0]  # the next page and the header follow the id order
+    else:  # SQLite walks the whole name order: no budget to keep at its sizes
+        assert got == by_name and "newest first" not in answers[0]
+
+
+def test_a_long_walk_answers_in_parts_and_show_more_finds_the_rest(app, client, monkeypatch):
+    """In id order with many far matches, is each answer a bounded walk whose "Show more" goes
+    on from where it stopped, so that all the matches come, in order, once each?"""
+    from portal import listing
+    from portal.admin import lists
+
+    dialect = _clustered(app)
+    monkeypatch.setattr(listing, "WALK_ROWS", 5)
+    monkeypatch.setattr(listing, "SET_ROWS", 3)
+    monkeypatch.setattr(listing, "LONG_WALK_ROWS", 8)
+    monkeypatch.setattr(lists, "PAGE_SIZE", 4)
+    login(client, "op")
+    client.get("/subscribers?lang=en")
+    got, answers = read_all(client, "/subscribers?q=кузнецов&sort=created")
+    assert got == [f"Кузнецов Пётр {i:02d}" for i in range(6)]
+    if dialect == "postgresql":  # rows 1-8, 9-16 hold no match: two answers say "none yet"
+        assert names(answers[0]) == [] and "No more matches among the next 8 rows yet" in answers[0]
+        assert len(answers) >= 4
