@@ -132,7 +132,8 @@ def run_migrations_online():
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             connection.commit()
             if broken:
-                raise RuntimeError(f"rows that break a foreign key after the migration: {broken[:20]}")
+                raise RuntimeError("the migrations were applied, but these rows (table, rowid, parent, key) "
+                                   f"break a foreign key: {broken[:20]}")
 
 
 if context.is_offline_mode():
