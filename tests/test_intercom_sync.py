@@ -198,18 +198,48 @@ def test_a_balance_block_from_the_charge_run_limits_and_the_payment_restores_ful
     assert db.session.get(Account, a.id).reasons == ["balance"] and worker.level("debtor", a) == LIMITED
 
 
-def test_two_accounts_of_one_profile_changing_at_once_never_race(worker, processes):
-    """Two workers sync two new flats of one new login at the same moment (the platform
-    slow): one profile is created, once, with both addresses; then both flats are disabled
-    at once: the profile is deleted, once, and no sync fails."""
+def _one_in_the_platform_at_a_time(app, emulator, path_prefix):
+    """The two jobs just enqueued meet: the first one's call to the profile is held at the
+    emulator's door while the second job starts on the other worker; the second must not reach
+    the platform meanwhile (it waits for the profile's lock). Then the door opens."""
+    from rq.registry import StartedJobRegistry
+
+    from portal.queue import get_redis
+
+    gate = emulator.hold(path_prefix)
+    try:
+        assert gate.wait_arrivals(1, timeout=30), "no sync reached the platform"
+
+        def both_running():
+            return sum(StartedJobRegistry(q, connection=get_redis()).count for q in app.config["RQ_QUEUES"]) >= 2
+
+        wait_for(both_running, what="both jobs to be running, one on each worker")
+        # the first job is inside the platform and the second is running: without the profile
+        # lock it would come to the door too (a read of a profile that does not exist yet)
+        assert not gate.wait_arrivals(2, timeout=2), f"both jobs in the platform at once: {gate.arrived}"
+    finally:
+        gate.open()
+        emulator.gates.remove(gate)
+
+
+def test_two_accounts_of_one_profile_changing_at_once_never_race(app, worker, processes):
+    """Two workers sync two new flats of one new login at the same moment, the first one held
+    inside the platform by the test until the second is running: one profile is created, once,
+    with both addresses; then both flats are disabled at once, the same way: the profile is
+    deleted, once, and no sync fails."""
+    from rq import Worker
+
+    from portal.queue import get_redis
+
     processes.start("jobs.worker")  # a second worker
-    worker.emulator.latency = 0.15
+    wait_for(lambda: Worker.count(connection=get_redis()) >= 2, what="two workers listening")
     contract = worker.contract()
     one = worker.flat(contract=contract, login="shared", flat="1", activate=False)
     two = worker.flat(contract=contract, login="shared", flat="2", activate=False)
     for a in (one, two):
         acc.activate(db.session.get(Account, a.id), actor="test")
     db.session.commit()  # both outbox rows in one commit: two jobs, two workers, one profile
+    _one_in_the_platform_at_a_time(app, worker.emulator, "/api/v1/profiles")
     states = settled(one, two)
     assert all(s["error"] is None for s in states.values())
     assert sorted(worker.profile("shared")["addresses"]) == sorted([str(one.id), str(two.id)])
@@ -219,6 +249,7 @@ def test_two_accounts_of_one_profile_changing_at_once_never_race(worker, process
     for a in (one, two):
         acc.disable(db.session.get(Account, a.id), actor="test")
     db.session.commit()
+    _one_in_the_platform_at_a_time(app, worker.emulator, "/api/v1/profiles/shared")
     states = settled(one, two)
     assert worker.profile("shared") is None
     deletes = [r for r in worker.emulator.requests if r[:2] == ("DELETE", "/api/v1/profiles/shared")]

@@ -43,6 +43,34 @@ class Answer:
         return json.dumps(self.body, ensure_ascii=False).encode()
 
 
+class Gate:
+    """Requests held at the door until the test opens it (``EmulatedServer.hold``), so that a
+    test decides when concurrent calls go on instead of relying on the emulator's latency."""
+
+    def __init__(self, method: str | None, path_prefix: str):
+        self.method, self.path_prefix = method, path_prefix
+        self.arrived: list[tuple[str, str]] = []
+        self._opened = threading.Event()
+        self._changed = threading.Condition()
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or method == self.method) and path.startswith(self.path_prefix)
+
+    def enter(self, method: str, path: str, timeout: float = 60) -> None:
+        with self._changed:
+            self.arrived.append((method, path))
+            self._changed.notify_all()
+        self._opened.wait(timeout)
+
+    def wait_arrivals(self, count: int, timeout: float) -> bool:
+        """True once ``count`` requests have come to the gate; False after ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.arrived) >= count, timeout)
+
+    def open(self) -> None:
+        self._opened.set()
+
+
 class EmulatedServer:
     """Base of the emulators. Subclasses implement ``handle(method, path, headers, body)``
     returning an ``Answer``."""
@@ -52,6 +80,7 @@ class EmulatedServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
         self.latency = 0.0              # seconds added to every answer
+        self.gates: list[Gate] = []     # requests held until the test opens the gate (``hold``)
         self._failures: list[Failure] = []
         self._lock = threading.RLock()  # the subclass's state shares it
         self._server: ThreadingHTTPServer | None = None
@@ -85,6 +114,9 @@ class EmulatedServer:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                for gate in list(emulator.gates):
+                    if gate.matches(self.command, self.path):
+                        gate.enter(self.command, self.path)
                 if emulator.latency:
                     time.sleep(emulator.latency)
                 answer = emulator.handle(self.command, self.path, self.headers, body)
@@ -130,6 +162,13 @@ class EmulatedServer:
         """Answer ``status`` with ``message`` where ``match`` applies, ``times`` times or until healed."""
         with self._lock:
             self._failures.append(Failure(message, status, times, match))
+
+    def hold(self, path_prefix: str, method: str | None = None) -> Gate:
+        """Hold requests to paths starting with ``path_prefix`` (and of ``method``) until the
+        returned gate is opened (at most a minute)."""
+        gate = Gate(method, path_prefix)
+        self.gates.append(gate)
+        return gate
 
     def heal(self) -> None:
         """No more failures and no latency."""
