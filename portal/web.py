@@ -74,6 +74,22 @@ def local_time(moment, precision: str = "minutes") -> str:
     return flask_babel.format_datetime(moment, "short")
 
 
+_PLATFORM_MOMENT = re.compile(r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?")
+
+
+def platform_moment(value) -> str | None:
+    """A platform's own day or moment ("2026-04-11", "2026-04-11 13:05:00": its wall clock, no
+    zone) as the page's language writes it, shown as the platform has it; None for any other text."""
+    if not isinstance(value, str) or not _PLATFORM_MOMENT.fullmatch(value):
+        return None
+    try:
+        if len(value) == 10:
+            return flask_babel.format_date(date.fromisoformat(value), "short")
+        return flask_babel.format_datetime(datetime.fromisoformat(value), "short", rebase=False)
+    except ValueError:  # "2026-02-30": not a day at all
+        return None
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 

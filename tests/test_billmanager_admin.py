@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from babel.numbers import format_currency
+from flask_babel import get_locale
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -59,8 +61,6 @@ def test_next_saves_the_handler_and_shows_the_selling_balance(app, client, ctx, 
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and SELLER_PASSWORD not in html
     # the seller's balance as Babel writes it in the page's language, not "1000.00 RUB"
-    from babel.numbers import format_currency
-    from flask_babel import get_locale
     assert format_currency(Decimal("1000.00"), "RUB", locale=get_locale()) in _finished(client, html)
     h = db.session.scalar(select(BmHandler))
     assert h.url == seller.url and h.enabled and h.password_enc and SELLER_PASSWORD not in h.password_enc
@@ -107,7 +107,7 @@ def test_the_import_wizard_creates_a_disabled_tariff_staff_reprice_and_enable(ap
     r = post(client, f"/billmanager/import/{h.id}/101", {"datacenter": "2"}, follow_redirects=True)
     t = db.session.scalar(select(BmTariff))
     assert (t.enabled, t.remote_datacenter_name, len(t.periods)) == (False, "Amsterdam DC", 3)
-    assert "855.00" in r.get_data(as_text=True)
+    assert format_currency(Decimal("855.00"), "RUB", locale=get_locale()) in r.get_data(as_text=True)  # Babel's
     post(client, f"/billmanager/tariffs/{t.id}", {"name": "VDS Старт", "price": "499", "enabled": "1"})
     db.session.expire_all()
     t = db.session.get(BmTariff, t.id)

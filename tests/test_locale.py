@@ -136,3 +136,28 @@ def test_error_pages_and_rq_dashboard_lead_back(app, client):
     dashboard = client.get("/jobs/rq/")
     assert dashboard.status_code == 200
     assert re.search(r'<a class="navbar-brand" id="back-to-portal" href="/jobs">', dashboard.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_stalker_console_writes_stalkers_dates_and_balance_in_the_language(app, client, lang):
+    """Stalker sends "2026-04-11" and "0.00": the STB table shows them as the page's language
+    writes a day, a moment and an amount; a zero date stays empty."""
+    from portal.platforms.stalker import console
+
+    with app.app_context():
+        console.store("stb", [{"mac": "00:1A:79:00:00:01", "ls": "501", "login": "tv_a", "status": "1",
+                               "online": "0", "additional_services_on": "1", "ip": "", "version": "",
+                               "account_balance": "1234.5", "end_date": "2026-04-11",
+                               "last_active": "2026-04-11 13:05:00"},
+                              {"mac": "00:1A:79:00:00:02", "ls": "502", "login": "tv_b", "status": "1",
+                               "online": "0", "additional_services_on": "0", "ip": "", "version": "",
+                               "account_balance": "0.00", "end_date": "0000-00-00", "last_active": ""}])
+        gen_staff("tv-staff")
+    login(client, "tv-staff")
+    html = client.get(f"/stalker/stb?lang={lang}").get_data(as_text=True)
+    row = re.search(r'<tr data-row="\d+">(?:(?!</tr>).)*tv_a.*?</tr>', html, re.S).group(0)
+    assert f'<td class="stalker-end_date">{format_date(datetime(2026, 4, 11), "short", locale=lang)}</td>' in row
+    moment = format_datetime(datetime(2026, 4, 11, 13, 5), "short", locale=lang)  # Stalker's own clock
+    assert f'<td class="stalker-last_active">{moment}</td>' in row
+    assert f'<td class="stalker-account_balance">{format_currency(Decimal("1234.5"), "RUB", locale=lang)}</td>' in row
+    assert "2026-04-11" not in _text(html) and "1234.5" not in _text(html)

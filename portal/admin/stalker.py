@@ -48,7 +48,7 @@ from ..listing import paginate
 from ..models import Account, StalkerChannel, StalkerSnapshotRow, SyncState
 from ..platforms import reconcile
 from ..platforms.stalker import binding, catalog, console
-from ..web import error_fields, int_arg, is_htmx, with_toast
+from ..web import error_fields, int_arg, is_htmx, money, platform_moment, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
 from .jobs import job_view, progress_row, start_job
@@ -146,7 +146,7 @@ def _cells(columns: list[str], rows) -> list[Markup]:
             if str(p.get("optional")) == "1":
                 notes.append(optional)
             if p.get("price") and p.get("price") != "0.00":
-                notes.append(escape(p["price"]))
+                notes.append(escape(money(p["price"])))
             items.append(f'<li>{escape(p.get("name") or "")} <span class="muted">{" · ".join(notes)}</span></li>')
         return f'<ul class="nested">{"".join(items)}</ul>'
 
@@ -159,6 +159,11 @@ def _cells(columns: list[str], rows) -> list[Markup]:
             return none
         if key == "packages":
             return packages(value)
+        if key == "account_balance" and value not in (None, ""):
+            return escape(money(value))  # the balance billing pushed, in its currency
+        moment = platform_moment(value)  # Stalker's dates and times, as the page's language writes them
+        if moment is not None:
+            return escape(moment)
         if isinstance(value, list):
             return "<br>".join(escape(v) for v in value)
         return none if value is None else escape(value)
