@@ -416,3 +416,18 @@ def test_the_terminal_simulator_pays_the_demo_agent_and_unblocks_the_demo_debtor
     db.session.rollback()
     assert db.session.get(Account, debtor.id).status == "active"
     assert terminal.main(["nobody", "100", "--url", live]) == 1
+
+
+def test_a_repeat_after_the_account_was_disabled_still_answers_the_first_prv_txn(ctx, live):
+    """The agent retries a pay whose answer it lost; meanwhile the account was disabled: the
+    retry still gets the first prv_txn (it was paid), and no second payment."""
+    make_agent(account_field="login")
+    a = gen_account(login="leaving1")
+    _, first = pay(live, "r1", "leaving1", "100")
+    acc.disable(a, actor="test")
+    db.session.commit()
+    _, again = pay(live, "r1", "leaving1", "100")
+    _, new = pay(live, "r2", "leaving1", "100")
+    assert first["result"] == again["result"] == "0" and again["prv_txn"] == first["prv_txn"]
+    assert new["result"] == "7"
+    assert counts()[1:] == (1, 1)

@@ -176,13 +176,11 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     if when is None:
         return Answer(OTHER, "txn_date: YYYYMMDDHHMMSS", sum=str(amount))
     account = params.get("account") or ""
-    # a repeat is answered as the first time, even if the account has changed since
-    prior = _prior(agent, txn_id)
-    if prior is not None:
-        return _repeat(prior, account, amount)
     target = _target(agent, account, amount)
     if isinstance(target, Answer):
-        return target
+        # a repeat is answered as the first time, even if the account has changed since
+        prior = _prior(agent, txn_id)
+        return _repeat(prior, account, amount) if prior is not None else target
     fee = fee_of(agent, amount)
     credited = amount - fee if agent.fee_withheld else amount
     if credited <= 0:
@@ -193,7 +191,7 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
         amount=amount, fee=fee, credited=credited, created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["agent_id", "txn_id"]).returning(table.c.id)
     prv_txn = db.session.execute(stmt).scalar()
-    if prv_txn is None:  # a parallel twin committed first: answer as a repeat
+    if prv_txn is None:  # a repeat, or a parallel twin that committed first
         return _repeat(_prior(agent, txn_id), account, amount)
     # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
     ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
