@@ -64,10 +64,11 @@ CHECKS = (
 # the account and the service a commit assigns, in one round trip
 ACCOUNT_AND_SERVICE = (select(Account, CatalogService).join(CatalogService, CatalogService.id == bindparam("sid"))
                        .where(Account.id == bindparam("aid")))
-BY_QS = select(SmotreshkaUpsale).where(SmotreshkaUpsale.qs_transaction_id == bindparam("qs"))
-TAKE = (update(SmotreshkaUpsale).where(SmotreshkaUpsale.id == bindparam("bid"), SmotreshkaUpsale.state == "pending")
-        .values(state="committing").returning(SmotreshkaUpsale)
-        .execution_options(synchronize_session=False, populate_existing=True))
+# The transaction row as plain columns (an ORM object per call cost more than the statement)
+BY_QS = select(_upsales).where(_upsales.c.qs_transaction_id == bindparam("qs"))
+BY_ID = select(_upsales).where(_upsales.c.id == bindparam("bid"))
+TAKE = (update(_upsales).where(_upsales.c.id == bindparam("bid"), _upsales.c.state == "pending")
+        .values(state="committing").returning(*_upsales.c))
 COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
 
 
@@ -160,7 +161,7 @@ def _insert_once(dialect: str):
             .returning(_upsales.c.id))
 
 
-def _repeat(existing: SmotreshkaUpsale, kind: str, params: dict) -> tuple[int, dict]:
+def _repeat(existing, kind: str, params: dict) -> tuple[int, dict]:
     """The answer to an ensure whose qsTransactionId is already recorded."""
     if existing.params != _identity(params) or existing.kind != kind:
         raise Refusal(409, "qsTransactionId already used with other parameters", "qsTransactionId")
@@ -170,7 +171,7 @@ def _repeat(existing: SmotreshkaUpsale, kind: str, params: dict) -> tuple[int, d
 
 
 def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
-    existing = db.session.scalar(BY_QS, {"qs": params["qsTransactionId"]})
+    existing = db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).first()
     if existing is not None:
         return _repeat(existing, kind, params)
     outcome, data = _resolve(kind, params, settings)
@@ -186,7 +187,7 @@ def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     if added is None:
         # The INSERT waited for the parallel ensure that took the key to commit; its row is
         # visible now (a new statement's snapshot), and this call is a repeat of it.
-        return _repeat(db.session.scalar(BY_QS, {"qs": params["qsTransactionId"]}), kind, params)
+        return _repeat(db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).one(), kind, params)
     return 200, {"result": "operation_ensured", "billingTransactionId": txn_id}
 
 
@@ -215,10 +216,10 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     # Take the transaction: a compare-and-set, so of two commits at once exactly one does the work
     # (the other waits on the row lock, then finds it taken and replays the answer).
     # (RETURNING loads the row it took in the same statement; otherwise one plain read)
-    txn = db.session.scalar(TAKE, {"bid": bid})
+    txn = db.session.execute(TAKE, {"bid": bid}).first()
     taken = txn is not None
     if txn is None:
-        txn = db.session.get(SmotreshkaUpsale, bid, populate_existing=True)
+        txn = db.session.execute(BY_ID, {"bid": bid}).first()
     if txn is None:
         raise Refusal(404, "Transaction not found", "billingTransactionId")
     if txn.qs_transaction_id != params["qsTransactionId"] or txn.kind != kind or \
@@ -236,7 +237,8 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction
         outcome, data = _resolve(kind, {**txn.params, "qsTransactionId": txn.qs_transaction_id}, settings)
         if outcome == "refused":
-            txn.state, txn.reply = "refused", data
+            db.session.execute(COMMITTED, {"bid": txn.id, "state": "refused", "reply": data, "committed_at": None,
+                                           "assigned_service_id": None})
             return 200, dict(data)
         _, _, old, _ = data
     if tv.holding(account, service) is not None:
