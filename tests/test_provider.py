@@ -431,3 +431,23 @@ def test_a_repeat_after_the_account_was_disabled_still_answers_the_first_prv_txn
     assert first["result"] == again["result"] == "0" and again["prv_txn"] == first["prv_txn"]
     assert new["result"] == "7"
     assert counts()[1:] == (1, 1)
+
+
+def test_with_redis_down_a_pay_still_goes_through(app, ctx, live):
+    """Redis (the queue, the throttle's counters) is down: the pay answers 0 and the money is
+    there; the platforms hear of it from the outbox once Redis is back."""
+    from tests.platform_fixtures import redis_down
+
+    make_agent()
+    c = gen_contract(number="77-000118")
+    with redis_down(app):
+        status, answer = pay(live, "rd1", "77-000118", "100")
+    assert status == 200 and answer["result"] == "0"
+    assert balance(c.id) == Decimal("100.00")
+
+
+def test_with_the_database_down_the_agent_is_told_to_retry(tmp_path):
+    """The database cannot be reached: result 1 (temporary: the agent tries again later)."""
+    with serving(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/portal.db") as broken:
+        status, answer = pay(broken, "db1", "77-000119", "100")
+    assert status == 200 and answer["result"] == "1"

@@ -136,7 +136,7 @@ def _carry_out(agent: PaymentAgent, params: dict, started: float) -> ap.Answer:
             if attempt == 1 and (isinstance(e, IntegrityError) or getattr(e.orig, "sqlstate", None) in RETRYABLE):
                 agent = db.session.get(PaymentAgent, agent_id)
                 continue  # lost a race: run again and see what the winner did
-            log.exception("provider %s: call failed", agent.slug if agent else agent_id)
+            log.exception("provider agent %s: call failed", agent_id)
             answer = ap.Answer(ap.TEMPORARY, "temporary error, try again later", sum=params.get("sum"))
             break
         except Exception:  # noqa: BLE001  (recorded and answered 300; never a call without a record)
