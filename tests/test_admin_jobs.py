@@ -398,3 +398,24 @@ def test_the_history_pages_newest_first(client, ctx):
     assert "<html" not in rest
     assert re.findall(r'<tr data-job="(old-\d+)"', rest) == [f"old-{i}" for i in range(6, -1, -1)]
     assert "before=" not in rest
+
+
+def test_an_outcome_the_job_could_not_write_is_taken_from_rq(client, processes):
+    """The job ended before its history row was written (or its callback never ran, as when a
+    work horse is killed): while RQ still knows the job, does the history take the outcome
+    from there, instead of showing it running or lost?"""
+    staff(client, "viewer")
+    done = get_queue("high").enqueue(count_to, 4, "gate:rq")  # no history callbacks
+    broke = get_queue("high").enqueue(explode)
+    long_ago = utcnow() - timedelta(seconds=jobs_view.LOST_AFTER + 5)
+    db.session.add_all([JobRun(job_id=done.id, func="x", label="Counting four", actor="staff:a", created_at=long_ago),
+                        JobRun(job_id=broke.id, func="y", label="Import", actor="staff:a", created_at=long_ago)])
+    db.session.commit()
+    get_redis().set("gate:rq", "1")
+    processes.start("jobs.worker")
+    wait_for(lambda: done.get_status(refresh=True) == "finished" and broke.get_status(refresh=True) == "failed",
+             what="both jobs to end in RQ")
+    html = history(client)
+    assert 'data-status="finished"' in history_row(html, done.id) and "4 counted" in history_row(html, done.id)
+    assert "ValueError: tariff file has no header row" in history_row(html, broke.id)
+    assert run_of(done.id).status == "finished" and run_of(broke.id).status == "failed"
