@@ -573,12 +573,13 @@ def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> i
         print(_line(name, kind, xs))
     print()
     print(f"worst case per list (the case whose requests' p95 is highest; label = term / filter / sort):")
-    for name, xs in by_list.items():
-        per_case: dict[str, list[float]] = {}
-        for x in xs:
-            per_case.setdefault(x[4], []).append(x[0])
-        label, walls = max(per_case.items(), key=lambda kv: (pct(kv[1], 95), max(kv[1])))
-        kind = next(k for (n, k), ys in results.items() if n == name and any(y[4] == label for y in ys))
+    for name in by_list:
+        per_case: dict[tuple[str, str], list[float]] = {}
+        for (n, kind), xs in results.items():
+            for x in xs:
+                if n == name:
+                    per_case.setdefault((kind, x[4]), []).append(x[0])
+        (kind, label), walls = max(per_case.items(), key=lambda kv: (pct(kv[1], 95), max(kv[1])))
         print(f"{name:12s} {kind:26s} {label!r}: p95 {pct(walls, 95):.1f}, max {max(walls):.1f} ms "
               f"({len(walls)} requests)")
     print()

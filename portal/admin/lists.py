@@ -15,7 +15,8 @@ from typing import Callable
 
 from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce
+from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce, union_all
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import selectinload
 
 from ..billing import clock
@@ -61,6 +62,9 @@ class ListSpec:
     # q -> the condition a row must meet (words in any order, ё = е, phones in any form:
     # models/search.py); instead of ``search`` when set
     match: Callable[[str], object] | None = None
+    # q -> a select of the main rows' ids that ``match`` holds for, found table by table by
+    # each one's index (a union), for a search over joined tables: listing.narrowed_page
+    match_ids: Callable[[str], object] | None = None
     placeholder: object = ""
     filters: list[Filter] = field(default_factory=list)
     sorts: dict[str, Sort] = field(default_factory=dict)
@@ -74,8 +78,10 @@ class ListSpec:
     # exports (admin/exports.py): the header and a row's plain values, in the table's order
     export_header: list = field(default_factory=list)
     export_row: Callable | None = None
-    # money lists: (title, value) pairs over everything the search and filters select
+    # money lists: (title, value) pairs over everything the search and filters select, from
+    # ``totals_query`` (the main table alone: the search comes as ``match_ids``)
     totals: Callable | None = None
+    totals_query: Callable | None = None
 
 
 def _by_id(model) -> Sort:
@@ -94,6 +100,30 @@ def _choices(values):
 def _since(days: int):
     start = datetime.combine(clock.today() - timedelta(days=days - 1), datetime.min.time(), tzinfo=clock.tz())
     return LedgerEntry.created_at >= start
+
+
+def _people(q: str):
+    """Ids of the subscribers a search finds (their trigram index), or None for no condition."""
+    condition = matches(Subscriber.search_text, q)
+    return None if condition is None else select(Subscriber.id).where(condition)
+
+
+def _contract_ids(q: str):
+    by_number = select(Contract.id).where(Contract.number.icontains(q.strip(), autoescape=True))
+    people = _people(q)
+    if people is None:
+        return by_number
+    return union_all(by_number, select(Contract.id).where(Contract.subscriber_id.in_(people)))
+
+
+def _payment_ids(q: str):
+    payment = LedgerEntry.kind == "payment"  # (the partial trigram indexes hold payments only)
+    parts = [select(LedgerEntry.id).where(payment, LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True)),
+             select(LedgerEntry.id).where(payment, LedgerEntry.comment.icontains(q.strip(), autoescape=True))]
+    if (people := _people(q)) is not None:
+        parts.append(select(LedgerEntry.id).join(Contract, LedgerEntry.contract_id == Contract.id)
+                     .where(payment, Contract.subscriber_id.in_(people)))
+    return union_all(*parts)
 
 
 SUBSCRIBERS = ListSpec(
@@ -120,6 +150,7 @@ CONTRACTS = ListSpec(
     query=lambda: select(Contract, Subscriber).join(Subscriber, Contract.subscriber_id == Subscriber.id),
     search=lambda: (Contract.number,),
     match=lambda q: or_(Contract.number.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
+    match_ids=lambda q: _contract_ids(q),
     placeholder=_l("Search: contract number, subscriber"),
     columns=[(_l("Number"), "number", ""), (_l("Subscriber"), None, ""), (_l("Balance"), "balance", "num"),
              (_l("Credit limit"), None, "num"), (_l("Do not block"), None, ""), (_l("Created"), "created", "")],
@@ -134,7 +165,7 @@ CONTRACTS = ListSpec(
                    _l("Created")],
     export_row=lambda r: [r[0].number, r[1].full_name, r[0].balance, r[0].credit_limit, r[0].do_not_block,
                           r[0].created_at],
-    totals=lambda q: _debt_totals(q),
+    totals=lambda q: _debt_totals(q), totals_query=lambda: select(Contract),
 )
 
 
@@ -174,6 +205,7 @@ PAYMENTS = ListSpec(
     search=lambda: (LedgerEntry.idempotency_key, LedgerEntry.comment),
     match=lambda q: or_(LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True),
                         LedgerEntry.comment.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
+    match_ids=lambda q: _payment_ids(q),
     placeholder=_l("Search: payment id, comment, payer"),
     columns=[(_l("Date"), "created", ""), (_l("Amount"), None, "num"), (_l("Contract"), None, ""),
              (_l("Subscriber"), None, ""), (_l("Payment id"), None, ""), (_l("Comment"), None, ""),
@@ -186,7 +218,7 @@ PAYMENTS = ListSpec(
                    _l("Author")],
     export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
                           (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author],
-    totals=lambda q: _payment_totals(q),
+    totals=lambda q: _payment_totals(q), totals_query=lambda: select(LedgerEntry).where(LedgerEntry.kind == "payment"),
 )
 
 # What audit entries are about (billing.audit names them after the table, singular).
@@ -223,18 +255,43 @@ def _payment_totals(query) -> list[tuple]:
 
 def _debt_totals(query) -> list[tuple]:
     """How many of the selected contracts are in debt (balance below zero), and their debt."""
-    sub = query.subquery()
+    sub = query.where(Contract.balance < 0).subquery()  # (a range of the (balance, id) index)
     minor = type_coerce(sub.c.balance, BigInteger)
-    debt = minor < 0
-    n, total = db.session.execute(select(func.count().filter(debt),
-                                         func.coalesce(func.sum(minor).filter(debt), 0))).one()
+    n, total = db.session.execute(select(func.count(), func.coalesce(func.sum(minor), 0))).one()
     return [(_l("Debtors"), n), (_l("Total debt"), from_minor(-total))]
 
 
-def filtered(spec: ListSpec, args: dict):
-    """The list's query with the search and the filters of ``args`` applied (no order, no page)."""
-    query = spec.query()
-    if args["q"] and spec.match is not None and (condition := spec.match(args["q"])) is not None:
+# The longest a totals request may sum on PostgreSQL (a common term's 125,000 contracts take
+# ~0.5 s on a loaded machine); past it the totals say "too many to total".
+TOTALS_TIMEOUT_MS = 2000
+
+
+def _totals(spec: ListSpec, args: dict) -> dict:
+    query = filtered(spec, args, by_index=True, base=spec.totals_query() if spec.totals_query else None)
+    if db.session.get_bind().dialect.name != "postgresql":
+        return {"totals": spec.totals(query)}
+    try:
+        with db.session.begin_nested():
+            db.session.execute(select(func.set_config("statement_timeout", str(TOTALS_TIMEOUT_MS), True)))
+            totals = spec.totals(query)
+            db.session.execute(select(func.set_config("statement_timeout", "0", True)))
+            return {"totals": totals}
+    except OperationalError as e:  # (the savepoint is rolled back: the transaction goes on)
+        if getattr(e.orig, "sqlstate", None) != "57014":  # query_canceled
+            raise
+        db.session.execute(select(func.set_config("statement_timeout", "0", True)))
+        return {"totals": [], "too_many": True}
+
+
+def filtered(spec: ListSpec, args: dict, by_index: bool = False, base=None):
+    """The list's query with the search and the filters of ``args`` applied (no order, no page).
+    ``by_index``: the search as the ids ``spec.match_ids`` finds by its indexes (the same rows;
+    cheap when the matches are few, where the row-by-row condition would pass every row)."""
+    query = spec.query() if base is None else base
+    if args["q"] and by_index and spec.match_ids is not None \
+            and (ids := spec.match_ids(args["q"])) is not None:
+        query = query.where(spec.query().column_descriptions[0]["entity"].id.in_(ids))
+    elif args["q"] and spec.match is not None and (condition := spec.match(args["q"])) is not None:
         query = query.where(condition)
     elif args["q"] and spec.search():
         query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
@@ -264,7 +321,7 @@ def page_of(spec: ListSpec, args: dict, query, after: str | None, limit: int) ->
     # (a next page keeps the order of the first: only a first page may fall back to the id order)
     fallback = None if key == "created" or after else dict(
         sort_col=by_id.column, parse=by_id.parse, desc=True, after=None, value_of=lambda row: (row[0].id, row[0].id))
-    page = narrowed_page(query, main.id, fallback=fallback, **kw)
+    page = narrowed_page(query, main.id, fallback=fallback, by_index=filtered(spec, args, by_index=True), **kw)
     if page.get("fell_back"):
         args["sort"] = "-created"
     return page
@@ -309,7 +366,7 @@ def render_list(spec: ListSpec):
     if spec.totals and request.args.get("totals"):
         # Totals come in a request of their own (the page asks for them once shown): a sum over
         # a million rows takes 0.1-0.3 s and the rows need not wait for it.
-        return render_template("admin/lists/_totals.html", totals=spec.totals(query))
+        return render_template("admin/lists/_totals.html", **_totals(spec, args))
     page = page_of(spec, args, query, request.args.get("after") or None, PAGE_SIZE)
     key = args["sort"].lstrip("-")
     desc = args["sort"].startswith("-")

@@ -27,6 +27,9 @@ class LedgerEntry(db.Model):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_entries_contract_id_id", "contract_id", "id"),
+        # the payments list's totals by period, from the index alone (migration 7a18c6d4e5f7)
+        Index("ix_ledger_entries_payment_created_amount", "created_at", postgresql_include=["amount"],
+              postgresql_where=text("kind = 'payment'"), sqlite_where=text("kind = 'payment'")),
         # The payments list searches payment id and comment as you type. Partial (payments
         # only), so the charge run's inserts of charges and refunds never touch them.
         trigram_index("ix_ledger_entries_payment_key_trgm", "idempotency_key",
