@@ -287,6 +287,33 @@ ACTION_TITLES = {
     "api_token.create": _l("API token created"), "api_token.revoke": _l("API token revoked"),
     "job.retry": _l("Job retried"), "job.reconcile_all": _l("Full reconcile started"),
     "list.export": _l("List exported"),
+    "service.expire": _l("Services ended on their last day"),
+    "ledger.charge": _l("Charge"), "ledger.refund": _l("Refund"),
+    "extra_field.create": _l("Extra field created"), "extra_field.update": _l("Extra field changed"),
+    "payment_agent.create": _l("Payment agent created"), "payment_agent.update": _l("Payment agent changed"),
+    "promised.take": _l("Promised payment given"), "promised.return": _l("Promised payment returned"),
+    "promised.rules": _l("Promised payment rules changed"),
+    "task.open": _l("Task opened"), "task.close": _l("Task closed"),
+    "stalker.account_add": _l("Stalker user added to billing"), "stalker.account_delete": _l("Stalker user deleted"),
+    "stalker.link": _l("Account linked to a Stalker user"), "stalker.change_login": _l("Stalker login changed"),
+    "stalker.stb_register": _l("STB registered"), "stalker.stb_remove": _l("STB removed"),
+    "stalker.tariff_import": _l("Stalker plan imported"), "stalker.tariff_resync": _l("Stalker plan re-synced"),
+    "stalker.channels_import": _l("Stalker channels imported"), "stalker.console": _l("Stalker API call by staff"),
+    "smotreshka.check": _l("«Смотрёшка» connection checked"), "smotreshka.import": _l("«Смотрёшка» catalog imported"),
+    "smotreshka.drift": _l("«Смотрёшка» differences checked"), "smotreshka.push": _l("Billing's TV state pushed"),
+    "smotreshka.resync": _l("«Смотрёшка» re-sync requested"),
+    "intercom.lookup": _l("Intercom profile looked up"), "intercom.check": _l("Intercom connection checked"),
+    "intercom.profiles": _l("Intercom profiles checked"),
+    "billmanager.handler.create": _l("BILLmanager handler created"),
+    "billmanager.handler.update": _l("BILLmanager handler changed"),
+    "billmanager.tariff.import": _l("Hosting tariff imported"), "billmanager.tariff.update": _l("Hosting tariff changed"),
+    "billmanager.tariff.sync": _l("Hosting tariff re-read from the seller"),
+    "billmanager.tariff.handlers": _l("Hosting tariff's handlers changed"),
+    "billmanager.order": _l("Hosting ordered"), "billmanager.order.restart": _l("Hosting order restarted"),
+    "billmanager.ordered": _l("Hosting order placed with the seller"), "billmanager.renewed": _l("Hosting renewed"),
+    "data_centers.create": _l("Data center created"), "data_centers.update": _l("Data center changed"),
+    "data_centers.delete": _l("Data center deleted"), "departments.create": _l("Department created"),
+    "departments.update": _l("Department changed"), "departments.delete": _l("Department deleted"),
 }
 PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
                    "billmanager": "BILLmanager", "webhook": "webhook"}
@@ -296,6 +323,25 @@ def action_title(action: str) -> str:
     """An audit action in words (the code itself for one without a title yet)."""
     title = ACTION_TITLES.get(action)
     return str(title) if title is not None else action
+
+
+_BLOCK_SUMMARY = re.compile(r"^(?:un)?blocked: (\w+)$")
+_BLOCKED_BY = {"balance": _l("by balance"), "manager": _l("by a manager"), "subscriber": _l("by the subscriber")}
+
+
+def audit_summary(entry) -> str:
+    """An audit entry's summary for staff: a ledger entry's amount through ``money`` (billing
+    writes "payment 1500.00"), a block's reason in words; other summaries as billing wrote them
+    (names, logins, platform answers)."""
+    after, before = entry.after if isinstance(entry.after, dict) else {}, entry.before if isinstance(entry.before, dict) else {}
+    if entry.action.startswith("ledger.") and after.get("amount") is not None:
+        return " · ".join(t for t in (money(after["amount"]), after.get("comment")) if t)
+    if entry.action in ("account.block", "account.unblock"):
+        m = _BLOCK_SUMMARY.match(entry.summary or "")
+        reason = m.group(1) if m else (after.get("reason") or before.get("reason"))
+        if reason in _BLOCKED_BY:
+            return str(_BLOCKED_BY[reason])
+    return entry.summary or ""
 
 
 def actor_title(actor: str | None) -> str:

@@ -161,3 +161,47 @@ def test_the_stalker_console_writes_stalkers_dates_and_balance_in_the_language(a
     assert f'<td class="stalker-last_active">{moment}</td>' in row
     assert f'<td class="stalker-account_balance">{format_currency(Decimal("1234.5"), "RUB", locale=lang)}</td>' in row
     assert "2026-04-11" not in _text(html) and "1234.5" not in _text(html)
+
+
+def test_every_audit_action_billing_records_has_words():
+    """Staff never read a bare `stalker.stb_register` or `departments.create`: every action
+    the code records (found in its source) has a title."""
+    from pathlib import Path
+
+    from portal.web import ACTION_TITLES
+
+    root = Path(__file__).resolve().parents[1]
+    recorded = set()
+    for path in [*root.glob("portal/**/*.py"), *root.glob("jobs/**/*.py")]:
+        recorded |= set(re.findall(r'record\(\s*[^,()]+(?:\([^()]*\))?,\s*"([a-z_]+(?:\.[a-z_]+)+)"', path.read_text()))
+    # actions named by an f-string: the ledger's kinds, intercom's jobs, BILLmanager's lists
+    recorded |= {f"ledger.{k}" for k in ("payment", "charge", "refund", "correction")}
+    recorded |= {f"intercom.{k}" for k in ("lookup", "check", "profiles")}
+    recorded |= {f"{t}.{v}" for t in ("data_centers", "departments") for v in ("create", "update", "delete")}
+    assert len(recorded) > 60  # the scan found the code's actions
+    assert sorted(recorded - set(ACTION_TITLES)) == []
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_audit_log_writes_amounts_and_block_reasons_in_words(app, client, lang):
+    """The audit log reads "Payment · 1 234 567,89 ₽ · сверка", not "payment 1234567.89", and
+    a block "by a manager", not "blocked: manager"."""
+    from portal.billing import accounts as acc
+    from portal.billing import ledger
+    from portal.extensions import db
+    from tests.builders import gen_account
+
+    with app.app_context():
+        a = gen_account()
+        ledger.payment(a.contract_id, BIG, actor="t", external_id="AUD-1", comment="сверка")
+        acc.block(a, "manager", actor="t")
+        db.session.commit()
+        gen_staff("auditor")
+    login(client, "auditor")
+    html = client.get(f"/audit?lang={lang}").get_data(as_text=True)
+    payment = re.search(r'data-action="ledger\.payment">.*?</tr>', html, re.S).group(0)
+    assert f"{format_currency(BIG, 'RUB', locale=lang)} · сверка" in payment
+    block = re.search(r'data-action="account\.block">.*?</tr>', html, re.S).group(0)
+    assert ("менеджером" if lang == "ru" else "by a manager") in block and "blocked: manager" not in block
+    text = _text(html)
+    assert not _hand_made(text), _hand_made(text)
