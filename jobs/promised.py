@@ -7,10 +7,17 @@ from portal.extensions import db
 from . import in_app_context
 
 
+BATCH = 200  # payments returned per transaction: the contracts locked are released at each commit
+
+
 @in_app_context
 def return_promised() -> dict:
     """Return every promised payment past its last day (BILLING_TZ); safe to run twice or in
     parallel (each is claimed once)."""
-    returned = return_due(actor="system")
-    db.session.commit()
-    return {"returned": len(returned)}
+    total = 0
+    while True:
+        returned = return_due(actor="system", limit=BATCH)
+        db.session.commit()
+        total += len(returned)
+        if len(returned) < BATCH:
+            return {"returned": total}

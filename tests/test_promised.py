@@ -177,6 +177,23 @@ def test_a_double_take_gives_one_and_the_return_runs_once_twice_or_in_parallel(a
     assert fresh(Contract, cid).balance == -amount
 
 
+def test_the_job_returns_in_batches_until_none_is_due(ctx, monkeypatch):
+    """Does the hourly job return every payment due, a batch per transaction?"""
+    import jobs.promised
+
+    cids = [blocked_since_august(login)[0] for login in ("anna", "boris", "vera")]
+    set_rule(fee="0")
+    with clock.as_of(date(2026, 9, 5)):
+        for cid in cids:
+            promised.take(fresh(Contract, cid), actor="test")
+            db.session.commit()
+    monkeypatch.setattr(jobs.promised, "BATCH", 2)
+    with clock.as_of(date(2026, 9, 9)):
+        assert return_promised() == {"returned": 3}
+        assert return_promised() == {"returned": 0}
+    assert [len(keyed(cid, "promised-return")) for cid in cids] == [1, 1, 1]
+
+
 # -- refusals -------------------------------------------------------------------------------------
 
 def refusal(contract_id: int, day: date) -> str | None:

@@ -284,15 +284,16 @@ def take(contract: Contract, *, actor: str, request_key: str | None = None) -> t
 
 # -- expiry -------------------------------------------------------------------------------------
 
-def return_due(today: date | None = None, *, actor: str = "system") -> list[int]:
-    """Return every promised payment whose last day is before ``today`` (default: today in
-    BILLING_TZ): a debit of the whole amount each, then the balance rule (which blocks again
-    where no money came). Safe to run twice or in parallel: each row is claimed by a guarded
-    UPDATE, which a second run finds already done. Returns the ids returned by this run."""
+def return_due(today: date | None = None, *, actor: str = "system", limit: int | None = None) -> list[int]:
+    """Return the promised payments whose last day is before ``today`` (default: today in
+    BILLING_TZ), at most ``limit`` of them: a debit of the whole amount each, then the balance
+    rule (which blocks again where no money came). Safe to run twice or in parallel: each row
+    is claimed by a guarded UPDATE, which a second run finds already done. Returns the ids
+    returned by this call (the job commits batch by batch, so no contract stays locked long)."""
     today = today or clock.today()
     p = PromisedPayment.__table__.c
     due = db.session.execute(select(p.id, p.contract_id).where(p.status == "active", p.until < today)
-                             .order_by(p.contract_id)).all()
+                             .order_by(p.until, p.id).limit(limit)).all()
     returned = []
     for pid, contract_id in due:
         contract = db.session.get(Contract, contract_id)
