@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test install install-dev translations migrate-check bench clean
+.PHONY: run test test-fast lint install install-dev translations migrate-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests only (in-process: no live server, subprocess, emulator or browser; markers
+# in tests/conftest.py), in under a minute. `make test PYTEST_ARGS="-n 2"` runs the whole suite
+# on two processes, each with its own database and Redis database.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
 
 # The import contracts in .importlinter: layers run one way (models <- billing <- platforms <-
 # jobs <- views), no platform imports another, no circles.

@@ -156,19 +156,31 @@ def app():
     yield app
 
 
+# PostgreSQL: restart every sequence that handed out a value (ids start at 1 in each test, as
+# after TRUNCATE ... RESTART IDENTITY), in one statement
+RESTART_SEQUENCES = """
+    SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false)
+    FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL
+"""
+
+
 @pytest.fixture(autouse=True)
 def _clean(app):
-    """Each test starts with empty tables and an empty Redis database."""
+    """Each test starts with empty tables and an empty Redis database. Only the tables the
+    test wrote are emptied (one query finds them), children first; a TRUNCATE of all of them
+    cost about a second and a half per test on PostgreSQL."""
     yield
     with app.app_context():
         _db.session.remove()
         tables = [t.name for t in reversed(_db.metadata.sorted_tables)]
         with _db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE %s RESTART IDENTITY CASCADE" % ", ".join(tables)))
-            else:
-                for t in tables:
+            written = set(conn.execute(text(" UNION ALL ".join(
+                f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})" for t in tables))).scalars())
+            for t in tables:
+                if t in written:
                     conn.execute(text(f"DELETE FROM {t}"))
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(RESTART_SEQUENCES))
         from portal.queue import get_redis
 
         get_redis().flushdb()
