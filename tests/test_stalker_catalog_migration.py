@@ -17,13 +17,15 @@ def _scratch_url() -> str:
     url = os.environ["DATABASE_URL"]
     if url.startswith("sqlite"):
         return f"sqlite:///{TMP / 'stalker_catalog_migration.db'}"
-    base = url.rpartition("/")[0]
+    # named after the test database, so that xdist workers and other runs do not share it
+    base, _, database = url.rpartition("/")
+    name = f"{database}_stalker_catalog_migration"
     admin = create_engine(normalize_db_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS portal_stalker_catalog_migration"))
-        conn.execute(text("CREATE DATABASE portal_stalker_catalog_migration"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return f"{base}/portal_stalker_catalog_migration"
+    return f"{base}/{name}"
 
 
 def _flask_db(url: str, *args: str) -> None:
