@@ -104,8 +104,8 @@ def prepare(contracts: int) -> tuple[list[tuple[int, str]], str]:
 
 
 def end_state(pays: int) -> tuple[bool, str]:
-    """One ledger payment per pay (agent or API) and one agent payment per agent pay; balances =
-    ledger sums; none blocked."""
+    """One ledger payment per agent payment, none more than the calls sent; balances = ledger
+    sums; how many accounts are still blocked."""
     from sqlalchemy import BigInteger, func, select, type_coerce
 
     from portal import create_app
