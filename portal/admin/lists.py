@@ -228,6 +228,10 @@ OBJECT_TYPES = {
     "catalog_service": _l("catalog service"), "tariff": _l("tariff"), "extra_field_definition": _l("extra field"),
     "charge_run": _l("charge run"), "staff_user": _l("staff user"), "api_token": _l("API token"),
     "platform_connection": _l("platform connection"), "job": _l("job"), "system": _l("system"),
+    "platform": _l("platform"), "payment_agent": _l("payment agent"), "promised_rule": _l("promised payment rules"),
+    "promised_payment": _l("promised payment"), "task": _l("task"), "department": _l("department"),
+    "data_center": _l("data center"), "bm_handler": _l("BILLmanager handler"), "bm_tariff": _l("hosting tariff"),
+    "bm_service": _l("hosting service"), "stalker_stb": _l("STB"),
 }
 
 AUDIT = ListSpec(
