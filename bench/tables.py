@@ -10,15 +10,19 @@ drives the admin lists (/subscribers, /contracts, /accounts, /payments, /audit) 
 app with Flask's test client, as htmx does (``HX-Request: true``, logged in as staff), and
 times each request on the server side:
 
-* the first page (no search, default sort);
-* search as you type: a word typed letter by letter (1, 2, 3, 5 letters and in full), a common
-  and a rare term, a term with no match;
-* every filter value, every sort in both directions;
-* "Show more" five times (the ``after`` cursor), without and with a search.
+* the first page; a word typed letter by letter; common (unselective), rare and absent terms, a
+  phone, two words, an address with its flat;
+* every sort in both directions, alone and with every term;
+* every filter value with every sort, alone and with a common and a rare term; every pair of
+  filters (their first and last values) with every sort;
+* the money lists' totals (a request of their own) for every filter value and term;
+* "Show more" five times in every sort, plain and searched; the top bar's search box.
 
-It prints p50 / p95 / max per list and case, the overall p95 against the target (50 ms), and
+It prints p50 / p95 / max (and the SQL time's p95, our CPU's p50) per list and kind, the worst
+case per list, the pooled figures, the 20 slowest requests with each statement's time, and
 EXPLAIN (ANALYZE, BUFFERS) of the slowest SQL statement of the slowest requests. Exit code 0
-when the overall p95 meets the target.
+when every kind of every list has p95 <= 50 ms. ``--exports`` instead times CSV and XLSX
+exports of whole lists (1M rows) and their peak memory, each in a fresh process.
 
 The database (default ``bench_tables``) is dropped and recreated unless --reuse finds it
 filled with N subscribers; its name must contain "bench". Indexes declared on the models are

@@ -218,3 +218,30 @@ def test_a_long_walk_answers_in_parts_and_show_more_finds_the_rest(app, client, 
     if dialect == "postgresql":  # rows 1-8, 9-16 hold no match: two answers say "none yet"
         assert names(answers[0]) == [] and "No more matches among the next 8 rows yet" in answers[0]
         assert len(answers) >= 4
+
+
+def test_contracts_found_by_number_or_name_when_few_match(app, client, monkeypatch):
+    """When only a few contracts match, found by index rather than by a walk, does a search
+    still find a contract by its number and by its subscriber's name (ё = е), in the order
+    picked, and total the debt of just those?"""
+    from portal import listing
+
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        for i in range(12):
+            gen_contract(number=f"K-{i:03d}")
+        petr = gen_subscriber(full_name="Сидорчук Пётр")
+        a = gen_contract(subscriber=petr, number="A-900")
+        gen_contract(subscriber=petr, number="A-100")
+        ledger.post(a.id, "correction", Decimal("-70.25"), actor="t", comment="x")
+        db.session.commit()
+    monkeypatch.setattr(listing, "WALK_ROWS", 2)  # the walk finds no page: step 2 answers
+    login(client, "op")
+    html = client.get("/contracts?q=сидорчук петр&sort=number", headers=HX).get_data(as_text=True)
+    assert contracts(html) == ["A-100", "A-900"]
+    html = client.get("/contracts?q=сидорчук петр&sort=-number", headers=HX).get_data(as_text=True)
+    assert contracts(html) == ["A-900", "A-100"]
+    assert contracts(client.get("/contracts?q=K-00", headers=HX).get_data(as_text=True)) == \
+        [f"K-{i:03d}" for i in range(9, -1, -1)]  # newest first
+    totals = client.get("/contracts?q=сидорчук петр&totals=1&lang=en").get_data(as_text=True)
+    assert "Debtors: <b>1</b>" in totals and "70.25" in totals
