@@ -105,13 +105,29 @@ def test_every_migration_goes_down_to_nothing_and_up_again(app):
     assert schema(url) == first
 
 
+# An account with a child row that goes with it (ON DELETE CASCADE) and a payment, as of 7a18c6d4e5f7
+OLD_ROWS = [
+    "INSERT INTO subscribers (id, kind, full_name, phones, created_at) VALUES (1, 'person', 'Old', '[]', CURRENT_TIMESTAMP)",
+    "INSERT INTO contracts (id, number, subscriber_id, credit_limit, do_not_block, balance, created_at) "
+    "VALUES (1, 'C-1', 1, 0, FALSE, 50000, CURRENT_TIMESTAMP)",
+    "INSERT INTO agents (id, name, kind) VALUES (1, 'Agent', 'services')",
+    "INSERT INTO accounts (id, contract_id, login, agent_id, status, block_reasons, created_at) "
+    "VALUES (1, 1, 'old1', 1, 'active', 0, CURRENT_TIMESTAMP)",
+    "INSERT INTO extra_field_definitions (id, name, title, type, required) VALUES (1, 'x', 'X', 'string', FALSE)",
+    "INSERT INTO extra_field_values (account_id, field_id, value) VALUES (1, 1, '42')",
+    "INSERT INTO ledger_entries (contract_id, kind, amount, created_at) VALUES (1, 'payment', 50000, CURRENT_TIMESTAMP)",
+]
+
+
 def test_the_constraints_migration_stops_on_rows_it_would_refuse(app):
     """An old database holds a state no code knows: does the upgrade stop, say which rows, and
-    change nothing, and then go through once they are corrected?"""
+    change nothing, and then go through once they are corrected, keeping every row?"""
     url = _scratch_url()
     assert flask_db(url, "upgrade", BEFORE_CHECKS).returncode == 0
     engine = create_engine(normalize_db_url(url))
     with engine.begin() as conn:
+        for statement in OLD_ROWS:
+            conn.execute(text(statement))
         conn.execute(text("INSERT INTO tasks (title, state, created_at) VALUES ('old', 'snoozed', CURRENT_TIMESTAMP)"))
     stopped = flask_db(url, "upgrade")
     assert stopped.returncode != 0
@@ -125,6 +141,13 @@ def test_the_constraints_migration_stops_on_rows_it_would_refuse(app):
     done = flask_db(url, "upgrade")
     assert done.returncode == 0, done.stderr
     assert "ck_tasks_state" in {name for name, _sql in schema(url)["tasks"]["checks"]}
+    # the tables were rebuilt on SQLite (batch mode): their rows, and their children's, are all there
+    engine = create_engine(normalize_db_url(url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT login, status FROM accounts")).all() == [("old1", "active")]
+        assert conn.execute(text("SELECT value FROM extra_field_values")).scalars().all() == ["42"]
+        assert conn.execute(text("SELECT amount FROM ledger_entries")).scalars().all() == [50000]
+    engine.dispose()
 
 
 def test_the_database_refuses_unknown_states_and_deleting_what_the_ledger_names(ctx):
