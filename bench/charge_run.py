@@ -416,7 +416,13 @@ def worker(kind: str, url: str, run_date: date, n: int, sample: int) -> dict:
         with connect(url) as c:  # capture_ours_sql rolled back: nothing may be left
             assert c.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == 0
         params = {"d": run_date, "ps": run_date.replace(day=1)}
-        with connect(url) as c:  # (a throwaway copy: the run record stays)
+        # (a throwaway copy: the run records stay) the rolled-back run's id, which the captured
+        # statements name (a foreign key), and the floor's run
+        run_ids = {p["run_id"] for _st, p in stmts if isinstance(p, dict) and p.get("run_id") is not None}
+        with connect(url) as c:
+            for run_id in run_ids:
+                c.execute("INSERT INTO charge_runs (id, run_date, scope, started_at, entries, charged, refunded, "
+                          "blocked) VALUES (%s, %s, 'explain', now(), 0, 0, 0, 0)", (run_id, run_date))
             params["run"] = c.execute(FLOOR_RUN, params).fetchone()[0]
         explain(url, dbname, [(FLOOR_INSERT, params), (FLOOR_UPDATE, params)], "floor")
         explain(url, dbname, [(st, pa) for st, pa in stmts
