@@ -365,6 +365,8 @@ def actor_title(actor: str | None) -> str:
         return str(_l("API: %(name)s", name=who))
     if kind == "cabinet":
         return str(_l("subscriber %(login)s (cabinet)", login=who))
+    if kind == "agent":  # a payment agent over the provider protocol (billing.agent_payments)
+        return str(_l("payment agent %(name)s", name=who))
     if actor == "system":
         return str(_l("billing (automatic)"))
     return actor or ""

@@ -451,3 +451,16 @@ def test_with_the_database_down_the_agent_is_told_to_retry(tmp_path):
     with serving(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/portal.db") as broken:
         status, answer = pay(broken, "db1", "77-000119", "100")
     assert status == 200 and answer["result"] == "1"
+
+
+def test_the_contract_page_names_the_agent_and_the_txn(app, client, live):
+    """Staff open the contract: the payment says which agent paid and its txn_id."""
+    with app.app_context():
+        gen_staff("boss", role="admin")
+        make_agent()
+        c = gen_contract(number="77-000120")
+        ident = c.id
+    assert pay(live, "seen-1", "77-000120", "100")[1]["result"] == "0"
+    login(client, "boss")
+    page = client.get(f"/contracts/{ident}").get_data(as_text=True)
+    assert "agent Банк Тест, txn seen-1" in page and "платёжный агент bank-test" in page
