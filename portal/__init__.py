@@ -159,7 +159,7 @@ def register_size_limit(app: Flask) -> None:
 def register_jinja(app: Flask) -> None:
     """Filters the pages share: money and moments in the user's language and the operator's
     currency and zone (portal/web.py), form helpers, what the platforms add to pages."""
-    from .web import audit_summary, currency_symbol, local_date, local_time, money
+    from .web import audit_summary, currency_symbol, local_date, local_time, money, platform_note
 
     def options(objects, label="name"):
         """(id, label) pairs for a <select> from model objects."""
@@ -195,7 +195,7 @@ def register_jinja(app: Flask) -> None:
 
     from .web import action_title, actor_title, entry_title, redacted, state_diff, state_title
 
-    app.jinja_env.globals.update(currency_symbol=currency_symbol, audit_summary=audit_summary)
+    app.jinja_env.globals.update(currency_symbol=currency_symbol, audit_summary=audit_summary, platform_note=platform_note)
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
                                  account_panels=account_panels, entry_title=entry_title,
                                  action_title=action_title, actor_title=actor_title, state_diff=state_diff,

@@ -90,6 +90,46 @@ def platform_moment(value) -> str | None:
         return None
 
 
+# Notes the platforms store in English for staff (BILLmanager's tasks and a service's wait: the
+# seller's balance against what an order needs), in the reader's language with the amounts
+# through `money` (in the seller's currency, as the note names it).
+_AMOUNT = r"(-?\d+(?:\.\d+)?)"
+_NOTES = [
+    (re.compile(rf"^(?:(?P<name>.+?): )?balance {_AMOUNT} ?(?P<cur>[A-Z]{{3}})?, needs {_AMOUNT} \+ minimum {_AMOUNT}$"),
+     _l("balance %(a1)s, needs %(a2)s plus the minimum %(a3)s kept")),
+    (re.compile(rf"^Balance {_AMOUNT} ?(?P<cur>[A-Z]{{3}})? is below the minimum {_AMOUNT}\.$"),
+     _l("Balance %(a1)s is below the minimum %(a2)s.")),
+    (re.compile(r"^(?:(?P<name>.+?): )?the balance cannot be read: (?P<n1>.+)$"), _l("the balance cannot be read: %(n1)s")),
+    (re.compile(r"^Top up the selling account of handler «(?P<n1>.+)»$"), _l("Top up the selling account of handler «%(n1)s»")),
+    (re.compile(r"^Order of service #(?P<n1>\d+) waits: the seller does not answer \(retried automatically\)$"),
+     _l("Order of service #%(n1)s waits: the seller does not answer (retried automatically)")),
+    (re.compile(r"^Order of service #(?P<n1>\d+) waits: the seller's balance cannot be read \(retried automatically\)$"),
+     _l("Order of service #%(n1)s waits: the seller's balance cannot be read (retried automatically)")),
+    (re.compile(r"^Order of service #(?P<n1>\d+) waits: top up the selling account$"),
+     _l("Order of service #%(n1)s waits: top up the selling account")),
+    (re.compile(r"^Check the order of service #(?P<n1>\d+) on the seller$"), _l("Check the order of service #%(n1)s on the seller")),
+]
+
+
+def platform_note(text: str | None) -> str:
+    """A platform's stored note in words and amounts the reader's language writes (each part of
+    a "; "-joined note); a part no pattern knows (the seller's own error text) as it came."""
+    parts = []
+    for part in (text or "").split("; "):
+        for pattern, template in _NOTES:
+            m = pattern.match(part)
+            if m:
+                named = m.groupdict()
+                amounts = [g for i, g in enumerate(m.groups(), 1) if i not in
+                           {pattern.groupindex[k] for k in named}]
+                values = {f"a{i}": money(v, named.get("cur")) for i, v in enumerate(amounts, 1)}
+                values.update({k: v for k, v in named.items() if k.startswith("n")})
+                part = (f"{named['name']}: " if named.get("name") else "") + str(template) % values
+                break
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 

@@ -205,3 +205,30 @@ def test_the_audit_log_writes_amounts_and_block_reasons_in_words(app, client, la
     assert ("менеджером" if lang == "ru" else "by a manager") in block and "blocked: manager" not in block
     text = _text(html)
     assert not _hand_made(text), _hand_made(text)
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_billmanagers_stored_notes_read_in_the_language_with_babels_amounts(app, client, lang):
+    """A task says "Balance 350,00 ₽ is below the minimum 1 000,00 ₽" in the reader's language,
+    not the stored "Balance 350.00 RUB is below the minimum 1000.00."."""
+    from portal.extensions import db
+    from portal.platforms.billmanager.tasks import open_task
+
+    with app.app_context():
+        open_task("t:1", "Top up the selling account of handler «VDS»", department_id=None,
+                  body="Balance 350.00 RUB is below the minimum 1000.00.")
+        open_task("t:2", "Order of service #7 waits: top up the selling account", department_id=None,
+                  body="VDS: balance 350.00 RUB, needs 300.00 + minimum 100.00; Other: the balance cannot be read: timeout")
+        db.session.commit()
+        gen_staff("tasker")
+    login(client, "tasker")
+    shown = _text(client.get(f"/tasks?lang={lang}").get_data(as_text=True))
+    assert not _hand_made(shown), _hand_made(shown)
+    text = " ".join(shown.split())  # (no-break spaces read as plain ones from here on)
+    rub = {v: format_currency(Decimal(v), "RUB", locale=lang).replace("\xa0", " ") for v in ("350", "1000", "300", "100")}
+    if lang == "ru":
+        assert f"Баланс {rub['350']} ниже неснижаемого остатка {rub['1000']}." in text
+        assert f"VDS: баланс {rub['350']}, нужно {rub['300']} и неснижаемый остаток {rub['100']}" in text
+        assert "Заказ услуги №7 ждёт: пополните счёт у поставщика" in text and "баланс не прочитать: timeout" in text
+    else:
+        assert f"Balance {rub['350']} is below the minimum {rub['1000']}." in text
