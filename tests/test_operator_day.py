@@ -95,6 +95,7 @@ def test_the_jobs_page_lists_the_periodic_jobs_with_their_next_run(app, client, 
     first request's language.)"""
     from datetime import datetime, timedelta
 
+    from babel.dates import format_datetime
     from rq.cron import CronScheduler
 
     from portal.billing import clock
@@ -117,7 +118,8 @@ def test_the_jobs_page_lists_the_periodic_jobs_with_their_next_run(app, client, 
     due += timedelta(days=1) if due <= now else timedelta()
     row = wait_for(lambda: (m := re.search(r'<tr data-periodic="charge-run">.*?</tr>',
                                            client.get("/jobs?lang=en").get_data(as_text=True), re.S))
-                   and due.strftime("%d.%m.%Y %H:%M") in m.group(0) and m.group(0), timeout=60,
+                   and any(format_datetime(due, "short", locale=lang) in m.group(0) for lang in ("ru", "en"))
+                   and m.group(0), timeout=60,
                    what="the charge run's next run on the jobs page")
     assert "—" in row  # it has not run yet
     assert 'id="no-scheduler"' not in client.get("/jobs?lang=en").get_data(as_text=True)
