@@ -55,7 +55,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upsale import (  # noqa: E402  (the same machinery as the upsale bench)
-    SERVE, CpuMeter, _reset_schema, ensure_database, gunicorn_settings, pct, pool_options, redis_pid,
+    SERVE,
+    CpuMeter,
+    _reset_schema,
+    ensure_database,
+    gunicorn_settings,
+    pct,
+    pool_options,
+    redis_pid,
     wait_for_workers,
 )
 
@@ -118,9 +125,10 @@ def end_state(pays: int) -> tuple[bool, str]:
         payments = db.session.scalar(select(func.count()).select_from(AgentPayment))
         keyed = db.session.scalar(select(func.count()).where(e.idempotency_key.like("agent:%")))
         api = db.session.scalar(select(func.count()).where(e.idempotency_key.like("payment:r%")))
-        sums = select(e.contract_id, func.sum(type_coerce(e.amount, BigInteger)).label("s")).group_by(e.contract_id) \
-            .subquery()
-        off = db.session.scalar(select(func.count()).select_from(Contract.__table__.join(sums, sums.c.contract_id == c.id))
+        sums = select(e.contract_id, func.sum(type_coerce(e.amount, BigInteger)).label("s")) \
+            .group_by(e.contract_id).subquery()
+        joined = Contract.__table__.join(sums, sums.c.contract_id == c.id)
+        off = db.session.scalar(select(func.count()).select_from(joined)
                                 .where(type_coerce(c.balance, BigInteger) != sums.c.s))
         blocked = db.session.scalar(select(func.count()).select_from(Account).where(Account.status == "blocked"))
         ok = payments == keyed and keyed + api <= pays and off == 0

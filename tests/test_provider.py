@@ -7,7 +7,7 @@ import threading
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -110,7 +110,7 @@ def test_a_repeated_pay_answers_the_same_prv_txn_and_moves_the_money_once(ctx, l
     row = db.session.get(AgentPayment, int(first["prv_txn"]))
     assert entries[0].idempotency_key == ap.ledger_key(row.agent_id, "900001") and row.contract_id == c.id
     # txn_date is the agent's local time (BILLING_TZ, Moscow: UTC+3)
-    assert row.txn_date == datetime(2026, 12, 3, 7, 15, tzinfo=timezone.utc)
+    assert row.txn_date == datetime(2026, 12, 3, 7, 15, tzinfo=UTC)
     assert counts() == (2, 1, 1)  # both calls recorded, one payment, one ledger entry
 
 
