@@ -72,6 +72,23 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _reset_schema(db) -> None:
+    """The portal's reset_schema; an older commit (a reference run) may not have it."""
+    try:
+        from portal.db_setup import reset_schema
+    except ImportError:
+        reset_schema = None
+    if reset_schema is not None:
+        return reset_schema(db)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    else:
+        db.drop_all()
+    db.create_all()
+
+
 def prepare(n: int, overrides: dict | None) -> list[tuple[str, str]]:
     """N accounts with a basic TV service; returns their (login, platform id) pairs."""
     from decimal import Decimal
@@ -81,12 +98,11 @@ def prepare(n: int, overrides: dict | None) -> list[tuple[str, str]]:
     from portal.billing import directory, ledger
     from portal.extensions import db
     from portal.models import SyncState
-    from portal.db_setup import reset_schema
     from portal.platforms.connections import save_connection
 
     app = create_app(overrides)
     with app.app_context():
-        reset_schema(db)
+        _reset_schema(db)
         save_connection("smotreshka", url="http://127.0.0.1:9", login=LOGIN, password=PASSWORD,
                         options={"login_prefix": "b_", "upsale_allowed_ips": "127.0.0.1/32"}, actor="bench")
         basic = directory.save_service({"name": "Базовый", "price": "199.00", "platform": "smotreshka",
