@@ -96,6 +96,9 @@ def register_blueprints(app: Flask) -> None:
     from .api.provider import bp as provider_bp  # payment agents' provider protocol
 
     app.register_blueprint(provider_bp)
+    from .api.online_payments import bp as yookassa_bp  # ЮKassa's notifications (online payments)
+
+    app.register_blueprint(yookassa_bp)
     from .api.common import document_write_rules
     from .extensions import api
 

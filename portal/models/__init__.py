@@ -21,6 +21,7 @@ from .staff import ROLES, ApiToken, StaffUser, hash_token  # noqa: F401
 from .smotreshka import DRIFT_KINDS, UPSALE_STATES, SmotreshkaCall, SmotreshkaDrift, SmotreshkaUpsale  # noqa: F401
 from .stalker import StalkerBinding, StalkerChannel, StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId  # noqa: F401
 from .stalker_catalog import StalkerImportedTariff  # noqa: F401
+from .online_payments import ONLINE_PAYMENT_STATES, OnlinePayment, OnlineShop  # noqa: F401
 from .promised import AMOUNT_MODES, PROMISED_STATES, PromisedPayment, PromisedRule, promised_rule_tariffs  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
 from .search import install as _install_search  # noqa: E402

@@ -1,0 +1,330 @@
+"""Online payment from the cabinet through ЮKassa (its emulator over real HTTP, the portal live):
+one credit whatever the order of webhook and return, forged and replayed notifications move
+nothing, cancel, staff re-check, shop settings, the secret never shown."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from portal.billing import blocking
+from portal.billing import online_payments as op
+from portal.extensions import db
+from portal.models import Account, AuditEntry, Contract, LedgerEntry, OnlinePayment, OnlineShop
+from portal.payments.yookassa.emulator import YooKassaEmulator
+from tests.builders import gen_account, gen_agent, gen_contract, gen_staff, gen_subscriber, gen_tariff
+
+PASSWORD = "cabinet-pass-1"
+SHOP_ID, SECRET = "501234", "live_Sekret-Key-42"
+
+
+@pytest.fixture
+def server(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SESSION_COOKIE_SECURE", False)
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def emu(server):
+    e = YooKassaEmulator(shop_id=SHOP_ID, secret=SECRET, webhook_url=f"{server}/pay/yookassa/notify").start()
+    e.notify = False  # each test sends the notifications itself, when it means to
+    yield e
+    e.stop()
+
+
+def set_shop(emu, **kw):
+    data = {"api_url": emu.api_url, "shop_id": SHOP_ID, "secret": SECRET, "vat_code": "4", "receipt": True,
+            "payment_subject": "service", "payment_mode": "full_prepayment", "min_sum": "10", "max_sum": "15000",
+            "timeout": "5", "enabled": True}
+    data.update(kw)
+    s = op.save_shop(data, actor="test")
+    db.session.commit()
+    return s
+
+
+def debtor(login="anna", price="300.00"):
+    """A cabinet subscriber blocked by balance (activated without money)."""
+    s = gen_subscriber(full_name=f"Абонент {login}", cabinet_login=login, cabinet_password=PASSWORD,
+                       email=f"{login}@example.ru")
+    c = gen_contract(s)
+    a = gen_account(contract=c, tariff=gen_tariff([], monthly_fee=price), agent=gen_agent(), login=login)
+    return c, a
+
+
+def cabinet(base: str, login: str) -> requests.Session:
+    s = requests.Session()
+    page = s.get(f"{base}/cabinet/login?lang=en", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    s.post(f"{base}/cabinet/login", data={"login": login, "password": PASSWORD, "csrf_token": csrf}, timeout=10)
+    return s
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def start_paying(s, base, contract_id, amount=None):
+    """The cabinet's form as the subscriber sends it; returns (the prefilled amount, the
+    service's payment page URL)."""
+    home = s.get(f"{base}/cabinet/", timeout=10).text
+    prefilled = re.search(rf'id="pay-{contract_id}".*?name="amount"[^>]*value="([^"]+)"', home, re.S).group(1)
+    r = s.post(f"{base}/cabinet/contracts/{contract_id}/pay", allow_redirects=False, timeout=30,
+               data={"amount": amount or prefilled, "csrf_token": csrf_of(home), "back": "home"})
+    return prefilled, r
+
+
+def press(s, url, action):
+    """A button on the service's page; the browser then follows the redirect to the return page."""
+    return s.post(url, data={"action": action}, timeout=30)
+
+
+def credits(contract_id):
+    db.session.expire_all()
+    return list(db.session.scalars(select(LedgerEntry.amount).where(
+        LedgerEntry.contract_id == contract_id, LedgerEntry.idempotency_key.like("yookassa:%"))))
+
+
+@pytest.mark.integration
+def test_paying_the_prefilled_amount_lifts_the_block_once_webhook_after_return(app, server, emu):
+    """The blocked subscriber pays what the cabinet offers: the service's page, «Оплатить»,
+    back to the portal: credited once, the block lifted; the late notification moves nothing."""
+    with app.app_context():
+        set_shop(emu)
+        c, a = debtor()
+        due = blocking.top_up_to_unblock(c)
+        cid, aid, before = c.id, a.id, c.balance
+    assert due > 0
+    s = cabinet(server, "anna")
+    prefilled, r = start_paying(s, server, cid)
+    assert Decimal(prefilled) == due
+    assert r.status_code == 303 and r.headers["Location"].startswith(emu.base_url + "/pay/")
+    (payment_id, remote), = emu.payments.items()
+    assert remote["amount"] == {"value": str(due), "currency": "RUB"}
+    # the receipt went with it: the subscriber's e-mail, one item with the shop's VAT code
+    receipt = emu.receipts[payment_id]
+    assert receipt["customer"] == {"email": "anna@example.ru"}
+    assert receipt["items"][0]["vat_code"] == 4 and receipt["items"][0]["amount"]["value"] == str(due)
+    back = press(s, r.headers["Location"], "pay")
+    assert back.url.startswith(f"{server}/cabinet/online-payments/")
+    assert 'data-state="succeeded"' in back.text
+    assert emu.send(payment_id) == 200  # the notification after the return
+    assert emu.send(payment_id) == 200  # and ЮKassa sending it again
+    with app.app_context():
+        assert credits(cid) == [due]
+        assert db.session.get(Account, aid).status == "active"
+        assert db.session.get(Contract, cid).balance == before + due
+        p = db.session.scalar(select(OnlinePayment))
+        assert p.state == "succeeded" and p.ledger_entry_id is not None
+
+
+@pytest.mark.integration
+def test_webhook_before_the_return_credits_once(app, server, emu):
+    """The notification arrives first (the payer is slow to come back): it credits; the return
+    page reads the payment back and shows it paid without a second credit."""
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+    s = cabinet(server, "anna")
+    _prefilled, r = start_paying(s, server, cid, "500.00")
+    (payment_id, remote), = emu.payments.items()
+    emu.finish(payment_id, "succeeded")        # paid at the service, the payer not back yet
+    assert emu.send(payment_id) == 200
+    with app.app_context():
+        assert credits(cid) == [Decimal("500.00")]
+        local_id = db.session.scalar(select(OnlinePayment.id))
+    page = s.get(f"{server}/cabinet/online-payments/{local_id}", timeout=10)
+    assert 'data-state="succeeded"' in page.text
+    with app.app_context():
+        assert credits(cid) == [Decimal("500.00")]
+
+
+@pytest.mark.integration
+def test_forged_and_replayed_notifications_move_nothing(app, server, emu):
+    """A notification for an id the service never issued, one claiming success for a payment
+    the API says is pending, and one with a doctored amount: nothing credited. A replay of a real
+    one after the credit: nothing more."""
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+    s = cabinet(server, "anna")
+    start_paying(s, server, cid, "300.00")
+    (payment_id, remote), = emu.payments.items()
+    forged = {**remote, "id": "2419a771-000f-5000-9000-1edaf29243f2", "status": "succeeded", "paid": True}
+    assert emu.send(None, "payment.succeeded", forged) == 200
+    pending_claimed = {**remote, "status": "succeeded", "paid": True, "amount": {"value": "9000.00", "currency": "RUB"}}
+    assert emu.send(None, "payment.succeeded", pending_claimed) == 200
+    bad = requests.post(f"{server}/pay/yookassa/notify", data="not json", timeout=10)
+    assert bad.status_code == 400
+    with app.app_context():
+        assert credits(cid) == []
+        assert db.session.scalar(select(OnlinePayment.state)) == "pending"
+    emu.finish(payment_id, "succeeded")
+    for _ in range(3):
+        assert emu.send(payment_id) == 200
+    with app.app_context():
+        assert credits(cid) == [Decimal("300.00")]
+
+
+@pytest.mark.integration
+def test_cancel_credits_nothing_and_shows_canceled(app, server, emu):
+    """«Отменить» on the service's page: back in the cabinet the payment reads canceled; nothing
+    credited, the account still blocked."""
+    with app.app_context():
+        set_shop(emu)
+        c, a = debtor()
+        cid, aid = c.id, a.id
+    s = cabinet(server, "anna")
+    _p, r = start_paying(s, server, cid)
+    back = press(s, r.headers["Location"], "cancel")
+    assert 'data-state="canceled"' in back.text and "canceled" in back.text
+    (payment_id, _remote), = emu.payments.items()
+    assert emu.send(payment_id) == 200
+    with app.app_context():
+        assert credits(cid) == []
+        assert db.session.get(Account, aid).status != "active"
+
+
+@pytest.mark.integration
+def test_pending_then_success_is_credited_by_the_late_notification(app, server, emu):
+    """«Ожидание, затем успех»: the return page says not yet confirmed; a moment later the
+    service's notification credits it."""
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+    emu.notify, emu.pending_seconds = True, 1.0
+    s = cabinet(server, "anna")
+    _p, r = start_paying(s, server, cid, "400")
+    back = press(s, r.headers["Location"], "wait")
+    assert 'data-state="pending"' in back.text
+    deadline = time.monotonic() + 15
+    with app.app_context():
+        while not credits(cid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert credits(cid) == [Decimal("400.00")]
+
+
+@pytest.mark.integration
+def test_bad_amount_and_service_down(app, server, emu):
+    """An amount outside the shop's limits is refused with the field named; with the service
+    down the subscriber reads so, and the payment is kept as not created, nothing credited."""
+    with app.app_context():
+        set_shop(emu, min_sum="50", max_sum="1000")
+        c, _a = debtor()
+        cid = c.id
+    s = cabinet(server, "anna")
+    _p, r = start_paying(s, server, cid, "5000")
+    assert r.status_code == 303 and "/cabinet/" in r.headers["Location"]
+    page = s.get(server + r.headers["Location"] if r.headers["Location"].startswith("/") else r.headers["Location"],
+                 timeout=10).text
+    assert "at most" in page or "1000" in page
+    assert not emu.payments
+    emu.down()
+    _p, r = start_paying(s, server, cid, "100")
+    assert r.status_code == 303
+    page = s.get(server + r.headers["Location"] if r.headers["Location"].startswith("/") else r.headers["Location"],
+                 timeout=10).text
+    assert "not answering" in page
+    with app.app_context():
+        assert db.session.scalar(select(OnlinePayment.state)) == "failed"
+        assert credits(cid) == []
+
+
+@pytest.mark.integration
+def test_idempotence_key_at_the_emulator(emu):
+    """The emulator answers as ЮKassa: the same key and body, the same payment; another body
+    with that key, 400; wrong credentials, 401."""
+    body = {"amount": {"value": "100.00", "currency": "RUB"}, "capture": True,
+            "confirmation": {"type": "redirect", "return_url": "http://x/"}}
+    h = {"Idempotence-Key": "k-1"}
+    first = requests.post(f"{emu.api_url}/payments", json=body, headers=h, auth=(SHOP_ID, SECRET), timeout=10)
+    again = requests.post(f"{emu.api_url}/payments", json=body, headers=h, auth=(SHOP_ID, SECRET), timeout=10)
+    assert first.status_code == again.status_code == 200 and first.json()["id"] == again.json()["id"]
+    other = requests.post(f"{emu.api_url}/payments", json={**body, "amount": {"value": "101.00", "currency": "RUB"}},
+                          headers=h, auth=(SHOP_ID, SECRET), timeout=10)
+    assert other.status_code == 400 and other.json()["code"] == "invalid_request"
+    assert requests.post(f"{emu.api_url}/payments", json=body, headers={"Idempotence-Key": "k-2"},
+                         auth=(SHOP_ID, "wrong"), timeout=10).status_code == 401
+    assert len(emu.payments) == 1
+
+
+@pytest.mark.integration
+def test_staff_recheck_credits_a_paid_payment_whose_notification_never_came(app, server, emu, caplog):
+    """The payer paid and closed the tab, the notification was lost: staff press «Re-check» and
+    the payment is credited, once. The shop's page never shows the secret key, nor do the audit
+    log or the log records."""
+    caplog.set_level(logging.DEBUG)
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+        gen_staff("boss", role="admin")
+    s = cabinet(server, "anna")
+    start_paying(s, server, cid, "250.00")
+    (payment_id, _remote), = emu.payments.items()
+    emu.finish(payment_id, "succeeded")
+    staff = requests.Session()
+    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
+    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
+               timeout=10)
+    listing = staff.get(f"{server}/online-payments", timeout=10).text
+    assert payment_id in listing and 'data-state="pending"' in listing
+    with app.app_context():
+        local_id = db.session.scalar(select(OnlinePayment.id))
+    for _ in range(2):
+        r = staff.post(f"{server}/online-payments/{local_id}/recheck", data={"csrf_token": csrf_of(listing)},
+                       timeout=30)
+        assert r.status_code == 200
+    assert 'data-state="succeeded"' in r.text
+    with app.app_context():
+        assert credits(cid) == [Decimal("250.00")]
+    shop_page = staff.get(f"{server}/online-payments/shop", timeout=10).text
+    assert SHOP_ID in shop_page and SECRET not in shop_page
+    # saving without a secret keeps the stored one
+    r = staff.post(f"{server}/online-payments/shop", timeout=10, data={
+        "csrf_token": csrf_of(shop_page), "api_url": emu.api_url, "shop_id": SHOP_ID, "secret": "", "vat_code": "1",
+        "payment_subject": "service", "payment_mode": "full_prepayment", "min_sum": "10", "max_sum": "15000",
+        "timeout": "5", "receipt": "y", "enabled": "y"})
+    assert r.status_code == 200 and SECRET not in r.text
+    with app.app_context():
+        shop = db.session.scalar(select(OnlineShop))
+        assert shop.vat_code == 1 and SECRET not in shop.secret_enc
+        from portal.billing.crypto import decrypt
+        assert decrypt(shop.secret_enc) == SECRET
+        audit_text = " ".join(f"{e.summary} {e.before} {e.after}" for e in db.session.scalars(select(AuditEntry)))
+        assert SECRET not in audit_text
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)
+                                 .where(AuditEntry.action == "platform.call")) >= 3
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.integration
+def test_another_subscribers_payment_is_a_404(app, server, emu):
+    """A subscriber cannot open another's return page nor pay into another's contract."""
+    with app.app_context():
+        set_shop(emu)
+        c1, _ = debtor("anna")
+        c2, _ = debtor("boris")
+        cid1, cid2 = c1.id, c2.id
+    s = cabinet(server, "anna")
+    start_paying(s, server, cid1, "100")
+    with app.app_context():
+        local_id = db.session.scalar(select(OnlinePayment.id))
+    b = cabinet(server, "boris")
+    assert b.get(f"{server}/cabinet/online-payments/{local_id}", timeout=10).status_code == 404
+    home = b.get(f"{server}/cabinet/", timeout=10).text
+    r = b.post(f"{server}/cabinet/contracts/{cid1}/pay", data={"amount": "100", "csrf_token": csrf_of(home)},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 404 and cid2
