@@ -140,6 +140,10 @@ def register_size_limit(app: Flask) -> None:
     @app.before_request
     def _refuse_oversized():
         limit = app.config.get("MAX_CONTENT_LENGTH")
+        if request.endpoint == "admin.upload_statement":  # a bank statement: its own bound (+ the form's)
+            from .billing.statements import MAX_BYTES as statement_bytes
+
+            limit = request.max_content_length = statement_bytes + 64 * 1024
         if not limit:
             return
         if request.content_length is not None:

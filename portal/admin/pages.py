@@ -70,7 +70,7 @@ def form_bool(name: str) -> bool:
 
 # -- subscriber card ----------------------------------------------------------------------------
 
-SUBSCRIBER_FORM = ("kind", "full_name", "email", "postal_address", "notes", "cabinet_login")
+SUBSCRIBER_FORM = ("kind", "full_name", "email", "postal_address", "notes", "cabinet_login", "inn", "bank_account")
 
 
 def subscriber_data() -> dict:

@@ -22,3 +22,13 @@ def record(actor: str, action: str, obj, summary: str = "", before: dict | None 
         before=before,
         after=after,
     ))
+
+
+def record_many(entries: list[dict]) -> None:
+    """Many entries in one INSERT (a batch posting): dicts of actor, action, object_type,
+    object_id, summary, after."""
+    if entries:
+        now = utcnow()
+        db.session.execute(insert(AuditEntry.__table__), [
+            dict(at=now, before=None, **{**e, "actor": e["actor"] or "system", "summary": e["summary"][:500]})
+            for e in entries])

@@ -82,7 +82,11 @@ def _raise(errors: dict):
 
 # -- subscribers and contracts ------------------------------------------------------------
 
-SUBSCRIBER_FIELDS = ("kind", "full_name", "phones", "email", "postal_address", "notes", "cabinet_login")
+SUBSCRIBER_FIELDS = ("kind", "full_name", "phones", "email", "postal_address", "notes", "cabinet_login", "inn",
+                     "bank_account")
+# a bank statement's payer is matched by them (portal.billing.statements)
+INN_RE = re.compile(r"^(\d{10}|\d{12})$")
+BANK_ACCOUNT_RE = re.compile(r"^\d{20}$")
 
 
 def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = None) -> Subscriber:
@@ -101,6 +105,10 @@ def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = N
     _text(errors, merged, "postal_address", 500)
     _text(errors, merged, "notes", 5000)
     _text(errors, merged, "cabinet_login", 64)
+    for f, pattern, message in (("inn", INN_RE, "10 or 12 digits"), ("bank_account", BANK_ACCOUNT_RE, "20 digits")):
+        value = merged.get(f)
+        if value and not (isinstance(value, str) and pattern.match(value.strip())):
+            errors[f] = message
     if not errors.get("cabinet_login"):
         _unique(errors, Subscriber, Subscriber.cabinet_login, merged.get("cabinet_login") or None,
                 "cabinet_login", exclude_id=subscriber.id if subscriber else None)
@@ -116,6 +124,7 @@ def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = N
         value = merged.get(f)
         setattr(subscriber, f, value.strip() if isinstance(value, str) else value)
     subscriber.cabinet_login = subscriber.cabinet_login or None
+    subscriber.inn, subscriber.bank_account = subscriber.inn or None, subscriber.bank_account or None
     subscriber.phones = list(phones)
     if password:
         subscriber.set_cabinet_password(password)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce, update
+from sqlalchemy import BigInteger, bindparam, func, select, type_coerce, update
 
 from ..extensions import db
 from ..db_setup import dialect_insert
@@ -97,6 +97,53 @@ def payment(contract_id: int, amount, *, actor: str, external_id: str | None = N
     """A payment from outside; ``external_id`` makes a repeat harmless."""
     key = f"payment:{external_id}" if external_id else None
     return post(contract_id, "payment", amount, actor=actor, comment=comment, idempotency_key=key)
+
+
+
+def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[str, int]:
+    """Many payments from outside at once (a bank statement): ``rows`` of contract_id, amount
+    (positive Decimal), idempotency_key (required) and comment. ``post``'s rule set-based: a key
+    already used moves no money (ON CONFLICT DO NOTHING, so parallel posters cannot post twice);
+    per chunk one multi-row INSERT, one balance UPDATE per contract, the audit rows in one
+    INSERT, then the balance rule (unblocking) and the outbox once for the chunk's contracts.
+    Returns {key: ledger entry id} of the entries this call created."""
+    for r in rows:
+        if not r.get("idempotency_key"):
+            raise BillingError({"external_id": "required"})
+        if parse_amount(r["amount"]) <= 0:
+            raise BillingError({"amount": "must be positive"})
+    table, c = LedgerEntry.__table__, Contract.__table__.c
+    created: dict[str, int] = {}
+    balance = (update(Contract.__table__).where(c.id == bindparam("cid"))
+               .values(balance=type_coerce(c.balance, BigInteger) + bindparam("minor", type_=BigInteger)))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        now = utcnow()
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]) \
+            .returning(table.c.id, table.c.idempotency_key, table.c.contract_id, table.c.amount)
+        new = db.session.execute(stmt, [dict(contract_id=r["contract_id"], kind="payment", amount=r["amount"],
+                                              comment=r.get("comment"), author=actor, created_at=now,
+                                              idempotency_key=r["idempotency_key"]) for r in part]).all()
+        if not new:
+            continue
+        sums: dict[int, int] = {}
+        for entry_id, key, contract_id, amount in new:
+            created[key] = entry_id
+            sums[contract_id] = sums.get(contract_id, 0) + to_minor(amount)
+        db.session.execute(balance, [{"cid": k, "minor": v} for k, v in sums.items()])
+        audit.record_many([dict(actor=actor, action="ledger.payment", object_type="contract", object_id=contract_id,
+                                summary=f"payment {amount}",
+                                after={"entry_id": entry_id, "amount": str(amount), "key": key})
+                           for entry_id, key, contract_id, amount in new])
+        contract_ids = sorted(sums)
+        from .charging import apply_balance_rule
+        from .outbox import notify
+
+        apply_balance_rule(contract_ids, actor=actor)
+        notify(db.session.scalars(select(Account.id).where(Account.contract_id.in_(contract_ids))).all(),
+               "ledger.payment")
+    db.session.expire_all()  # cached balances of loaded contracts changed in SQL
+    return created
 
 
 # -- reading ------------------------------------------------------------------------------------

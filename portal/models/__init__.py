@@ -23,6 +23,7 @@ from .stalker import StalkerBinding, StalkerChannel, StalkerSnapshot, StalkerSna
 from .stalker_catalog import StalkerImportedTariff  # noqa: F401
 from .online_payments import ONLINE_PAYMENT_STATES, OnlinePayment, OnlineShop  # noqa: F401
 from .promised import AMOUNT_MODES, PROMISED_STATES, PromisedPayment, PromisedRule, promised_rule_tariffs  # noqa: F401
+from .statements import BANK_PAYMENT_STATES, MATCH_KINDS, STATEMENT_STATES, BankPayment, BankStatement  # noqa: F401
 from .subscribers import SUBSCRIBER_KINDS, Contract, Subscriber  # noqa: F401
 from .search import install as _install_search  # noqa: E402
 

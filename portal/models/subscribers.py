@@ -25,6 +25,9 @@ class Subscriber(db.Model):
         trigram_index("ix_subscribers_search_text_trgm", "search_text"),
         Index("ix_subscribers_full_name_id", "full_name", "id"),  # the list's name order (migration 7a18c6d4e5f7)
         one_of("kind", SUBSCRIBER_KINDS),
+        # a bank statement's payer is matched by these (portal.billing.statements; migration c023b1c9dae2)
+        Index("ix_subscribers_inn", "inn"),
+        Index("ix_subscribers_bank_account", "bank_account"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,6 +37,8 @@ class Subscriber(db.Model):
     email: Mapped[str | None] = mapped_column(String(200))
     postal_address: Mapped[str | None] = mapped_column(String(500))
     notes: Mapped[str | None] = mapped_column(Text)
+    inn: Mapped[str | None] = mapped_column(String(12))           # ИНН: 10 digits (company), 12 (person)
+    bank_account: Mapped[str | None] = mapped_column(String(20))  # расчётный счёт the subscriber pays from
     cabinet_login: Mapped[str | None] = mapped_column(String(64), unique=True)
     cabinet_password_hash: Mapped[str | None] = mapped_column(String(255))
     # raised by a cabinet logout: every older session cookie is refused (self_service.session_key)
