@@ -354,6 +354,11 @@ ACTION_TITLES = {
     "data_centers.create": _l("Data center created"), "data_centers.update": _l("Data center changed"),
     "data_centers.delete": _l("Data center deleted"), "departments.create": _l("Department created"),
     "departments.update": _l("Department changed"), "departments.delete": _l("Department deleted"),
+    "online_shop.save": _l("Online payment settings saved"),
+    "online_payment.mismatch": _l("Online payment does not match"),
+    "statement.upload": _l("Bank statement uploaded"), "statement.match": _l("Statement payment matched to a contract"),
+    "statement.assign": _l("Statement payment assigned to a contract"),
+    "statement.post": _l("Statement payments posted"), "statement.dismiss": _l("Statement payment dismissed"),
 }
 PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
                    "billmanager": "BILLmanager", "webhook": "webhook"}
