@@ -373,6 +373,18 @@ def ensure_indexes(url: str) -> None:
 
         db.metadata.create_all(conn)  # tables added to the models since (empty), and pg_trgm
         conn.commit()
+        # columns added to the models since: nullable (or with their server default), no data
+        have_cols = {(t, c) for t, c in conn.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")}
+        for table in db.metadata.sorted_tables:
+            for col in table.columns:
+                if (table.name, col.name) not in have_cols:
+                    ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {col.type.compile(conn.dialect)}'
+                    if col.server_default is not None:
+                        ddl += f" DEFAULT {col.server_default.arg}"
+                    conn.exec_driver_sql(ddl)
+                    log(f"  column {table.name}.{col.name} added")
+        conn.commit()
         have = {r[0] for r in conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
         for ix in model_indexes():
             if ix.name in have:

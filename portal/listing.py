@@ -94,8 +94,10 @@ def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int):
 
 # The plan of a bounded walk: the list's order read off its index, each row's joined rows by
 # their primary keys. Left to itself, the planner takes a search over joined tables (contracts
-# or payments by the subscriber's name) for selective and hashes whole tables: 0.2-0.5 s.
-_WALK_PLAN = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+# or payments by the subscriber's name) for selective and scans whole tables: 0.2-0.5 s.
+# (Hash joins stay: with them off, the sync filter's EXISTS became a nested loop over every
+# 'retry' state per row, 40-50 s.)
+_WALK_PLAN = ("enable_seqscan", "enable_bitmapscan")
 
 
 def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int):
