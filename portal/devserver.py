@@ -73,6 +73,13 @@ def main() -> None:
     app = create_app()
     port = app.config["PORT"] = portal_port(app.config["PORT"])
     emulators = start_emulators(app)
+    with app.app_context():  # ЮKassa (online payment from the cabinet): its emulator and payment page
+        from .payments.yookassa import demo as yookassa_demo
+
+        yookassa_emu = yookassa_demo.start(f"http://127.0.0.1:{port}")
+        if yookassa_emu is not None:
+            emulators.append(yookassa_emu)
+            print(f"  ЮKassa emulator: {yookassa_emu.api_url}", flush=True)
     with app.app_context():
         # the worker and the scheduler read their settings through config.load as well:
         # hand them this environment plus what was settled here

@@ -54,7 +54,7 @@ def upgrade():
     sa.Column('confirmation_url', sa.String(length=1000), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('actor', sa.String(length=100), nullable=False),
-    sa.Column('ledger_entry_id', sa.BigInteger(), nullable=True),
+    sa.Column('ledger_entry_id', BIG_ID, nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(f'state IN ({STATES})', name=op.f('ck_online_payments_state')),

@@ -141,9 +141,9 @@ def suggested_amount(contract: Contract, s: OnlineShop) -> Decimal:
 def parse_pay_amount(s: OnlineShop, raw) -> Decimal:
     amount = parse_amount(raw, "amount")
     if amount < s.min_sum:
-        raise BillingError({"amount": f"at least {s.min_sum}"})
+        raise BillingError({"amount": "below the minimum sum for online payment"})
     if amount > s.max_sum:
-        raise BillingError({"amount": f"at most {s.max_sum}"})
+        raise BillingError({"amount": "above the maximum sum for online payment"})
     return amount
 
 
@@ -192,6 +192,8 @@ def created(payment: OnlinePayment, remote: dict) -> None:
     payment.state = status if status in SERVICE_STATES else "pending"
     payment.confirmation_url = ((remote.get("confirmation") or {}).get("confirmation_url") or "")[:1000] or None
     payment.checked_at = utcnow()
+    if payment.confirmation_url and not re.match(r"https?://", payment.confirmation_url):
+        payment.confirmation_url = None  # the payer's browser goes there: a web page only
     if payment.payment_id is None or payment.confirmation_url is None:
         payment.state, payment.error = "failed", "the service answered without a payment id or confirmation URL"
 

@@ -1,6 +1,7 @@
 """Paying online from the cabinet (ЮKassa):
 
-    POST /cabinet/contracts/<id>/pay        pay_online        create the payment, go to its page
+    POST /cabinet/contracts/<id>/pay        pay_online        create the payment, then to …/go
+    GET  /cabinet/online-payments/<id>/go   online_payment_go on to the service's payment page
     GET  /cabinet/online-payments/<id>      online_payment    the return page: read it back, show it
 
 The form (templates/cabinet/_online_pay.html) sits on the overview's and the contract page's
@@ -51,16 +52,33 @@ def pay_online(contract_id: int):
     except service.ServiceUnavailable:
         flash(_("The payment service is not answering now; nothing was charged. Please try again later."), "error")
         return redirect(back, 303)
-    return redirect(payment.confirmation_url, 303)
+    return redirect(url_for("cabinet.online_payment_go", payment_id=payment.id), 303)
+
+
+@bp.route("/online-payments/<int:payment_id>/go")
+@subscriber_required
+def online_payment_go(payment_id: int):
+    """On to the service's payment page. A page of ours that moves on by itself (and has the
+    link), not a redirect from the form's POST: the cabinet's CSP (form-action 'self') forbids a
+    form's redirect to another site, and should, while a page's own navigation is the payer's."""
+    payment = _own_payment(payment_id)
+    if payment.state != "pending" or not payment.confirmation_url:
+        return redirect(url_for("cabinet.online_payment", payment_id=payment.id), 303)
+    return render_template("cabinet/online_payment_go.html", payment=payment)
+
+
+def _own_payment(payment_id: int) -> OnlinePayment:
+    payment = db.session.get(OnlinePayment, payment_id)
+    if payment is None:
+        abort(404)
+    _own(self_service.own_contract, payment.contract_id)
+    return payment
 
 
 @bp.route("/online-payments/<int:payment_id>")
 @subscriber_required
 def online_payment(payment_id: int):
-    payment = db.session.get(OnlinePayment, payment_id)
-    if payment is None:
-        abort(404)
-    _own(self_service.own_contract, payment.contract_id)
+    payment = _own_payment(payment_id)
     unavailable = False
     if payment.state not in op.FINAL and payment.payment_id:
         try:
