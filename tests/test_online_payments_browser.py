@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal.billing import blocking
 from portal.extensions import db
 from portal.models import Account, LedgerEntry
+from tests.builders import gen_staff
 from tests.test_online_payments import PASSWORD, debtor, emu, server, set_shop  # noqa: F401  (fixtures)
 
 SHOTS = Path("/tmp/online-payment-shots")
@@ -43,6 +44,22 @@ def test_a_blocked_subscriber_pays_online_and_is_unblocked(app, server, emu, pag
     page.screenshot(path=str(SHOTS / "3-return.png"), full_page=True)
     page.goto(f"{server}/cabinet/")
     page.screenshot(path=str(SHOTS / "4-home-after.png"), full_page=True)
+    # staff see it paid in the online payments list, in Russian
+    with app.app_context():
+        gen_staff("kassir", role="manager")
+    staff = page.context.browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
+    sp = staff.new_page()
+    try:
+        sp.goto(f"{server}/login?lang=ru")
+        sp.fill("input[name=login]", "kassir")
+        sp.fill("input[name=password]", "password123")
+        sp.click("button[type=submit]")
+        sp.goto(f"{server}/online-payments")
+        row = sp.locator('#online-payments tr[data-state="succeeded"]')
+        assert row.count() == 1 and "оплачен" in row.inner_text()
+        sp.screenshot(path=str(SHOTS / "5-staff-list.png"), full_page=True)
+    finally:
+        staff.close()
     with app.app_context():
         amounts = list(db.session.scalars(select(LedgerEntry.amount).where(
             LedgerEntry.contract_id == cid, LedgerEntry.idempotency_key.like("yookassa:%"))))
