@@ -27,7 +27,7 @@ def record(actor: str, action: str, obj, summary: str = "", before: dict | None 
 def record_many(entries: list[dict]) -> None:
     """Many entries in one INSERT (a batch posting): dicts of actor, action, object_type,
     object_id, summary, after."""
-    if entries:
+    if entries:  # executemany: batched into multi-row INSERTs with one compiled statement
         now = utcnow()
         db.session.execute(insert(AuditEntry.__table__), [
             dict(at=now, before=None, **{**e, "actor": e["actor"] or "system", "summary": e["summary"][:500]})

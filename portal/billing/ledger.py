@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, bindparam, func, select, type_coerce, update
+from sqlalchemy import BigInteger, case, func, literal, select, type_coerce, update
 
 from ..extensions import db
 from ..db_setup import dialect_insert
@@ -114,8 +114,6 @@ def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[st
             raise BillingError({"amount": "must be positive"})
     table, c = LedgerEntry.__table__, Contract.__table__.c
     created: dict[str, int] = {}
-    balance = (update(Contract.__table__).where(c.id == bindparam("cid"))
-               .values(balance=type_coerce(c.balance, BigInteger) + bindparam("minor", type_=BigInteger)))
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
         now = utcnow()
@@ -130,7 +128,10 @@ def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[st
         for entry_id, key, contract_id, amount in new:
             created[key] = entry_id
             sums[contract_id] = sums.get(contract_id, 0) + to_minor(amount)
-        db.session.execute(balance, [{"cid": k, "minor": v} for k, v in sums.items()])
+        # one UPDATE for the chunk: each contract's balance plus its sum (a CASE by id)
+        db.session.execute(update(Contract.__table__).where(c.id.in_(list(sums))).values(
+            balance=type_coerce(c.balance, BigInteger) + case(
+                {k: literal(v, BigInteger) for k, v in sums.items()}, value=c.id)))
         audit.record_many([dict(actor=actor, action="ledger.payment", object_type="contract", object_id=contract_id,
                                 summary=f"payment {amount}",
                                 after={"entry_id": entry_id, "amount": str(amount), "key": key})

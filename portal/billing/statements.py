@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, bindparam, case, func, insert, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, case, func, insert, select, type_coerce, update
 
 from ..extensions import db
 from ..models import BankPayment, BankStatement, Contract, LedgerEntry, Subscriber, from_minor, utcnow
@@ -97,24 +97,25 @@ def match(docs: list[Document]) -> list[Match]:
                 m.kind, m.candidates = "ambiguous", ids
     open_ = [(m, fold(d.payer_name)) for m, d in zip(result, docs) if m.kind == "none" and d.payer_name.strip()]
     names: dict[str, list[int]] = {}
-    # the folded card text starts with the folded name (models.search.subscriber_text)
-    for part in _chunks(sorted({n for _, n in open_})):
-        for full_name, contract_id in db.session.execute(
-                select(Subscriber.full_name, Contract.id).join(Contract, Contract.subscriber_id == Subscriber.id)
-                .where(or_(*(Subscriber.search_text.startswith(n, autoescape=True) for n in part)))
-                .order_by(Contract.id)):
-            names.setdefault(fold(full_name), []).append(contract_id)
+    folded = func.replace(func.lower(Subscriber.full_name), "ё", "е")  # models.search.fold in SQL
+    for part in _chunks({n for _, n in open_}):
+        for name, contract_id in db.session.execute(
+                select(folded, Contract.id).join(Contract, Contract.subscriber_id == Subscriber.id)
+                .where(folded.in_(part)).order_by(Contract.id)):
+            names.setdefault(name, []).append(contract_id)
     for m, name in open_:
         if names.get(name):
             m.kind, m.candidates = "name", names[name]
     return result
 
 
-def _existing_keys(keys) -> set[str]:
-    found = set()
-    for part in _chunks(keys):
-        found.update(db.session.scalars(select(LedgerEntry.idempotency_key).where(LedgerEntry.idempotency_key.in_(part))))
-    return found
+def _mark_posted_before(statement_id: int) -> None:
+    """Payments of this statement whose key the ledger has already: 'duplicate' (one statement,
+    the ledger's unique key index per row)."""
+    c = BankPayment.__table__.c
+    db.session.execute(update(BankPayment.__table__).where(
+        c.statement_id == statement_id, c.status == "pending",
+        select(LedgerEntry.id).where(LedgerEntry.idempotency_key == c.key).exists()).values(status="duplicate"))
 
 
 def import_statement(data: bytes, filename: str, *, actor: str, own_accounts=()) -> BankStatement:
@@ -127,7 +128,6 @@ def import_statement(data: bytes, filename: str, *, actor: str, own_accounts=())
     docs = parsed.incoming(own_accounts)
     matches = match(docs)
     keys = [payment_key(d) for d in docs]
-    posted = _existing_keys(set(keys))
     statement = BankStatement(filename=(filename or "statement.txt")[:200], account=(parsed.accounts or [None])[0],
                               date_from=parsed.date_from, date_to=parsed.date_to, documents=len(parsed.documents),
                               status="preview", uploaded_by=actor, uploaded_at=utcnow())
@@ -136,14 +136,15 @@ def import_statement(data: bytes, filename: str, *, actor: str, own_accounts=())
     seen: set[str] = set()
     rows = []
     for d, m, key in zip(docs, matches, keys):
-        duplicate = key in posted or key in seen  # posted before, or twice in this file
+        duplicate = key in seen  # twice in this file (posted before: _mark_posted_before)
         seen.add(key)
         rows.append(dict(statement_id=statement.id, line=d.line, number=d.number, doc_date=d.date, amount=d.amount,
                          payer_account=d.payer_account[:34], payer_inn=d.payer_inn[:12], payer_name=d.payer_name[:300],
                          purpose=d.purpose[:500], key=key, match=m.kind, contract_id=m.contract_id,
                          candidates=m.candidates, status="duplicate" if duplicate else "pending"))
-    for part in _chunks(rows):
-        db.session.execute(insert(BankPayment.__table__), part)
+    if rows:  # executemany: SQLAlchemy batches it into multi-row INSERTs with one compiled statement
+        db.session.execute(insert(BankPayment.__table__), rows)
+    _mark_posted_before(statement.id)
     audit.record(actor, "statement.upload", statement, f"{statement.filename}: {len(rows)} incoming payments",
                  object_type="bank_statement")
     return statement
@@ -209,20 +210,24 @@ def post_statement(statement_id: int, *, actor: str) -> dict[str, int]:
         if db.session.get(BankStatement, statement_id) is None:
             raise NotFound({"statement": "no such statement"})
         raise BillingError({"statement": "already posted"})
+    _mark_posted_before(statement_id)  # posted since the preview (another statement, the queue)
     c = BankPayment.__table__.c
     rows = db.session.execute(select(c.id, c.contract_id, c.amount, c.key, c.number, c.doc_date, c.payer_name)
-                              .where(c.statement_id == statement_id, c.status == "pending")).all()
-    to_post = [r for r in rows if r.contract_id is not None]
+                              .where(c.statement_id == statement_id, c.status == "pending",
+                                     c.contract_id.is_not(None))).all()
     created = ledger.post_payments([dict(contract_id=r.contract_id, amount=r.amount, idempotency_key=r.key,
-                                         comment=_comment(r)) for r in to_post], actor=actor)
-    changes = [{"pid": r.id, "st": "posted" if r.key in created else "duplicate", "entry": created.get(r.key)}
-               for r in to_post]
-    changes += [{"pid": r.id, "st": "queued", "entry": None} for r in rows if r.contract_id is None]
-    mark = update(BankPayment.__table__).where(c.id == bindparam("pid")) \
-        .values(status=bindparam("st"), ledger_entry_id=bindparam("entry"))
-    for part in _chunks(changes):
-        db.session.execute(mark, part)
-    counts = {s: sum(1 for ch in changes if ch["st"] == s) for s in ("posted", "duplicate", "queued")}
+                                         comment=_comment(r)) for r in rows], actor=actor)
+    mine = (c.statement_id == statement_id, c.status == "pending")
+    # what another poster's same key beat us to between the check and the insert: few, by id
+    lost = [r.id for r in rows if r.key not in created]
+    for part in _chunks(lost):
+        db.session.execute(update(BankPayment.__table__).where(c.id.in_(part)).values(status="duplicate"))
+    db.session.execute(update(BankPayment.__table__).where(*mine, c.contract_id.is_not(None)).values(
+        status="posted", ledger_entry_id=select(LedgerEntry.id).where(LedgerEntry.idempotency_key == c.key)
+        .scalar_subquery()))
+    queued = db.session.execute(update(BankPayment.__table__).where(*mine, c.contract_id.is_(None))
+                                .values(status="queued")).rowcount
+    counts = {"posted": len(created), "duplicate": len(lost), "queued": queued}
     audit.record(actor, "statement.post", None, f"statement {statement_id}: {counts}", after=counts,
                  object_type="bank_statement", object_id=statement_id)
     return counts
