@@ -19,6 +19,9 @@ ACTOR = "demo"
 
 STAFF = [("admin", "admin", "Администратор"), ("manager", "manager", "Менеджер"), ("viewer", "viewer", "Наблюдатель")]
 # (full name, phones, email, cabinet login, payment, accounts: (login, tariff key, services, state))
+# Payers the sample bank statement finds (portal/demo_data/statement_1c.txt): by INN, by account
+BANK_PAYERS = {"ООО «Ромашка»": {"inn": "7709876543"},
+               "Кузнецов Иван Сергеевич": {"bank_account": "40817810000000004433"}}
 SUBSCRIBERS = [
     ("Петров Пётр Петрович", ["+7 912 345-67-89"], "petrov@example.ru", "demo", "1500.00",
      [("petrov", "home100", ["tv_basic"], "active"), ("petrov-tv", "tv", ["tv_basic", "tv_movies"], "active")]),
@@ -104,6 +107,7 @@ def load() -> None:
                 "postal_address": f"г. Пенза, ул. Московская, д. {n}, кв. {10 + n}"}
         if cabinet:
             data.update(cabinet_login=cabinet, cabinet_password=f"{cabinet}12345")
+        data.update(BANK_PAYERS.get(name, {}))
         subscriber = directory.save_subscriber(data, actor=ACTOR)
         contract = directory.save_contract({"subscriber_id": subscriber.id}, actor=ACTOR)
         if Decimal(paid):

@@ -29,7 +29,7 @@ from . import bp
 from .auth import WRITERS, actor, staff_required
 
 GROUP_TITLES = {"matched": _l("matched"), "ambiguous": _l("ambiguous: choose the contract"),
-                "unmatched": _l("unmatched"), "posted": _l("posted"), "duplicate": _l("already posted"),
+                "unmatched": _l("unmatched"), "posted": _l("posted to the ledger"), "duplicate": _l("already posted"),
                 "queued": _l("in the queue"), "dismissed": _l("dismissed")}
 MATCH_TITLES = {"number": _l("contract number in the purpose"), "inn": _l("payer INN"),
                 "account": _l("payer account"), "name": _l("payer name (suggestion)"), "staff": _l("chosen by staff"),
