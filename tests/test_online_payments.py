@@ -381,3 +381,37 @@ def test_make_run_demo_points_the_demo_shop_at_its_emulator_and_leaves_a_real_sh
         set_shop(emu)  # staff's own shop
         assert demo.start("http://127.0.0.1:5999") is None
         assert op.shop().api_url == emu.api_url and not op.shop().demo_emulator
+
+
+@pytest.mark.integration
+def test_a_slow_service_and_a_payment_that_is_not_ours_credit_nothing(app, server, emu):
+    """The service answering later than the shop's timeout: the subscriber is told, nothing is
+    credited. A payment the API reports succeeded but for another amount or without our metadata:
+    kept with the reason for staff, nothing credited."""
+    with app.app_context():
+        set_shop(emu, timeout="1")
+        c, _a = debtor()
+        cid = c.id
+    s = cabinet(server, "anna")
+    emu.latency = 2.5
+    _p, r = start_paying(s, server, cid, "100")
+    page = s.get(server + r.headers["Location"], timeout=10).text
+    assert "not answering" in page
+    emu.heal()
+    time.sleep(2)  # the late create has finished at the emulator
+    with app.app_context():
+        assert db.session.scalar(select(OnlinePayment.state)) == "failed"
+    start_paying(s, server, cid, "200.00")
+    start_paying(s, server, cid, "300.00")
+    with app.app_context():
+        ours = {p.amount: p.payment_id for p in db.session.scalars(select(OnlinePayment)) if p.payment_id}
+    first, second = ours[Decimal("200.00")], ours[Decimal("300.00")]
+    emu.payments[first]["amount"] = {"value": "20000.00", "currency": "RUB"}
+    emu.payments[second]["metadata"] = {"online_payment_id": "999", "contract_id": str(cid)}
+    for payment_id in (first, second):
+        emu.finish(payment_id, "succeeded")
+        assert emu.send(payment_id) == 200
+    with app.app_context():
+        assert credits(cid) == []
+        notes = {p.payment_id: p.error for p in db.session.scalars(select(OnlinePayment)) if p.payment_id}
+        assert "20000.00" in notes[first] and "metadata" in notes[second]
