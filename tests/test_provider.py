@@ -242,6 +242,7 @@ def test_x_forwarded_for_counts_only_behind_a_trusted_proxy(ctx):
 @pytest.mark.parametrize("params, comment", [
     ({"sum": "100,50"}, "sum"), ({"sum": "1e3"}, "sum"), ({"sum": "10.505"}, "sum"), ({"sum": ""}, "sum"),
     ({"sum": "-5"}, "sum"), ({"txn_date": "2026-12-03"}, "txn_date"), ({"txn_date": "20261332101500"}, "txn_date"),
+    ({"txn_date": "00010101000000"}, "txn_date"),
     ({"txn_id": ""}, "txn_id"), ({"txn_id": "a" * 65}, "txn_id"), ({"command": "refund"}, "command"),
 ])
 def test_malformed_calls_get_300_and_write_nothing(ctx, live, params, comment):
@@ -431,6 +432,33 @@ def test_a_repeat_after_the_account_was_disabled_still_answers_the_first_prv_txn
     assert first["result"] == again["result"] == "0" and again["prv_txn"] == first["prv_txn"]
     assert new["result"] == "7"
     assert counts()[1:] == (1, 1)
+
+
+def test_a_repeat_after_staff_disabled_the_agent_still_answers_the_first_prv_txn(ctx, live):
+    """A 7 is final for an agent: a pay it retries after staff disabled it was taken, so the retry
+    gets the first prv_txn; a new pay is refused, and the money moved once."""
+    agent = make_agent()
+    c = gen_contract(number="77-000140")
+    _, first = pay(live, "d1", "77-000140", "300.00")
+    agent.enabled = False
+    db.session.commit()
+    _, again = pay(live, "d1", "77-000140", "300.00")
+    _, new = pay(live, "d2", "77-000140", "300.00")
+    assert first["result"] == again["result"] == "0" and again["prv_txn"] == first["prv_txn"]
+    assert new["result"] == "7"
+    assert balance(c.id) == Decimal("300.00") and counts()[1:] == (1, 1)
+
+
+def test_an_agent_open_to_a_wide_network_must_have_a_secret(ctx):
+    """0.0.0.0/0 with no secret would let anyone on the internet credit any contract."""
+    with pytest.raises(ap.BillingError) as e:
+        make_agent(networks="0.0.0.0/0", secret="")
+    assert "secret" in e.value.fields
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(PaymentAgent)) == 0
+    make_agent(networks="10.0.0.0/16", secret="")  # a /16 is narrow enough on its own
+    wide = make_agent(name="Агрегатор", slug="aggregator", networks="0.0.0.0/0 ::/0")
+    assert wide.secret_enc
 
 
 def test_with_redis_down_a_pay_still_goes_through(app, ctx, live):

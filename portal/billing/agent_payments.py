@@ -86,8 +86,19 @@ def _parse_common(agent: PaymentAgent, params: dict) -> tuple[str, Decimal] | An
         return Answer(OTHER, "sum: a decimal number with a point and at most two decimals", sum=raw_sum)
     amount = Decimal(raw_sum).quantize(Decimal("0.01"))
     if not agent.enabled:
+        # a pay repeated after staff disabled the agent still gets its first answer (_refuse)
         return Answer(FORBIDDEN, "this agent is disabled", sum=str(amount))
     return txn_id, amount
+
+
+def _refuse(agent: PaymentAgent, params: dict, refusal: Answer) -> Answer:
+    """``refusal``, unless ``params`` repeat a pay that was taken: then its first answer. An
+    agent treats 7 or 241 as final and would write off money we kept."""
+    txn_id, account = params.get("txn_id") or "", params.get("account") or ""
+    prior = _prior(agent, txn_id) if TXN_ID_RE.fullmatch(txn_id) else None
+    if prior is None:
+        return refusal
+    return _repeat(prior, account, Decimal(refusal.sum or "0")) if refusal.sum else refusal
 
 
 def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | Answer:
@@ -162,15 +173,15 @@ def parse_txn_date(raw: str) -> datetime | None:
         return None
     try:
         local = datetime.strptime(raw, "%Y%m%d%H%M%S")
-    except ValueError:
+        return local.replace(tzinfo=clock.tz()).astimezone(utcnow().tzinfo)
+    except (ValueError, OverflowError):  # year 0001 cannot move to UTC
         return None
-    return local.replace(tzinfo=clock.tz()).astimezone(utcnow().tzinfo)
 
 
 def pay(agent: PaymentAgent, params: dict) -> Answer:
     parsed = _parse_common(agent, params)
     if isinstance(parsed, Answer):
-        return parsed
+        return _refuse(agent, params, parsed) if parsed.result == FORBIDDEN else parsed
     txn_id, amount = parsed
     when = parse_txn_date(params.get("txn_date") or "")
     if when is None:
@@ -184,7 +195,7 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     fee = fee_of(agent, amount)
     credited = amount - fee if agent.fee_withheld else amount
     if credited <= 0:
-        return Answer(TOO_SMALL, "sum does not cover the agent's fee", sum=str(amount))
+        return _refuse(agent, params, Answer(TOO_SMALL, "sum does not cover the agent's fee", sum=str(amount)))
     table = AgentPayment.__table__
     stmt = dialect_insert(table).values(
         agent_id=agent.id, txn_id=txn_id, txn_date=when, account=account, contract_id=target,
@@ -332,6 +343,9 @@ def _amount(errors: dict, data: dict, field: str, required: bool = True, positiv
     return value
 
 
+WIDE_NETWORK = 65536  # more addresses than a /16: a secret is required as well
+
+
 def save_agent(data: dict, *, actor: str, agent: PaymentAgent | None = None) -> PaymentAgent:
     """Create or change a payment agent; BillingError names every bad field, nothing is written
     then. ``secret``: a new shared secret ("" keeps the stored one), ``clear_secret``: drop it."""
@@ -369,6 +383,11 @@ def save_agent(data: dict, *, actor: str, agent: PaymentAgent | None = None) -> 
     secret = data.get("secret") or ""
     if secret and (len(secret) > 200 or "\x00" in secret or secret != secret.strip()):
         errors["secret"] = "up to 200 characters, no spaces at the ends"
+    keeps_secret = bool(agent and agent.secret_enc and not data.get("clear_secret"))
+    if "networks" not in errors and "secret" not in errors and not (secret or keeps_secret) \
+            and any(net.num_addresses > WIDE_NETWORK for net in nets):
+        # a wide network is most of the internet: the address alone proves nothing
+        errors["secret"] = "required when a network is wider than 65,536 addresses"
     _raise(errors)
     creating = agent is None
     before = None if creating else {k: v for k, v in agent_values(agent).items()}
