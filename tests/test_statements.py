@@ -363,3 +363,20 @@ def test_a_posted_statement_payment_unblocks_a_balance_blocked_account(ctx):
     assert fresh(Account, a.id).status == "active"
     # the days of September the unblock gave back are charged at once
     assert fresh(Contract, c.id).balance < Decimal("300.00")
+
+
+def test_the_demo_sample_reads_and_the_card_refuses_a_malformed_inn(ctx):
+    """Does the sample shipped for `make run` read (four payments in, one out skipped), and does
+    the subscriber card name a malformed INN or account?"""
+    from pathlib import Path
+
+    from portal.billing import directory
+
+    st = bank_1c.parse((Path(statements.__file__).parent.parent / "demo_data" / "statement_1c.txt").read_bytes())
+    assert [d.number for d in st.incoming()] == ["311", "12", "5", "48"] and len(st.documents) == 5
+    with pytest.raises(BillingError) as e:
+        directory.save_subscriber({"full_name": "Тест", "inn": "12345", "bank_account": "4081"}, actor="test")
+    assert set(e.value.fields) == {"inn", "bank_account"}
+    s = directory.save_subscriber({"full_name": "Тест", "inn": "7709876543", "bank_account": "40817810000000004433"},
+                                  actor="test")
+    assert (s.inn, s.bank_account) == ("7709876543", "40817810000000004433")
