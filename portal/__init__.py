@@ -200,13 +200,14 @@ def register_jinja(app: Flask) -> None:
 
         return [p.account_template for p in all_platforms() if p.account_template]
 
-    from .web import action_title, actor_title, entry_title, redacted, state_diff, state_title
+    from .web import (action_title, actor_title, entry_title, redacted, source_title, state_diff,
+                      state_title)
 
     app.jinja_env.globals.update(currency_symbol=currency_symbol, audit_summary=audit_summary, platform_note=platform_note)
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
                                  account_panels=account_panels, entry_title=entry_title,
                                  action_title=action_title, actor_title=actor_title, state_diff=state_diff,
-                                 redacted=redacted,
+                                 redacted=redacted, source_title=source_title,
                                  state_title=state_title, platform_check_endpoint=platform_check_endpoint)
     app.jinja_env.filters.update(money=money, local_time=local_time, local_date=local_date, options=options,
                                  scoped=scoped)

@@ -117,6 +117,8 @@ def load(overrides: dict | None = None) -> dict:
         # re-sync times (HH:MM in BILLING_TZ, comma separated, at most three)
         "STALKER_REFRESH_INTERVAL": int(env.get("STALKER_REFRESH_INTERVAL", "900")),
         "SMOTRESHKA_RESYNC_TIMES": env.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20"),
+        # the operator's name as printed on a cash receipt (templates/admin/payment_receipt.html)
+        "OPERATOR_NAME": env.get("OPERATOR_NAME", "ООО «Демо Телеком»"),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -282,6 +282,17 @@ def _promised_title(line) -> str | None:
     return None
 
 
+# Where a payment came from (models.ledger PAYMENT_SOURCES), as staff read it.
+PAYMENT_SOURCE_TITLES = {
+    "cash": _l("cash desk"), "statement": _l("bank statement"), "agent": _l("payment agent"),
+    "online": _l("online"), "api": _l("API v1"),
+}
+
+
+def source_title(source: str | None) -> str:
+    return str(PAYMENT_SOURCE_TITLES.get(source, source or "—"))
+
+
 def entry_title(line) -> str:
     """What a ledger line (billing.ledger.LedgerLine) is, in words: a payment, the monthly fee,
     a refund for a block, for disabling, ... (entries from before reasons were kept read as a
@@ -291,6 +302,8 @@ def entry_title(line) -> str:
     promised = _promised_title(line)
     if promised:
         return promised
+    if line.reason == "storno":  # (its comment is the staff member's reason)
+        return str(_l("Payment cancelled (storno)"))
     if line.kind == "correction":
         return str(_l("Correction"))
     if line.kind == "charge" and (line.key or "").startswith("upsale:"):

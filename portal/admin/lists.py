@@ -17,7 +17,7 @@ from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce, union_all
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from ..billing import clock
 from ..extensions import db
@@ -25,11 +25,11 @@ from .. import listing
 from ..listing import narrowed_page, sorted_page
 from ..models import (
     ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
-    Subscriber, SyncState, Tariff,
+    StaffUser, Subscriber, SyncState, Tariff,
 )
 from ..models.base import from_minor
 from ..models.search import matches
-from ..web import is_htmx, state_title
+from ..web import PAYMENT_SOURCE_TITLES, is_htmx, state_title
 from . import bp
 from .auth import staff_required
 
@@ -197,11 +197,15 @@ ACCOUNTS = ListSpec(
                           r[3].name if r[3] else None, r[0].house, r[0].flat, r[0].created_at],
 )
 
+# a payment's storno, if cancelled (one at most: its cancels_id is unique, so the join adds no rows)
+Storno = aliased(LedgerEntry, name="storno")
+
 PAYMENTS = ListSpec(
     endpoint="admin.payments", title=_l("Payments"), rows_template="admin/lists/_payments.html",
-    query=lambda: (select(LedgerEntry, Contract, Subscriber).where(LedgerEntry.kind == "payment")
+    query=lambda: (select(LedgerEntry, Contract, Subscriber, Storno).where(LedgerEntry.kind == "payment")
                    .join(Contract, LedgerEntry.contract_id == Contract.id)
-                   .join(Subscriber, Contract.subscriber_id == Subscriber.id)),
+                   .join(Subscriber, Contract.subscriber_id == Subscriber.id)
+                   .outerjoin(Storno, Storno.cancels_id == LedgerEntry.id)),
     search=lambda: (LedgerEntry.idempotency_key, LedgerEntry.comment),
     match=lambda q: or_(LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True),
                         LedgerEntry.comment.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
@@ -209,15 +213,21 @@ PAYMENTS = ListSpec(
     placeholder=_l("Search: payment id, comment, payer"),
     columns=[(_l("Date"), "created", ""), (_l("Amount"), None, "num"), (_l("Contract"), None, ""),
              (_l("Subscriber"), None, ""), (_l("Payment id"), None, ""), (_l("Comment"), None, ""),
-             (_l("Author"), None, "")],
+             (_l("Author"), None, ""), (_l("Source"), None, "")],
     filters=[Filter("period", _l("Period"),
                     lambda: [("1", _l("today")), ("7", _l("7 days")), ("30", _l("30 days"))],
-                    lambda q, v: q.where(_since(int(v))))],
+                    lambda q, v: q.where(_since(int(v)))),
+             # (source, id) and (cashier_id, id) indexes over payments: migration d124c2daebf3
+             Filter("source", _l("Source"), lambda: list(PAYMENT_SOURCE_TITLES.items()),
+                    lambda q, v: q.where(LedgerEntry.source == v)),
+             Filter("cashier", _l("Cashier"), _options(StaffUser, "login"),
+                    lambda q, v: q.where(LedgerEntry.cashier_id == int(v)))],
     sorts={"created": _by_id(LedgerEntry)},
     export_header=[_l("Date"), _l("Amount"), _l("Contract"), _l("Subscriber"), _l("Payment id"), _l("Comment"),
-                   _l("Author")],
+                   _l("Author"), _l("Source"), _l("Cancelled")],
     export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
-                          (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author],
+                          (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author,
+                          r[0].source, r[3].created_at if r[3] is not None else None],
     totals=lambda q: _payment_totals(q), totals_query=lambda: select(LedgerEntry).where(LedgerEntry.kind == "payment"),
 )
 

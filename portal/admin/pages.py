@@ -13,6 +13,7 @@ from datetime import date
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..billing import accounts as billing
@@ -25,6 +26,7 @@ from ..models import (
     Account, Agent, AssignedService, AuditEntry, CatalogService, Contract, ExtraFieldDefinition,
     OutboxEvent, Subscriber, Tariff,
 )
+from ..models.ledger import PAYMENT_CASH
 from ..platforms import reconcile
 from ..web import with_toast, error_fields, form_ids, form_int, form_text, int_arg, is_htmx, local_time, money
 from . import bp
@@ -208,11 +210,12 @@ def take_payment(contract_id: int):
         if not amount:
             raise BillingError({"amount": "required"})
         return ledger.post(c.id, "payment", amount, actor=actor(), comment=form_text("comment"),
-                           idempotency_key=key)
+                           idempotency_key=key, source=PAYMENT_CASH, cashier_id=current_user.id)
 
     def said(result) -> str:
         entry, created = result
         if created:  # the amount as billing read it ("1 000,50" -> 1,000.50)
+            flash(url_for("admin.payment_receipt", entry_id=entry.id), "receipt")  # (base.html: a link)
             return _("Payment of %(amount)s taken.", amount=money(entry.amount))
         return _("This payment was taken already on %(when)s (%(amount)s): nothing was posted again.",
                  when=local_time(entry.created_at), amount=money(entry.amount))

@@ -9,6 +9,7 @@ from marshmallow import validate
 
 from ..billing import ledger
 from ..models import LedgerEntry
+from ..models.ledger import PAYMENT_API
 from .auth import actor, managers_only
 from .common import Body, Id, Money, Text, max_len
 from .contracts import LedgerEntrySchema
@@ -45,5 +46,6 @@ def create_payment(data):
     """Post a payment to a contract (may lift a balance block)"""
     with committing(data, conflicts=("external_id",)):
         entry, created = ledger.payment(data.get("contract_id"), data.get("amount"), actor=actor(),
-                                        external_id=data.get("external_id"), comment=data.get("comment"))
+                                        external_id=data.get("external_id"), comment=data.get("comment"),
+                                        source=PAYMENT_API)
     return entry, 201 if created else 200

@@ -41,6 +41,7 @@ from sqlalchemy import BigInteger, delete, func, select, type_coerce
 from ..db_setup import dialect_insert
 from ..extensions import db
 from ..models import ACCOUNT_FIELDS, Account, AgentPayment, Contract, PaymentAgent, ProviderCall, from_minor, utcnow
+from ..models.ledger import PAYMENT_AGENT
 from . import audit, clock, ledger
 from .accounts import LOGIN_RE
 from .crypto import encrypt
@@ -133,6 +134,26 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
     return contract_id
 
 
+def identifiers_for(contract: Contract) -> list[tuple[str, str, list[str]]]:
+    """What a subscriber tells each enabled agent to pay into ``contract`` (the cabinet's "ways to
+    pay"): (agent name, its account_field, [the contract number] or the logins of its live
+    accounts), as ``_target`` finds them; agents by name."""
+    agents = db.session.scalars(select(PaymentAgent).where(PaymentAgent.enabled.is_(True))
+                                .order_by(PaymentAgent.name)).all()
+    logins = None
+    out = []
+    for agent in agents:
+        if agent.account_field == "login":
+            if logins is None:
+                logins = db.session.scalars(select(Account.login).where(
+                    Account.contract_id == contract.id, Account.status != "disabled").order_by(Account.login)).all()
+            if logins:
+                out.append((agent.name, agent.account_field, list(logins)))
+        else:
+            out.append((agent.name, agent.account_field, [contract.number]))
+    return out
+
+
 def check(agent: PaymentAgent, params: dict) -> Answer:
     parsed = _parse_common(agent, params)
     if isinstance(parsed, Answer):
@@ -206,7 +227,8 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
         return _repeat(_prior(agent, txn_id), account, amount)
     # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
     ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
-                comment=f"agent {agent.name}, txn {txn_id}", idempotency_key=ledger_key(agent.id, txn_id))
+                comment=f"agent {agent.name}, txn {txn_id}", idempotency_key=ledger_key(agent.id, txn_id),
+                source=PAYMENT_AGENT)
     return Answer(OK, "OK", prv_txn=prv_txn, sum=str(amount))
 
 

@@ -14,7 +14,15 @@ LEDGER_KINDS = ("payment", "charge", "correction", "refund")
 # The changes that post charges and refunds at once (portal.billing.accounts, .blocking), as the
 # audit log names them; the charge run's own entries have none.
 LEDGER_REASONS = ("account.update", "account.activate", "account.block", "account.unblock", "account.disable",
-                  "service.assign", "service.end", "service.expiry", "service.resume", "service.suspend")
+                  "service.assign", "service.end", "service.expiry", "service.resume", "service.suspend",
+                  "storno")
+# Where a payment came from (the payments list filters by it; migration d124c2daebf3 fills it
+# for older rows): the cash desk or staff typing it in, a bank statement, a payment agent (bank,
+# terminal), an online payment, an operator's system through API v1. Every path that posts a
+# payment names its own (billing.ledger.post's ``source``).
+PAYMENT_CASH, PAYMENT_STATEMENT, PAYMENT_AGENT, PAYMENT_ONLINE, PAYMENT_API = \
+    "cash", "statement", "agent", "online", "api"
+PAYMENT_SOURCES = (PAYMENT_CASH, PAYMENT_STATEMENT, PAYMENT_AGENT, PAYMENT_ONLINE, PAYMENT_API)
 
 
 class LedgerEntry(db.Model):
@@ -38,6 +46,13 @@ class LedgerEntry(db.Model):
                       postgresql_where=text("kind = 'payment'")),
         one_of("kind", LEDGER_KINDS),
         one_of("reason", LEDGER_REASONS),
+        one_of("source", PAYMENT_SOURCES),
+        # the payments list's filters by source and by cashier, walked in id order (migration
+        # d124c2daebf3); partial like the others, so charges never touch them
+        Index("ix_ledger_entries_payment_source_id", "source", "id",
+              postgresql_where=text("kind = 'payment'"), sqlite_where=text("kind = 'payment'")),
+        Index("ix_ledger_entries_payment_cashier_id", "cashier_id", "id",
+              postgresql_where=text("kind = 'payment'"), sqlite_where=text("kind = 'payment'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -57,6 +72,15 @@ class LedgerEntry(db.Model):
     # For charges and refunds posted at once by a change (not by the charge run): the change,
     # as the audit log names it (account.block, service.end, ...), so that an entry can say why.
     reason: Mapped[str | None] = mapped_column(String(32))
+    # Payments: where the money came from (PAYMENT_SOURCES) and, when staff typed it in, who.
+    source: Mapped[str | None] = mapped_column(String(16))
+    cashier_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    # A storno (reason "storno"): the payment it cancels. Unique: one storno per payment, also
+    # for a double click or parallel requests (billing.ledger.storno). NO ACTION rather than
+    # RESTRICT: checked at the statement's end, so a whole ledger deleted in one statement goes,
+    # while a cancelled payment alone still cannot be deleted.
+    cancels_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("ledger_entries.id"), unique=True)
 
     contract: Mapped["Contract"] = relationship()  # noqa: F821
 
