@@ -92,7 +92,8 @@ def sample(number="26-000417") -> bytes:
 
 def doc(n, amount="100.00", purpose="", inn="", account=None, name="", day=1) -> Document:
     return Document(line=0, kind="Платежное поручение", number=str(n), date=date(2026, 12, day),
-                    amount=Decimal(amount), payer_account=account if account is not None else f"4081781000000000{n:04d}",
+                    amount=Decimal(amount),
+                    payer_account=account if account is not None else f"4081781000000000{n:04d}",
                     payer_inn=inn, payer_name=name, payee_account=OURS, purpose=purpose, received=date(2026, 12, day))
 
 
@@ -380,3 +381,18 @@ def test_the_demo_sample_reads_and_the_card_refuses_a_malformed_inn(ctx):
     s = directory.save_subscriber({"full_name": "Тест", "inn": "7709876543", "bank_account": "40817810000000004433"},
                                   actor="test")
     assert (s.inn, s.bank_account) == ("7709876543", "40817810000000004433")
+
+
+def test_the_file_error_reads_in_russian(app, client):
+    """A Russian-speaking cashier uploads a statement with a bad date: is the error in Russian,
+    with the line and the field?"""
+    with app.app_context():
+        gen_staff("anna")
+    login(client, "anna")
+    page = client.get("/statements?lang=ru").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    bad = sample().decode("cp1251").replace("Дата=30.11.2026", "Дата=31.11.2026").encode("cp1251")
+    r = client.post("/statements?lang=ru", data={"csrf_token": csrf, "file": (__import__("io").BytesIO(bad), "s.txt")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422
+    assert "Строка 37, Дата: не дата вида дд.мм.гггг: 31.11.2026" in r.get_data(as_text=True)

@@ -35,12 +35,21 @@ MATCH_TITLES = {"number": _l("contract number in the purpose"), "inn": _l("payer
                 "account": _l("payer account"), "name": _l("payer name (suggestion)"), "staff": _l("chosen by staff"),
                 "ambiguous": _l("several contracts"), "none": _l("nothing found")}
 # billing's messages, listed so that pybabel puts them in the catalog
-MESSAGES = [_l("no such contract"), _l("already posted"), _l("required"), _l("at most 500 characters")]
+MESSAGES = [_l("no such contract"), _l("already posted"), _l("required"), _l("at most 500 characters"),
+            # the file's errors (portal.billing.bank_1c.StatementError, messages over %(value)s)
+            _l("not a 1C bank exchange file (the first line must be 1CClientBankExchange)"),
+            _l("unknown encoding %(value)s (Windows or DOS)"),
+            _l("the file is UTF-8, expected windows-1251 (Кодировка=Windows)"), _l("a byte that is not %(value)s"),
+            _l("not a date dd.mm.yyyy: %(value)s"), _l("missing in the document"),
+            _l("not an amount like 1500.00: %(value)s"), _l("text after the end of the file"),
+            _l("the document from line %(value)s is not closed"), _l("not a key=value line"),
+            _l("the document is not closed"), _l("missing: the file is cut short"), _l("missing in the header"),
+            _l("larger than %(value)s MB"), _l("empty")]
 SHOWN = 300  # rows of a group shown on the preview (the counts and sums cover all)
 
 
 def _parse_error(e: statements.StatementError) -> str:
-    message = _(e.message) if e.message else ""
+    message = _(e.message, **e.params)
     if e.line:
         return _("Line %(line)s, %(field)s: %(message)s", line=e.line, field=e.field, message=message)
     return _("%(field)s: %(message)s", field=e.field, message=message)

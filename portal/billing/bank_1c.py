@@ -23,11 +23,16 @@ _INN_PREFIX = re.compile(r"^ИНН\s*\d{10,12}\s+")  # «ИНН 7701234567 ОО�
 
 
 class StatementError(ValueError):
-    """The file is not a readable statement: ``line`` (1-based, 0 for the whole file), ``field``."""
+    """The file is not a readable statement: ``line`` (1-based, 0 for the whole file), ``field``,
+    and ``message``, a %-template over ``params`` (so that the staff page can translate it)."""
 
-    def __init__(self, line: int, field: str, message: str):
-        super().__init__(f"line {line}, {field}: {message}")
-        self.line, self.field, self.message = line, field, message
+    def __init__(self, line: int, field: str, message: str, **params):
+        self.line, self.field, self.message, self.params = line, field, message, params
+        super().__init__(f"line {line}, {field}: {self.text}")
+
+    @property
+    def text(self) -> str:
+        return self.message % self.params
 
 
 @dataclass
@@ -69,7 +74,7 @@ def _date(value: str, line: int, key: str) -> date:
     try:
         return datetime.strptime(value, "%d.%m.%Y").date()
     except ValueError:
-        raise StatementError(line, key, f"not a date dd.mm.yyyy: {value[:20]!r}") from None
+        raise StatementError(line, key, "not a date dd.mm.yyyy: %(value)s", value=value[:20]) from None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -89,7 +94,7 @@ def decode(data: bytes) -> tuple[str, str]:
             continue
         break
     if enc not in ENCODINGS:
-        raise StatementError(0, "Кодировка", f"unknown encoding {enc[:20]!r} (Windows or DOS)")
+        raise StatementError(0, "Кодировка", "unknown encoding %(value)s (Windows or DOS)", value=enc[:20])
     try:
         data.decode("utf-8")
         utf8 = any(b > 0x7F for b in data)
@@ -101,7 +106,7 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode(ENCODINGS[enc]), enc
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise StatementError(line, "Кодировка", f"a byte that is not {ENCODINGS[enc]}") from None
+        raise StatementError(line, "Кодировка", "a byte that is not %(value)s", value=ENCODINGS[enc]) from None
 
 
 _DOC_FIELDS = {"ПлательщикСчет": "payer_account", "ПлательщикИНН": "payer_inn", "ПолучательСчет": "payee_account",
@@ -116,7 +121,7 @@ def _document(kind: str, start: int, values: dict[str, tuple[int, str]]) -> Docu
 
     line, amount = need("Сумма")
     if not _AMOUNT.match(amount):
-        raise StatementError(line, "Сумма", f"not an amount like 1500.00: {amount[:20]!r}")
+        raise StatementError(line, "Сумма", "not an amount like 1500.00: %(value)s", value=amount[:20])
     line, number = need("Номер")
     doc = Document(line=start, kind=kind, number=number[:32], date=_date(need("Дата")[1], need("Дата")[0], "Дата"),
                    amount=Decimal(amount))
@@ -155,7 +160,8 @@ def parse(data: bytes) -> Statement:
                 documents.append(_document(doc_kind, doc_start, values))
                 section = None
             elif key.startswith("Секция") or key == "КонецФайла":
-                raise StatementError(n, "КонецДокумента", f"the document from line {doc_start} is not closed")
+                raise StatementError(n, "КонецДокумента", "the document from line %(value)s is not closed",
+                                     value=doc_start)
             elif eq:
                 values[key] = (n, value)
             continue

@@ -121,7 +121,7 @@ def _mark_posted_before(statement_id: int) -> None:
 def import_statement(data: bytes, filename: str, *, actor: str, own_accounts=()) -> BankStatement:
     """Read, match and store a statement as a preview (``StatementError``: nothing stored)."""
     if len(data) > MAX_BYTES:
-        raise StatementError(0, "file", f"larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise StatementError(0, "file", "larger than %(value)s MB", value=MAX_BYTES // (1024 * 1024))
     if not data:
         raise StatementError(0, "file", "empty")
     parsed = parse(data)
