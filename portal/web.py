@@ -374,7 +374,7 @@ ACTION_TITLES = {
     "statement.post": _l("Statement payments posted"), "statement.dismiss": _l("Statement payment dismissed"),
 }
 PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
-                   "billmanager": "BILLmanager", "webhook": "webhook"}
+                   "billmanager": "BILLmanager", "webhook": "webhook", "yookassa": "ЮKassa"}
 
 
 def action_title(action: str) -> str:
