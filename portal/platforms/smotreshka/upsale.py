@@ -22,9 +22,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from functools import cache
-from types import SimpleNamespace
 
-from sqlalchemy import and_, bindparam, inspect, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ...billing import accounts as acc
@@ -32,7 +31,7 @@ from ...billing import clock
 from ...db_setup import dialect_insert
 from ...extensions import db
 from ...models import (
-    Account, AssignedService, CatalogService, Contract, SmotreshkaUpsale, SyncState, utcnow,
+    Account, AssignedService, CatalogService, SmotreshkaUpsale, SyncState, utcnow,
 )
 from .. import connections
 from . import tv
@@ -62,48 +61,6 @@ CHECKS = (
     .where(Account.login == bindparam("login"))
     .options(joinedload(Account.contract), joinedload(Account.services).joinedload(AssignedService.service))
 )
-# The same checks for ensure, which changes nothing: plain rows (two statements) read into
-# read-only views with the models' attribute names (``_view``), on which tv and billing's rules
-# run unchanged. The ORM's loading of the five entities above cost more CPU than the rest of an
-# ensure. Commit re-checks an expired transaction on ORM objects, which it then changes.
-_a, _ct, _as, _cs = (inspect(m) for m in (Account, Contract, AssignedService, CatalogService))
-
-
-def _columns(mapper, prefix: str) -> list:
-    return [attr.columns[0].label(f"{prefix}{attr.key}") for attr in mapper.column_attrs]
-
-
-CHECKS_VIEW = (
-    select(*_columns(_a, "a_"), *_columns(_ct, "c_"), *_columns(_cs, "n_"), _platform_id.label("platform_id"),
-           CatalogService.id.in_(acc.offered_services_select(Account.id)).label("offered"))
-    .join(Contract, Contract.id == Account.contract_id)
-    .outerjoin(CatalogService, and_(CatalogService.platform == NAME, CatalogService.external_id == bindparam("offer")))
-    .where(Account.login == bindparam("login"))
-)
-SERVICES_VIEW = (select(*_columns(_as, "s_"), *_columns(_cs, "n_"))
-                 .join(CatalogService, CatalogService.id == AssignedService.service_id)
-                 .where(AssignedService.account_id == bindparam("aid")).order_by(AssignedService.id))
-
-
-def _view(row, mapper, prefix: str, **more) -> SimpleNamespace:
-    """A read-only stand-in for a ``mapper`` object from the ``prefix`` columns of ``row``."""
-    m = row._mapping
-    return SimpleNamespace(**{attr.key: m[f"{prefix}{attr.key}"] for attr in mapper.column_attrs}, **more)
-
-
-def _checked_views(login: str, offer: str):
-    """(account, offered service or None, platform id, offered) as views, or None."""
-    row = db.session.execute(CHECKS_VIEW, {"login": login, "offer": offer}).first()
-    if row is None:
-        return None
-    account = _view(row, _a, "a_", contract=_view(row, _ct, "c_"))
-    account.reasons = Account.reasons.fget(account)
-    account.services = [_view(r, _as, "s_", service=_view(r, _cs, "n_"))
-                        for r in db.session.execute(SERVICES_VIEW, {"aid": account.id})]
-    new = _view(row, _cs, "n_") if row.n_id is not None else None
-    return account, new, row.platform_id, row.offered
-
-
 # the account and the service a commit assigns, in one round trip
 ACCOUNT_AND_SERVICE = (select(Account, CatalogService).join(CatalogService, CatalogService.id == bindparam("sid"))
                        .where(Account.id == bindparam("aid")))
@@ -160,16 +117,11 @@ def _identity(params: dict) -> dict:
     return {k: params.get(k) for k in IDENTITY}
 
 
-def _resolve(kind: str, params: dict, settings, views: bool = False) -> tuple[str, dict | tuple]:
-    """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote)).
-    ``views``: on read-only views (ensure) rather than ORM objects (commit)."""
+def _resolve(kind: str, params: dict, settings) -> tuple[str, dict | tuple]:
+    """The business checks: ('refused', answer) or ('ok', (account, new, old assigned, quote))."""
     login = settings.login_of(params["accountLogin"])
-    if not login:
-        row = None
-    elif views:
-        row = _checked_views(login, params["newOfferId"])
-    else:
-        row = db.session.execute(CHECKS, {"login": login, "offer": params["newOfferId"]}).unique().first()
+    row = db.session.execute(CHECKS, {"login": login, "offer": params["newOfferId"]}).unique().first() \
+        if login else None
     if row is None:
         return "refused", {"result": "no_subscription_rules"}
     account, new, known, offered = row
@@ -222,7 +174,7 @@ def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     existing = db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).first()
     if existing is not None:
         return _repeat(existing, kind, params)
-    outcome, data = _resolve(kind, params, settings, views=True)
+    outcome, data = _resolve(kind, params, settings)
     if outcome == "refused":
         return 200, data
     account, new, old, quote = data
