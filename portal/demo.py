@@ -68,6 +68,29 @@ def load_payment_agent() -> None:
         save_agent(DEMO_AGENT, actor=ACTOR)
 
 
+def load_payment_sources() -> None:
+    """A few payments of every source, two cashiers' and a cancelled one, so that the payments
+    list's filters (source, cashier) and a storno show something."""
+    from .models import Contract
+
+    contracts = db.session.scalars(select(Contract).order_by(Contract.id).limit(3)).all()
+    staff = {u.login: u for u in db.session.scalars(select(StaffUser))}
+    rows = [("cash", "admin", "350.00", "form:demo-cash-1", "Касса, офис на Московской"),
+            ("cash", "manager", "500.00", "form:demo-cash-2", "Касса, офис на Московской"),
+            ("api", None, "1200.00", "payment:demo-erp-1", "1С: платёжное поручение"),
+            ("agent", None, "300.00", "agent:demo:demo-1", "Демо-терминалы, txn demo-1"),
+            ("statement", "admin", "2000.00", "bank:demo:1", "п/п 1 по выписке"),
+            ("online", None, "450.00", "yookassa:demo-1", "ЮKassa demo-1")]
+    actors = {"api": "api:1С", "agent": "agent:demo-terminal", "online": "platform:yookassa"}
+    first = None
+    for n, (source, cashier, amount, key, comment) in enumerate(rows):
+        entry, _ = ledger.post(contracts[n % len(contracts)].id, "payment", Decimal(amount),
+                               actor=actors.get(source) or f"staff:{cashier}", comment=comment, idempotency_key=key,
+                               source=source, cashier_id=staff[cashier].id if source == "cash" else None)
+        first = first or entry
+    ledger.storno(first.id, "Ошибка кассира: не тот договор", actor="staff:admin")
+
+
 def load_platforms() -> None:
     """Each platform's demo data (its hook does nothing when its data is there already)."""
     from .platforms.registry import all_platforms
@@ -126,6 +149,7 @@ def load() -> None:
             if state == "manager_block":
                 acc.block(account, "manager", actor=ACTOR)
     charge(actor=ACTOR)
+    load_payment_sources()
     # promised payments: what lifts a balance block, up to 1 500 ₽, for 3 days, once a month, no fee
     from .billing.promised import save_rule
 

@@ -242,3 +242,17 @@ def test_the_cabinet_lists_every_enabled_agent_with_the_identifier_to_give(ctx, 
     assert set(items) == {"Сбер", "Киви"}
     assert "<code>55-000900</code>" in items["Сбер"] and "anna-home" not in items["Сбер"]
     assert "<code>anna-home</code>" in items["Киви"] and "55-000900" not in items["Киви"]
+
+
+def test_the_demo_data_has_payments_of_every_source_and_a_cancelled_one(ctx):
+    """After `flask demo load`, does each source filter of the payments list find something, and
+    is one payment cancelled?"""
+    from portal import demo
+
+    demo.load()
+    db.session.commit()
+    sources = set(db.session.scalars(select(LedgerEntry.source).where(LedgerEntry.kind == "payment")))
+    assert sources == set(PAYMENT_SOURCES)
+    cashiers = set(db.session.scalars(select(LedgerEntry.cashier_id).where(LedgerEntry.cashier_id.is_not(None))))
+    assert len(cashiers) == 2
+    assert db.session.scalar(select(func.count()).where(LedgerEntry.reason == "storno")) == 1
