@@ -396,3 +396,22 @@ def test_the_file_error_reads_in_russian(app, client):
                     content_type="multipart/form-data")
     assert r.status_code == 422
     assert "Строка 37, Дата: не дата вида дд.мм.гггг: 31.11.2026" in r.get_data(as_text=True)
+
+
+def test_a_viewer_reads_statements_but_cannot_upload_post_or_assign(app, client):
+    with app.app_context():
+        gen_staff("vera", role="viewer")
+        gen_contract(number="26-000417")
+        st = statements.import_statement(sample(), "dec.txt", actor="test")
+        db.session.commit()
+        sid = st.id
+        pid = db.session.scalar(select(BankPayment.id).where(BankPayment.contract_id.is_(None)))
+    login(client, "vera")
+    page = client.get(f"/statements/{sid}?lang=en").get_data(as_text=True)
+    assert 'data-group="matched" data-count="1"' in page and "post-statement" not in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post(f"/statements/{sid}/post", data={"csrf_token": csrf}).status_code == 403
+    assert client.post(f"/statements/payments/{pid}/contract",
+                       data={"csrf_token": csrf, "contract": "26-000417"}).status_code == 403
+    with app.app_context():
+        assert fresh(BankStatement, sid).status == "preview" and entries() == []

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, case, func, insert, select, type_coerce, update
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import BankPayment, BankStatement, Contract, LedgerEntry, Subscriber, from_minor, utcnow
@@ -279,6 +280,7 @@ def contracts_of(ids) -> dict[int, Contract]:
     ids = list({i for i in ids if i})
     out: dict[int, Contract] = {}
     for part in _chunks(ids):
-        for contract in db.session.scalars(select(Contract).where(Contract.id.in_(part))):
+        for contract in db.session.scalars(select(Contract).options(joinedload(Contract.subscriber))
+                                           .where(Contract.id.in_(part))):
             out[contract.id] = contract
     return out
