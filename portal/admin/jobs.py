@@ -415,6 +415,8 @@ def record_job(func: str, job_id: str, *, label: str | None = None, about: tuple
             about = SUBJECTS[func](args)
         except (IndexError, TypeError):
             about = None
+    if about is not None and about[1] is None:  # e.g. a drift report of the whole connection
+        about = None
     row = JobRun(job_id=job_id, func=func[:200], label=str(label or func)[:200], actor=actor(), status="started",
                  object_type=about[0] if about else None, object_id=int(about[1]) if about else None)
     db.session.add(row)
