@@ -208,6 +208,8 @@ def test_the_preview_counts_and_sums_and_staff_correct_a_match_before_posting(ct
     assert statements.post_statement(st.id, actor="test") == {"posted": 3, "duplicate": 0, "queued": 1}
     db.session.commit()
     assert entries() == sorted([(c.id, Decimal("100.10")), (d.id, Decimal("200.20")), (d.id, Decimal("400.40"))])
+    # the payments list's source: a bank statement
+    assert set(db.session.scalars(select(LedgerEntry.source).where(LedgerEntry.kind == "payment"))) == {"statement"}
     assert fresh(Contract, d.id).balance == Decimal("600.60")
     with pytest.raises(BillingError):
         statements.post_statement(st.id, actor="test")

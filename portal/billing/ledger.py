@@ -170,8 +170,9 @@ def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[st
     """Many payments from outside at once (a bank statement): ``rows`` of contract_id, amount
     (positive Decimal), idempotency_key (required) and comment. ``post``'s rule set-based: a key
     already used moves no money (ON CONFLICT DO NOTHING, so parallel posters cannot post twice);
-    per chunk one multi-row INSERT, one balance UPDATE per contract, the audit rows in one
-    INSERT, then the balance rule (unblocking) and the outbox once for the chunk's contracts.
+    per chunk one multi-row INSERT (each payment's source read off its key, as ``post`` does),
+    one balance UPDATE for the chunk's contracts, the audit rows in one executemany, then the
+    balance rule (unblocking) and the outbox once for the chunk's contracts.
     Returns {key: ledger entry id} of the entries this call created."""
     for r in rows:
         if not r.get("idempotency_key"):
@@ -190,7 +191,8 @@ def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[st
             .returning(table.c.id, table.c.idempotency_key, table.c.contract_id, table.c.amount)
         new = db.session.execute(stmt, [dict(contract_id=r["contract_id"], kind="payment", amount=r["amount"],
                                               comment=r.get("comment"), author=actor, created_at=now,
-                                              idempotency_key=r["idempotency_key"]) for r in part]).all()
+                                              idempotency_key=r["idempotency_key"],
+                                              source=source_of(actor, r["idempotency_key"])) for r in part]).all()
         if not new:
             continue
         sums: dict[int, int] = {}
