@@ -145,6 +145,11 @@ def test_a_windows_1251_statement_is_read_with_every_field():
     (lambda t: t.replace("КонецФайла\r\n", ""), 0, "КонецФайла"),
     (lambda t: t.replace("ДатаНачала=01.12.2026\r\nДатаКонца=01.12.2026\r\nРасчСчет=40702810900000000001\r\nСекция",
                          "ДатаКонца=01.12.2026\r\nРасчСчет=40702810900000000001\r\nСекция", 1), 0, "ДатаНачала"),
+    (lambda t: t.replace("Сумма=1500.00", "Сумма=0.00"), 23, "Сумма"),  # a zero payment is no payment
+    # fields that go into keys and fixed-width columns: a too long account, an INN that is not one
+    (lambda t: t.replace("ПлательщикСчет=40817810099910004312", "ПлательщикСчет=" + "4" * 300), 24,
+     "ПлательщикСчет"),
+    (lambda t: t.replace("ПлательщикИНН=771234567890", "ПлательщикИНН=77123"), 26, "ПлательщикИНН"),
 ])
 def test_a_broken_document_is_refused_naming_its_line_and_field(broken, line, field):
     """Which line and field is wrong in a statement the bank or a person broke?"""

@@ -113,6 +113,14 @@ _DOC_FIELDS = {"ПлательщикСчет": "payer_account", "Платель�
                "ПолучательИНН": "payee_inn", "НазначениеПлатежа": "purpose"}
 
 
+_ACCOUNT_NO = re.compile(r"[0-9A-Za-z]{1,34}")
+_INN = re.compile(r"\d{10}|\d{12}|0")  # «0» is what banks write for a payer without one
+_CHECKED = (("ПлательщикСчет", _ACCOUNT_NO, "not an account number (up to 34 letters and digits): %(value)s"),
+            ("ПолучательСчет", _ACCOUNT_NO, "not an account number (up to 34 letters and digits): %(value)s"),
+            ("ПлательщикИНН", _INN, "not an INN (10 or 12 digits): %(value)s"),
+            ("ПолучательИНН", _INN, "not an INN (10 or 12 digits): %(value)s"))
+
+
 def _document(kind: str, start: int, values: dict[str, tuple[int, str]]) -> Document:
     def need(key):
         if not values.get(key, (0, ""))[1]:
@@ -122,6 +130,12 @@ def _document(kind: str, start: int, values: dict[str, tuple[int, str]]) -> Docu
     line, amount = need("Сумма")
     if not _AMOUNT.match(amount):
         raise StatementError(line, "Сумма", "not an amount like 1500.00: %(value)s", value=amount[:20])
+    if Decimal(amount) <= 0:
+        raise StatementError(line, "Сумма", "must be above zero")
+    for key, pattern, message in _CHECKED:  # they go into keys and columns of a fixed width
+        at, value = values.get(key, (0, ""))
+        if value and not pattern.fullmatch(value):
+            raise StatementError(at, key, message, value=value[:40])
     line, number = need("Номер")
     doc = Document(line=start, kind=kind, number=number[:32], date=_date(need("Дата")[1], need("Дата")[0], "Дата"),
                    amount=Decimal(amount))
