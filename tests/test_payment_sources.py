@@ -83,13 +83,15 @@ def test_the_payments_list_filters_by_each_source_and_by_cashier(ctx, app, clien
                    "sum": "50.00"})
     # the paths of bank statements and online payments, as they key their entries
     ledger.post(c.id, "payment", Decimal("60.00"), actor="staff:kassir1", idempotency_key="bank:2026-12-01:17:4070")
+    ledger.post_payments([dict(contract_id=c.id, amount=Decimal("65.00"), idempotency_key="bank:2026-12-01:18:4070",
+                               comment="п/п 18")], actor="staff:kassir1")
     ledger.post(c.id, "payment", Decimal("70.00"), actor="platform:yookassa", idempotency_key="yookassa:2f1-a",
                 source="online")
     db.session.commit()
     for e in db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "payment")):
         if e.id not in made:
             made[e.id] = (e.source, None)
-    assert sorted(s for s, _ in made.values()) == sorted(["cash"] * 3 + ["api", "agent", "statement", "online"])
+    assert sorted(s for s, _ in made.values()) == sorted(["cash"] * 3 + ["api", "agent", "statement", "statement", "online"])
 
     gen_staff("boss", role="admin")
     db.session.commit()
