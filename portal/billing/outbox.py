@@ -53,9 +53,17 @@ def platforms_query(account_ids):
     return union(*_membership(account_ids), synced).subquery()
 
 
+@cache
+def _on_platform_statement(platforms: tuple[str, ...]):
+    """Built once per process and set of platforms: it is asked before every service change
+    (the platforms' check_change), and building it cost more than running it."""
+    pairs = union(*_membership(bindparam("ids", expanding=True))).subquery()
+    return select(pairs.c.account_id).where(pairs.c.platform == bindparam("platform")).limit(1)
+
+
 def on_platform(account_id: int, platform: str) -> bool:
-    pairs = union(*_membership([account_id])).subquery()
-    return db.session.scalar(select(pairs.c.account_id).where(pairs.c.platform == platform).limit(1)) is not None
+    stmt = _on_platform_statement(tuple(known_platforms()))
+    return db.session.scalar(stmt, {"ids": [account_id], "platform": platform}) is not None
 
 
 def on_platform_many(account_ids: list[int], platform: str) -> set[int]:
