@@ -25,6 +25,8 @@ STATEFUL = {
     "a date not before the start", "a date not before starts_on", "an account needs a tariff to be activated",
     "active or suspended, on a service that has not ended", "already disabled", "required",
     "the account has this service already",
+    # no schema keyword says "a regular expression that compiles"
+    "not a valid regular expression",
 }
 STATEFUL_PREFIXES = ("cannot activate an account that is", "cannot block an account that is",
                      "already blocked by", "the account is not blocked by", "does not match")
