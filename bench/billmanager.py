@@ -55,15 +55,22 @@ def main() -> None:
     from sqlalchemy import func, insert, select
 
     from portal import create_app
+    from portal.billing import accounts as acc
     from portal.billing import clock, ledger
     from portal.billing.charging import charge
     from portal.extensions import db
     from portal.models import (
-        Account, Agent, AssignedService, BmService, BmTariff, Contract, Subscriber, Tariff,
+        Account,
+        Agent,
+        AssignedService,
+        BmService,
+        BmTariff,
+        Contract,
+        Subscriber,
+        Tariff,
     )
     from portal.platforms.billmanager import orders
     from portal.platforms.billmanager.emulator import SellingBillmanager
-    from portal.billing import accounts as acc
     from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, imported_tariff, make_handler
 
     app = create_app({"BILLMANAGER_ORDER_LOOKUP": 5})

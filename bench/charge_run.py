@@ -33,7 +33,7 @@ import os
 import re
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -308,7 +308,7 @@ def run_loop(app, run_date: date, sample: int) -> tuple[float, int]:
         db.session.commit()
         posted = 0
         t0 = time.perf_counter()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for i, sid in enumerate(ids, start=1):
             # No autoflush per row: the unit of work batches the INSERTs and UPDATEs of 1,000 rows
             # at a time (a loop that flushes on every query is another ~2x slower).

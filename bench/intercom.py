@@ -76,8 +76,9 @@ def main() -> int:
     try:
         with app.app_context():
             db.create_all()
-            emulator = subprocess.Popen([sys.executable, "-m", "portal.platforms.intercom.emulator", "--no-demo", "--port",
-                                         str(args.port), "--token", TOKEN], cwd=ROOT, stdout=subprocess.DEVNULL)
+            emulator = subprocess.Popen([sys.executable, "-m", "portal.platforms.intercom.emulator", "--no-demo",
+                                         "--port", str(args.port), "--token", TOKEN],
+                                        cwd=ROOT, stdout=subprocess.DEVNULL)
             procs.append(emulator)
             url = f"http://127.0.0.1:{args.port}/api/v1"
             _wait_for_port(url)
@@ -105,7 +106,8 @@ def main() -> int:
                   f"our {args.workers} workers {used['workers']:.2f} s ({used['workers'] / args.n * 1000:.2f} ms "
                   f"per account); {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
             ceiling = _emulator_ceiling(url, args.n // 2, args.workers)
-            print(f"emulator alone: GET /profiles/{{login}} from {args.workers} client threads: {ceiling:.0f} requests/s")
+            print(f"emulator alone: GET /profiles/{{login}} from {args.workers} client threads: "
+                  f"{ceiling:.0f} requests/s")
             return 0 if rate >= TARGET else 1
     finally:
         for p in procs:
@@ -153,7 +155,7 @@ def _data(n: int, url: str) -> None:
 
     from portal.billing import directory
     from portal.extensions import db
-    from portal.models import (Account, AssignedService, Contract, ExtraFieldValue, Subscriber, utcnow)
+    from portal.models import Account, AssignedService, Contract, ExtraFieldValue, Subscriber, utcnow
     from portal.platforms.connections import save_connection
 
     save_connection("intercom", url=url, password=TOKEN, actor="bench")
@@ -171,7 +173,8 @@ def _data(n: int, url: str) -> None:
                                            "do_not_block": False, "balance": 100000, "created_at": now}
                                           for i in range(1, people + 1)])
     db.session.execute(insert(Account), [{"id": i, "contract_id": (i + 1) // 2, "login": f"bench{i}",
-                                          "agent_id": agent.id, "tariff_id": tariff.id, "house": f"ул. Тестовая, {i // 100}",
+                                          "agent_id": agent.id, "tariff_id": tariff.id,
+                                          "house": f"ул. Тестовая, {i // 100}",
                                           "flat": str(i), "status": "active", "block_reasons": 0,
                                           "status_changed_on": since, "created_at": now} for i in range(1, n + 1)])
     db.session.execute(insert(ExtraFieldValue), [{"account_id": i, "field_id": field.id,

@@ -95,8 +95,9 @@ def main() -> int:
             rates.append(args.n / took)
             print(f"  refresh {i + 1}: {took:.2f} s ({args.n / took:,.0f} accounts/s; "
                   f"of which storing {out['accounts_store_s']:.2f} s)", flush=True)
-        from portal.models import StalkerSnapshotRow
         from sqlalchemy import func, select
+
+        from portal.models import StalkerSnapshotRow
         ids = db.session.execute(select(func.min(StalkerSnapshotRow.id), func.max(StalkerSnapshotRow.id))
                                  .where(StalkerSnapshotRow.kind == "accounts")).one()
         db.session.rollback()

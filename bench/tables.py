@@ -45,7 +45,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from charge_run import (  # noqa: E402
-    StatementTimer, bench_database, connect, libpq_url, log, make_app, recreate_db, short_sql,
+    StatementTimer,
+    bench_database,
+    connect,
+    libpq_url,
+    log,
+    make_app,
+    recreate_db,
+    short_sql,
 )
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -71,7 +78,8 @@ SURNAMES = [
     ("Кузьмин", "Кузьмина", "kuzmin"), ("Фролов", "Фролова", "frolov"), ("Александров", "Александрова", "aleksandrov"),
     ("Дмитриев", "Дмитриева", "dmitriev"), ("Королев", "Королева", "korolev"), ("Гусев", "Гусева", "gusev"),
     ("Киселев", "Киселева", "kiselev"), ("Ильин", "Ильина", "ilin"), ("Максимов", "Максимова", "maksimov"),
-    ("Поляков", "Полякова", "polyakov"), ("Сорокин", "Сорокина", "sorokin"), ("Виноградов", "Виноградова", "vinogradov"),
+    ("Поляков", "Полякова", "polyakov"), ("Сорокин", "Сорокина", "sorokin"),
+    ("Виноградов", "Виноградова", "vinogradov"),
     ("Ковалев", "Ковалева", "kovalev"), ("Белов", "Белова", "belov"), ("Медведев", "Медведева", "medvedev"),
     ("Антонов", "Антонова", "antonov"), ("Тарасов", "Тарасова", "tarasov"), ("Жуков", "Жукова", "zhukov"),
     ("Баранов", "Баранова", "baranov"), ("Филиппов", "Филиппова", "filippov"), ("Комаров", "Комарова", "komarov"),
@@ -89,11 +97,14 @@ SURNAMES = [
     ("Чернышев", "Чернышева", "chernyshev"), ("Быков", "Быкова", "bykov"), ("Маслов", "Маслова", "maslov"),
     ("Родионов", "Родионова", "rodionov"), ("Коновалов", "Коновалова", "konovalov"), ("Лазарев", "Лазарева", "lazarev"),
     ("Воронин", "Воронина", "voronin"), ("Климов", "Климова", "klimov"), ("Филатов", "Филатова", "filatov"),
-    ("Пономарев", "Пономарева", "ponomarev"), ("Голубев", "Голубева", "golubev"), ("Кудрявцев", "Кудрявцева", "kudryavtsev"),
+    ("Пономарев", "Пономарева", "ponomarev"), ("Голубев", "Голубева", "golubev"),
+    ("Кудрявцев", "Кудрявцева", "kudryavtsev"),
     ("Прохоров", "Прохорова", "prokhorov"), ("Наумов", "Наумова", "naumov"), ("Потапов", "Потапова", "potapov"),
-    ("Журавлев", "Журавлева", "zhuravlev"), ("Овчинников", "Овчинникова", "ovchinnikov"), ("Трофимов", "Трофимова", "trofimov"),
+    ("Журавлев", "Журавлева", "zhuravlev"), ("Овчинников", "Овчинникова", "ovchinnikov"),
+    ("Трофимов", "Трофимова", "trofimov"),
     ("Леонов", "Леонова", "leonov"), ("Соболев", "Соболева", "sobolev"), ("Ермаков", "Ермакова", "ermakov"),
-    ("Колесников", "Колесникова", "kolesnikov"), ("Гончаров", "Гончарова", "goncharov"), ("Емельянов", "Емельянова", "emelyanov"),
+    ("Колесников", "Колесникова", "kolesnikov"), ("Гончаров", "Гончарова", "goncharov"),
+    ("Емельянов", "Емельянова", "emelyanov"),
     ("Никифоров", "Никифорова", "nikiforov"), ("Грачев", "Грачева", "grachev"), ("Котов", "Котова", "kotov"),
     ("Гришин", "Гришина", "grishin"), ("Ефремов", "Ефремова", "efremov"), ("Архипов", "Архипова", "arkhipov"),
     ("Громов", "Громова", "gromov"), ("Кириллов", "Кириллова", "kirillov"), ("Малышев", "Малышева", "malyshev"),
@@ -303,12 +314,14 @@ SELECT gs.g, now() - (%(n)s - gs.g) * (interval '90 days' / %(n)s), actor, x.act
 FROM generate_series(1, %(n)s) gs(g)
 JOIN people p ON p.g = 1 + floor(%(n)s * {_u('gs.g', 61)})::int
 CROSS JOIN LATERAL (SELECT CASE WHEN {_u('gs.g', 62)} < 0.4 THEN 'system'
-                                WHEN {_u('gs.g', 62)} < 0.8 THEN 'staff:' || {_pick('%(staff)s::text[]', _u('gs.g', 63))}
+                                WHEN {_u('gs.g', 62)} < 0.8
+                                     THEN 'staff:' || {_pick('%(staff)s::text[]', _u('gs.g', 63))}
                                 WHEN {_u('gs.g', 62)} < 0.95 THEN {_pick('%(pauthor)s::text[]', _u('gs.g', 63))}
                                 ELSE 'platform:smotreshka' END AS actor) a
 CROSS JOIN LATERAL (SELECT * FROM (VALUES
     (0.00, 'account', 'account.block', 'Блокировка счёта'), (0.20, 'account', 'account.unblock', 'Разблокировка счёта'),
-    (0.35, 'account', 'account.activate', 'Активация счёта'), (0.45, 'contract', 'ledger.payment', 'Платёж по договору'),
+    (0.35, 'account', 'account.activate', 'Активация счёта'),
+    (0.45, 'contract', 'ledger.payment', 'Платёж по договору'),
     (0.65, 'subscriber', 'subscriber.update', 'Изменены данные абонента'),
     (0.80, 'assigned_service', 'service.assign', 'Подключена услуга'),
     (0.950, 'tariff', 'tariff.update', 'Изменён тариф'), (0.970, 'agent', 'agent.update', 'Изменён агент'),
@@ -464,7 +477,8 @@ def cases(app) -> list[tuple[str, str, str, list[dict]]]:
             for f in spec.filters:
                 for value, _title in f.options():
                     for sort in sorts:
-                        out.append((name, "filter + sort", f"{f.name}={value} / {sort}", [{f.name: value, "sort": sort}]))
+                        out.append((name, "filter + sort", f"{f.name}={value} / {sort}",
+                                    [{f.name: value, "sort": sort}]))
                         for term in (common, rare):
                             out.append((name, "filter + search + sort", f"{f.name}={value} / {term} / {sort}",
                                         [{f.name: value, "q": term, "sort": sort}]))
@@ -588,7 +602,7 @@ def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> i
         by_list.setdefault(name, []).extend(xs)
         print(_line(name, kind, xs))
     print()
-    print(f"worst case per list (the case whose requests' p95 is highest; label = term / filter / sort):")
+    print("worst case per list (the case whose requests' p95 is highest; label = term / filter / sort):")
     for name in by_list:
         per_case: dict[tuple[str, str], list[float]] = {}
         for (n, kind), xs in results.items():

@@ -16,7 +16,8 @@ def check_handler(handler_id: int, actor: str = "system") -> dict:
     """The selling account's balance and item types: the figures themselves (the check's row
     formats the amount in the reader's language), and a line for the jobs page."""
     r = handlers.refresh_balance(handler_id, actor=actor, with_types=True)
-    _say(f"{r['balance']} {r['currency'] or ''}".strip() + (f" · {', '.join(r['itemtypes'])}" if r["itemtypes"] else ""))
+    _say(f"{r['balance']} {r['currency'] or ''}".strip()
+         + (f" · {', '.join(r['itemtypes'])}" if r["itemtypes"] else ""))
     return r
 
 

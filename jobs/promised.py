@@ -6,7 +6,6 @@ from portal.extensions import db
 
 from . import in_app_context
 
-
 BATCH = 200  # payments returned per transaction: the contracts locked are released at each commit
 
 

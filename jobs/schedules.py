@@ -8,8 +8,7 @@ from __future__ import annotations
 from portal.platforms.smotreshka.settings import resync_crons
 from portal.platforms.stalker.settings import refresh_interval
 
-from . import billing, billmanager, intercom, payments, smotreshka, stalker, sync
-from . import promised
+from . import billing, billmanager, intercom, payments, promised, smotreshka, stalker, sync
 
 
 def periodic(config) -> list[dict]:

@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions; tune SQLite for a web and a worker writing at once."""
     from . import models  # noqa: F401  (register every table)
     from .db_setup import configure_engine
+
     # imported here: the name `api` at package level is the portal.api subpackage
     from .extensions import api
 
@@ -59,8 +60,8 @@ def register_extensions(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     with app.app_context():
         configure_engine(db.engine)
-    from .platforms.registry import load_builtin
     from .platforms.outbox import install
+    from .platforms.registry import load_builtin
 
     load_builtin()  # every platform registers what billing may ask of it (billing.hooks) first
     install(app)
@@ -200,10 +201,10 @@ def register_jinja(app: Flask) -> None:
 
         return [p.account_template for p in all_platforms() if p.account_template]
 
-    from .web import (action_title, actor_title, entry_title, redacted, source_title, state_diff,
-                      state_title)
+    from .web import action_title, actor_title, entry_title, redacted, source_title, state_diff, state_title
 
-    app.jinja_env.globals.update(currency_symbol=currency_symbol, audit_summary=audit_summary, platform_note=platform_note)
+    app.jinja_env.globals.update(currency_symbol=currency_symbol, audit_summary=audit_summary,
+                                 platform_note=platform_note)
     app.jinja_env.globals.update(admin_platform_pages=admin_platform_pages, cabinet_sections=cabinet_sections,
                                  account_panels=account_panels, entry_title=entry_title,
                                  action_title=action_title, actor_title=actor_title, state_diff=state_diff,

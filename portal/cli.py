@@ -1,8 +1,6 @@
 """`flask ...` commands: staff users, API tokens, billing runs, demo data, platforms."""
 from __future__ import annotations
 
-
-
 import click
 from flask import Flask
 from flask.cli import AppGroup

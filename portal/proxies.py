@@ -61,9 +61,10 @@ class TrustedProxies:
 
     def __init__(self, app, networks: tuple):
         self.app, self.networks = app, networks
+        # one ProxyFix per hop count, cached per instance (not on the class, which would keep instances alive)
+        self._fix = lru_cache(maxsize=8)(self._make_fix)
 
-    @lru_cache(maxsize=8)
-    def _fix(self, hops: int) -> ProxyFix:
+    def _make_fix(self, hops: int) -> ProxyFix:
         return ProxyFix(self.app, x_for=hops, x_proto=1, x_host=0, x_port=0, x_prefix=0)
 
     def __call__(self, environ, start_response):

@@ -21,7 +21,7 @@ field's own (``billing/inputs.py``).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, current_app, render_template, request, session
 from werkzeug.datastructures import MultiDict
@@ -75,7 +75,8 @@ def _expire_sessions() -> None:
             continue
         stamp = times.get(name)
         valid = isinstance(stamp, list) and len(stamp) == 2 and all(isinstance(t, int) for t in stamp)
-        if not valid or now - stamp[0] > config["SESSION_MAX_LIFETIME"] or now - stamp[1] > config["SESSION_IDLE_TIMEOUT"]:
+        if (not valid or now - stamp[0] > config["SESSION_MAX_LIFETIME"]
+                or now - stamp[1] > config["SESSION_IDLE_TIMEOUT"]):
             end()
             times.pop(name, None)
             changed = True

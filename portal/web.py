@@ -10,11 +10,11 @@ from decimal import Decimal, InvalidOperation
 import flask_babel
 from babel.numbers import get_currency_symbol
 from flask import current_app, make_response, render_template, request
-from flask_babel import gettext, lazy_gettext as _l
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from .billing.errors import BillingError
 from .billing.inputs import id_or_raw
-
 
 # -- money and moments as the page's language writes them ---------------------------------------
 # Every page, fragment and message formats through these (the Jinja filters `money`,
@@ -95,19 +95,24 @@ def platform_moment(value) -> str | None:
 # through `money` (in the seller's currency, as the note names it).
 _AMOUNT = r"(-?\d+(?:\.\d+)?)"
 _NOTES = [
-    (re.compile(rf"^(?:(?P<name>.+?): )?balance {_AMOUNT} ?(?P<cur>[A-Z]{{3}})?, needs {_AMOUNT} \+ minimum {_AMOUNT}$"),
+    (re.compile(rf"^(?:(?P<name>.+?): )?balance {_AMOUNT} ?(?P<cur>[A-Z]{{3}})?, "
+                rf"needs {_AMOUNT} \+ minimum {_AMOUNT}$"),
      _l("balance %(a1)s, needs %(a2)s plus the minimum %(a3)s kept")),
     (re.compile(rf"^Balance {_AMOUNT} ?(?P<cur>[A-Z]{{3}})? is below the minimum {_AMOUNT}\.$"),
      _l("Balance %(a1)s is below the minimum %(a2)s.")),
-    (re.compile(r"^(?:(?P<name>.+?): )?the balance cannot be read: (?P<n1>.+)$"), _l("the balance cannot be read: %(n1)s")),
-    (re.compile(r"^Top up the selling account of handler «(?P<n1>.+)»$"), _l("Top up the selling account of handler «%(n1)s»")),
+    (re.compile(r"^(?:(?P<name>.+?): )?the balance cannot be read: (?P<n1>.+)$"),
+     _l("the balance cannot be read: %(n1)s")),
+    (re.compile(r"^Top up the selling account of handler «(?P<n1>.+)»$"),
+     _l("Top up the selling account of handler «%(n1)s»")),
     (re.compile(r"^Order of service #(?P<n1>\d+) waits: the seller does not answer \(retried automatically\)$"),
      _l("Order of service #%(n1)s waits: the seller does not answer (retried automatically)")),
-    (re.compile(r"^Order of service #(?P<n1>\d+) waits: the seller's balance cannot be read \(retried automatically\)$"),
+    (re.compile(r"^Order of service #(?P<n1>\d+) waits: "
+                r"the seller's balance cannot be read \(retried automatically\)$"),
      _l("Order of service #%(n1)s waits: the seller's balance cannot be read (retried automatically)")),
     (re.compile(r"^Order of service #(?P<n1>\d+) waits: top up the selling account$"),
      _l("Order of service #%(n1)s waits: top up the selling account")),
-    (re.compile(r"^Check the order of service #(?P<n1>\d+) on the seller$"), _l("Check the order of service #%(n1)s on the seller")),
+    (re.compile(r"^Check the order of service #(?P<n1>\d+) on the seller$"),
+     _l("Check the order of service #%(n1)s on the seller")),
 ]
 
 
@@ -359,7 +364,8 @@ ACTION_TITLES = {
     "intercom.profiles": _l("Intercom profiles checked"),
     "billmanager.handler.create": _l("BILLmanager handler created"),
     "billmanager.handler.update": _l("BILLmanager handler changed"),
-    "billmanager.tariff.import": _l("Hosting tariff imported"), "billmanager.tariff.update": _l("Hosting tariff changed"),
+    "billmanager.tariff.import": _l("Hosting tariff imported"),
+    "billmanager.tariff.update": _l("Hosting tariff changed"),
     "billmanager.tariff.sync": _l("Hosting tariff re-read from the seller"),
     "billmanager.tariff.handlers": _l("Hosting tariff's handlers changed"),
     "billmanager.order": _l("Hosting ordered"), "billmanager.order.restart": _l("Hosting order restarted"),
@@ -391,7 +397,8 @@ def audit_summary(entry) -> str:
     """An audit entry's summary for staff: a ledger entry's amount through ``money`` (billing
     writes "payment 1500.00"), a block's reason in words; other summaries as billing wrote them
     (names, logins, platform answers)."""
-    after, before = entry.after if isinstance(entry.after, dict) else {}, entry.before if isinstance(entry.before, dict) else {}
+    after = entry.after if isinstance(entry.after, dict) else {}
+    before = entry.before if isinstance(entry.before, dict) else {}
     if entry.action.startswith("ledger.") and after.get("amount") is not None:
         return " · ".join(t for t in (money(after["amount"]), after.get("comment")) if t)
     if entry.action in ("account.block", "account.unblock"):

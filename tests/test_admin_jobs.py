@@ -6,9 +6,9 @@ import signal
 import time
 from datetime import timedelta
 
+from flask_login import login_user
 from rq import get_current_job
 from rq.job import Job
-from flask_login import login_user
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import select, update
 

@@ -8,7 +8,7 @@ from portal.billing import accounts as acc
 from portal.billing import ledger
 from portal.extensions import db
 from portal.models import SyncState
-from tests.builders import gen_account, gen_agent, gen_contract, gen_staff, gen_subscriber, gen_tariff
+from tests.builders import gen_account, gen_agent, gen_contract, gen_staff, gen_subscriber
 from tests.helpers import login
 
 HX = {"HX-Request": "true"}

@@ -6,12 +6,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from portal.billing import accounts as acc
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, LedgerEntry, Subscriber
-from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
-from tests.platform_fixtures import wait_for
+from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_tariff
 from tests.helpers import login
+from tests.platform_fixtures import wait_for
 
 HX = {"HX-Request": "true"}
 
@@ -80,7 +79,8 @@ def test_ledger_shows_the_running_balance_across_pages(app, client, ctx):
     login(client, "op")
     page = client.get(f"/contracts/{cid}").get_data(as_text=True)
     # newest first: +55 leaves 1540 (= 1+..+55), the one before leaves 1485
-    pairs = re.findall(r'<td class="num"><span class="num">([^<]+)</span></td><td class="num"><span class="num">([^<]+)<',
+    pairs = re.findall(r'<td class="num"><span class="num">([^<]+)</span></td>'
+                       r'<td class="num"><span class="num">([^<]+)<',
                        page.replace("\xa0", " "))
     assert pairs[:2] == [("55,00 ₽", "1 540,00 ₽"), ("54,00 ₽", "1 485,00 ₽")]  # Babel's ru format
     more = re.search(r'hx-get="(/contracts/\d+\?before=\d+)"', page).group(1)

@@ -9,7 +9,14 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import (
-    Agent, ApiToken, AuditEntry, CatalogService, ExtraFieldDefinition, PlatformConnection, StaffUser, Tariff,
+    Agent,
+    ApiToken,
+    AuditEntry,
+    CatalogService,
+    ExtraFieldDefinition,
+    PlatformConnection,
+    StaffUser,
+    Tariff,
 )
 from tests.builders import gen_agent, gen_service, gen_staff, gen_tariff
 from tests.helpers import login

@@ -49,7 +49,7 @@ def test_the_document_is_as_strict_as_the_server(app, seeded):  # noqa: F811
         if operation.method.upper() not in ("POST", "PUT", "PATCH") or not list(operation.body):
             continue
         # positive data on the seeded rows: a missing row is a refusal no document can state
-        on_rows = {name: ids[name] for name in ids if "{%s}" % name in operation.path}
+        on_rows = {name: ids[name] for name in ids if f"{{{name}}}" in operation.path}
 
         @BUDGET
         @given(case=operation.as_strategy(headers=headers, generation_mode=GenerationMode.POSITIVE,

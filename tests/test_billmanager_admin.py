@@ -10,13 +10,28 @@ from flask_babel import get_locale
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEntry, BmHandler, BmService, BmTariff, Contract, DataCenter, Department, LedgerEntry, Task
+from portal.models import (
+    AuditEntry,
+    BmHandler,
+    BmService,
+    BmTariff,
+    Contract,
+    DataCenter,
+    Department,
+    LedgerEntry,
+    Task,
+)
 from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, imported_tariff, make_handler, seller,
+    SELLER_LOGIN,
+    SELLER_PASSWORD,
+    WORKER_ENV,
+    imported_tariff,
+    make_handler,
+    seller,
 )
 from tests.builders import gen_staff
-from tests.platform_fixtures import wait_for
 from tests.helpers import login
+from tests.platform_fixtures import wait_for
 from tests.test_admin_pages import HX, field_error, post
 from tests.test_cabinet import cabinet_login, subscriber_with_account, token
 

@@ -14,7 +14,11 @@ from portal.extensions import db
 from portal.models import BmTariff
 from portal.platforms.billmanager import handlers, orders
 from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN, WORKER_ENV, imported_tariff, make_handler, seller,
+    SELLER_LOGIN,
+    WORKER_ENV,
+    imported_tariff,
+    make_handler,
+    seller,
 )
 from tests.builders import gen_account, gen_contract, gen_staff
 from tests.helpers import login

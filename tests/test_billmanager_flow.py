@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from portal.billing import accounts as acc
@@ -12,11 +13,15 @@ from portal.billing.charging import charge
 from portal.extensions import db
 from portal.models import AuditEntry, BmService, BmTariff, Contract, SyncState, Task
 from portal.platforms.billmanager import orders
-from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, imported_tariff, make_handler, seller,
-)
 from portal.queue import get_queue, get_redis
-from rq.registry import StartedJobRegistry
+from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
+    SELLER_LOGIN,
+    SELLER_PASSWORD,
+    WORKER_ENV,
+    imported_tariff,
+    make_handler,
+    seller,
+)
 from tests.builders import gen_account, gen_contract
 from tests.platform_fixtures import wait_for
 

@@ -17,7 +17,11 @@ from portal.extensions import db
 from portal.models import Account, BmService, BmTariff, Contract, LedgerEntry, Task
 from portal.platforms.billmanager import handlers, importer, orders
 from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN, WORKER_ENV, imported_tariff, make_handler, seller,
+    SELLER_LOGIN,
+    WORKER_ENV,
+    imported_tariff,
+    make_handler,
+    seller,
 )
 from tests.builders import gen_account, gen_contract
 from tests.platform_fixtures import wait_for
@@ -272,15 +276,17 @@ def test_a_tariff_orders_only_through_its_handlers_in_their_order(app, ctx, sell
     db.session.commit()
     assert orders.order_service(svc_id) == "ordered"
     assert _svc(svc_id).handler_id == second.id
-    assert seller.balance("second@example.com") == Decimal("700.00") and seller.balance(SELLER_LOGIN) == Decimal("1000.00")
+    assert seller.balance("second@example.com") == Decimal("700.00")
+    assert seller.balance(SELLER_LOGIN) == Decimal("1000.00")
 
 
 def test_an_order_left_ordering_by_a_dead_job_is_looked_up_not_resent(app, ctx, seller, monkeypatch):
     """The order call reached the seller and the worker died before it learnt the outcome: the
     retry sweep hands the order over again, and its job finds the service there and links it;
     the seller was asked once and paid once."""
-    from portal.models import utcnow
     from datetime import timedelta
+
+    from portal.models import utcnow
 
     monkeypatch.setitem(app.config, "BILLMANAGER_ORDER_LOOKUP", 2)
     h = make_handler(seller)

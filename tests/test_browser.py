@@ -38,11 +38,14 @@ def test_a_manager_finds_a_subscriber_takes_a_payment_and_blocks_and_unblocks(ap
     assert page.locator("#list thead").count() == 1 and page.locator("#rows th").count() == 0
     page.click("#rows >> text=Кузнецова Мария Павловна")
 
-    page.click("text=Принять платёж") if page.locator("text=Принять платёж").count() else page.click("details.action >> nth=1")
+    if page.locator("text=Принять платёж").count():
+        page.click("text=Принять платёж")
+    else:
+        page.click("details.action >> nth=1")
     form = page.locator(f"form[action='/contracts/{cid}/payments']")
     form.locator("input[name=amount]").fill("700")
     form.locator("button[type=submit]").click()
-    page.wait_for_selector(f"[data-contract] >> text=700,00")
+    page.wait_for_selector("[data-contract] >> text=700,00")
     with app.app_context():
         assert db.session.get(Contract, cid).balance == Decimal("700.00")
 

@@ -108,7 +108,8 @@ def test_ledger_is_newest_first_with_running_balance_and_show_more(app, client):
         contract_id = c.id
     cabinet_login(client, "anna")
     html = client.get(f"/cabinet/contracts/{contract_id}").get_data(as_text=True)
-    row = r'class="ledger-row kind-payment".*?платёж (\d+).*?class="num l-after">.*?<span class="num[^"]*">([^<]+)</span>'
+    row = (r'class="ledger-row kind-payment".*?платёж (\d+).*?'
+           r'class="num l-after">.*?<span class="num[^"]*">([^<]+)</span>')
     rows = re.findall(row, html, re.S)
     assert [int(n) for n, _b in rows] == list(range(35, 5, -1))  # 30 on the first page, newest first
     assert rows[0][1] == en(sum(range(1, 36))) and rows[1][1] == en(sum(range(1, 35)))

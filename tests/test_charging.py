@@ -342,7 +342,8 @@ def test_balance_equals_ledger_sum_under_concurrent_payments_and_runs(app, ctx):
         t.join()
     assert not errors, [repr(e)[:300] for e in errors]
     assert balance(c) == ledger_sum(c)
-    payments = db.session.scalar(select(func.count()).where(LedgerEntry.kind == "payment", LedgerEntry.contract_id == c.id))
+    payments = db.session.scalar(select(func.count()).where(LedgerEntry.kind == "payment",
+                                                            LedgerEntry.contract_id == c.id))
     assert payments == 30
 
 

@@ -15,7 +15,8 @@ def test_demo_data_loads_on_an_empty_database_and_a_second_load_adds_nothing(app
     assert first.exit_code == 0, first.output
     with app.app_context():
         counts = [db.session.scalar(select(func.count()).select_from(m)) for m in (StaffUser, Subscriber, Account)]
-        assert all(counts) and db.session.scalar(select(StaffUser).filter_by(login="admin")).check_password("admin12345")
+        assert all(counts)
+        assert db.session.scalar(select(StaffUser).filter_by(login="admin")).check_password("admin12345")
         demo = db.session.scalar(select(Subscriber).filter_by(cabinet_login="demo"))
         assert demo.check_cabinet_password("demo12345")
     again = runner.invoke(args=["demo", "load", "--if-empty"])

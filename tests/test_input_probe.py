@@ -15,8 +15,16 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEntry, LedgerEntry
-from tests.builders import (gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber,
-                            gen_tariff, gen_token)
+from tests.builders import (
+    gen_account,
+    gen_agent,
+    gen_contract,
+    gen_service,
+    gen_staff,
+    gen_subscriber,
+    gen_tariff,
+    gen_token,
+)
 
 BIG = "9" * 39
 HOSTILE = ["1e30", "-1e30", BIG, str(2**63), str(2**64 + 5), "12\x0034", "x" * 200_000, "1 000,50\r\nX: y"]
@@ -199,7 +207,8 @@ def test_hostile_values_in_api_writes_are_422(app, client, world):
             for body in (b"", b"not json"):
                 with app.app_context():
                     before = written()
-                r = client.open(url, method=method.upper(), data=body, headers={**headers, "Content-Type": "application/json"})
+                r = client.open(url, method=method.upper(), data=body,
+                                headers={**headers, "Content-Type": "application/json"})
                 with app.app_context():
                     after = written()
                 if method == "patch" and (r.status_code != 422 or after != before):

@@ -14,9 +14,9 @@ from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account
 from portal.queue import get_queue
 from tests.builders import gen_staff
+from tests.helpers import login
 from tests.intercom_fixtures import emulator, intercom, settled, worker  # noqa: F401
 from tests.platform_fixtures import wait_for
-from tests.helpers import login
 from tests.test_cabinet import PASSWORD, cabinet_login
 
 HX = {"HX-Request": "true"}

@@ -136,7 +136,8 @@ def test_api_lists_creates_and_edits_extra_fields(client, ctx):
     assert r.status_code == 201
     fid = r.get_json()["id"]
     r = client.post("/api/v1/extra-fields", json={"name": "isvyaz_login", "title": "again"}, headers=_h(admin))
-    assert r.status_code in (409, 422) and db.session.scalar(select(func.count()).select_from(ExtraFieldDefinition)) == 1
+    assert r.status_code in (409, 422)
+    assert db.session.scalar(select(func.count()).select_from(ExtraFieldDefinition)) == 1
     r = client.patch(f"/api/v1/extra-fields/{fid}", json={"title": "Логин домофона"}, headers=_h(admin))
     assert r.status_code == 200 and r.get_json()["title"] == "Логин домофона"
     assert client.patch(f"/api/v1/extra-fields/{fid}", json={"title": "x"}, headers=_h(viewer)).status_code == 403

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import date
-from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -385,7 +384,8 @@ def test_the_nightly_full_reconcile_reads_each_profile_once_for_all_its_flats_an
     db.session.commit()
     settled(*flats, alone)
     profile = worker.profile("nightly")
-    profile["addresses"][str(flats[0].id)]["access"] = {k: True for k in profile["addresses"][str(flats[0].id)]["access"]}
+    first = profile["addresses"][str(flats[0].id)]
+    first["access"] = {k: True for k in first["access"]}
     del profile["addresses"][str(flats[1].id)]
     worker.emulator.requests.clear()
 

@@ -5,7 +5,7 @@ and rq-dashboard lead back. The expected texts are Babel's own, worked out here 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from tests.test_cabinet import PASSWORD, cabinet_login
 BIG = Decimal("1234567.89")
 TAKEN = Decimal("-1234667.89")  # a correction that leaves the balance at -100.00
 # 22:30 UTC on 31 March is 01:30 on 1 April in Moscow: a page in UTC would show March
-PAID_AT = datetime(2026, 3, 31, 22, 30, tzinfo=timezone.utc)
+PAID_AT = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
 
 
 def _text(html: str) -> str:
@@ -218,14 +218,16 @@ def test_billmanagers_stored_notes_read_in_the_language_with_babels_amounts(app,
         open_task("t:1", "Top up the selling account of handler «VDS»", department_id=None,
                   body="Balance 350.00 RUB is below the minimum 1000.00.")
         open_task("t:2", "Order of service #7 waits: top up the selling account", department_id=None,
-                  body="VDS: balance 350.00 RUB, needs 300.00 + minimum 100.00; Other: the balance cannot be read: timeout")
+                  body="VDS: balance 350.00 RUB, needs 300.00 + minimum 100.00; "
+                       "Other: the balance cannot be read: timeout")
         db.session.commit()
         gen_staff("tasker")
     login(client, "tasker")
     shown = _text(client.get(f"/tasks?lang={lang}").get_data(as_text=True))
     assert not _hand_made(shown), _hand_made(shown)
     text = " ".join(shown.split())  # (no-break spaces read as plain ones from here on)
-    rub = {v: format_currency(Decimal(v), "RUB", locale=lang).replace("\xa0", " ") for v in ("350", "1000", "300", "100")}
+    rub = {v: format_currency(Decimal(v), "RUB", locale=lang).replace("\xa0", " ")
+           for v in ("350", "1000", "300", "100")}
     if lang == "ru":
         assert f"Баланс {rub['350']} ниже неснижаемого остатка {rub['1000']}." in text
         assert f"VDS: баланс {rub['350']}, нужно {rub['300']} и неснижаемый остаток {rub['100']}" in text

@@ -64,7 +64,8 @@ def schema(url: str) -> dict:
                 "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
                                   for i in insp.get_indexes(t)),
                 "unique": sorted(u["name"] or "" for u in insp.get_unique_constraints(t)),
-                "checks": sorted((c["name"] or "", " ".join(c["sqltext"].split())) for c in insp.get_check_constraints(t)),
+                "checks": sorted((c["name"] or "", " ".join(c["sqltext"].split()))
+                                 for c in insp.get_check_constraints(t)),
                 "fks": sorted((f["name"] or "", tuple(f["constrained_columns"]), f["referred_table"],
                                (f.get("options") or {}).get("ondelete")) for f in insp.get_foreign_keys(t)),
             }
@@ -107,7 +108,8 @@ def test_every_migration_goes_down_to_nothing_and_up_again(app):
 
 # An account with a child row that goes with it (ON DELETE CASCADE) and a payment, as of 7a18c6d4e5f7
 OLD_ROWS = [
-    "INSERT INTO subscribers (id, kind, full_name, phones, created_at) VALUES (1, 'person', 'Old', '[]', CURRENT_TIMESTAMP)",
+    "INSERT INTO subscribers (id, kind, full_name, phones, created_at) "
+    "VALUES (1, 'person', 'Old', '[]', CURRENT_TIMESTAMP)",
     "INSERT INTO contracts (id, number, subscriber_id, credit_limit, do_not_block, balance, created_at) "
     "VALUES (1, 'C-1', 1, 0, FALSE, 50000, CURRENT_TIMESTAMP)",
     "INSERT INTO agents (id, name, kind) VALUES (1, 'Agent', 'services')",
@@ -115,7 +117,8 @@ OLD_ROWS = [
     "VALUES (1, 1, 'old1', 1, 'active', 0, CURRENT_TIMESTAMP)",
     "INSERT INTO extra_field_definitions (id, name, title, type, required) VALUES (1, 'x', 'X', 'string', FALSE)",
     "INSERT INTO extra_field_values (account_id, field_id, value) VALUES (1, 1, '42')",
-    "INSERT INTO ledger_entries (contract_id, kind, amount, created_at) VALUES (1, 'payment', 50000, CURRENT_TIMESTAMP)",
+    "INSERT INTO ledger_entries (contract_id, kind, amount, created_at) "
+    "VALUES (1, 'payment', 50000, CURRENT_TIMESTAMP)",
 ]
 
 

@@ -18,7 +18,14 @@ from portal.models import AssignedService, LedgerEntry
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_token
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, rest_of_month, smotreshka, tv_account, tv_catalog,
+    CALLBACK_LOGIN,
+    CALLBACK_PASSWORD,
+    connect,
+    emulator,
+    rest_of_month,
+    smotreshka,
+    tv_account,
+    tv_catalog,
 )
 
 AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)

@@ -168,7 +168,8 @@ def test_dashboard_tiles_open_their_lists_and_chart_days_read_in_the_language(ap
     assert tile and tile.group(1) == "/accounts?status=blocked"
     listed = client.get(tile.group(1)).get_data(as_text=True)
     assert '<option value="blocked" selected>' in listed
-    chart = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    chart = json.loads(re.search(r'<script id="chart-data" type="application/json">(.*?)</script>',
+                                 page, re.S).group(1))
     assert chart and not re.fullmatch(r"\d\d-\d\d", chart[-1]["label"])
     assert re.search(r"[а-я]", chart[-1]["label"])  # a Russian month
 

@@ -91,7 +91,8 @@ def test_the_payments_list_filters_by_each_source_and_by_cashier(ctx, app, clien
     for e in db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "payment")):
         if e.id not in made:
             made[e.id] = (e.source, None)
-    assert sorted(s for s, _ in made.values()) == sorted(["cash"] * 3 + ["api", "agent", "statement", "statement", "online"])
+    assert sorted(s for s, _ in made.values()) == sorted(["cash"] * 3
+                                                         + ["api", "agent", "statement", "statement", "online"])
 
     gen_staff("boss", role="admin")
     db.session.commit()
@@ -139,7 +140,7 @@ def test_storno_cancels_a_payment_with_a_new_entry_and_blocks_again(ctx, app, cl
         (Decimal("-500.00"), "storno", "ошибка кассира", "staff:boss")
     page = client.get(f"/payments/{paid.id}").get_data(as_text=True)
     assert 'id="cancelled"' in page and "ошибка кассира" in page
-    assert 'action="/payments/%d/storno"' % paid.id not in page  # nothing more to cancel
+    assert f'action="/payments/{paid.id}/storno"' not in page  # nothing more to cancel
     assert 'class="cancelled"' in client.get("/payments").get_data(as_text=True)
     # again: the first storno answers, nothing moves
     r = client.post(f"/payments/{paid.id}/storno", data={"csrf_token": token, "reason": "ещё раз"})
@@ -209,7 +210,8 @@ def test_the_cash_receipt_shows_the_payment_as_babel_writes_it(ctx, app, client)
     login(client, "boss")
     r = client.post(f"/contracts/{c.id}/payments", data={
         "csrf_token": csrf(client, f"/contracts/{c.id}"), "amount": "1234.5",
-        "nonce": re.search(r'name="nonce" value="([^"]+)"', client.get(f"/contracts/{c.id}").get_data(as_text=True)).group(1)},
+        "nonce": re.search(r'name="nonce" value="([^"]+)"',
+                           client.get(f"/contracts/{c.id}").get_data(as_text=True)).group(1)},
         follow_redirects=True)
     entry = db.session.scalar(select(LedgerEntry).where(LedgerEntry.kind == "payment"))
     assert f"/payments/{entry.id}/receipt" in r.get_data(as_text=True)  # offered after taking it

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
 from tests.browser_fixtures import CHROMIUM
+from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium not installed: apt-get install chromium")
 
 # every CSP violation the page reports, kept where the test can read it
 WATCH = """window.__csp = [];
 document.addEventListener("securitypolicyviolation",
-  e => window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + e.sourceFile + ":" + e.lineNumber));"""
+  e => window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " +
+                         e.sourceFile + ":" + e.lineNumber));"""
 
 
 def violations(pg) -> list[str]:

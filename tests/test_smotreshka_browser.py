@@ -13,7 +13,12 @@ from portal.platforms.smotreshka import console
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, emulator, smotreshka, tv_account, tv_catalog,
+    CALLBACK_LOGIN,
+    CALLBACK_PASSWORD,
+    emulator,
+    smotreshka,
+    tv_account,
+    tv_catalog,
 )
 
 

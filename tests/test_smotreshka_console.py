@@ -12,11 +12,17 @@ from portal.models import Account, AuditEntry, CatalogService, Contract, Smotres
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka import console, tv
 from tests.builders import gen_staff
+from tests.helpers import login as staff_login
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_PASSWORD, connect, emulator, rest_of_month, smotreshka, tv_account, tv_catalog,
+    CALLBACK_PASSWORD,
+    connect,
+    emulator,
+    rest_of_month,
+    smotreshka,
+    tv_account,
+    tv_catalog,
 )
-from tests.helpers import login as staff_login
 from tests.test_admin_pages import HX, post
 from tests.test_cabinet import cabinet_login as subscriber_login
 from tests.test_intercom_pages import english
@@ -82,7 +88,8 @@ def test_importing_the_catalog_binds_services_by_external_id(smotreshka, client,
     row = job_done(client, post(client, "/smotreshka/import", {}, headers=HX).get_data(as_text=True))
     assert "4 new" in row
     services = db.session.scalars(select(CatalogService).filter_by(platform="smotreshka")).all()
-    assert sorted((s.external_id, s.name, s.price, s.iptv_kind) for s in services)[0] == ("101", "Лайт", Decimal("0"), None)
+    first = sorted((s.external_id, s.name, s.price, s.iptv_kind) for s in services)[0]
+    assert first == ("101", "Лайт", Decimal("0"), None)
     row = job_done(client, post(client, "/smotreshka/import", {}, headers=HX).get_data(as_text=True))
     assert "0 new" in row
     html = client.get("/smotreshka?lang=en").get_data(as_text=True)

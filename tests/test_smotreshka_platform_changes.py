@@ -12,12 +12,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from portal.billing import accounts as acc
 from portal.extensions import db
 from portal.models import (
-    Account, AssignedService, AuditEntry, Contract, LedgerEntry, PlatformConnection, SmotreshkaDrift, SyncState,
+    Account,
+    AssignedService,
+    AuditEntry,
+    Contract,
+    LedgerEntry,
+    PlatformConnection,
+    SmotreshkaDrift,
+    SyncState,
 )
 from portal.platforms.reconcile import reconcile_account, request_sync
-from portal.billing import accounts as acc
 from portal.platforms.smotreshka import console
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
@@ -191,7 +198,8 @@ def test_staff_choose_the_rule_on_the_page_and_a_wrong_value_is_refused(smotresh
     r = post(client, "/smotreshka/platform-changes", {"platform_changes": "report"}, headers=HX)
     assert r.status_code == 200 and "<html" not in r.get_data(as_text=True)
     db.session.rollback()
-    assert db.session.scalar(select(PlatformConnection).filter_by(kind="smotreshka")).options["platform_changes"] == "report"
+    connection = db.session.scalar(select(PlatformConnection).filter_by(kind="smotreshka"))
+    assert connection.options["platform_changes"] == "report"
     assert db.session.scalar(select(AuditEntry).filter_by(action="platform.connection.update")).actor == "staff:mgr"
 
 

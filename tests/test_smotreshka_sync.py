@@ -14,7 +14,12 @@ from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_account, gen_agent, gen_contract, gen_tariff
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_PASSWORD, connect, emulator, smotreshka, tv_account, tv_catalog,
+    CALLBACK_PASSWORD,
+    connect,
+    emulator,
+    smotreshka,
+    tv_account,
+    tv_catalog,
 )
 
 
@@ -203,7 +208,8 @@ def test_the_platform_down_during_a_block_converges_after(smotreshka, tv_catalog
              and st.state == "retry", what="a failed attempt")
     smotreshka.up()
     processes.start("jobs.scheduler", SWEEP_INTERVAL=1)
-    wait_for(lambda: db.session.scalar(select(SyncState).filter_by(account_id=aid, platform="smotreshka")).state == "ok",
+    wait_for(lambda: db.session.scalar(select(SyncState)
+                                       .filter_by(account_id=aid, platform="smotreshka")).state == "ok",
              timeout=60, what="the sync to converge")
     assert on_platform(smotreshka, account.login)["subscriptions"] == set()
 

@@ -19,14 +19,21 @@ from portal.billing import charging, clock, directory, ledger
 from portal.billing.errors import BillingError
 from portal.extensions import db
 from portal.models import (
-    Account, CatalogService, StalkerBinding, StalkerSnapshotRow, StalkerStb, StalkerTvId, SyncState, Tariff,
+    Account,
+    CatalogService,
+    StalkerBinding,
+    StalkerSnapshotRow,
+    StalkerStb,
+    StalkerTvId,
+    SyncState,
+    Tariff,
 )
-from portal.platforms.reconcile import reconcile_account, request_sync, sync_states
+from portal.platforms.reconcile import reconcile_account, request_sync
 from portal.platforms.stalker import binding, console
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber
+from tests.helpers import login
 from tests.platform_fixtures import wait_for
 from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
-from tests.helpers import login
 from tests.test_admin_pages import HX, post
 
 

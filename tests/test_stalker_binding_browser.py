@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from portal.billing import directory
 from portal.extensions import db
 from portal.models import Tariff
-from portal.billing import directory
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_account, gen_contract, gen_staff, gen_subscriber
 from tests.platform_fixtures import wait_for

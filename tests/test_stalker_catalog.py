@@ -14,9 +14,13 @@ from portal.models.stalker_catalog import StalkerImportedTariff
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import catalog, console
 from tests.builders import gen_account
-from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
+from tests.stalker_fixtures import (  # noqa: F401
+    emulator,
+    staff,  # noqa: F401
+    stalker,
+    tv_agent,
+)
 from tests.test_admin_pages import HX, post
-from tests.stalker_fixtures import staff  # noqa: F401
 from tests.test_stalker_console import row_id
 
 PREMIUM = "premium-hd/2025 «Премиум»"  # any text up to 64 characters

@@ -49,7 +49,8 @@ def test_plans_imported_before_keep_their_tariffs_and_wait_for_a_resync_for_pack
                           "VALUES (9003, 'Максимальный', CURRENT_TIMESTAMP)"))
     _flask_db(url, "upgrade", "2b13d1c3e5f6")
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT tariff_id, plan_external_id, packages_known FROM stalker_imported_tariffs")).one()
+        row = conn.execute(text("SELECT tariff_id, plan_external_id, packages_known "
+                                "FROM stalker_imported_tariffs")).one()
         packages = conn.execute(text("SELECT count(*) FROM stalker_plan_packages")).scalar()
     assert (row[0], row[1], bool(row[2]), packages) == (9003, "9003", False, 0)
     _flask_db(url, "downgrade", BEFORE)

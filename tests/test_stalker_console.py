@@ -7,19 +7,26 @@ import re
 
 from sqlalchemy import func, select
 
-from portal.billing import accounts as acc
 from portal.extensions import db
 from portal.models import (
-    Account, AuditEntry, CatalogService, StalkerChannel, StalkerSnapshotRow, StalkerStb, StalkerTvId, Subscriber,
+    Account,
+    AuditEntry,
+    CatalogService,
+    StalkerChannel,
+    StalkerSnapshotRow,
+    StalkerStb,
+    StalkerTvId,
+    Subscriber,
     Tariff,
 )
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import console
 from tests.builders import gen_account, gen_agent, gen_tariff
-from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, stalker, staff, tv_agent  # noqa: F401
 from tests.helpers import login
+from tests.platform_fixtures import wait_for
+from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, staff, stalker, tv_agent  # noqa: F401
 from tests.test_admin_pages import HX, post
+
 
 def row_id(kind: str, key: str) -> int:
     return db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind=kind, key=key))
@@ -174,7 +181,8 @@ def test_register_an_stb_and_it_reaches_stalker(staff, stalker, tv_agent):
     console.refresh(("tariffs",), actor="test")
     imported_plans(9001)
     account = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9001), login="kino_fan")
-    r = post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": "001a79cafe01", "serial": "SN77"}, headers=HX)
+    r = post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": "001a79cafe01", "serial": "SN77"},
+             headers=HX)
     assert r.status_code == 200 and "00:1A:79:CA:FE:01" in r.get_data(as_text=True)
     assert reconcile_account("stalker", account.id) == "ok"
     assert stalker.find(login="kino_fan")["mac"] == "00:1A:79:CA:FE:01"
@@ -375,7 +383,8 @@ def test_stbs_registered_in_billing_are_listed_and_removed_after_a_confirmation(
     imported_plans(9001)
     account = gen_account(agent=tv_agent, tariff=db.session.get(Tariff, 9001), login="kino_fan")
     for mac in ("00:1A:79:CA:FE:01", "00:1A:79:CA:FE:02"):
-        post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": mac, "serial": "SN-" + mac[-2:]}, headers=HX)
+        post(staff, "/stalker/stb/register", {"account": "kino_fan", "mac": mac, "serial": "SN-" + mac[-2:]},
+             headers=HX)
     assert reconcile_account("stalker", account.id) == "ok"
     assert stalker.find(login="kino_fan")["mac"] == "00:1A:79:CA:FE:01"
     page = staff.get("/stalker/stb").get_data(as_text=True)

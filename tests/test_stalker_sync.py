@@ -10,10 +10,10 @@ from sqlalchemy import select
 from portal.billing import accounts as acc
 from portal.billing import directory, ledger
 from portal.extensions import db
-from portal.models import AuditEntry, Tariff, StalkerStb, StalkerTvId, SyncState
+from portal.models import AuditEntry, StalkerStb, StalkerTvId, SyncState, Tariff
+from portal.platforms.connections import load
 from portal.platforms.reconcile import reconcile_account, request_sync, sync_states
 from portal.platforms.stalker.client import StalkerClient
-from portal.platforms.connections import load
 from tests.builders import gen_account, gen_contract, gen_service, gen_subscriber
 from tests.platform_fixtures import wait_for
 from tests.stalker_fixtures import API_PASSWORD, emulator, stalker, tv_agent  # noqa: F401
@@ -21,7 +21,8 @@ from tests.stalker_fixtures import API_PASSWORD, emulator, stalker, tv_agent  # 
 
 def plan_tariff(external_id=9002, services=(), name=None):
     """A billing tariff whose id is a Stalker plan's external_id."""
-    t = directory.save_tariff({"name": name or f"TV {external_id}", "monthly_fee": "0", "service_ids": [s.id for s in services]},
+    t = directory.save_tariff({"name": name or f"TV {external_id}", "monthly_fee": "0",
+                               "service_ids": [s.id for s in services]},
                               actor="test", tariff=Tariff(id=external_id, name="", kind="services", is_multi=False))
     db.session.commit()
     return t

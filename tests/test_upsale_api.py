@@ -20,7 +20,12 @@ from portal.extensions import db
 from portal.models import SmotreshkaCall, SmotreshkaUpsale
 from tests.platform_fixtures import redis_down
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, emulator, smotreshka, tv_catalog,
+    CALLBACK_LOGIN,
+    CALLBACK_PASSWORD,
+    connect,
+    emulator,
+    smotreshka,
+    tv_catalog,
 )
 from tests.test_smotreshka_upsale import AUTH, linked
 
@@ -100,8 +105,8 @@ def test_a_five_megabyte_body_without_credentials_stores_nothing_large(smotreshk
     chunks = lambda: (big[i:i + 65536] for i in range(0, len(big), 65536))  # noqa: E731
     sized = post(live, auth=None, data=big, qsTransactionId="qs-big")
     chunked = post(live, auth=None, data=chunks())
-    chunked_with_credentials = post(live, data=chunks(), accountId=pid, accountLogin="t_" + account.login, newOfferId="201",
-                                    qsTransactionId="qs-big-2")
+    chunked_with_credentials = post(live, data=chunks(), accountId=pid, accountLogin="t_" + account.login,
+                                    newOfferId="201", qsTransactionId="qs-big-2")
     long_query = post(live, auth=None, accountLogin="x" * 60_000, qsTransactionId="qs-long")
     assert sized.status_code == 413 and "body" in sized.json()["error"]
     assert chunked.status_code in (401, 413) and chunked_with_credentials.status_code == 413
@@ -194,9 +199,9 @@ def test_a_password_in_cyrillic_is_checked_not_a_500(smotreshka, tv_catalog, liv
     q = {"accountId": pid, "accountLogin": "t_" + account.login, "newOfferId": "201",
          "qsTransactionId": str(uuid.uuid4())}
     right = requests.post(f"{live}/upsale/v3/add-subscription/ensure", params=q, timeout=10,
-                          auth=("lifestream".encode(), "пароль-Смотрёшки".encode()))
+                          auth=(b"lifestream", "пароль-Смотрёшки".encode()))
     wrong = requests.post(f"{live}/upsale/v3/add-subscription/ensure", params=q, timeout=10,
-                          auth=("lifestream".encode(), "пароль".encode()))
+                          auth=(b"lifestream", "пароль".encode()))
     assert (right.status_code, right.json()["result"]) == (200, "operation_ensured")
     assert wrong.status_code == 401
     assert [c.status for c in recorded()][-2:] == [200, 401]

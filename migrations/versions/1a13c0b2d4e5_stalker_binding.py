@@ -14,9 +14,10 @@ takeover), the older account keeps it and the other gets no binding: its next pa
 login in use and stops with a conflict for staff. No digest of a pushed password exists yet,
 so each account's first pass after the upgrade sends its password once.
 """
-from alembic import op
-import sqlalchemy as sa
+from datetime import UTC
 
+import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '1a13c0b2d4e5'
@@ -47,7 +48,7 @@ def upgrade():
 
 
 def _bind_existing(conn) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     states = sa.table('sync_states', sa.column('account_id', sa.Integer), sa.column('platform', sa.String),
                       sa.column('actual', sa.JSON))
@@ -72,7 +73,7 @@ def _bind_existing(conn) -> None:
             mac = conn.execute(sa.select(stbs.c.mac).where(stbs.c.account_id == account_id)
                                .order_by(stbs.c.id).limit(1)).scalar()
             found[account_id] = {'login': kept or login, 'account_number': str(tv_id), 'mac': mac}
-    now, taken, out = datetime.now(timezone.utc), set(), []
+    now, taken, out = datetime.now(UTC), set(), []
     for account_id in sorted(found):
         row = found[account_id]
         if row['login'] is not None and row['login'] in taken:

@@ -10,9 +10,8 @@ text. Their packages are not known per plan yet (``packages_known`` false) until
 re-sync the plan from the console; until then the sync treats the optional packages as
 unknown (see portal/platforms/stalker/catalog.py).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '2b13d1c3e5f6'

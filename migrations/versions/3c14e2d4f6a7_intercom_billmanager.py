@@ -11,9 +11,8 @@ Revision ID: 3c14e2d4f6a7
 Revises: 2b13d1c3e5f6
 Create Date: 2026-12-03 13:15:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '3c14e2d4f6a7'

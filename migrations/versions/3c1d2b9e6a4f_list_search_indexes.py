@@ -13,9 +13,8 @@ the extension and the GIN indexes are PostgreSQL only, like their declarations i
 On a large database each GIN index takes seconds to tens of seconds to build and blocks writes
 to its table meanwhile; run the upgrade in a quiet hour.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '3c1d2b9e6a4f'

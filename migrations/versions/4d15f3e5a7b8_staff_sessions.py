@@ -7,9 +7,8 @@ Revision ID: 4d15f3e5a7b8
 Revises: 3c14e2d4f6a7
 Create Date: 2026-12-03 13:15:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '4d15f3e5a7b8'

@@ -5,9 +5,8 @@ Revises: a8c3e5d1f0b6
 Create Date: 2026-11-22 05:20:14.415990
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '597cd721d739'

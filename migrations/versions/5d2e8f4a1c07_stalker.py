@@ -5,9 +5,8 @@ Revises: b7e4c1a9d302
 Create Date: 2026-11-22 07:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5d2e8f4a1c07'

@@ -8,9 +8,8 @@ Charges and refunds posted at once by a change (a block, a disable, a service en
 assigned) keep the change's name, so that the ledger can say what a refund was for. Earlier
 entries have none: they read as before (the service and the period).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5e16a4b2c3d4'

@@ -10,8 +10,8 @@ and ``accounts.search_text`` (login, address with the flat as "кв. N"), folded
 keep them from now on. Existing rows are filled here, in batches; a trigram index on each on
 PostgreSQL.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '6f17b5c3d4e5'

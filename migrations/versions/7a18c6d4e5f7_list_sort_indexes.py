@@ -13,8 +13,8 @@ The payments list's totals (count and sum of the payments in a period) read a pa
 of payments by time that carries the amount (an index-only scan, no table pages). Each index
 takes seconds to build at a million rows and blocks writes to its table meanwhile.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '7a18c6d4e5f7'

@@ -1,13 +1,12 @@
 """initial schema
 
 Revision ID: 7f8477e75f77
-Revises: 
+Revises:
 Create Date: 2026-11-22 02:21:01.505268
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '7f8477e75f77'

@@ -18,8 +18,8 @@ frozen here as they were at this revision (the models may grow them later, with 
 On SQLite the tables are recreated (batch mode); migrations/env.py turns foreign keys off for
 that, so dropping the old copy of a table does not delete its children's rows.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '8b19d7e5f6a8'
@@ -29,7 +29,8 @@ depends_on = None
 
 
 def _in(column, *values):
-    return "%s IN (%s)" % (column, ", ".join("'%s'" % v for v in values))
+    listed = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({listed})"
 
 
 ROLES = ("admin", "manager", "viewer")

@@ -4,8 +4,8 @@ Revision ID: 9c20e8f6a7b9
 Revises: 8b19d7e5f6a8
 Create Date: 2026-12-03 16:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9c20e8f6a7b9'

@@ -4,8 +4,8 @@ Revision ID: a8c3e5d1f0b6
 Revises: f9935e69c87c
 Create Date: 2026-11-23 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = 'a8c3e5d1f0b6'
 down_revision = 'f9935e69c87c'

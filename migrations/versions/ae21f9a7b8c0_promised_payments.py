@@ -4,8 +4,8 @@ Revision ID: ae21f9a7b8c0
 Revises: 9c20e8f6a7b9
 Create Date: 2026-12-03 16:05:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'ae21f9a7b8c0'

@@ -5,9 +5,8 @@ Revises: 3c1d2b9e6a4f
 Create Date: 2026-11-22 06:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7e4c1a9d302'

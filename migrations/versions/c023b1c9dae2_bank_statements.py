@@ -4,8 +4,8 @@ Revision ID: c023b1c9dae2
 Revises: bf22a0b8c9d1
 Create Date: 2026-12-03 16:50:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c023b1c9dae2'

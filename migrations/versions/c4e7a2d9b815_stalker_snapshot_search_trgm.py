@@ -11,7 +11,6 @@ PostgreSQL only, like the model's ``trigram_index``; pg_trgm itself comes from 3
 """
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = 'c4e7a2d9b815'
 down_revision = '597cd721d739'

@@ -22,8 +22,8 @@ the staff user the author ``staff:<login>`` names.
 Downgrade refuses while storno entries exist (their reason would break the older CHECK and their
 link would be lost): cancel nothing, or remove them by hand first, knowingly.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd124c2daebf3'
@@ -33,7 +33,8 @@ depends_on = None
 
 
 def _in(column, *values):
-    return "%s IN (%s)" % (column, ", ".join("'%s'" % v for v in values))
+    listed = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({listed})"
 
 
 OLD_REASONS = ("account.update", "account.activate", "account.block", "account.unblock", "account.disable",

@@ -8,9 +8,8 @@ A change to an account (a service assigned or ended, a block lifted) posts what 
 at once through billing.charging.charge_accounts, without a charge-run record; its charge
 periods and ledger rows carry no run id.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd5a8f3b1c206'

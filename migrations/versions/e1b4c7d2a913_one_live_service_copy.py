@@ -12,9 +12,8 @@ database's date), so the next charge run refunds the rest of this month for them
 before were charged twice and are not refunded (the audit log lists each ended copy, for staff
 to correct by hand).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'e1b4c7d2a913'

@@ -6,9 +6,8 @@ Revises: 5d2e8f4a1c07
 Create Date: 2026-11-22 04:55:11.480319
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f9935e69c87c'
@@ -18,7 +17,7 @@ depends_on = None
 
 
 def upgrade():
-    
+
     op.create_table('data_centers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -132,11 +131,11 @@ def upgrade():
         batch_op.create_index('ix_bm_services_state', ['state'], unique=False)
         batch_op.create_index(batch_op.f('ix_bm_services_tariff_id'), ['tariff_id'], unique=False)
 
-    
+
 
 
 def downgrade():
-    
+
     with op.batch_alter_table('bm_services', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_bm_services_tariff_id'))
         batch_op.drop_index('ix_bm_services_state')
@@ -156,4 +155,4 @@ def downgrade():
     op.drop_table('bm_handlers')
     op.drop_table('departments')
     op.drop_table('data_centers')
-    
+

@@ -27,17 +27,24 @@ from __future__ import annotations
 import secrets
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from markupsafe import Markup
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 
 from ..billing import accounts as acc
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (
-    Account, BmHandler, BmService, BmTariff, DataCenter, Department, PlatformConnection, SyncState,
+    Account,
+    BmHandler,
+    BmService,
+    BmTariff,
+    DataCenter,
+    Department,
+    PlatformConnection,
+    SyncState,
 )
 from ..platforms.billmanager import handlers as bm_handlers
 from ..platforms.billmanager import importer, orders

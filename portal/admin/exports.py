@@ -15,12 +15,11 @@ from decimal import Decimal
 
 from flask import Response, abort, after_this_request, send_file, stream_with_context
 
-from ..billing import clock
-from ..billing import audit
+from ..billing import audit, clock
 from ..extensions import db
 from . import bp
 from .auth import actor, staff_required
-from .lists import AUDIT, ACCOUNTS, CONTRACTS, PAYMENTS, SUBSCRIBERS, current_args, pages
+from .lists import ACCOUNTS, AUDIT, CONTRACTS, PAYMENTS, SUBSCRIBERS, current_args, pages
 
 SPECS = {s.endpoint.split(".")[1]: s for s in (SUBSCRIBERS, CONTRACTS, ACCOUNTS, PAYMENTS, AUDIT)}
 

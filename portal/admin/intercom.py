@@ -61,7 +61,8 @@ def profiles_page(q: str | None, after: str | None) -> dict:
     query = select(IntercomProfile).order_by(IntercomProfile.login).limit(PAGE + 1)
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(func.lower(IntercomProfile.login).like(like) | func.lower(IntercomProfile.full_name).like(like))
+        query = query.where(func.lower(IntercomProfile.login).like(like)
+                            | func.lower(IntercomProfile.full_name).like(like))
     if after:
         query = query.where(IntercomProfile.login > after)
     profiles = list(db.session.scalars(query))
@@ -183,7 +184,8 @@ def account_access(account: Account) -> dict | None:
     actual = st.actual if st is not None else None
     attached = list(db.session.scalars(select(IntercomAttachment.login)
                                        .where(IntercomAttachment.account_id == account.id)))
-    return {"want": want, "have_level": (actual or {}).get("level", "absent"), "have_login": (actual or {}).get("login"),
+    return {"want": want, "have_level": (actual or {}).get("level", "absent"),
+            "have_login": (actual or {}).get("login"),
             "state": st.state if st else "pending", "error": st.last_error if st else None,
             "synced_at": st.synced_at if st else None, "busy": bool(waiting) or st is None or st.state == "pending",
             "attached": attached}

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from flask import abort, current_app, render_template, request
@@ -154,7 +154,7 @@ def _job_row(job: Job, queue: str, kind: str) -> dict:
         row["when"] = job.enqueued_at or job.created_at
     for key in ("created_at", "enqueued_at", "started_at", "ended_at", "when"):
         if isinstance(row[key], datetime) and row[key].tzinfo is None:  # RQ keeps UTC, naive
-            row[key] = row[key].replace(tzinfo=timezone.utc)
+            row[key] = row[key].replace(tzinfo=UTC)
     return row
 
 

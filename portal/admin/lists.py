@@ -8,10 +8,10 @@ page and the ten-thousandth cost the same at a million rows.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -19,13 +19,22 @@ from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce, union
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, selectinload
 
+from .. import listing
 from ..billing import clock
 from ..extensions import db
-from .. import listing
 from ..listing import narrowed_page, sorted_page
 from ..models import (
-    ACCOUNT_STATUSES, SYNC_STATES, Account, Agent, AuditEntry, Contract, LedgerEntry,
-    StaffUser, Subscriber, SyncState, Tariff,
+    ACCOUNT_STATUSES,
+    SYNC_STATES,
+    Account,
+    Agent,
+    AuditEntry,
+    Contract,
+    LedgerEntry,
+    StaffUser,
+    Subscriber,
+    SyncState,
+    Tariff,
 )
 from ..models.base import from_minor
 from ..models.search import matches
@@ -154,7 +163,8 @@ CONTRACTS = ListSpec(
     placeholder=_l("Search: contract number, subscriber"),
     columns=[(_l("Number"), "number", ""), (_l("Subscriber"), None, ""), (_l("Balance"), "balance", "num"),
              (_l("Credit limit"), None, "num"), (_l("Do not block"), None, ""), (_l("Created"), "created", "")],
-    filters=[Filter("debt", _l("Balance"), lambda: [("negative", _l("negative")), ("below_limit", _l("below credit limit"))],
+    filters=[Filter("debt", _l("Balance"),
+                    lambda: [("negative", _l("negative")), ("below_limit", _l("below credit limit"))],
                     lambda q, v: q.where(Contract.balance < 0) if v == "negative"
                     else q.where(Contract.balance < -Contract.credit_limit)),
              Filter("do_not_block", _l("Do not block"), lambda: [("1", _l("yes")), ("0", _l("no"))],

@@ -23,12 +23,20 @@ from ..billing.charging import apply_balance_rule
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (
-    Account, Agent, AssignedService, AuditEntry, CatalogService, Contract, ExtraFieldDefinition,
-    OutboxEvent, Subscriber, Tariff,
+    Account,
+    Agent,
+    AssignedService,
+    AuditEntry,
+    CatalogService,
+    Contract,
+    ExtraFieldDefinition,
+    OutboxEvent,
+    Subscriber,
+    Tariff,
 )
 from ..models.ledger import PAYMENT_CASH
 from ..platforms import reconcile
-from ..web import with_toast, error_fields, form_ids, form_int, form_text, int_arg, is_htmx, local_time, money
+from ..web import error_fields, form_ids, form_int, form_text, int_arg, is_htmx, local_time, money, with_toast
 from . import bp
 from .auth import WRITERS, actor, staff_required
 
@@ -89,7 +97,8 @@ def choices() -> dict:
     return {
         "agents": db.session.scalars(select(Agent).order_by(Agent.name)).all(),
         "tariffs": db.session.scalars(select(Tariff).where(Tariff.is_multi.is_(False)).order_by(Tariff.name)).all(),
-        "multi_tariffs": db.session.scalars(select(Tariff).where(Tariff.is_multi.is_(True)).order_by(Tariff.name)).all(),
+        "multi_tariffs": db.session.scalars(select(Tariff).where(Tariff.is_multi.is_(True))
+                                            .order_by(Tariff.name)).all(),
         "extra_fields": db.session.scalars(select(ExtraFieldDefinition).order_by(ExtraFieldDefinition.id)).all(),
     }
 

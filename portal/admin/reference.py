@@ -25,8 +25,8 @@ page and cannot be edited there: the tariff's fee sets them.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -40,8 +40,20 @@ from ..billing import staff as staff_billing
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import (
-    AGENT_KINDS, CHARGE_MODES, CHARGE_PERIODS, EXTRA_FIELD_TYPES, IPTV_KINDS, ROLES, TARIFF_KINDS, Agent,
-    ApiToken, CatalogService, ExtraFieldDefinition, PlatformConnection, StaffUser, Tariff,
+    AGENT_KINDS,
+    CHARGE_MODES,
+    CHARGE_PERIODS,
+    EXTRA_FIELD_TYPES,
+    IPTV_KINDS,
+    ROLES,
+    TARIFF_KINDS,
+    Agent,
+    ApiToken,
+    CatalogService,
+    ExtraFieldDefinition,
+    PlatformConnection,
+    StaffUser,
+    Tariff,
 )
 from ..platforms import connections as platform_connections
 from ..platforms import registry

@@ -147,8 +147,8 @@ def smotreshka_platform_changes():
             raise BillingError({"platform_changes": "one of accept, revert, report"})
         if row is None:
             raise BillingError({"platform_changes": "set up the connection first"})
-        connections.save_connection("smotreshka", url=row.url, options={**(row.options or {}), "platform_changes": rule},
-                                    actor=actor())
+        connections.save_connection("smotreshka", url=row.url,
+                                    options={**(row.options or {}), "platform_changes": rule}, actor=actor())
     except BillingError as e:
         db.session.rollback()
         return render_template("admin/smotreshka/_platform_changes.html", errors=error_fields(e), **_context()), 422

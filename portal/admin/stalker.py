@@ -31,13 +31,11 @@ onto the user (the web request never calls Stalker).
 """
 from __future__ import annotations
 
-
 from flask import abort, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-
 from sqlalchemy import select
 
 from ..billing import outbox

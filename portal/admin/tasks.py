@@ -63,5 +63,5 @@ def close_task_view(task_id: int):
     close_task(task, actor=actor())
     db.session.commit()
     flash(_("Task closed."), "ok")
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("admin.tasks"),
-                    303)
+    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
+                    else url_for("admin.tasks"), 303)

@@ -119,7 +119,8 @@ def committing(data: dict | None = None, conflicts: tuple[str, ...] = ()):
     except DataError:
         # a value the billing checks let through does not fit its column (PostgreSQL refuses it)
         db.session.rollback()
-        abort(422, message="invalid input", errors={"_": "a value is too long or out of range", **(schema_errors or {})})
+        abort(422, message="invalid input",
+              errors={"_": "a value is too long or out of range", **(schema_errors or {})})
     except IntegrityError:
         # billing checks uniqueness before writing; what still collides is a parallel request
         # that won the race (or a case the check missed): a conflict, not a server error

@@ -7,6 +7,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
+from sqlalchemy import select
 
 from ..billing import directory
 from ..listing import paginate
@@ -14,7 +15,6 @@ from ..models import EXTRA_FIELD_TYPES, ExtraFieldDefinition
 from .auth import actor, admins_only, authed_only
 from .common import ID_PATH, Body, ListArgs, Name, Text, max_len, page_of
 from .errors import committing
-from sqlalchemy import select
 
 bp = Blueprint("extra_fields", __name__, url_prefix="/api/v1/extra-fields",
                description="Account extra fields (admin writes)")

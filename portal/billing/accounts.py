@@ -15,8 +15,18 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
-    BLOCK_REASONS, Account, Agent, AssignedService, CatalogService, Contract, ExtraFieldDefinition, ExtraFieldValue,
-    Tariff, account_multi_tariffs, tariff_services, utcnow,
+    BLOCK_REASONS,
+    Account,
+    Agent,
+    AssignedService,
+    CatalogService,
+    Contract,
+    ExtraFieldDefinition,
+    ExtraFieldValue,
+    Tariff,
+    account_multi_tariffs,
+    tariff_services,
+    utcnow,
 )
 from . import audit, clock, hooks
 from .crypto import encrypt
@@ -159,7 +169,8 @@ def update_account(account: Account, data: dict, *, actor: str) -> Account:
         v = data.get(f)
         if v is not None and (not isinstance(v, str) or len(v) > n):
             errors[f] = f"text up to {n} characters"
-    if "agent_id" in data and (not isinstance(data["agent_id"], int) or db.session.get(Agent, data["agent_id"]) is None):
+    if "agent_id" in data and (not isinstance(data["agent_id"], int)
+                               or db.session.get(Agent, data["agent_id"]) is None):
         errors["agent_id"] = "no such agent"
     tariff, multis = _check_tariffs(errors, data.get("tariff_id"), data.get("multi_tariff_ids"))
     if tariff is not None and tariff.id != account.tariff_id and not errors:

@@ -29,8 +29,23 @@ from datetime import date
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Date, Integer, String, and_, bindparam, case, cast, extract, func, insert, literal, or_, select,
-    text, type_coerce, update,
+    BigInteger,
+    Date,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -38,10 +53,16 @@ from sqlalchemy.sql.functions import GenericFunction
 from ..db_setup import dialect_insert
 from ..extensions import db, expire_loaded
 from ..models import (
-    Account, AssignedService, CatalogService, ChargePeriod, ChargeRun, Contract, LedgerEntry, utcnow,
+    Account,
+    AssignedService,
+    CatalogService,
+    ChargePeriod,
+    ChargeRun,
+    Contract,
+    LedgerEntry,
+    utcnow,
 )
-from ..models.base import UTCDateTime
-from ..models.base import from_minor
+from ..models.base import UTCDateTime, from_minor
 from . import audit, clock
 from .blocking import balance_rule
 from .outbox import notify
@@ -59,12 +80,12 @@ class least(GenericFunction):  # noqa: N801
 
 @compiles(greatest, "sqlite")
 def _greatest_sqlite(element, compiler, **kw):
-    return "max(%s)" % compiler.process(element.clauses, **kw)
+    return f"max({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(least, "sqlite")
 def _least_sqlite(element, compiler, **kw):
-    return "min(%s)" % compiler.process(element.clauses, **kw)
+    return f"min({compiler.process(element.clauses, **kw)})"
 
 
 def _op(a, op, b):
@@ -115,7 +136,7 @@ class bit_count(GenericFunction):  # noqa: N801  (SQL function name)
 
 @compiles(bit_count, "postgresql")
 def _bit_count_pg(element, compiler, **kw):
-    return "bit_count(CAST(%s AS BIT(32)))" % compiler.process(element.clauses, **kw)
+    return f"bit_count(CAST({compiler.process(element.clauses, **kw)} AS BIT(32)))"
 
 
 def _fenced(select_stmt, name: str):

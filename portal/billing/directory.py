@@ -10,8 +10,19 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import (
-    AGENT_KINDS, CHARGE_MODES, CHARGE_PERIODS, EXTRA_FIELD_TYPES, IPTV_KINDS, SUBSCRIBER_KINDS, TARIFF_KINDS,
-    Agent, CatalogService, Contract, ExtraFieldDefinition, Subscriber, Tariff,
+    AGENT_KINDS,
+    CHARGE_MODES,
+    CHARGE_PERIODS,
+    EXTRA_FIELD_TYPES,
+    IPTV_KINDS,
+    SUBSCRIBER_KINDS,
+    TARIFF_KINDS,
+    Agent,
+    CatalogService,
+    Contract,
+    ExtraFieldDefinition,
+    Subscriber,
+    Tariff,
 )
 from . import audit
 from .errors import BillingError, NotFound

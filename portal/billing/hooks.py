@@ -14,7 +14,7 @@ place before billing runs.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _CHECKS: dict[str, Callable[..., dict] | None] = {}
 

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, case, func, literal, select, type_coerce, update
 
-from ..extensions import db
 from ..db_setup import dialect_insert
+from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, from_minor, to_minor, utcnow
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
 from . import audit, inputs

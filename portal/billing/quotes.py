@@ -24,7 +24,8 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, ChargePeriod, from_minor
 from . import clock
-from .prorate import amount, days as _days
+from .prorate import amount
+from .prorate import days as _days
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
 from .. import login_limits, security
-from ..billing.inputs import unsafe_redirect_target
 from ..billing import ledger, self_service
 from ..billing.errors import BillingError, NotFound
+from ..billing.inputs import unsafe_redirect_target
 from ..extensions import db
 from ..models import Account, Contract, Subscriber
 from ..web import error_fields, int_arg, is_htmx, page_or_fragment, with_toast

@@ -3,7 +3,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -55,14 +68,14 @@ class Account(db.Model):
     # login and address (with the flat as "кв. N") folded for search (models/search.py keeps it)
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
-    contract: Mapped["Contract"] = relationship(back_populates="accounts")  # noqa: F821
+    contract: Mapped[Contract] = relationship(back_populates="accounts")  # noqa: F821
     agent: Mapped[Agent] = relationship()
     tariff: Mapped[Tariff | None] = relationship()
     multi_tariffs: Mapped[list[Tariff]] = relationship(secondary=account_multi_tariffs, order_by="Tariff.id")
-    services: Mapped[list["AssignedService"]] = relationship(
+    services: Mapped[list[AssignedService]] = relationship(
         back_populates="account", order_by="AssignedService.id"
     )
-    extra_values: Mapped[list["ExtraFieldValue"]] = relationship(
+    extra_values: Mapped[list[ExtraFieldValue]] = relationship(
         back_populates="account", cascade="all, delete-orphan"
     )
 

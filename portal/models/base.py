@@ -1,7 +1,7 @@
 """Shared column types and helpers for the models."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime
@@ -11,7 +11,7 @@ CENT = Decimal("0.01")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_minor(amount: Decimal | int | str) -> int:
@@ -28,7 +28,7 @@ def one_of(column: str, values) -> CheckConstraint:
     CHECK lets unknown through: nullability is the column's own rule). Named
     ``ck_<table>_<column>`` by the metadata's naming convention; the migration 8b19d7e5f6a8
     creates the same constraints."""
-    listed = ", ".join("'%s'" % v for v in values)
+    listed = ", ".join(f"'{v}'" for v in values)
     return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
@@ -53,12 +53,12 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 

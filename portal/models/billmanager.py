@@ -186,5 +186,5 @@ class BmService(db.Model):
 
     tariff: Mapped[BmTariff] = relationship()
     handler: Mapped[BmHandler | None] = relationship()
-    account: Mapped["Account"] = relationship()  # noqa: F821
-    assigned: Mapped["AssignedService"] = relationship()  # noqa: F821
+    account: Mapped[Account] = relationship()  # noqa: F821
+    assigned: Mapped[AssignedService] = relationship()  # noqa: F821

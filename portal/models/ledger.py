@@ -82,7 +82,7 @@ class LedgerEntry(db.Model):
     cancels_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("ledger_entries.id"), unique=True)
 
-    contract: Mapped["Contract"] = relationship()  # noqa: F821
+    contract: Mapped[Contract] = relationship()  # noqa: F821
 
 
 class ChargeRun(db.Model):

@@ -22,7 +22,7 @@ PROMISED_STATES = ("active", "returned")
 
 
 def _one_of(column: str, values) -> CheckConstraint:
-    listed = ", ".join("'%s'" % v for v in values)
+    listed = ", ".join(f"'{v}'" for v in values)
     return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
@@ -91,4 +91,4 @@ class PromisedPayment(db.Model):
     # the request's one-time key (the form's nonce): a double click or a repeat takes nothing twice
     request_key: Mapped[str | None] = mapped_column(String(100), unique=True)
 
-    contract: Mapped["Contract"] = relationship()  # noqa: F821
+    contract: Mapped[Contract] = relationship()  # noqa: F821

@@ -106,7 +106,7 @@ class ApiToken(db.Model):
     revoked: Mapped[bool] = mapped_column(default=False)
 
     @classmethod
-    def issue(cls, name: str, role: str) -> tuple["ApiToken", str]:
+    def issue(cls, name: str, role: str) -> tuple[ApiToken, str]:
         """Create a token row; the plain token is returned once and never stored."""
         plain = "pt_" + secrets.token_urlsafe(32)
         return cls(name=name, role=role, token_hash=hash_token(plain), prefix=plain[:10]), plain

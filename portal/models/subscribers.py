@@ -47,7 +47,7 @@ class Subscriber(db.Model):
     # name, phones, e-mail, logins and address folded for search (models/search.py keeps it)
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
-    contracts: Mapped[list["Contract"]] = relationship(back_populates="subscriber", order_by="Contract.id")
+    contracts: Mapped[list[Contract]] = relationship(back_populates="subscriber", order_by="Contract.id")
 
     def set_cabinet_password(self, password: str) -> None:
         self.cabinet_password_hash = hash_password(password)
@@ -76,4 +76,4 @@ class Contract(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="contracts")
-    accounts: Mapped[list["Account"]] = relationship(back_populates="contract", order_by="Account.id")  # noqa: F821
+    accounts: Mapped[list[Account]] = relationship(back_populates="contract", order_by="Account.id")  # noqa: F821

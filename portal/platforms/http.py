@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import requests

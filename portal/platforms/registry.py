@@ -60,12 +60,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..billing import hooks
 
-_PLATFORMS: dict[str, "Platform"] = {}
+_PLATFORMS: dict[str, Platform] = {}
 _loaded = False
 
 
@@ -75,8 +76,8 @@ class Platform:
     title: str
     desired_state: Callable[[Any], dict | None]
     client: Callable[[Any], Any]
-    reconcile: Callable[[Any, str, dict | None, "SyncPass"], dict | None]
-    demo_emulator: Callable[[], "DemoEmulator"] | None = None
+    reconcile: Callable[[Any, str, dict | None, SyncPass], dict | None]
+    demo_emulator: Callable[[], DemoEmulator] | None = None
     demo_load: Callable[[], None] | None = None
     # ``make run``: the demo emulator came up on another URL than last time (its usual port was
     # taken): what billing stored with the old URL follows it (old URL, new URL)
@@ -87,7 +88,7 @@ class Platform:
     check_endpoint: str | None = None
     reconcile_batch: Callable[[Any, list[tuple[int, str, dict | None]]], dict] | None = None
     skip_unchanged: bool = False
-    apply_platform_changes: Callable[[int, dict, "SyncPass"], None] | None = None
+    apply_platform_changes: Callable[[int, dict, SyncPass], None] | None = None
     check_change: Callable[..., dict] | None = None
 
 

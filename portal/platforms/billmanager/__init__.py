@@ -7,7 +7,6 @@ from ..registry import DemoEmulator, Platform, register
 from . import sync
 from .settings import CONNECTION_OPTIONS
 
-
 DEMO_PORT = 8098  # fixed, so that a handler made in one `make run` still works in the next
 
 

@@ -39,12 +39,15 @@ from ..emulation import Answer, EmulatedServer
 DEMO_PRICELISTS = [
     {"id": "101", "name": "VDS-1", "itemtype": "vds", "periods": {1: "300.00", 3: "855.00", 12: "3240.00"},
      "datacenters": [("1", "Moscow DC"), ("2", "Amsterdam DC")],
-     "addons": [("201", "ram", "RAM", "1024", "MB"), ("202", "disk", "Disk", "20", "GB"), ("203", "ncpu", "CPU", "1", "")]},
+     "addons": [("201", "ram", "RAM", "1024", "MB"), ("202", "disk", "Disk", "20", "GB"),
+                ("203", "ncpu", "CPU", "1", "")]},
     {"id": "102", "name": "VDS-2", "itemtype": "vds", "periods": {1: "600.00", 12: "6480.00"},
      "datacenters": [("1", "Moscow DC")],
-     "addons": [("211", "ram", "RAM", "2048", "MB"), ("212", "disk", "Disk", "40", "GB"), ("213", "ncpu", "CPU", "2", "")]},
+     "addons": [("211", "ram", "RAM", "2048", "MB"), ("212", "disk", "Disk", "40", "GB"),
+                ("213", "ncpu", "CPU", "2", "")]},
     {"id": "201", "name": "Hosting Start", "itemtype": "vhost", "periods": {1: "99.00", 12: "990.00"},
-     "datacenters": [("1", "Moscow DC")], "addons": [("301", "disk", "Disk", "5", "GB"), ("302", "site", "Sites", "3", "")]},
+     "datacenters": [("1", "Moscow DC")],
+     "addons": [("301", "disk", "Disk", "5", "GB"), ("302", "site", "Sites", "3", "")]},
 ]
 DEMO_LOGIN, DEMO_PASSWORD = "reseller@example.com", "Seller-Pa55"
 
@@ -272,7 +275,8 @@ class SellingBillmanager(EmulatedServer):
     def _row(self, s: dict) -> dict:
         pl = next((x for x in self.pricelists if x["id"] == s["pricelist"]), {"name": s["pricelist"]})
         return {"id": s["id"], "pricelist": pl["name"], "pricelist_id": s["pricelist"], "domain": s["domain"],
-                "ip": s["ip"], "item_status": s["status"], "status_msg": {3: "Suspended by client"}.get(s["status"], ""),
+                "ip": s["ip"], "item_status": s["status"],
+                "status_msg": {3: "Suspended by client"}.get(s["status"], ""),
                 "createdate": s["createdate"].isoformat(), "expiredate": s["expiredate"].isoformat(),
                 "cost": f"{s['cost']:.2f}", "autoprolong": "off", "datacentername": s.get("datacenter") or ""}
 

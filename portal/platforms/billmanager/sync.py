@@ -49,8 +49,8 @@ class Fleet:
 
 def reconcile(fleet: Fleet, login: str, desired_doc: dict | None, sync=None) -> dict | None:
     """Read each service's status on the seller (every pass, whatever ``sync`` says) and
-    suspend, resume or delete it as billing wants. The seller's refusals (not allowed, confirmation required) are raised with its
-    message, so staff see them on the account and in the dead syncs."""
+    suspend, resume or delete it as billing wants. The seller's refusals (not allowed, confirmation
+    required) are raised with its message, so staff see them on the account and in the dead syncs."""
     if desired_doc is None:  # the account has left the platform: its services' ends still apply
         desired_doc = _left_platform(login)
     if not desired_doc["services"]:

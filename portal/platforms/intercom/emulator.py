@@ -63,7 +63,7 @@ class IntercomEmulator(EmulatedServer):
                                     "addresses": dict(addresses or {})}
             return self.profiles[login]
 
-    def load_demo(self) -> "IntercomEmulator":
+    def load_demo(self) -> IntercomEmulator:
         for login, name, phones in DEMO_PROFILES:
             self.add_profile(login, name, phones, {
                 # a flat the operator's previous billing put there: ours to look at, not to touch
@@ -116,7 +116,8 @@ class IntercomEmulator(EmulatedServer):
         profile = self.profiles.get(parts[1])
         if len(parts) == 2:
             if method == "GET":
-                return (200, self._public(profile)) if profile else (404, {"error": "not_found", "message": "no such profile"})
+                return ((200, self._public(profile)) if profile
+                        else (404, {"error": "not_found", "message": "no such profile"}))
             if method == "DELETE":
                 if not profile:
                     return 404, {"error": "not_found", "message": "no such profile"}

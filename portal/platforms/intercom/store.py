@@ -7,7 +7,7 @@ account's attachments are changed only under the account's own reconcile lock.
 """
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from sqlalchemy import delete, insert, select, update
 
@@ -135,7 +135,7 @@ def _key(value):
 
 
 def _aware(value):
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def forget_profile(login: str) -> None:

@@ -30,6 +30,7 @@ register(Platform(
     name=sync.NAME, title="«Смотрёшка»", desired_state=sync.desired_state, client=client.SmotreshkaClient,
     reconcile=sync.reconcile, skip_unchanged=True, apply_platform_changes=sync.apply_platform_changes,
     demo_emulator=_demo_emulator, demo_load=_demo_load,
-    admin_endpoint="admin.smotreshka", check_endpoint="admin.smotreshka_check", cabinet_template="cabinet/smotreshka/_section.html",
+    admin_endpoint="admin.smotreshka", check_endpoint="admin.smotreshka_check",
+    cabinet_template="cabinet/smotreshka/_section.html",
     account_template="admin/smotreshka/_account_tv.html",
 ))

@@ -149,7 +149,8 @@ def drift_report(actor: str, account_id: int | None = None) -> str:
         ours = {w["username"] for w in wanted.values()}
         for p in platform_accounts:
             if p.get("username") not in ours:
-                rows.append(dict(account_id=None, kind="orphan", username=p.get("username"), platform_id=str(p.get("id")),
+                rows.append(dict(account_id=None, kind="orphan", username=p.get("username"),
+                                 platform_id=str(p.get("id")),
                                  platform=sorted(str(s.get("id")) for s in p.get("subscriptions") or [])))
         db.session.execute(delete(SmotreshkaDrift))
     else:

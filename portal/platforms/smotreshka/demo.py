@@ -39,7 +39,7 @@ def _tariff(name: str, **data) -> Tariff:
 
 
 def _subscriber(full_name, email, cabinet, paid, n):
-    data = {"full_name": full_name, "phones": ["+7 927 000-00-%02d" % n], "email": email,
+    data = {"full_name": full_name, "phones": [f"+7 927 000-00-{n:02d}"], "email": email,
             "postal_address": f"г. Пенза, ул. Гагарина, д. {n}"}
     if cabinet:
         data.update(cabinet_login=cabinet, cabinet_password=f"{cabinet}12345")

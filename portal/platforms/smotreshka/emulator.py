@@ -39,7 +39,7 @@ import re
 import secrets
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -57,13 +57,13 @@ DEMO_CATALOG = [
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(sep=" ")
+    return datetime.now(UTC).astimezone().isoformat(sep=" ")
 
 
 class SubscriberApp:
     """The platform's app: a purchase is an ensure and a commit on the billing's upsale v3."""
 
-    def __init__(self, emulator: "SmotreshkaEmulator"):
+    def __init__(self, emulator: SmotreshkaEmulator):
         self.emulator = emulator
         self.url: str | None = None
         self.auth: tuple[str, str] | None = None
@@ -104,7 +104,7 @@ class SubscriberApp:
         if answer.get("result") != "operation_ensured" or not commit:
             return {"status": status, **answer}
         params["billingTransactionId"] = answer["billingTransactionId"]
-        params["serviceStartTimestamp"] = datetime.now(timezone.utc).astimezone().isoformat()
+        params["serviceStartTimestamp"] = datetime.now(UTC).astimezone().isoformat()
         status, answer = self._call(op, "commit", params, body)
         if answer.get("result") == "operation_commited":
             with emu._lock:
@@ -331,7 +331,8 @@ class SmotreshkaEmulator(EmulatedServer):
                     f'<button>{html.escape(c["name"])}</button></form> '
                     for c in self.catalog if str(c["id"]) not in a["subscriptions"])
                 rows.append(f"<tr><td>{html.escape(a['username'])}</td>"
-                            f"<td>{html.escape(', '.join(sorted(a['subscriptions'])) or '—')}</td><td>{buttons}</td></tr>")
+                            f"<td>{html.escape(', '.join(sorted(a['subscriptions'])) or '—')}</td>"
+                            f"<td>{buttons}</td></tr>")
         page = (f"<!doctype html><meta charset=utf-8><title>Smotreshka app</title><h1>Subscriber app</h1>"
                 f"<p>billing: {html.escape(self.app.url or 'not configured')}</p>"
                 f"<pre>{html.escape(note)}</pre><table border=1 cellpadding=4>"

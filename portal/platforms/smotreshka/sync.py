@@ -91,7 +91,8 @@ def account_state(account) -> dict:
     state = {"balance": kopecks, "status": status, "tvSuspended": status != "active",
              "recommendedRefill": refill}
     if account.status_changed_on:
-        from datetime import datetime, time as dtime
+        from datetime import datetime
+        from datetime import time as dtime
 
         changed = datetime.combine(account.status_changed_on, dtime(0), tzinfo=clock.tz())
         state["lastChangeTimestamp"] = int(changed.timestamp() * 1000)

@@ -11,12 +11,13 @@ from sqlalchemy import bindparam, select
 from ...billing import accounts as acc
 from ...billing import clock
 from ...billing.blocking import can_afford
+from ...billing.errors import BillingError
 from ...billing.quotes import Quote
 from ...billing.quotes import quote as billing_quote
-from ...billing.errors import BillingError
 from ...extensions import db
 from ...models import Account, AssignedService, CatalogService
 from .sync import NAME, tv_services
+
 
 def offered(account: Account) -> list[CatalogService]:
     """TV services of this platform that the account's tariffs offer, basics first."""

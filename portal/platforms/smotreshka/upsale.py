@@ -31,7 +31,12 @@ from ...billing import clock
 from ...db_setup import dialect_insert
 from ...extensions import db
 from ...models import (
-    Account, AssignedService, CatalogService, SmotreshkaUpsale, SyncState, utcnow,
+    Account,
+    AssignedService,
+    CatalogService,
+    SmotreshkaUpsale,
+    SyncState,
+    utcnow,
 )
 from .. import connections
 from . import tv

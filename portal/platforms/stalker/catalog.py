@@ -75,19 +75,6 @@ def imported_plans() -> set[str]:
     return set(db.session.scalars(select(StalkerImportedTariff.plan_external_id)))
 
 
-def plan_exists(plan_external_id: str | None) -> bool | None:
-    """Whether Stalker has this plan, as billing last saw it (no call to Stalker): the console's
-    snapshot of Stalker's plans when it was ever refreshed, else True for an imported plan;
-    None when billing has never seen Stalker's plans."""
-    if not plan_external_id:
-        return False
-    snap = db.session.get(StalkerSnapshot, "tariffs")
-    if snap is not None and snap.refreshed_at is not None:
-        return db.session.scalar(select(StalkerSnapshotRow.id).where(
-            StalkerSnapshotRow.kind == "tariffs", StalkerSnapshotRow.key == str(plan_external_id)).limit(1)) is not None
-    return True if _imported(plan_external_id) is not None else None
-
-
 def package_of(service) -> str | None:
     """The external_id of the Stalker package a catalog service stands for (None: none)."""
     return service.external_id if service.platform == PLATFORM and service.external_id else None
@@ -148,8 +135,6 @@ def plan_exists(plan_external_id: str | None) -> bool | None:
     a web request)? The console's snapshot of ``tariffs`` when it was ever refreshed, else the
     imported plans; None: billing has not seen Stalker's plans. (Added by S1 for billing's
     tariff check, issue 13 item 3.)"""
-    from ...models import StalkerSnapshot, StalkerSnapshotRow
-
     if not plan_external_id:
         return False
     snap = db.session.get(StalkerSnapshot, "tariffs")

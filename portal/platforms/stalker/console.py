@@ -23,8 +23,19 @@ from ...billing.errors import BillingError
 from ...billing.outbox import notify
 from ...extensions import db
 from ...models import (
-    Account, Agent, CatalogService, Contract, StalkerBinding, StalkerChannel, StalkerImportedTariff,
-    StalkerSnapshot, StalkerSnapshotRow, StalkerStb, StalkerTvId, Tariff, utcnow,
+    Account,
+    Agent,
+    CatalogService,
+    Contract,
+    StalkerBinding,
+    StalkerChannel,
+    StalkerImportedTariff,
+    StalkerSnapshot,
+    StalkerSnapshotRow,
+    StalkerStb,
+    StalkerTvId,
+    Tariff,
+    utcnow,
 )
 from ...models.stalker_catalog import EXTERNAL_ID_MAX, StalkerPlanPackage
 from ...platforms import connections

@@ -32,8 +32,8 @@ Standalone: ``python -m portal.platforms.stalker.emulator --port 8095 --demo``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import base64
+import contextlib
 import hashlib
 import re
 import threading
@@ -147,7 +147,7 @@ class StalkerEmulator(EmulatedServer):
                     return u
         return None
 
-    def seed_demo(self) -> "StalkerEmulator":
+    def seed_demo(self) -> StalkerEmulator:
         """The demo data set: three plans, three packages, twelve channels, five accounts with STBs."""
         names = ["Первый канал", "Россия 1", "НТВ", "Пятый канал", "Культура", "Матч ТВ", "Карусель",
                  "СТС", "ТНТ", "Discovery", "Кинохит HD", "Спорт 1 HD"]
@@ -174,8 +174,8 @@ class StalkerEmulator(EmulatedServer):
             for i in range(n):
                 num = start + i
                 self._insert({"login": f"bench{num}", "account_number": str(num), "tariff_plan": plan,
-                              "status": 1, "stb_mac": "00:2B:%02X:%02X:%02X:%02X" % (
-                                  num >> 24 & 255, num >> 16 & 255, num >> 8 & 255, num & 255),
+                              "status": 1, "stb_mac": "00:2B:" + ":".join(
+                                  f"{num >> shift & 255:02X}" for shift in (24, 16, 8, 0)),
                               "full_name": f"Bench {num}", "password": ""})
 
     # -- the HTTP layer ---------------------------------------------------------------------------
@@ -282,7 +282,8 @@ class StalkerEmulator(EmulatedServer):
     @staticmethod
     def _set_password(u: dict, password: str) -> None:
         if password:
-            u["password"] = hashlib.md5((hashlib.md5(password.encode()).hexdigest() + str(u["id"])).encode()).hexdigest()
+            inner = hashlib.md5(password.encode()).hexdigest()
+            u["password"] = hashlib.md5((inner + str(u["id"])).encode()).hexdigest()
 
     def password_pushes(self, login: str | None = None) -> int:
         """How many logged requests carried a password (for ``login``: the ones naming it in
