@@ -73,7 +73,8 @@ def load_payment_sources() -> None:
     list's filters (source, cashier) and a storno show something."""
     from .models import Contract
 
-    contracts = db.session.scalars(select(Contract).order_by(Contract.id).limit(3)).all()
+    # contracts in credit only: the balance-blocked debtor (sidorova) stays blocked for the tour
+    contracts = db.session.scalars(select(Contract).where(Contract.balance >= 0).order_by(Contract.id).limit(3)).all()
     staff = {u.login: u for u in db.session.scalars(select(StaffUser))}
     rows = [("cash", "admin", "350.00", "form:demo-cash-1", "Касса, офис на Московской"),
             ("cash", "manager", "500.00", "form:demo-cash-2", "Касса, офис на Московской"),

@@ -9,7 +9,7 @@ import tempfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from babel.numbers import format_decimal
+from babel.numbers import format_currency
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -30,7 +30,8 @@ def shot(page, name: str) -> None:
 
 
 def ru_money(amount: Decimal) -> str:
-    return format_decimal(amount, format="#,##0.00", locale="ru")
+    """An amount as the Russian page writes it (Babel, the operator's currency)."""
+    return format_currency(amount, "RUB", locale="ru")
 
 
 def test_a_manager_imports_plans_adds_an_account_and_imports_channels(app, live, page, stalker, tv_agent,

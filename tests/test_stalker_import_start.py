@@ -10,6 +10,8 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency
 from sqlalchemy import func, select
 
 from portal.billing import clock, directory, ledger
@@ -52,6 +54,11 @@ def entries(account: Account) -> list[tuple[str, Decimal]]:
         select(LedgerEntry).filter_by(contract_id=account.contract_id).order_by(LedgerEntry.id))]
 
 
+def m(amount) -> str:
+    """An amount as the (English) staff page writes it: Babel, the operator's currency."""
+    return format_currency(Decimal(amount), "RUB", locale="en")
+
+
 def option_html(html: str, option: str) -> str:
     part = html[html.index(f'data-option="{option}"'):]
     return part[:part.index("</label>")]
@@ -66,13 +73,13 @@ def test_the_dialog_shows_what_each_way_moves_and_preselects_one_that_does_not_b
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and "<html" not in html and "active: watching" in html
     charge, credit, nxt = (option_html(html, o) for o in ("charge", "credit", "next_month"))
-    assert f'<span class="charge"><span class="num">{due}</span>' in charge
-    assert f'<span class="balance-after"><span class="num neg">{-due}</span>' in charge
+    assert f'<span class="charge"><span class="num">{m(due)}</span>' in charge
+    assert f'<span class="balance-after"><span class="num neg">{m(-due)}</span>' in charge
     assert "the balance rule blocks the account" in charge and "checked" not in charge
-    assert f'<span class="credit"><span class="num">{due}</span>' in credit and " checked" in credit
-    assert '<span class="balance-after"><span class="num">0.00</span>' in credit and "blocks" not in credit
-    first = (clock.month_end(clock.today()) + timedelta(days=1)).strftime("%d.%m.%Y")
-    assert "nothing now" in nxt and f"300.00 a month from {first}" in nxt and "blocks" not in nxt
+    assert f'<span class="credit"><span class="num">{m(due)}</span>' in credit and " checked" in credit
+    assert f'<span class="balance-after"><span class="num">{m(0)}</span>' in credit and "blocks" not in credit
+    first = format_date(clock.month_end(clock.today()) + timedelta(days=1), "short", locale="en")
+    assert "nothing now" in nxt and f"{m(300)} a month from {first}" in nxt and "blocks" not in nxt
 
 
 def test_an_unknown_way_to_start_is_refused_naming_the_field(staff, watching):
@@ -172,10 +179,10 @@ def test_the_packages_a_subscriber_has_come_along_and_start_the_same_way(staff, 
     db.session.commit()
     due = rest_of_month(FEE) + rest_of_month(Decimal("149.00"))
     html = staff.get(f"/stalker/accounts/{row_id('accounts', '502')}/add", headers=HX).get_data(as_text=True)
-    assert "Спорт · 149.00 a month" in html
+    assert f"Спорт · {m(149)} a month" in html
     credit = option_html(html, "credit")
-    assert f'<span class="credit"><span class="num">{due}</span>' in credit and " checked" in credit
-    assert "449.00 a month from" in credit
+    assert f'<span class="credit"><span class="num">{m(due)}</span>' in credit and " checked" in credit
+    assert f"{m(449)} a month from" in credit
 
     assert post(staff, f"/stalker/accounts/{row_id('accounts', '502')}/add", {}, headers=HX).status_code == 200
     db.session.expire_all()
@@ -198,7 +205,7 @@ def test_charging_now_takes_the_packages_with_the_fee_as_the_preview_said(staff,
     due = rest_of_month(FEE) + rest_of_month(Decimal("149.00"))
     html = staff.get(f"/stalker/accounts/{row_id('accounts', '502')}/add", headers=HX).get_data(as_text=True)
     charge = option_html(html, "charge")
-    assert f'<span class="balance-after"><span class="num neg">{-due}</span>' in charge and "blocks" in charge
+    assert f'<span class="balance-after"><span class="num neg">{m(-due)}</span>' in charge and "blocks" in charge
     post(staff, f"/stalker/accounts/{row_id('accounts', '502')}/add", {"start": "charge"}, headers=HX)
     db.session.expire_all()
     account = db.session.scalar(select(Account).filter_by(login="tv_sidorova"))
