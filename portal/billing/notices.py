@@ -1,0 +1,45 @@
+"""Notices' write side: billing records "tell this subscriber that …" in the caller's
+transaction (the model's docstring, ``portal.models.notices``, says why). Delivery — templates,
+preferences, channels, retries — is ``portal.notifications``; billing never imports it.
+
+``record`` is for one event where it happens (a payment, a block); a set-based pass (the daily
+forecast) inserts with ``insert_from_select`` into the same table, ``dedup_key`` making a rerun
+of the pass record nothing twice.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Select
+
+from ..db_setup import dialect_insert
+from ..extensions import db
+from ..models import NOTICE_EVENTS, Notice, utcnow
+
+# session.info key of the notices this transaction recorded, for an after-commit hand-off to RQ
+ROWS_KEY = "notice_rows"
+
+
+def record(*, subscriber_id: int, event: str, data: dict | None = None, contract_id: int | None = None,
+           account_id: int | None = None, critical: bool = False, dedup_key: str | None = None) -> bool:
+    """Record one notice; False when ``dedup_key`` was recorded before (nothing is written).
+
+    ``data`` must be JSON-safe: amounts as strings of Decimals, dates as ISO strings."""
+    if event not in NOTICE_EVENTS:
+        raise ValueError(f"unknown notice event {event!r}")
+    table = Notice.__table__
+    stmt = dialect_insert(table).values(
+        subscriber_id=subscriber_id, contract_id=contract_id, account_id=account_id, event=event,
+        data=data or {}, critical=critical, dedup_key=dedup_key, created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+    notice_id = db.session.execute(stmt).scalar()
+    if notice_id is None:
+        return False
+    db.session.info.setdefault(ROWS_KEY, []).append(notice_id)
+    return True
+
+
+def insert_from_select(columns: list[str], select: Select) -> int:
+    """Set-based: INSERT INTO notices (columns) SELECT …, skipping dedup keys already recorded.
+    Returns the number of notices recorded (the delivery sweep picks them up)."""
+    table = Notice.__table__
+    stmt = dialect_insert(table).from_select(columns, select).on_conflict_do_nothing(index_elements=["dedup_key"])
+    return db.session.execute(stmt).rowcount or 0
