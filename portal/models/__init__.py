@@ -34,6 +34,8 @@ from .catalog import (  # noqa: F401
     Tariff,
     tariff_services,
 )
+from .forecast import ForecastSettings  # noqa: F401
+from .freeze import FREEZE_STATES, Freeze, FreezeRule, GraceRule  # noqa: F401
 from .intercom import IntercomAttachment, IntercomProfile  # noqa: F401
 from .jobs import JOB_STATUSES, JobRun  # noqa: F401
 from .ledger import LEDGER_KINDS, LEDGER_REASONS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401

@@ -1,10 +1,10 @@
 """Subscriber cards and their contracts (the contract holds the money)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash
 
@@ -63,6 +63,10 @@ class Contract(db.Model):
         # the staff list sorts by balance (keyset on balance, id)
         Index("ix_contracts_balance_id", "balance", "id"),
         Index("ix_contracts_number_id", "number", "id"),  # (and by number: migration 7a18c6d4e5f7)
+        # the balance rule's grace pass reads the few contracts below their limit (billing.grace)
+        Index("ix_contracts_below_limit_since", "below_limit_since",
+              postgresql_where=text("below_limit_since IS NOT NULL"),
+              sqlite_where=text("below_limit_since IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +75,13 @@ class Contract(db.Model):
     # The subscriber may go this far below zero before the balance block.
     credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     do_not_block: Mapped[bool] = mapped_column(default=False)
+    # "Do not block until" this day inclusive (BILLING_TZ); the balance rule ignores it after.
+    do_not_block_until: Mapped[date | None] = mapped_column(Date)
+    # Days below the limit before the balance block; NULL: the operator's rule (billing.grace).
+    grace_days: Mapped[int | None] = mapped_column(Integer)
+    # The first day (BILLING_TZ) of the present stretch below the limit; set and cleared by the
+    # balance rule's statements (billing.blocking).
+    below_limit_since: Mapped[date | None] = mapped_column(Date)
     # Cached ledger sum, changed only in SQL together with a ledger insert (portal.billing.ledger).
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
