@@ -1,0 +1,593 @@
+"""Message templates: what a notice says, per event, channel ("email", "sms", "telegram") and
+language ("ru", "en").
+
+Every event has built-in defaults here (``DEFAULTS``); an admin may override any of them
+(``portal.models.notification_templates``), and ``render`` uses the override when there is one.
+Admins write templates, so they are Jinja2 in a *sandboxed* environment: a template sees only
+the variables of its event (``variables``) and the filters below, never Python internals.
+
+The context a template sees (``render``'s ``context``) is the notice's ``data`` plus the
+subscriber's and contract's fields (``COMMON_VARIABLES``): amounts as strings of Decimals
+("498.06"), days and moments as ISO text. Templates format them with the filters, which use
+Babel in the message's language (not the page's: a message is written in the subscriber's):
+
+- ``{{ amount|money }}``   "1 234,50 ₽" / "RUB 1,234.50" in the operator's currency
+- ``{{ until|date }}``     "03.12.2026" / "12/3/26" (``|date("long")`` "3 декабря 2026 г.")
+- ``{{ at|datetime }}``    a moment in the operator's zone (BILLING_TZ)
+- ``{{ n|days }}``         "5 дней" / "5 days", plural by the language's rules
+
+An unknown variable or a syntax error is refused when the admin saves (``validate``, naming the
+field and line), not when a message is sent: at send time every variable of the event exists
+(missing ones are None), so ``{% if pay_url %}`` works on a notice that has none.
+
+Bodies: e-mail is plain text with a subject; SMS is short (no subject); Telegram is HTML for
+the Bot API's ``parse_mode=HTML`` (values are escaped, ``<b>`` and ``<a>`` may be used).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+from babel.units import format_unit
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from ..extensions import db
+from ..models import NOTICE_EVENTS, NotificationTemplate
+
+CHANNELS = ("email", "sms", "telegram")
+LOCALES = ("ru", "en")
+
+# what every message may use besides its event's own data (filled from the subscriber and contract)
+COMMON_VARIABLES = ("subscriber_name", "contract_number", "balance", "operator_name")
+
+# each event's own data (the notice's ``data``); the billing side writing a notice fills these
+EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
+    # the money lasts ``days_left`` more days (until ``runs_out_on``); ``suggested_payment`` covers the month
+    "low_balance": ("days_left", "runs_out_on", "suggested_payment", "pay_url"),
+    # blocked for balance: ``amount_to_unblock`` lifts the block
+    "blocked": ("amount_to_unblock", "pay_url"),
+    "payment_received": ("amount", "paid_at"),
+    # a promised payment of ``amount`` is returned (taken back) on ``until``
+    "promised_expiring": ("amount", "until", "pay_url"),
+    "service_assigned": ("service_name", "price", "account_login", "starts_on"),
+    "service_ended": ("service_name", "account_login", "ended_on"),
+    "service_bought": ("service_name", "price", "account_login", "platform"),
+    "freeze_started": ("account_login", "frozen_until", "fee"),
+    "freeze_ended": ("account_login", "ended_on"),
+    # staff's own words (portal.notifications.bulk); ``text`` may use the common variables
+    "bulk": ("subject", "text"),
+}
+assert set(EVENT_VARIABLES) == set(NOTICE_EVENTS)
+
+
+def variables(event: str) -> tuple[str, ...]:
+    """The names a template of ``event`` may use."""
+    return COMMON_VARIABLES + EVENT_VARIABLES[event]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str  # "" for SMS and Telegram
+    body: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A template an admin wrote that cannot be saved: which field, where, and why."""
+    field: str           # "subject" or "body"
+    message: str
+    line: int | None = None
+
+
+class TemplateInvalid(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+def _T(subject: str, body: str) -> dict:
+    return {"subject": subject, "body": body}
+
+
+# -- the defaults: (event, channel, locale) -> {"subject", "body"} --------------------------------
+DEFAULTS: dict[tuple[str, str, str], dict] = {
+    # low balance
+    ("low_balance", "email", "ru"): _T(
+        "Средств на договоре {{ contract_number }} хватит на {{ days_left|days }}",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "На балансе договора {{ contract_number }} {{ balance|money }}. По нашему расчёту этих средств "
+        "хватит на {{ days_left|days }}{% if runs_out_on %}, до {{ runs_out_on|date }}{% endif %}.\n"
+        "{% if suggested_payment %}Чтобы услуги работали без перерыва, рекомендуем пополнить счёт "
+        "на {{ suggested_payment|money }}.\n{% endif %}"
+        "{% if pay_url %}Оплатить онлайн: {{ pay_url }}\n{% endif %}"
+        "\nС уважением,\n{{ operator_name }}"),
+    ("low_balance", "email", "en"): _T(
+        "Your balance on contract {{ contract_number }} lasts {{ days_left|days }}",
+        "Hello {{ subscriber_name }},\n\n"
+        "The balance of contract {{ contract_number }} is {{ balance|money }}. By our estimate it will "
+        "last {{ days_left|days }}{% if runs_out_on %}, until {{ runs_out_on|date }}{% endif %}.\n"
+        "{% if suggested_payment %}To keep your services running without a break, we suggest topping "
+        "up {{ suggested_payment|money }}.\n{% endif %}"
+        "{% if pay_url %}Pay online: {{ pay_url }}\n{% endif %}"
+        "\nKind regards,\n{{ operator_name }}"),
+    ("low_balance", "sms", "ru"): _T(
+        "", "Договор {{ contract_number }}: средств хватит на {{ days_left|days }}. "
+            "Баланс {{ balance|money }}."),
+    ("low_balance", "sms", "en"): _T(
+        "", "Contract {{ contract_number }}: balance {{ balance|money }} lasts {{ days_left|days }}."),
+    ("low_balance", "telegram", "ru"): _T(
+        "", "⚠️ <b>Скоро закончатся средства</b>\n"
+            "Договор {{ contract_number }}: на балансе {{ balance|money }}, этого хватит на "
+            "{{ days_left|days }}{% if runs_out_on %} (до {{ runs_out_on|date }}){% endif %}.\n"
+            "{% if suggested_payment %}Рекомендуем пополнить на {{ suggested_payment|money }}.\n{% endif %}"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Оплатить онлайн</a>{% endif %}"),
+    ("low_balance", "telegram", "en"): _T(
+        "", "⚠️ <b>Your balance is running low</b>\n"
+            "Contract {{ contract_number }}: {{ balance|money }} left, enough for "
+            "{{ days_left|days }}{% if runs_out_on %} (until {{ runs_out_on|date }}){% endif %}.\n"
+            "{% if suggested_payment %}We suggest topping up {{ suggested_payment|money }}.\n{% endif %}"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Pay online</a>{% endif %}"),
+    # blocked for balance
+    ("blocked", "email", "ru"): _T(
+        "Услуги по договору {{ contract_number }} приостановлены",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "Услуги по договору {{ contract_number }} приостановлены: на балансе {{ balance|money }}, "
+        "этого недостаточно для их оплаты.\n"
+        "{% if amount_to_unblock %}Чтобы возобновить обслуживание, пополните счёт на "
+        "{{ amount_to_unblock|money }} или больше — услуги включатся автоматически сразу после "
+        "поступления платежа.\n{% endif %}"
+        "{% if pay_url %}Оплатить онлайн: {{ pay_url }}\n{% endif %}"
+        "\nС уважением,\n{{ operator_name }}"),
+    ("blocked", "email", "en"): _T(
+        "Services on contract {{ contract_number }} are suspended",
+        "Hello {{ subscriber_name }},\n\n"
+        "Services on contract {{ contract_number }} are suspended: the balance is {{ balance|money }}, "
+        "which does not cover them.\n"
+        "{% if amount_to_unblock %}To resume them, pay {{ amount_to_unblock|money }} or more; "
+        "services come back on automatically as soon as the payment arrives.\n{% endif %}"
+        "{% if pay_url %}Pay online: {{ pay_url }}\n{% endif %}"
+        "\nKind regards,\n{{ operator_name }}"),
+    ("blocked", "sms", "ru"): _T(
+        "", "Договор {{ contract_number }} заблокирован, баланс {{ balance|money }}."
+            "{% if amount_to_unblock %} Для включения внесите {{ amount_to_unblock|money }}.{% endif %}"),
+    ("blocked", "sms", "en"): _T(
+        "", "Contract {{ contract_number }} suspended, balance {{ balance|money }}."
+            "{% if amount_to_unblock %} Pay {{ amount_to_unblock|money }} to resume.{% endif %}"),
+    ("blocked", "telegram", "ru"): _T(
+        "", "⛔ <b>Услуги приостановлены</b>\n"
+            "Договор {{ contract_number }}: на балансе {{ balance|money }}.\n"
+            "{% if amount_to_unblock %}Для включения пополните счёт на <b>{{ amount_to_unblock|money }}</b> "
+            "— услуги включатся автоматически.\n{% endif %}"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Оплатить онлайн</a>{% endif %}"),
+    ("blocked", "telegram", "en"): _T(
+        "", "⛔ <b>Services suspended</b>\n"
+            "Contract {{ contract_number }}: balance {{ balance|money }}.\n"
+            "{% if amount_to_unblock %}Pay <b>{{ amount_to_unblock|money }}</b> to resume; services come "
+            "back on automatically.\n{% endif %}"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Pay online</a>{% endif %}"),
+    # payment received
+    ("payment_received", "email", "ru"): _T(
+        "Платёж {{ amount|money }} зачислен",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "На договор {{ contract_number }} зачислен платёж {{ amount|money }}"
+        "{% if paid_at %} ({{ paid_at|datetime }}){% endif %}.\n"
+        "Баланс: {{ balance|money }}.\n\n"
+        "Спасибо, что вы с нами!\n{{ operator_name }}"),
+    ("payment_received", "email", "en"): _T(
+        "Payment of {{ amount|money }} received",
+        "Hello {{ subscriber_name }},\n\n"
+        "A payment of {{ amount|money }} has been credited to contract {{ contract_number }}"
+        "{% if paid_at %} ({{ paid_at|datetime }}){% endif %}.\n"
+        "Balance: {{ balance|money }}.\n\n"
+        "Thank you for staying with us!\n{{ operator_name }}"),
+    ("payment_received", "sms", "ru"): _T(
+        "", "Платёж {{ amount|money }} зачислен на договор {{ contract_number }}. Баланс {{ balance|money }}."),
+    ("payment_received", "sms", "en"): _T(
+        "", "Payment {{ amount|money }} credited to contract {{ contract_number }}. Balance {{ balance|money }}."),
+    ("payment_received", "telegram", "ru"): _T(
+        "", "✅ <b>Платёж зачислен</b>\n"
+            "{{ amount|money }} на договор {{ contract_number }}. Баланс: {{ balance|money }}."),
+    ("payment_received", "telegram", "en"): _T(
+        "", "✅ <b>Payment received</b>\n"
+            "{{ amount|money }} to contract {{ contract_number }}. Balance: {{ balance|money }}."),
+    # promised payment about to expire
+    ("promised_expiring", "email", "ru"): _T(
+        "Обещанный платёж по договору {{ contract_number }} истекает {{ until|date }}",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "Срок обещанного платежа {{ amount|money }} по договору {{ contract_number }} истекает "
+        "{{ until|date }}. В этот день сумма будет списана с баланса; если средств не хватит, "
+        "услуги будут приостановлены.\n"
+        "Сейчас на балансе {{ balance|money }}.\n"
+        "{% if pay_url %}Оплатить онлайн: {{ pay_url }}\n{% endif %}"
+        "\nС уважением,\n{{ operator_name }}"),
+    ("promised_expiring", "email", "en"): _T(
+        "Promised payment on contract {{ contract_number }} ends {{ until|date }}",
+        "Hello {{ subscriber_name }},\n\n"
+        "The promised payment of {{ amount|money }} on contract {{ contract_number }} ends on "
+        "{{ until|date }}. That day the amount is taken back from the balance; if the balance does "
+        "not cover it, services will be suspended.\n"
+        "Current balance: {{ balance|money }}.\n"
+        "{% if pay_url %}Pay online: {{ pay_url }}\n{% endif %}"
+        "\nKind regards,\n{{ operator_name }}"),
+    ("promised_expiring", "sms", "ru"): _T(
+        "", "Обещанный платёж {{ amount|money }} истекает {{ until|date }}. Пополните счёт "
+            "договора {{ contract_number }}."),
+    ("promised_expiring", "sms", "en"): _T(
+        "", "Promised payment {{ amount|money }} ends {{ until|date }}. Please top up contract "
+            "{{ contract_number }}."),
+    ("promised_expiring", "telegram", "ru"): _T(
+        "", "⏳ <b>Обещанный платёж истекает {{ until|date }}</b>\n"
+            "Договор {{ contract_number }}: {{ amount|money }} будет списано с баланса "
+            "(сейчас {{ balance|money }}). Пополните счёт, чтобы услуги не приостановились.\n"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Оплатить онлайн</a>{% endif %}"),
+    ("promised_expiring", "telegram", "en"): _T(
+        "", "⏳ <b>Promised payment ends {{ until|date }}</b>\n"
+            "Contract {{ contract_number }}: {{ amount|money }} will be taken back from the balance "
+            "(now {{ balance|money }}). Top up so that services are not suspended.\n"
+            "{% if pay_url %}<a href=\"{{ pay_url }}\">Pay online</a>{% endif %}"),
+    # service assigned
+    ("service_assigned", "email", "ru"): _T(
+        "Подключена услуга «{{ service_name }}»",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "По договору {{ contract_number }}{% if account_login %} (учётная запись {{ account_login }}){% endif %} "
+        "подключена услуга «{{ service_name }}»{% if starts_on %} с {{ starts_on|date }}{% endif %}."
+        "{% if price %} Стоимость: {{ price|money }}.{% endif %}\n\n"
+        "С уважением,\n{{ operator_name }}"),
+    ("service_assigned", "email", "en"): _T(
+        "Service “{{ service_name }}” connected",
+        "Hello {{ subscriber_name }},\n\n"
+        "The service “{{ service_name }}” has been connected on contract {{ contract_number }}"
+        "{% if account_login %} (account {{ account_login }}){% endif %}"
+        "{% if starts_on %} from {{ starts_on|date }}{% endif %}."
+        "{% if price %} Price: {{ price|money }}.{% endif %}\n\n"
+        "Kind regards,\n{{ operator_name }}"),
+    ("service_assigned", "sms", "ru"): _T(
+        "", "Подключена услуга «{{ service_name }}»{% if price %}, {{ price|money }}{% endif %}. "
+            "Договор {{ contract_number }}."),
+    ("service_assigned", "sms", "en"): _T(
+        "", "Service \"{{ service_name }}\" connected{% if price %}, {{ price|money }}{% endif %}. "
+            "Contract {{ contract_number }}."),
+    ("service_assigned", "telegram", "ru"): _T(
+        "", "➕ <b>Подключена услуга «{{ service_name }}»</b>\n"
+            "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}"
+            "{% if starts_on %}, с {{ starts_on|date }}{% endif %}."
+            "{% if price %} Стоимость: {{ price|money }}.{% endif %}"),
+    ("service_assigned", "telegram", "en"): _T(
+        "", "➕ <b>Service “{{ service_name }}” connected</b>\n"
+            "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}"
+            "{% if starts_on %}, from {{ starts_on|date }}{% endif %}."
+            "{% if price %} Price: {{ price|money }}.{% endif %}"),
+    # service ended
+    ("service_ended", "email", "ru"): _T(
+        "Услуга «{{ service_name }}» отключена",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "По договору {{ contract_number }}{% if account_login %} (учётная запись {{ account_login }}){% endif %} "
+        "отключена услуга «{{ service_name }}»{% if ended_on %} с {{ ended_on|date }}{% endif %}. "
+        "Плата за неё больше не списывается.\n\n"
+        "С уважением,\n{{ operator_name }}"),
+    ("service_ended", "email", "en"): _T(
+        "Service “{{ service_name }}” ended",
+        "Hello {{ subscriber_name }},\n\n"
+        "The service “{{ service_name }}” on contract {{ contract_number }}"
+        "{% if account_login %} (account {{ account_login }}){% endif %} has ended"
+        "{% if ended_on %} as of {{ ended_on|date }}{% endif %}. It is no longer charged.\n\n"
+        "Kind regards,\n{{ operator_name }}"),
+    ("service_ended", "sms", "ru"): _T(
+        "", "Услуга «{{ service_name }}» отключена{% if ended_on %} с {{ ended_on|date }}{% endif %}. "
+            "Договор {{ contract_number }}."),
+    ("service_ended", "sms", "en"): _T(
+        "", "Service \"{{ service_name }}\" ended{% if ended_on %} {{ ended_on|date }}{% endif %}. "
+            "Contract {{ contract_number }}."),
+    ("service_ended", "telegram", "ru"): _T(
+        "", "➖ <b>Услуга «{{ service_name }}» отключена</b>\n"
+            "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}"
+            "{% if ended_on %}, с {{ ended_on|date }}{% endif %}."),
+    ("service_ended", "telegram", "en"): _T(
+        "", "➖ <b>Service “{{ service_name }}” ended</b>\n"
+            "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}"
+            "{% if ended_on %}, as of {{ ended_on|date }}{% endif %}."),
+    # bought on a platform
+    ("service_bought", "email", "ru"): _T(
+        "Покупка: «{{ service_name }}»",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "Вы подключили «{{ service_name }}»{% if platform %} ({{ platform }}){% endif %}"
+        "{% if account_login %} для учётной записи {{ account_login }}{% endif %}"
+        "{% if price %} за {{ price|money }}{% endif %}. Сумма списывается с баланса договора "
+        "{{ contract_number }}; сейчас на нём {{ balance|money }}.\n"
+        "Если вы этого не делали, позвоните нам.\n\n"
+        "С уважением,\n{{ operator_name }}"),
+    ("service_bought", "email", "en"): _T(
+        "Purchase: “{{ service_name }}”",
+        "Hello {{ subscriber_name }},\n\n"
+        "You bought “{{ service_name }}”{% if platform %} ({{ platform }}){% endif %}"
+        "{% if account_login %} for account {{ account_login }}{% endif %}"
+        "{% if price %} for {{ price|money }}{% endif %}. It is charged to contract {{ contract_number }}; "
+        "its balance is now {{ balance|money }}.\n"
+        "If this was not you, please call us.\n\n"
+        "Kind regards,\n{{ operator_name }}"),
+    ("service_bought", "sms", "ru"): _T(
+        "", "Подключено «{{ service_name }}»{% if price %} за {{ price|money }}{% endif %}. "
+            "Баланс {{ balance|money }}."),
+    ("service_bought", "sms", "en"): _T(
+        "", "Bought \"{{ service_name }}\"{% if price %} for {{ price|money }}{% endif %}. "
+            "Balance {{ balance|money }}."),
+    ("service_bought", "telegram", "ru"): _T(
+        "", "🛒 <b>Покупка: «{{ service_name }}»</b>{% if platform %} ({{ platform }}){% endif %}\n"
+            "{% if price %}Стоимость {{ price|money }}, {% endif %}договор {{ contract_number }}, "
+            "баланс {{ balance|money }}.\nЕсли это были не вы, позвоните нам."),
+    ("service_bought", "telegram", "en"): _T(
+        "", "🛒 <b>Purchase: “{{ service_name }}”</b>{% if platform %} ({{ platform }}){% endif %}\n"
+            "{% if price %}Price {{ price|money }}, {% endif %}contract {{ contract_number }}, "
+            "balance {{ balance|money }}.\nIf this was not you, please call us."),
+    # voluntary freeze
+    ("freeze_started", "email", "ru"): _T(
+        "Обслуживание приостановлено до {{ frozen_until|date }}",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "По вашей просьбе обслуживание{% if account_login %} учётной записи {{ account_login }}{% endif %} "
+        "по договору {{ contract_number }} приостановлено до {{ frozen_until|date }} включительно. "
+        "За эти дни абонентская плата не списывается{% if fee %}; плата за приостановку — "
+        "{{ fee|money }}{% endif %}.\n"
+        "Услуги включатся автоматически; возобновить их раньше можно в личном кабинете.\n\n"
+        "С уважением,\n{{ operator_name }}"),
+    ("freeze_started", "email", "en"): _T(
+        "Service paused until {{ frozen_until|date }}",
+        "Hello {{ subscriber_name }},\n\n"
+        "As you asked, service{% if account_login %} for account {{ account_login }}{% endif %} on "
+        "contract {{ contract_number }} is paused until {{ frozen_until|date }} inclusive. "
+        "Those days are not charged{% if fee %}; the pause costs {{ fee|money }}{% endif %}.\n"
+        "Service resumes by itself; you can resume it earlier in your cabinet.\n\n"
+        "Kind regards,\n{{ operator_name }}"),
+    ("freeze_started", "sms", "ru"): _T(
+        "", "Обслуживание{% if account_login %} {{ account_login }}{% endif %} приостановлено до "
+            "{{ frozen_until|date }}. Договор {{ contract_number }}."),
+    ("freeze_started", "sms", "en"): _T(
+        "", "Service{% if account_login %} {{ account_login }}{% endif %} paused until "
+            "{{ frozen_until|date }}. Contract {{ contract_number }}."),
+    ("freeze_started", "telegram", "ru"): _T(
+        "", "❄️ <b>Обслуживание приостановлено до {{ frozen_until|date }}</b>\n"
+            "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}. "
+            "Абонентская плата за эти дни не списывается{% if fee %}; плата за приостановку "
+            "{{ fee|money }}{% endif %}."),
+    ("freeze_started", "telegram", "en"): _T(
+        "", "❄️ <b>Service paused until {{ frozen_until|date }}</b>\n"
+            "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}. "
+            "Those days are not charged{% if fee %}; the pause costs {{ fee|money }}{% endif %}."),
+    ("freeze_ended", "email", "ru"): _T(
+        "Обслуживание возобновлено",
+        "Здравствуйте, {{ subscriber_name }}!\n\n"
+        "Обслуживание{% if account_login %} учётной записи {{ account_login }}{% endif %} по договору "
+        "{{ contract_number }} возобновлено{% if ended_on %} {{ ended_on|date }}{% endif %}. "
+        "Баланс: {{ balance|money }}.\n\n"
+        "С возвращением!\n{{ operator_name }}"),
+    ("freeze_ended", "email", "en"): _T(
+        "Service resumed",
+        "Hello {{ subscriber_name }},\n\n"
+        "Service{% if account_login %} for account {{ account_login }}{% endif %} on contract "
+        "{{ contract_number }} has resumed{% if ended_on %} on {{ ended_on|date }}{% endif %}. "
+        "Balance: {{ balance|money }}.\n\n"
+        "Welcome back!\n{{ operator_name }}"),
+    ("freeze_ended", "sms", "ru"): _T(
+        "", "Обслуживание{% if account_login %} {{ account_login }}{% endif %} возобновлено. "
+            "Баланс {{ balance|money }}."),
+    ("freeze_ended", "sms", "en"): _T(
+        "", "Service{% if account_login %} {{ account_login }}{% endif %} resumed. Balance {{ balance|money }}."),
+    ("freeze_ended", "telegram", "ru"): _T(
+        "", "▶️ <b>Обслуживание возобновлено</b>\n"
+            "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}. "
+            "Баланс: {{ balance|money }}."),
+    ("freeze_ended", "telegram", "en"): _T(
+        "", "▶️ <b>Service resumed</b>\n"
+            "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}. "
+            "Balance: {{ balance|money }}."),
+    # a staff message: its own subject and text (already personalised by ``render``)
+    ("bulk", "email", "ru"): _T("{{ subject }}", "{{ text }}\n\n—\n{{ operator_name }}"),
+    ("bulk", "email", "en"): _T("{{ subject }}", "{{ text }}\n\n—\n{{ operator_name }}"),
+    ("bulk", "sms", "ru"): _T("", "{{ text }}"),
+    ("bulk", "sms", "en"): _T("", "{{ text }}"),
+    ("bulk", "telegram", "ru"): _T("", "{% if subject %}<b>{{ subject }}</b>\n{% endif %}{{ text }}"),
+    ("bulk", "telegram", "en"): _T("", "{% if subject %}<b>{{ subject }}</b>\n{% endif %}{{ text }}"),
+}
+assert set(DEFAULTS) == {(e, c, lang) for e in NOTICE_EVENTS for c in CHANNELS for lang in LOCALES}
+
+
+# -- formatting in the message's language ---------------------------------------------------------
+
+def _decimal(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _settings() -> tuple[str, str, str]:
+    """The operator's currency, zone and name, from the app's settings when there is an app."""
+    try:
+        from flask import current_app
+        cfg = current_app.config
+    except RuntimeError:  # outside an app context (a script): the defaults of portal.config
+        cfg = {}
+    return (cfg.get("BILLING_CURRENCY") or "RUB", cfg.get("BILLING_TZ") or "Europe/Moscow",
+            cfg.get("OPERATOR_NAME") or "")
+
+
+def _filters(locale: str, currency: str, tz: str) -> dict:
+    zone = ZoneInfo(tz)
+
+    def money(value) -> str:
+        amount = _decimal(value)
+        return "" if amount is None else format_currency(amount, currency, locale=locale)
+
+    def to_date(value, format: str = "short") -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+        if isinstance(value, datetime):
+            value = value.astimezone(zone).date() if value.tzinfo else value.date()
+        return format_date(value, format if format in ("short", "medium", "long") else "short", locale=locale)
+
+    def to_datetime(value, format: str = "short") -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return format_datetime(value, format if format in ("short", "medium", "long") else "short",
+                               tzinfo=zone, locale=locale)
+
+    def days(value) -> str:
+        if value is None or value == "":
+            return ""
+        return format_unit(int(value), "duration-day", length="long", locale=locale)
+
+    return {"money": money, "date": to_date, "datetime": to_datetime, "days": days}
+
+
+class _Environment(SandboxedEnvironment):
+    """A sandbox that also refuses underscored names however they are reached (``attr``, ``[]``)."""
+
+    def is_safe_attribute(self, obj, attr, value):
+        return not str(attr).startswith("_") and super().is_safe_attribute(obj, attr, value)
+
+
+@lru_cache(maxsize=32)
+def _environment(locale: str, channel: str, currency: str, tz: str) -> SandboxedEnvironment:
+    env = _Environment(undefined=StrictUndefined, autoescape=(channel == "telegram"),
+                       keep_trailing_newline=False)
+    env.filters.update(_filters(locale, currency, tz))
+    return env
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+def template_for(event: str, channel: str, locale: str) -> dict:
+    """The template in force: the admin's override, else the built-in default."""
+    override = db.session.execute(
+        db.select(NotificationTemplate.subject, NotificationTemplate.body).filter_by(
+            event=event, channel=channel, locale=locale)).first()
+    if override is not None:
+        return {"subject": override.subject or "", "body": override.body}
+    return DEFAULTS[(event, channel, locale)]
+
+
+def _check(event: str, channel: str, locale: str) -> None:
+    if event not in EVENT_VARIABLES:
+        raise ValueError(f"unknown notice event {event!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}")
+
+
+def _full_context(event: str, context: dict) -> dict:
+    """Every variable of the event present (None when the notice has none), plus the operator."""
+    full = dict.fromkeys(variables(event))
+    full["operator_name"] = _settings()[2]
+    full.update({k: v for k, v in context.items() if k in full and v is not None})
+    return full
+
+
+def render_text(source: str, event: str, channel: str, locale: str, context: dict) -> str:
+    """One template text rendered in the sandbox (a TemplateError when it is broken)."""
+    currency, tz, _ = _settings()
+    env = _environment(locale, channel, currency, tz)
+    return env.from_string(source).render(_full_context(event, context)).strip()
+
+
+def render(event: str, channel: str, locale: str, context: dict, template: dict | None = None) -> Rendered:
+    """The message for one notice: ``context`` is the notice's data plus the subscriber's and
+    contract's fields (``COMMON_VARIABLES``). ``template`` ({"subject", "body"}) renders a draft
+    instead of the template in force (the admin's preview)."""
+    _check(event, channel, locale)
+    source = template or template_for(event, channel, locale)
+    context = dict(context)
+    if event == "bulk" and context.get("text"):
+        # staff's text may itself name the subscriber ("{{ subscriber_name }}"); a bulk message
+        # is plain text everywhere, so its text is rendered unescaped, then escaped for Telegram
+        text = render_text(context["text"], "bulk", "sms", locale, context)
+        context["text"] = text
+        if context.get("subject"):
+            context["subject"] = render_text(context["subject"], "bulk", "sms", locale, context)
+    subject = render_text(source.get("subject") or "", event, channel, locale, context) if channel == "email" else ""
+    body = render_text(source["body"], event, channel, locale, context)
+    return Rendered(subject=subject, body=body)
+
+
+# -- validation (when an admin saves) -------------------------------------------------------------
+
+def sample_context(event: str) -> dict:
+    """Plausible values of every variable, for validating a template and for a preview without data."""
+    sample = {
+        "subscriber_name": "Иванов Иван Иванович", "contract_number": "100-0001", "balance": "120.50",
+        "days_left": 3, "runs_out_on": date.today().isoformat(), "suggested_payment": "650.00",
+        "pay_url": "https://example.invalid/pay", "amount_to_unblock": "530.00", "amount": "500.00",
+        "paid_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "until": date.today().isoformat(), "service_name": "Интернет 100", "price": "650.00",
+        "account_login": "ivanov", "starts_on": date.today().isoformat(), "ended_on": date.today().isoformat(),
+        "platform": "Смотрёшка", "frozen_until": date.today().isoformat(), "fee": "50.00",
+        "subject": "Плановые работы", "text": "Уважаемые абоненты! Ночью проводим плановые работы.",
+    }
+    return {k: sample[k] for k in variables(event) if k in sample}
+
+
+def _syntax_problem(field: str, exc: TemplateSyntaxError) -> Problem:
+    return Problem(field, exc.message or str(exc), exc.lineno)
+
+
+def _unknown_names(ast: nodes.Template, allowed: set[str]) -> list[str]:
+    return sorted(meta.find_undeclared_variables(ast) - allowed)
+
+
+def validate(event: str, channel: str, template: dict, extra_variables: tuple[str, ...] = ()) -> list[Problem]:
+    """What is wrong with an admin's template, field by field: a syntax error (with its line),
+    a variable the event does not have, an empty body, or a failure rendering sample data."""
+    _check(event, channel, "ru")
+    allowed = set(variables(event)) | set(extra_variables)
+    problems: list[Problem] = []
+    fields = ("subject", "body") if channel == "email" else ("body",)
+    currency, tz, _ = _settings()
+    env = _environment("ru", channel, currency, tz)
+    for field in fields:
+        source = template.get(field) or ""
+        if not source.strip():
+            problems.append(Problem(field, "empty"))
+            continue
+        try:
+            ast = env.parse(source)
+        except TemplateSyntaxError as exc:
+            problems.append(_syntax_problem(field, exc))
+            continue
+        unknown = _unknown_names(ast, allowed)
+        if unknown:
+            line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name in unknown), default=None)
+            problems.append(Problem(field, "unknown variable: " + ", ".join(unknown), line))
+            continue
+        for locale in LOCALES:
+            try:
+                render_text(source, event, channel, locale, sample_context(event))
+            except (SecurityError, UndefinedError) as exc:
+                problems.append(Problem(field, f"not allowed: {exc}"))
+                break
+            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                problems.append(Problem(field, f"{type(exc).__name__}: {exc}", _error_line(exc)))
+                break
+    return problems
+
+
+def _error_line(exc: Exception) -> int | None:
+    """The template line a runtime error came from (Jinja keeps it in the traceback)."""
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
