@@ -149,6 +149,44 @@ def test_storno_cancels_a_payment_with_a_new_entry_and_blocks_again(ctx, app, cl
     assert balance(a.contract_id) == before - Decimal("500.00")
 
 
+def test_cancelled_payments_are_no_money_in_for_totals_export_and_dashboard(ctx, app, client):
+    """Three payments, one cancelled: do the list's totals, the export's "Received" column and the
+    dashboard's payments today count only the two that stayed (what the bank saw), with the
+    cancelled one shown apart and marked?"""
+    import csv
+    import io
+
+    from portal.billing import stats
+
+    gen_staff("boss", role="admin")
+    c = gen_contract(number="55-000077")
+    db.session.commit()
+    login(client, "boss")
+    amounts = [Decimal("100.00"), Decimal("250.50"), Decimal("300.00")]
+    paid = [take_cash(client, c.id, str(a)) for a in amounts]
+    token = csrf(client, f"/payments/{paid[1].id}")
+    assert client.post(f"/payments/{paid[1].id}/storno",
+                       data={"csrf_token": token, "reason": "не тот договор"}).status_code == 303
+    received = amounts[0] + amounts[2]
+    totals = client.get("/payments", query_string={"totals": 1}).get_data(as_text=True)
+    with app.test_request_context():
+        assert "Платежи: <b>2</b>" in totals
+        assert f"Поступило: <b>{money(received)}</b>" in totals
+        assert "Отменено платежей: <b>1</b>" in totals and f"Отменено на сумму: <b>{money(amounts[1])}</b>" in totals
+    rows = list(csv.reader(io.StringIO(client.get("/payments/export.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    header, body = rows[0], rows[1:]
+    col = {name: header.index(name) for name in ("Сумма", "Отменён", "Причина отмены", "Поступило")}
+    by_amount = {Decimal(r[col["Сумма"]]): r for r in body}
+    assert set(by_amount) == set(amounts)
+    assert by_amount[amounts[1]][col["Отменён"]] != "" and by_amount[amounts[0]][col["Отменён"]] == ""
+    assert by_amount[amounts[1]][col["Причина отмены"]] == "не тот договор"
+    assert sum(Decimal(r[col["Поступило"]]) for r in body) == received
+    db.session.expire_all()
+    assert stats.dashboard(days=1)["payments_today"] == received
+    # the balance agrees: the contract holds what was received
+    assert balance(c.id) == received
+
+
 def test_storno_is_for_admins_and_bad_input_names_the_field(ctx, client):
     """A manager may not cancel (403); no reason or an unknown payment is a clear error that
     names the field, and nothing is written?"""

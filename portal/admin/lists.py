@@ -233,11 +233,15 @@ PAYMENTS = ListSpec(
              Filter("cashier", _l("Cashier"), _options(StaffUser, "login"),
                     lambda q, v: q.where(LedgerEntry.cashier_id == int(v)))],
     sorts={"created": _by_id(LedgerEntry)},
+    # "Received" is the amount, or 0 for a cancelled payment: its column sums to the totals'
+    # "Received" (a cancelled payment and its storno are no money in)
     export_header=[_l("Date"), _l("Amount"), _l("Contract"), _l("Subscriber"), _l("Payment id"), _l("Comment"),
-                   _l("Author"), _l("Source"), _l("Cancelled")],
+                   _l("Author"), _l("Source"), _l("Cancelled"), _l("Reason for cancelling"), _l("Received")],
     export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
                           (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author,
-                          r[0].source, r[3].created_at if r[3] is not None else None],
+                          r[0].source, r[3].created_at if r[3] is not None else None,
+                          r[3].comment if r[3] is not None else None,
+                          Decimal("0.00") if r[3] is not None else r[0].amount],
     totals=lambda q: _payment_totals(q), totals_query=lambda: select(LedgerEntry).where(LedgerEntry.kind == "payment"),
 )
 
@@ -270,11 +274,19 @@ AUDIT = ListSpec(
 
 
 def _payment_totals(query) -> list[tuple]:
-    """How many payments the filter selects, and their sum."""
+    """What the filter selects as money received: the payments not cancelled, and their sum (a
+    cancelled payment and its storno move no money in, as the bank sees it); then the cancelled
+    ones apart when there are any. All of them summed from the index, less the cancelled ones
+    found from their stornos (few: the cancels_id index)."""
+    minor = lambda sub: type_coerce(sub.c.amount, BigInteger)  # noqa: E731  (summed as stored: minor units)
     sub = query.subquery()
-    minor = type_coerce(sub.c.amount, BigInteger)  # (summed as stored: minor units)
-    n, total = db.session.execute(select(func.count(), func.coalesce(func.sum(minor), 0))).one()
-    return [(_l("Payments"), n), (_l("Sum"), from_minor(total))]
+    n, total = db.session.execute(select(func.count(), func.coalesce(func.sum(minor(sub)), 0))).one()
+    cancelled = query.join(Storno, Storno.cancels_id == LedgerEntry.id).subquery()
+    n_off, off = db.session.execute(select(func.count(), func.coalesce(func.sum(minor(cancelled)), 0))).one()
+    totals = [(_l("Payments"), n - n_off), (_l("Received"), from_minor(total - off))]
+    if n_off:
+        totals += [(_l("Cancelled payments"), n_off), (_l("Cancelled, sum"), from_minor(off))]
+    return totals
 
 
 def _debt_totals(query) -> list[tuple]:

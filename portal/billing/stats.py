@@ -1,11 +1,11 @@
 """Figures for the staff dashboard: counts, today's money, negative balances, 30 days of
-payments against charges. Days are the operator's (BILLING_TZ)."""
+payments against charges. Days are the operator's (BILLING_TZ); cancelled payments are not money in."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import BigInteger, exists, func, select, type_coerce
 
 from ..extensions import db
 from ..models import Account, Contract, LedgerEntry, Subscriber, SyncState, from_minor
@@ -18,12 +18,16 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def _sums(start: datetime, end: datetime) -> tuple[Decimal, Decimal]:
-    """(payments, charges net of refunds) posted in [start, end)."""
+    """(payments, charges net of refunds) posted in [start, end). A cancelled payment is no
+    money received, whenever it was cancelled (its storno, a correction, is not summed either),
+    so a day's payments are what reached the operator, as the payments list's "Received"."""
     le = LedgerEntry.__table__.c
+    storno = LedgerEntry.__table__.alias("storno")
     amount = type_coerce(le.amount, BigInteger)
     rows = dict(db.session.execute(
         select(le.kind, func.coalesce(func.sum(amount), 0))
-        .where(le.created_at >= start, le.created_at < end, le.kind.in_(("payment", "charge", "refund")))
+        .where(le.created_at >= start, le.created_at < end, le.kind.in_(("payment", "charge", "refund")),
+               ~exists().where(storno.c.cancels_id == le.id))
         .group_by(le.kind)
     ).all())
     payments = rows.get("payment", 0)
