@@ -1,0 +1,64 @@
+"""The SMS gateway adapter: an SMS.ru-style HTTP API (https://sms.ru/api/send).
+
+``POST <api_url>/sms/send`` with form fields ``api_id`` (the secret), ``to`` (digits, 7XXXXXXXXXX),
+``msg``, ``json=1`` and optionally ``from`` (an approved sender name). The gateway answers HTTP
+200 whatever happened; the outcome is in the JSON::
+
+    {"status": "OK", "status_code": 100,
+     "sms": {"79255070602": {"status": "OK", "status_code": 100, "sms_id": "000000-10000000"}},
+     "balance": 4122.56}
+    {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"}
+
+A request-level error (``status`` ERROR) is about our account or the gateway (wrong api_id, no
+money, sender not approved, service unavailable): retried, staff see it. A per-number error
+(``sms.<number>.status`` ERROR) is about the recipient (a wrong number, a stop list, the
+per-number daily limit): not retried, except the rate limits 230-232 and 220.
+"""
+from __future__ import annotations
+
+import re
+
+import requests
+
+from ..platforms.http import HttpClient, PlatformError
+from .channels import Channel
+from .senders import HttpTarget, SendError, Sent
+
+# per-number codes worth a later attempt: service busy, this number's limits for now
+RETRY_NUMBER_CODES = {220, 230, 231, 232}
+
+
+def normalize_phone(phone: str | None) -> str | None:
+    """Digits in the international form SMS.ru wants (8XXXXXXXXXX -> 7XXXXXXXXXX), or None."""
+    digits = re.sub(r"\D", "", phone or "")
+    if len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    elif len(digits) == 10 and digits[0] == "9":
+        digits = "7" + digits
+    return digits if 10 <= len(digits) <= 15 else None
+
+
+class SmsClient(HttpClient):
+    def __init__(self, channel: Channel):
+        super().__init__(HttpTarget(channel.get("api_url"), channel.timeout, channel.secret))
+        self.channel = channel
+
+    def send(self, to: str, text: str) -> Sent:
+        form = {"api_id": self.channel.secret or "", "to": to, "msg": text, "json": "1"}
+        if self.channel.get("sender"):
+            form["from"] = self.channel.get("sender")
+        try:
+            response = self.request("POST", "/sms/send", data=form)
+        except PlatformError as e:
+            raise SendError(str(e)) from None
+        try:
+            answer = response.json()
+        except (ValueError, requests.RequestException):
+            raise SendError(self.redact(f"not JSON: {response.text[:300]}")) from None
+        if answer.get("status") != "OK":
+            raise SendError(self.redact(f"{answer.get('status_code')}: {answer.get('status_text', '')}"))
+        one = (answer.get("sms") or {}).get(to) or {}
+        if one.get("status") != "OK":
+            code = one.get("status_code")
+            raise SendError(f"{code}: {one.get('status_text', '')}", retry=code in RETRY_NUMBER_CODES)
+        return Sent(str(one.get("sms_id")) if one.get("sms_id") is not None else None)
