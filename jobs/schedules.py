@@ -8,7 +8,7 @@ from __future__ import annotations
 from portal.platforms.smotreshka.settings import resync_crons
 from portal.platforms.stalker.settings import refresh_interval
 
-from . import billing, billmanager, intercom, payments, promised, smotreshka, stalker, sync
+from . import billing, billmanager, intercom, notifications, payments, promised, smotreshka, stalker, sync
 
 
 def periodic(config) -> list[dict]:
@@ -37,6 +37,12 @@ def periodic(config) -> list[dict]:
         # Stalker: the console's snapshot (STALKER_REFRESH_INTERVAL)
         {"name": "stalker-refresh", "func": stalker.refresh, "queue_name": "low",
          "interval": refresh_interval(config)},
+        # notifications: notices into deliveries and deliveries to RQ when the hand-off missed them,
+        # due retries; the Telegram bot's updates (the cabinet's /start links)
+        {"name": "notifications-sweep", "func": notifications.sweep, "queue_name": "high",
+         "interval": int(config["SWEEP_INTERVAL"])},
+        {"name": "notifications-telegram-poll", "func": notifications.poll_telegram, "queue_name": "high",
+         "interval": int(config["SWEEP_INTERVAL"])},
         # payment agents: call records past their retention (billing.agent_payments.KEEP_DAYS)
         {"name": "prune-provider-calls", "func": payments.prune_provider_calls, "queue_name": "low",
          "cron": "40 4 * * *"},

@@ -65,6 +65,9 @@ def register_extensions(app: Flask) -> None:
 
     load_builtin()  # every platform registers what billing may ask of it (billing.hooks) first
     install(app)
+    from .notifications.handoff import install as install_notifications
+
+    install_notifications(app)  # notices and deliveries handed to RQ after commit
 
 
 class BoundedInt(IntegerConverter):

@@ -41,6 +41,13 @@ from .jobs import JOB_STATUSES, JobRun  # noqa: F401
 from .ledger import LEDGER_KINDS, LEDGER_REASONS, ChargePeriod, ChargeRun, LedgerEntry  # noqa: F401
 from .notices import NOTICE_EVENTS, Notice  # noqa: F401
 from .notification_templates import MESSAGE_CHANNELS, MESSAGE_LOCALES, BulkMessage, NotificationTemplate  # noqa: F401
+from .notifications import (  # noqa: F401
+    CHANNEL_KINDS,
+    DELIVERY_STATES,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationPreference,
+)
 from .online_payments import ONLINE_PAYMENT_STATES, OnlinePayment, OnlineShop  # noqa: F401
 from .payments import ACCOUNT_FIELDS, PROVIDER_RESULTS, AgentPayment, PaymentAgent, ProviderCall  # noqa: F401
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
