@@ -22,6 +22,12 @@ def upgrade():
         batch_op.create_index('ix_contracts_below_limit_since', ['below_limit_since'], unique=False,
                               postgresql_where=sa.text('below_limit_since IS NOT NULL'),
                               sqlite_where=sa.text('below_limit_since IS NOT NULL'))
+    # Contracts already below their limit: since their balance block (or today), so that a grace
+    # configured later does not lift the blocks of today's debtors as if they had just gone short.
+    op.execute("UPDATE contracts SET below_limit_since = COALESCE("
+               "(SELECT MIN(a.status_changed_on) FROM accounts a WHERE a.contract_id = contracts.id "
+               "AND a.status = 'blocked' AND (a.block_reasons & 1) = 1), CURRENT_DATE) "
+               "WHERE balance + credit_limit < 0")
     op.create_table('grace_rules',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('days', sa.Integer(), nullable=False),

@@ -1,21 +1,25 @@
 """The balance rule, in one place.
 
 An account whose contract has balance + credit limit below zero is blocked with the
-``balance`` reason, unless the contract says "do not block". When the contract is back at
-zero or above (or "do not block" is set), the ``balance`` reason goes and nothing else does:
-a manager's or the subscriber's block stays. Set-based, so the charge run can apply it to
-every contract at once.
+``balance`` reason, unless the contract says "do not block", or "do not block until" a day not
+yet past, or is still in its grace (portal.billing.grace: N days below the limit before the
+block, counted in BILLING_TZ from ``Contract.below_limit_since``, which the rule's first
+statement sets and clears). When the contract is back at zero or above (or held, or back in
+grace), the ``balance`` reason goes and nothing else does: a manager's or the subscriber's block
+stays. Set-based, so the charge run can apply it to every contract at once; the blocked
+contracts get a critical ``blocked`` notice and those in grace a daily ``low_balance`` one
+(grace.record_blocked, grace.record_grace_warnings: one INSERT … SELECT each).
 """
 from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, and_, bindparam, case, insert, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Date, Integer, and_, bindparam, case, insert, or_, select, type_coerce, update
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
-from . import clock
+from . import clock, grace
 from .outbox import notify
 from .prorate import unblock_charge
 
@@ -28,10 +32,27 @@ contracts = Contract.__table__
 
 
 def _short_contracts():
-    """Contracts whose money is below the credit limit and that may be blocked."""
+    """Contracts whose money is below the credit limit, that may be blocked (not "do not
+    block", no hold-until in force) and whose grace is over (parameters: today, grace)."""
     c = contracts.c
     money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
-    return select(c.id).where(money < 0, c.do_not_block.is_(False))
+    today = bindparam("today", type_=Date())
+    return select(c.id).where(money < 0, c.do_not_block.is_(False),
+                              or_(c.do_not_block_until.is_(None), c.do_not_block_until < today),
+                              grace.block_on(bindparam("grace", type_=Integer())) <= today)
+
+
+@cache
+def _since_statement(scoped: bool):
+    """Keeps ``below_limit_since``: today for a contract that has just gone below its limit,
+    NULL for one back at zero or above (parameters: today and, when ``scoped``, contract_ids).
+    Before the rule's UPDATEs, which read it; the partial index finds the few set ones."""
+    c = contracts.c
+    money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
+    stmt = update(contracts).where(or_(and_(money < 0, c.below_limit_since.is_(None)),
+                                       and_(c.below_limit_since.is_not(None), money >= 0))) \
+        .values(below_limit_since=case((money < 0, bindparam("today", type_=Date())), else_=None))
+    return stmt.where(c.id.in_(bindparam("contract_ids", expanding=True))) if scoped else stmt
 
 
 @cache
@@ -54,7 +75,7 @@ def _rule_statements(scoped: bool):
     def stmt(where, values):
         # status_changed_on: the billing state changes today (see charging: "since")
         return update(accounts).where(*scope, where).values(status_changed_on=today, **values) \
-            .returning(a.id, now_blocked)
+            .returning(a.id, now_blocked, a.contract_id)
 
     if scoped:
         return [stmt(or_(to_block, to_lift), {k: case((short, blocked[k]), else_=lifted[k]) for k in blocked})]
@@ -66,13 +87,22 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
     (blocked account ids, unblocked account ids). The rule alone: callers want
     ``charging.apply_balance_rule``, which also charges the days an unblock gives back."""
     today = clock.today()
-    params = {"today": today} if contract_ids is None else {"today": today, "contract_ids": list(contract_ids)}
-    blocked, unblocked = [], []
-    for statement in _rule_statements(contract_ids is not None):
-        for account_id, now_blocked in db.session.execute(statement, params):
+    scoped = contract_ids is not None
+    params = {"today": today, **({"contract_ids": list(contract_ids)} if scoped else {})}
+    db.session.execute(_since_statement(scoped), params)
+    days = grace.operator_days()
+    params["grace"] = days
+    blocked, unblocked, blocked_contracts = [], [], set()
+    for statement in _rule_statements(scoped):
+        for account_id, now_blocked, contract_id in db.session.execute(statement, params):
             (blocked if now_blocked else unblocked).append(account_id)
+            if now_blocked:
+                blocked_contracts.add(contract_id)
     if blocked or unblocked:
         _record(blocked, unblocked, actor)
+    grace.record_blocked(today, sorted(blocked_contracts))
+    grace.record_grace_warnings(today, days, list(contract_ids) if scoped else None)
+    expire_loaded(Contract, ["below_limit_since"])
     return blocked, unblocked
 
 
@@ -87,6 +117,19 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     notify(unblocked, "unblocked_by_balance")
     changed = set(blocked) | set(unblocked)
     expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
+
+
+def idle_after(minor):
+    """SQL for the RETURNING of a contract's balance UPDATE by ``minor`` kopecks (a bound
+    parameter; the row's columns are its new values): true when this rule has nothing to do on
+    the contract afterwards, so that a posting may skip it. Its money (balance + credit limit)
+    is at zero or above both before and after the change, and no account of it is blocked by
+    balance: the rule ran after the contract's last change, so there is nothing to block, lift,
+    or start or end a grace for."""
+    c, a = contracts.c, accounts.c
+    money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
+    held = select(a.id).where(a.contract_id == c.id, a.status == "blocked", a.block_reasons.op("&")(BALANCE) != 0)
+    return and_(money >= 0, money - minor >= 0, ~held.exists())
 
 
 def money_left(contract: Contract) -> Decimal:
