@@ -1,4 +1,4 @@
-"""Notification templates (admin overrides of the defaults) and bulk messages (issue 19)
+"""Notification templates (admin overrides of the defaults), bulk messages, the subscriber's language (issue 19)
 
 Revision ID: 0427f50d1e26
 Revises: f326e4fc0d15
@@ -22,6 +22,10 @@ def _listed(values):
 
 
 def upgrade():
+    # the subscriber's language: their messages, and the cabinet's after they log in
+    with op.batch_alter_table('subscribers') as batch:
+        batch.add_column(sa.Column('language', sa.String(length=2), server_default='ru', nullable=False))
+        batch.create_check_constraint(op.f('ck_subscribers_language'), "language IN ('ru', 'en')")
     op.create_table('notification_templates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('event', sa.String(length=32), nullable=False),
@@ -54,3 +58,6 @@ def upgrade():
 def downgrade():
     op.drop_table('bulk_messages')
     op.drop_table('notification_templates')
+    with op.batch_alter_table('subscribers') as batch:
+        batch.drop_constraint(op.f('ck_subscribers_language'), type_='check')
+        batch.drop_column('language')

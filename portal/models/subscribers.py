@@ -13,6 +13,7 @@ from .base import Money, UTCDateTime, one_of, trigram_index, utcnow
 from .staff import hash_password
 
 SUBSCRIBER_KINDS = ("person", "company")
+SUBSCRIBER_LANGUAGES = ("ru", "en")
 
 
 class Subscriber(db.Model):
@@ -25,6 +26,7 @@ class Subscriber(db.Model):
         trigram_index("ix_subscribers_search_text_trgm", "search_text"),
         Index("ix_subscribers_full_name_id", "full_name", "id"),  # the list's name order (migration 7a18c6d4e5f7)
         one_of("kind", SUBSCRIBER_KINDS),
+        one_of("language", SUBSCRIBER_LANGUAGES),
         # a bank statement's payer is matched by these (portal.billing.statements; migration c023b1c9dae2)
         Index("ix_subscribers_inn", "inn"),
         Index("ix_subscribers_bank_account", "bank_account"),
@@ -37,6 +39,8 @@ class Subscriber(db.Model):
     email: Mapped[str | None] = mapped_column(String(200))
     postal_address: Mapped[str | None] = mapped_column(String(500))
     notes: Mapped[str | None] = mapped_column(Text)
+    # the language of their messages (portal.notifications.templates) and of their cabinet
+    language: Mapped[str] = mapped_column(String(2), default="ru", server_default="ru")
     inn: Mapped[str | None] = mapped_column(String(12))           # ИНН: 10 digits (company), 12 (person)
     bank_account: Mapped[str | None] = mapped_column(String(20))  # расчётный счёт the subscriber pays from
     cabinet_login: Mapped[str | None] = mapped_column(String(64), unique=True)

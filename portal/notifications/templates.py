@@ -49,17 +49,21 @@ COMMON_VARIABLES = ("subscriber_name", "contract_number", "balance", "operator_n
 
 # each event's own data (the notice's ``data``); the billing side writing a notice fills these
 EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
-    # the money lasts ``days_left`` more days (until ``runs_out_on``); ``suggested_payment`` covers the month
-    "low_balance": ("days_left", "runs_out_on", "suggested_payment", "pay_url"),
-    # blocked for balance: ``amount_to_unblock`` lifts the block
-    "blocked": ("amount_to_unblock", "pay_url"),
-    "payment_received": ("amount", "paid_at"),
-    # a promised payment of ``amount`` is returned (taken back) on ``until``
-    "promised_expiring": ("amount", "until", "pay_url"),
-    "service_assigned": ("service_name", "price", "account_login", "starts_on"),
+    # two kinds (billing.forecast, billing.grace): the money lasts ``days_left`` more days (until
+    # ``runs_out_on``; ``suggested_payment`` covers what is due), or, with ``grace``, the balance
+    # is below the limit already and the block comes on ``block_on`` unless ``amount_to_unblock`` is paid
+    "low_balance": ("days_left", "threshold", "runs_out_on", "charge_on", "charge", "suggested_payment",
+                    "credit_limit", "grace", "block_on", "amount_to_unblock", "pay_url"),
+    # blocked for balance on ``blocked_on``: ``amount_to_unblock`` lifts the block
+    "blocked": ("blocked_on", "amount_to_unblock", "pay_url"),
+    "payment_received": ("amount", "paid_at", "source"),
+    # a promised payment of ``amount`` is taken back on ``until`` (``last_day`` its last day in force)
+    "promised_expiring": ("amount", "until", "last_day", "pay_url"),
+    # ``period``: "month" or "day" (what ``price`` is per)
+    "service_assigned": ("service_name", "account_login", "price", "period", "platform", "starts_on", "ends_on"),
     "service_ended": ("service_name", "account_login", "ended_on"),
-    "service_bought": ("service_name", "price", "account_login", "platform"),
-    "freeze_started": ("account_login", "frozen_until", "fee"),
+    "service_bought": ("service_name", "account_login", "price", "period", "platform", "starts_on", "ends_on"),
+    "freeze_started": ("account_login", "starts_on", "frozen_until", "fee"),
     "freeze_ended": ("account_login", "ended_on"),
     # staff's own words (portal.notifications.bulk); ``text`` may use the common variables
     "bulk": ("subject", "text"),
@@ -98,41 +102,62 @@ def _T(subject: str, body: str) -> dict:
 
 # -- the defaults: (event, channel, locale) -> {"subject", "body"} --------------------------------
 DEFAULTS: dict[tuple[str, str, str], dict] = {
-    # low balance
+    # low balance: a forecast ("lasts N days") or, with ``grace``, the block's day
     ("low_balance", "email", "ru"): _T(
-        "Средств на договоре {{ contract_number }} хватит на {{ days_left|days }}",
+        "{% if grace %}Услуги по договору {{ contract_number }} будут приостановлены {{ block_on|date }}"
+        "{% else %}Средств на договоре {{ contract_number }} хватит на {{ days_left|days }}{% endif %}",
         "Здравствуйте, {{ subscriber_name }}!\n\n"
-        "На балансе договора {{ contract_number }} {{ balance|money }}. По нашему расчёту этих средств "
+        "{% if grace %}Баланс договора {{ contract_number }} ({{ balance|money }}) ниже допустимого. "
+        "Если не пополнить счёт{% if amount_to_unblock %} на {{ amount_to_unblock|money }}{% endif %}, "
+        "услуги будут приостановлены {{ block_on|date }}.\n"
+        "{% else %}На балансе договора {{ contract_number }} {{ balance|money }}. По нашему расчёту этих средств "
         "хватит на {{ days_left|days }}{% if runs_out_on %}, до {{ runs_out_on|date }}{% endif %}.\n"
         "{% if suggested_payment %}Чтобы услуги работали без перерыва, рекомендуем пополнить счёт "
-        "на {{ suggested_payment|money }}.\n{% endif %}"
+        "на {{ suggested_payment|money }}.\n{% endif %}{% endif %}"
         "{% if pay_url %}Оплатить онлайн: {{ pay_url }}\n{% endif %}"
         "\nС уважением,\n{{ operator_name }}"),
     ("low_balance", "email", "en"): _T(
-        "Your balance on contract {{ contract_number }} lasts {{ days_left|days }}",
+        "{% if grace %}Services on contract {{ contract_number }} will be suspended on {{ block_on|date }}"
+        "{% else %}Your balance on contract {{ contract_number }} lasts {{ days_left|days }}{% endif %}",
         "Hello {{ subscriber_name }},\n\n"
-        "The balance of contract {{ contract_number }} is {{ balance|money }}. By our estimate it will "
+        "{% if grace %}The balance of contract {{ contract_number }} ({{ balance|money }}) is below the limit. "
+        "Unless you top up{% if amount_to_unblock %} {{ amount_to_unblock|money }}{% endif %}, services will be "
+        "suspended on {{ block_on|date }}.\n"
+        "{% else %}The balance of contract {{ contract_number }} is {{ balance|money }}. By our estimate it will "
         "last {{ days_left|days }}{% if runs_out_on %}, until {{ runs_out_on|date }}{% endif %}.\n"
         "{% if suggested_payment %}To keep your services running without a break, we suggest topping "
-        "up {{ suggested_payment|money }}.\n{% endif %}"
+        "up {{ suggested_payment|money }}.\n{% endif %}{% endif %}"
         "{% if pay_url %}Pay online: {{ pay_url }}\n{% endif %}"
         "\nKind regards,\n{{ operator_name }}"),
     ("low_balance", "sms", "ru"): _T(
-        "", "Договор {{ contract_number }}: средств хватит на {{ days_left|days }}. "
-            "Баланс {{ balance|money }}."),
+        "", "{% if grace %}Договор {{ contract_number }}: пополните счёт{% if amount_to_unblock %} на "
+            "{{ amount_to_unblock|money }}{% endif %} до {{ block_on|date }}, иначе услуги будут приостановлены."
+            "{% else %}Договор {{ contract_number }}: средств хватит на {{ days_left|days }}. "
+            "Баланс {{ balance|money }}.{% endif %}"),
     ("low_balance", "sms", "en"): _T(
-        "", "Contract {{ contract_number }}: balance {{ balance|money }} lasts {{ days_left|days }}."),
+        "", "{% if grace %}Contract {{ contract_number }}: top up{% if amount_to_unblock %} "
+            "{{ amount_to_unblock|money }}{% endif %} by {{ block_on|date }} or services will be suspended."
+            "{% else %}Contract {{ contract_number }}: balance {{ balance|money }} lasts {{ days_left|days }}."
+            "{% endif %}"),
     ("low_balance", "telegram", "ru"): _T(
-        "", "⚠️ <b>Скоро закончатся средства</b>\n"
+        "", "{% if grace %}⚠️ <b>Услуги будут приостановлены {{ block_on|date }}</b>\n"
+            "Договор {{ contract_number }}: баланс {{ balance|money }} ниже допустимого."
+            "{% if amount_to_unblock %} Пополните счёт на {{ amount_to_unblock|money }}.{% endif %}\n"
+            "{% else %}⚠️ <b>Скоро закончатся средства</b>\n"
             "Договор {{ contract_number }}: на балансе {{ balance|money }}, этого хватит на "
             "{{ days_left|days }}{% if runs_out_on %} (до {{ runs_out_on|date }}){% endif %}.\n"
             "{% if suggested_payment %}Рекомендуем пополнить на {{ suggested_payment|money }}.\n{% endif %}"
+            "{% endif %}"
             "{% if pay_url %}<a href=\"{{ pay_url }}\">Оплатить онлайн</a>{% endif %}"),
     ("low_balance", "telegram", "en"): _T(
-        "", "⚠️ <b>Your balance is running low</b>\n"
+        "", "{% if grace %}⚠️ <b>Services will be suspended on {{ block_on|date }}</b>\n"
+            "Contract {{ contract_number }}: balance {{ balance|money }} is below the limit."
+            "{% if amount_to_unblock %} Please top up {{ amount_to_unblock|money }}.{% endif %}\n"
+            "{% else %}⚠️ <b>Your balance is running low</b>\n"
             "Contract {{ contract_number }}: {{ balance|money }} left, enough for "
             "{{ days_left|days }}{% if runs_out_on %} (until {{ runs_out_on|date }}){% endif %}.\n"
             "{% if suggested_payment %}We suggest topping up {{ suggested_payment|money }}.\n{% endif %}"
+            "{% endif %}"
             "{% if pay_url %}<a href=\"{{ pay_url }}\">Pay online</a>{% endif %}"),
     # blocked for balance
     ("blocked", "email", "ru"): _T(
@@ -238,7 +263,8 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "Здравствуйте, {{ subscriber_name }}!\n\n"
         "По договору {{ contract_number }}{% if account_login %} (учётная запись {{ account_login }}){% endif %} "
         "подключена услуга «{{ service_name }}»{% if starts_on %} с {{ starts_on|date }}{% endif %}."
-        "{% if price %} Стоимость: {{ price|money }}.{% endif %}\n\n"
+        "{% if price %} Стоимость: {{ price|money }}"
+        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}.{% endif %}\n\n"
         "С уважением,\n{{ operator_name }}"),
     ("service_assigned", "email", "en"): _T(
         "Service “{{ service_name }}” connected",
@@ -246,7 +272,8 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "The service “{{ service_name }}” has been connected on contract {{ contract_number }}"
         "{% if account_login %} (account {{ account_login }}){% endif %}"
         "{% if starts_on %} from {{ starts_on|date }}{% endif %}."
-        "{% if price %} Price: {{ price|money }}.{% endif %}\n\n"
+        "{% if price %} Price: {{ price|money }}"
+        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}.{% endif %}\n\n"
         "Kind regards,\n{{ operator_name }}"),
     ("service_assigned", "sms", "ru"): _T(
         "", "Подключена услуга «{{ service_name }}»{% if price %}, {{ price|money }}{% endif %}. "
@@ -258,12 +285,14 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "", "➕ <b>Подключена услуга «{{ service_name }}»</b>\n"
             "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}"
             "{% if starts_on %}, с {{ starts_on|date }}{% endif %}."
-            "{% if price %} Стоимость: {{ price|money }}.{% endif %}"),
+            "{% if price %} Стоимость: {{ price|money }}"
+        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}.{% endif %}"),
     ("service_assigned", "telegram", "en"): _T(
         "", "➕ <b>Service “{{ service_name }}” connected</b>\n"
             "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}"
             "{% if starts_on %}, from {{ starts_on|date }}{% endif %}."
-            "{% if price %} Price: {{ price|money }}.{% endif %}"),
+            "{% if price %} Price: {{ price|money }}"
+        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}.{% endif %}"),
     # service ended
     ("service_ended", "email", "ru"): _T(
         "Услуга «{{ service_name }}» отключена",
@@ -533,6 +562,9 @@ def sample_context(event: str) -> dict:
         "until": date.today().isoformat(), "service_name": "Интернет 100", "price": "650.00",
         "account_login": "ivanov", "starts_on": date.today().isoformat(), "ended_on": date.today().isoformat(),
         "platform": "Смотрёшка", "frozen_until": date.today().isoformat(), "fee": "50.00",
+        "threshold": 3, "charge_on": date.today().isoformat(), "charge": "650.00", "credit_limit": "0.00",
+        "grace": None, "block_on": date.today().isoformat(), "blocked_on": date.today().isoformat(),
+        "source": "online", "last_day": date.today().isoformat(), "period": "month", "ends_on": None,
         "subject": "Плановые работы", "text": "Уважаемые абоненты! Ночью проводим плановые работы.",
     }
     return {k: sample[k] for k in variables(event) if k in sample}
@@ -570,9 +602,12 @@ def validate(event: str, channel: str, template: dict, extra_variables: tuple[st
             line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name in unknown), default=None)
             problems.append(Problem(field, "unknown variable: " + ", ".join(unknown), line))
             continue
-        for locale in LOCALES:
+        samples = [sample_context(event)]
+        if event == "low_balance":  # the grace kind takes the template's other branch
+            samples.append({**samples[0], "grace": True})
+        for locale, sample in ((lang, ctx) for lang in LOCALES for ctx in samples):
             try:
-                render_text(source, event, channel, locale, sample_context(event))
+                render_text(source, event, channel, locale, sample)
             except (SecurityError, UndefinedError) as exc:
                 problems.append(Problem(field, f"not allowed: {exc}"))
                 break
