@@ -93,3 +93,28 @@ def test_concurrent_duplicates(app, ctx):
     db.session.expire_all()
     assert ledger_rows(contract.id) == 1
     assert db.session.get(Contract, contract.id).balance == Decimal("50.00")
+
+
+def test_a_payment_names_its_source(client, ctx):
+    """Can my system say where a payment came from (its cash desk, a statement, an agent), is it
+    "api" when I say nothing, and does the contract's ledger answer it; is a source I may not
+    claim (online: the portal's own ЮKassa payments) or an unknown one refused by name?"""
+    h = bearer(gen_token("manager", name="erp"))
+    contract = gen_contract()
+    sent = {"erp-cash-1": "cash", "erp-bank-1": "statement", "erp-term-1": "agent", "erp-plain-1": None}
+    for external_id, source in sent.items():
+        body = {"contract_id": contract.id, "amount": "10.00", "external_id": external_id}
+        if source:
+            body["source"] = source
+        r = client.post("/api/v1/payments", headers=h, json=body)
+        assert r.status_code == 201, r.json
+        assert r.json["source"] == (source or "api") and r.json["cancels_id"] is None
+    for bad in ("online", "bank", "", 5):
+        r = client.post("/api/v1/payments", headers=h,
+                        json={"contract_id": contract.id, "amount": "10.00", "external_id": f"x-{bad}", "source": bad})
+        assert r.status_code == 422 and set(r.json["errors"]) == {"source"}, (bad, r.json)
+    ledger = client.get(f"/api/v1/contracts/{contract.id}/ledger", headers=h).json["items"]
+    assert {e["external_id"]: e["source"] for e in ledger} == {k: v or "api" for k, v in sent.items()}
+    db.session.expire_all()
+    assert sorted(db.session.scalars(db.select(LedgerEntry.source))) == sorted(v or "api" for v in sent.values())
+    assert db.session.get(Contract, contract.id).balance == Decimal("40.00")

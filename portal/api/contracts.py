@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ..billing import directory
 from ..listing import paginate
 from ..models import LEDGER_KINDS, Contract, LedgerEntry
+from ..models.ledger import PAYMENT_SOURCES
 from .auth import actor, authed_only, managers_only
 from .common import ID_PATH, MAX_BIG_ID, MAX_ID, Body, Id, ListArgs, Money, Text, page_of
 from .errors import committing
@@ -66,6 +67,10 @@ class LedgerEntrySchema(ma.Schema):
                                 metadata={"type": "string", "description": "a payment's external id"})
     assigned_service_id = fields.Integer(allow_none=True)
     period_start = fields.Date(allow_none=True)
+    source = fields.String(allow_none=True, validate=validate.OneOf(PAYMENT_SOURCES),
+                           metadata={"description": "a payment's source: cash desk, bank statement, payment agent, "
+                                                    "online payment or API v1 (null for other entries)"})
+    cancels_id = fields.Integer(allow_none=True, metadata={"description": "a storno: the payment it cancels"})
 
     def _external_id(self, entry):
         key = entry.idempotency_key or ""
