@@ -28,7 +28,7 @@ from ..models import (
     tariff_services,
     utcnow,
 )
-from . import audit, clock, hooks
+from . import audit, clock, hooks, notice_events
 from .crypto import encrypt
 from .errors import BillingError
 from .outbox import notify
@@ -332,6 +332,7 @@ def _end(assigned: AssignedService, today: date) -> None:
     assigned.state_changed_on = today
     if assigned.ends_on is None or assigned.ends_on > yesterday:
         assigned.ends_on = max(yesterday, assigned.starts_on - timedelta(days=1))
+    notice_events.service_ended(assigned)
 
 
 _SERVICES_OF = (select(AssignedService).options(joinedload(AssignedService.service))
@@ -436,6 +437,7 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
     assigned = _insert_assigned(account, service, starts_on=starts_on, ends_on=ends_on, state="active",
                                 state_changed_on=today, order_key=order_key[:64] if order_key else None)
     _after_change(account, "service.assign", actor, None, service.name, service=assigned, charge_key=charge_key)
+    notice_events.service_assigned(assigned)
     return assigned
 
 

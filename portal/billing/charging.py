@@ -63,7 +63,7 @@ from ..models import (
     utcnow,
 )
 from ..models.base import UTCDateTime, from_minor
-from . import audit, clock
+from . import audit, clock, notice_events
 from .blocking import balance_rule
 from .outbox import notify
 
@@ -151,6 +151,19 @@ def _p(name: str, type_):
     return bindparam(name, type_=type_)
 
 
+def amount_sql(per, mode, price, days, last, dim):
+    """Kopecks due for ``days`` days of a month of ``dim`` days (``last``: 1 if the month's last
+    day is among them), as SQL: the charging rules' amounts, in one place for the charge run and
+    the balance forecast (billing.forecast); ``prorate.amount`` is its Python twin. Integer
+    division: every operand is an integer."""
+    daily = (2 * price + dim) // (2 * dim)
+    return case(
+        (per == "day", price * days),
+        (mode == "daily_prorata", days * daily + last * (price - dim * daily)),
+        else_=(2 * price * days + dim) // (2 * dim),
+    )
+
+
 def _due_query(scoped: bool):
     """SELECT (sid, period_start, contract_id, mask, due) for rows whose due amount changed.
 
@@ -210,14 +223,7 @@ def _due_query(scoped: bool):
     q = _fenced(select(t, bit_count(t.c.mask).label("days")), "q")
 
     # layer 2: the amount due for those days (integer division: both operands are integers)
-    days, price = q.c.days, q.c.price
-    last = _and(_shr(q.c.mask, dim), 1)
-    daily = (2 * price + dim) // (2 * dim)
-    due = case(
-        (q.c.per == "day", price * days),
-        (q.c.mode == "daily_prorata", days * daily + last * (price - dim * daily)),
-        else_=(2 * price * days + dim) // (2 * dim),
-    )
+    due = amount_sql(q.c.per, q.c.mode, q.c.price, q.c.days, _and(_shr(q.c.mask, dim), 1), dim)
     q4 = _fenced(select(q.c.sid, q.c.contract_id, q.c.mask, q.c.old_mask, q.c.old_amount,
                         due.label("due")), "q4")
     return select(q4.c.sid, ps.label("period_start"), q4.c.contract_id, q4.c.mask,
@@ -262,6 +268,7 @@ def expire_services(run_date: date, account_ids=None, actor: str = "system") -> 
         ended = set(touched)
         expire_loaded(AssignedService, ["state", "state_changed_on"], lambda s: s.account_id in ended)
         notify(touched, "service.expired")
+        notice_events.services_expired(touched, run_date)
         audit.record(actor, "service.expire", None, f"{len(touched)} account(s) had services expire",
                      after={"account_ids": touched[:1000]}, object_type="system")
     return touched

@@ -16,7 +16,7 @@ from ..db_setup import dialect_insert
 from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, from_minor, to_minor, utcnow
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
-from . import audit, inputs
+from . import audit, inputs, notice_events
 from .errors import BillingError, NotFound
 
 # Which sign each kind of entry may carry.
@@ -110,6 +110,8 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     from .outbox import notify
 
     notify([a.id for a in contract.accounts], f"ledger.{kind}")
+    if kind == "payment":
+        notice_events.payments_received([entry.id])
     return entry, True
 
 
@@ -214,6 +216,7 @@ def post_payments(rows: list[dict], *, actor: str, chunk: int = 1000) -> dict[st
         apply_balance_rule(contract_ids, actor=actor)
         notify(db.session.scalars(select(Account.id).where(Account.contract_id.in_(contract_ids))).all(),
                "ledger.payment")
+    notice_events.payments_received(created.values())
     db.session.expire_all()  # cached balances of loaded contracts changed in SQL
     return created
 

@@ -42,4 +42,5 @@ def insert_from_select(columns: list[str], select: Select) -> int:
     Returns the number of notices recorded (the delivery sweep picks them up)."""
     table = Notice.__table__
     stmt = dialect_insert(table).from_select(columns, select).on_conflict_do_nothing(index_elements=["dedup_key"])
-    return db.session.execute(stmt).rowcount or 0
+    # preserve_rowcount: SQLAlchemy reads an INSERT's rowcount only when asked (psycopg gave -1)
+    return db.session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount or 0

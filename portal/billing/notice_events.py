@@ -1,0 +1,151 @@
+"""Event notices where the events happen (issue 19, section 2): a payment posted, a promised
+payment about to be returned, a service assigned, bought or ended. Each is recorded in the
+change's own transaction through ``billing.notices``, with a dedup key made of the event and
+the row it is about, so a replayed payment, callback or pass records nothing twice. The
+low-balance warnings are ``billing.forecast``; the block notice is ``billing.blocking``'s.
+
+Data keys per event (amounts as strings "498.06", dates ISO "2025-01-31"; the names the
+templates of ``portal.notifications.templates`` use, plus a few more):
+
+* ``payment_received`` (critical): ``amount``, ``paid_at`` (ISO moment, UTC), ``balance`` (the
+  contract's balance after the payment and whatever it unblocked), ``source`` (cash, api,
+  agent, online, statement). Key ``payment_received:<ledger entry id>``.
+* ``promised_expiring``: ``amount``, ``until`` (the day it is taken back: tomorrow),
+  ``last_day`` (its last day in force: today), ``balance``. Key
+  ``promised_expiring:<promised payment id>``.
+* ``service_assigned`` / ``service_bought`` (bought = by the subscriber's own request: a cabinet
+  purchase or a platform's upsale, i.e. the assignment carries the request's one-time key):
+  ``service_name``, ``account_login``, ``price``, ``period`` (month | day), ``platform`` (or
+  null), ``starts_on``, ``ends_on`` (or null). Key ``<event>:<assigned service id>``.
+* ``service_ended``: ``service_name``, ``account_login``, ``ended_on`` (the last day in force).
+  Key ``service_ended:<assigned service id>`` (ended by staff, replaced, or expired by itself).
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import BigInteger, Date, String, cast, literal, select, type_coerce
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Notice, PromisedPayment, utcnow
+from . import clock, notices
+
+# -- SQL helpers: JSON and amounts as text on both databases ----------------------------------
+
+class notice_json(GenericFunction):  # noqa: N801  (SQL function name)
+    """json_object(k, v, ...) on SQLite, json_build_object on PostgreSQL."""
+
+    name = "json_object"
+    inherit_cache = True
+
+
+@compiles(notice_json, "postgresql")
+def _json_obj_pg(element, compiler, **kw):
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+class notice_amount(GenericFunction):  # noqa: N801
+    """Kopecks as a decimal string with two places ("498.06", "-5.00")."""
+
+    type = String()
+    name = "notice_amount"
+    inherit_cache = True
+
+
+@compiles(notice_amount, "postgresql")
+def _minor_text_pg(element, compiler, **kw):
+    return f"CAST(ROUND(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 100, 2) AS TEXT)"
+
+
+@compiles(notice_amount, "sqlite")
+def _minor_text_sqlite(element, compiler, **kw):
+    # exact: an integer of kopecks / 100.0 is the nearest double to the two-place decimal
+    return f"printf('%.2f', ({compiler.process(element.clauses, **kw)}) / 100.0)"
+
+
+_COLUMNS = ["subscriber_id", "contract_id", "account_id", "event", "data", "critical", "dedup_key", "created_at"]
+
+
+def _now():
+    return literal(utcnow(), type_=Notice.__table__.c.created_at.type)
+
+
+def _key(prefix: str, col):
+    return literal(f"{prefix}:") + cast(col, String)
+
+
+def payments_received(entry_ids) -> int:
+    """Record ``payment_received`` for these ledger entries (payments only), set-based: one
+    statement for a bank statement's thousand payments as for one."""
+    ids = list(entry_ids)
+    if not ids:
+        return 0
+    e, c = LedgerEntry.__table__.c, Contract.__table__.c
+    data = notice_json("amount", notice_amount(type_coerce(e.amount, BigInteger)),
+                       "balance", notice_amount(type_coerce(c.balance, BigInteger)),
+                       "source", e.source, "paid_at", literal(utcnow().isoformat()))
+    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(True),
+                   _key("payment_received", e.id), _now())
+            .select_from(LedgerEntry.__table__.join(Contract.__table__, c.id == e.contract_id))
+            .where(e.id.in_(ids), e.kind == "payment").order_by(e.id))
+    return notices.insert_from_select(_COLUMNS, rows)
+
+
+def promised_expiring(today: date | None = None) -> int:
+    """The daily pass: ``promised_expiring`` for every promised payment whose last day is today
+    (the return job takes it back tomorrow). Reruns record nothing twice."""
+    today = today or clock.today()
+    p, c = PromisedPayment.__table__.c, Contract.__table__.c
+    data = notice_json("amount", notice_amount(type_coerce(p.amount, BigInteger)),
+                       "until", literal((today + timedelta(days=1)).isoformat()),
+                       "last_day", literal(today.isoformat()),
+                       "balance", notice_amount(type_coerce(c.balance, BigInteger)))
+    rows = (select(c.subscriber_id, c.id, literal(None), literal("promised_expiring"), data, literal(False),
+                   _key("promised_expiring", p.id), _now())
+            .select_from(PromisedPayment.__table__.join(Contract.__table__, c.id == p.contract_id))
+            .where(p.status == "active", p.until == today).order_by(p.id))
+    return notices.insert_from_select(_COLUMNS, rows)
+
+
+def service_assigned(assigned: AssignedService) -> bool:
+    """``service_bought`` when the subscriber's own request assigned it (it carries the
+    request's one-time key), else ``service_assigned``."""
+    event = "service_bought" if assigned.order_key else "service_assigned"
+    account, service = assigned.account, assigned.service
+    return notices.record(
+        subscriber_id=account.contract.subscriber_id, contract_id=account.contract_id, account_id=account.id,
+        event=event, dedup_key=f"{event}:{assigned.id}",
+        data={"service_name": service.name, "account_login": account.login, "price": str(service.price),
+              "period": service.charge_period, "platform": service.platform,
+              "starts_on": assigned.starts_on.isoformat(),
+              "ends_on": assigned.ends_on.isoformat() if assigned.ends_on else None})
+
+
+def service_ended(assigned: AssignedService) -> bool:
+    account = assigned.account
+    return notices.record(
+        subscriber_id=account.contract.subscriber_id, contract_id=account.contract_id, account_id=account.id,
+        event="service_ended", dedup_key=f"service_ended:{assigned.id}",
+        data={"service_name": assigned.service.name, "account_login": account.login,
+              "ended_on": assigned.ends_on.isoformat() if assigned.ends_on else None})
+
+
+def services_expired(account_ids, run_date: date) -> int:
+    """``service_ended`` for the services of these accounts that ended by themselves on
+    ``run_date`` (charging.expire_services), set-based."""
+    ids = list(account_ids)
+    if not ids:
+        return 0
+    s, a, c, cs = (AssignedService.__table__.c, Account.__table__.c, Contract.__table__.c,
+                   CatalogService.__table__.c)
+    data = notice_json("service_name", cs.name, "account_login", a.login, "ended_on", cast(s.ends_on, String))
+    rows = (select(c.subscriber_id, c.id, a.id, literal("service_ended"), data, literal(False),
+                   _key("service_ended", s.id), _now())
+            .select_from(AssignedService.__table__.join(Account.__table__, a.id == s.account_id)
+                         .join(Contract.__table__, c.id == a.contract_id)
+                         .join(CatalogService.__table__, cs.id == s.service_id))
+            .where(s.account_id.in_(ids), s.state == "ended", s.state_changed_on == literal(run_date, Date()))
+            .order_by(s.id))
+    return notices.insert_from_select(_COLUMNS, rows)
+
