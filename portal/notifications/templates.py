@@ -35,7 +35,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from babel.units import format_unit
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from jinja2.exceptions import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..extensions import db
@@ -85,15 +85,16 @@ class Rendered:
 @dataclass(frozen=True)
 class Problem:
     """A template an admin wrote that cannot be saved: which field, where, and why."""
-    field: str           # "subject" or "body"
-    message: str
-    line: int | None = None
+    field: str                # "subject", "body" (or a bulk message's "text")
+    kind: str                 # "empty", "syntax", "unknown" (variables), "render" (fails on sample data)
+    detail: str = ""          # the syntax error's text, the unknown names, the failure
+    line: int | None = None   # the template's line, when known
 
-
-class TemplateInvalid(ValueError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+    @property
+    def message(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return where + {"empty": "required", "syntax": "syntax error: ", "unknown": "unknown variable: ",
+                        "render": "fails on sample data: "}[self.kind] + self.detail
 
 
 def _T(subject: str, body: str) -> dict:
@@ -570,51 +571,45 @@ def sample_context(event: str) -> dict:
     return {k: sample[k] for k in variables(event) if k in sample}
 
 
-def _syntax_problem(field: str, exc: TemplateSyntaxError) -> Problem:
-    return Problem(field, exc.message or str(exc), exc.lineno)
-
-
-def _unknown_names(ast: nodes.Template, allowed: set[str]) -> list[str]:
-    return sorted(meta.find_undeclared_variables(ast) - allowed)
-
-
-def validate(event: str, channel: str, template: dict, extra_variables: tuple[str, ...] = ()) -> list[Problem]:
-    """What is wrong with an admin's template, field by field: a syntax error (with its line),
-    a variable the event does not have, an empty body, or a failure rendering sample data."""
-    _check(event, channel, "ru")
-    allowed = set(variables(event)) | set(extra_variables)
-    problems: list[Problem] = []
-    fields = ("subject", "body") if channel == "email" else ("body",)
+def check_source(source: str, field: str, event: str, channel: str, allowed: set[str]) -> list[Problem]:
+    """What is wrong with one template text: a syntax error (with its line), a variable not in
+    ``allowed``, or a failure rendering the event's sample data in either language."""
+    if not source.strip():
+        return [Problem(field, "empty")]
     currency, tz, _ = _settings()
     env = _environment("ru", channel, currency, tz)
-    for field in fields:
-        source = template.get(field) or ""
-        if not source.strip():
-            problems.append(Problem(field, "empty"))
-            continue
-        try:
-            ast = env.parse(source)
-        except TemplateSyntaxError as exc:
-            problems.append(_syntax_problem(field, exc))
-            continue
-        unknown = _unknown_names(ast, allowed)
-        if unknown:
-            line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name in unknown), default=None)
-            problems.append(Problem(field, "unknown variable: " + ", ".join(unknown), line))
-            continue
-        samples = [sample_context(event)]
-        if event == "low_balance":  # the grace kind takes the template's other branch
-            samples.append({**samples[0], "grace": True})
-        for locale, sample in ((lang, ctx) for lang in LOCALES for ctx in samples):
+    try:
+        ast = env.parse(source)
+    except TemplateSyntaxError as exc:
+        return [Problem(field, "syntax", exc.message or str(exc), exc.lineno)]
+    unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+    if unknown:
+        line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name in unknown), default=None)
+        return [Problem(field, "unknown", ", ".join(unknown), line)]
+    samples = [sample_context(event)]
+    if event == "low_balance":  # the grace kind takes the template's other branch
+        samples.append({**samples[0], "grace": True})
+    for locale in LOCALES:
+        for sample in samples:
             try:
                 render_text(source, event, channel, locale, sample)
-            except (SecurityError, UndefinedError) as exc:
-                problems.append(Problem(field, f"not allowed: {exc}"))
-                break
             except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-                problems.append(Problem(field, f"{type(exc).__name__}: {exc}", _error_line(exc)))
-                break
-    return problems
+                # (a SecurityError too: ``''.__class__`` and the like never pass)
+                return [Problem(field, "render", str(exc), _error_line(exc))]
+    return []
+
+
+def validate(event: str, channel: str, template: dict) -> list[Problem]:
+    """What is wrong with an admin's template, field by field (the subject for e-mail only)."""
+    _check(event, channel, "ru")
+    allowed = set(variables(event))
+    fields = ("subject", "body") if channel == "email" else ("body",)
+    return [p for field in fields for p in check_source(template.get(field) or "", field, event, channel, allowed)]
+
+
+def validate_bulk_text(text: str, field: str = "text") -> list[Problem]:
+    """Staff's bulk text may name the subscriber's and contract's fields, nothing else."""
+    return check_source(text, field, "bulk", "sms", set(COMMON_VARIABLES))
 
 
 def _error_line(exc: Exception) -> int | None:
@@ -626,3 +621,12 @@ def _error_line(exc: Exception) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def context_for(subscriber, contract=None, data: dict | None = None) -> dict:
+    """A message's context: the notice's data and the subscriber's and contract's fields."""
+    context = dict(data or {})
+    context["subscriber_name"] = subscriber.full_name
+    if contract is not None:
+        context.update(contract_number=contract.number, balance=str(contract.balance))
+    return context
