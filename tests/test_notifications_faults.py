@@ -1,0 +1,88 @@
+"""Notifications through outages, with the real RQ worker in its own process: the SMS gateway
+down then up, Redis stopped (and back empty) — is every message delivered, and only once?
+The sweep (``delivery.sweep``, the scheduler's periodic job) is run by the test as the
+scheduler would, so the test decides when it looks."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from portal.billing import notices
+from portal.extensions import db
+from portal.models import Notice, NotificationDelivery
+from portal.notifications import delivery
+from tests.builders import gen_subscriber
+from tests.notifications_fixtures import notify_redis, sms_gateway  # noqa: F401  (fixtures)
+from tests.platform_fixtures import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _rows():
+    return db.session.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)).all()
+
+
+def _swept(check):
+    """A wait_for check that runs the sweep first, as the scheduler does every few seconds."""
+    def run():
+        delivery.sweep()
+        return check()
+    return run
+
+
+def test_sms_sent_while_the_gateway_is_down_arrive_once_when_it_is_back(sms_gateway, processes):
+    """The gateway is down when three payments are recorded: do the jobs retry with backoff, the
+    failure show on the rows meanwhile, and each SMS arrive exactly once after the gateway is up?"""
+    processes.start("jobs.worker")
+    sms_gateway.down()
+    subscribers = [gen_subscriber(phones=[f"+7900555000{n}"]) for n in range(3)]
+    for s in subscribers:
+        notices.record(subscriber_id=s.id, event="payment_received", critical=True,
+                       data={"amount": "100.00", "paid_at": "2026-12-03T10:00:00+00:00"}, dedup_key=f"pay-{s.id}")
+    db.session.commit()  # the hand-off: a prepare job, then a deliver job per row
+
+    def tried_twice():
+        rows = _rows()
+        return len(rows) == 3 and all(r.attempts >= 2 and r.state == "queued" for r in rows) and rows
+    rows = wait_for(_swept(tried_twice), timeout=60, what="two failed attempts per SMS")
+    assert all("ConnectionError" in r.last_error for r in rows)
+    assert sms_gateway.messages == []
+
+    sms_gateway.up()
+    wait_for(_swept(lambda: all(r.state == "sent" for r in _rows())), timeout=60, what="every SMS sent")
+    for _ in range(3):  # later sweeps and stray jobs send nothing again
+        delivery.sweep()
+        time.sleep(0.3)
+    assert sorted(m["to"] for m in sms_gateway.messages) == [f"7900555000{n}" for n in range(3)]
+    assert all(r.state == "sent" for r in _rows())
+
+
+def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back(sms_gateway, processes,
+                                                                                  notify_redis):
+    """Redis crashes (and comes back empty) while a notice is recorded and while another one is
+    prepared: does the commit stand, nothing reach RQ, and each SMS arrive once Redis is back?"""
+    processes.start("jobs.worker", REDIS_URL=notify_redis.url)
+    a, b = gen_subscriber(phones=["+79001110001"]), gen_subscriber(phones=["+79001110002"])
+    notify_redis.crash()
+    for s in (a, b):
+        notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "50.00"},
+                       dedup_key=f"blocked-{s.id}")
+        db.session.commit()  # the hand-off fails: logged, the commit stands
+    assert delivery.prepare([_notice_of(a.id)]) == 1  # one prepared while Redis is down
+    [row] = _rows()
+    assert row.state == "queued" and row.enqueued_at is None  # handed to nobody: the sweep will
+    assert db.session.scalar(select(Notice.processed_at).where(Notice.subscriber_id == b.id)) is None
+
+    notify_redis.start()
+    wait_for(_swept(lambda: len(_rows()) == 2 and all(r.state == "sent" for r in _rows())), timeout=60,
+             what="both SMS sent after Redis is back")
+    for _ in range(3):
+        delivery.sweep()
+        time.sleep(0.3)
+    assert sorted(m["to"] for m in sms_gateway.messages) == ["79001110001", "79001110002"]
+
+
+def _notice_of(subscriber_id: int) -> int:
+    return db.session.scalar(select(Notice.id).where(Notice.subscriber_id == subscriber_id))
