@@ -8,7 +8,8 @@ from __future__ import annotations
 from portal.platforms.smotreshka.settings import resync_crons
 from portal.platforms.stalker.settings import refresh_interval
 
-from . import billing, billmanager, intercom, notifications, payments, promised, smotreshka, stalker, sync
+from . import billing, billmanager, freeze, intercom, notifications, payments, promised, smotreshka, stalker, sync
+from . import forecast as warnings
 
 
 def periodic(config) -> list[dict]:
@@ -19,6 +20,9 @@ def periodic(config) -> list[dict]:
         # promised payments past their last day go back; hourly, the day's first at 00:01, before
         # the 00:05 charge run, so a day after the promise is not charged on lent money
         {"name": "promised-return", "func": promised.return_promised, "queue_name": "default", "cron": "1 * * * *"},
+        # voluntary freezes past their last day end (00:02, before the charge run, so the day
+        # after a freeze is charged as a day in service); hourly again in case a run was missed
+        {"name": "freeze-end", "func": freeze.end_freezes, "queue_name": "default", "cron": "2 * * * *"},
         # BILLmanager reselling: the order poller; orders that could not go out (seller down,
         # balance unreadable or short) go again when due; the renewal after the charge run;
         # the handlers' balances twice a day
