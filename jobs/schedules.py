@@ -10,6 +10,7 @@ from portal.platforms.stalker.settings import refresh_interval
 
 from . import billing, billmanager, freeze, intercom, notifications, payments, promised, smotreshka, stalker, sync
 from . import forecast as warnings
+from . import forecast as warnings
 
 
 def periodic(config) -> list[dict]:
@@ -50,4 +51,9 @@ def periodic(config) -> list[dict]:
         # payment agents: call records past their retention (billing.agent_payments.KEEP_DAYS)
         {"name": "prune-provider-calls", "func": payments.prune_provider_calls, "queue_name": "low",
          "cron": "40 4 * * *"},
+        # issue 19 warnings, after the charge run (the forecast counts on today's charges being
+        # posted) and at an hour people read messages: low balance, promised payments due back
+        {"name": "forecast-warnings", "func": warnings.warn_low_balance, "queue_name": "default", "cron": "0 10 * * *"},
+        {"name": "promised-expiring", "func": warnings.warn_promised_expiring, "queue_name": "default",
+         "cron": "5 10 * * *"},
     ]
