@@ -69,14 +69,14 @@ def values(r: NotificationChannel | None, kind: str) -> dict:
             "timeout": str(r.timeout), "enabled": r.enabled}
 
 
-def _int(data: dict, field: str, low: int, high: int, errors: dict) -> int | None:
+def _int(data: dict, field: str, low: int, high: int, errors: dict, message: str) -> int | None:
     try:
         n = int(str(data.get(field, "")).strip())
         if not low <= n <= high:
             raise ValueError
         return n
     except (TypeError, ValueError):
-        errors[field] = f"a whole number {low}-{high}"
+        errors[field] = message
         return None
 
 
@@ -92,7 +92,7 @@ def save(kind: str, data: dict, *, actor: str, demo_emulator: bool = False) -> N
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", text["host"]):
             errors["host"] = "a host name or address"
         settings["host"] = text["host"]
-        settings["port"] = _int(data, "port", 1, 65535, errors)
+        settings["port"] = _int(data, "port", 1, 65535, errors, "a port number 1-65535")
         if text["security"] not in SMTP_SECURITY:
             errors["security"] = f"one of {', '.join(SMTP_SECURITY)}"
         settings["security"] = text["security"]
@@ -116,8 +116,8 @@ def save(kind: str, data: dict, *, actor: str, demo_emulator: bool = False) -> N
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", name):
                 errors["bot_username"] = "the bot's username (5-32 latin letters, digits, _)"
             settings["bot_username"] = name
-    rate = _int(data, "rate", 1, 1000, errors)
-    timeout = _int(data, "timeout", 1, 120, errors)
+    rate = _int(data, "rate", 1, 1000, errors, "1-1000 messages a second")
+    timeout = _int(data, "timeout", 1, 120, errors, "1-120 seconds")
     secret_field = SECRET_FIELD[kind]
     secret = str(data.get(secret_field) or "")
     current = row(kind)
