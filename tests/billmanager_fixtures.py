@@ -2,6 +2,7 @@
 account, a handler pointed at it, and an enabled imported tariff."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,8 @@ from portal.extensions import db
 from portal.models import BmHandler, DataCenter, Department
 from portal.platforms.billmanager import handlers, importer
 from portal.platforms.billmanager.emulator import SellingBillmanager
+from tests.helpers import HX
+from tests.platform_fixtures import wait_for
 
 SELLER_LOGIN, SELLER_PASSWORD = "reseller@example.com", "Seller-Pa55word"
 # the worker: short timeouts so a "timeout after debit" takes a second, not thirty
@@ -47,3 +50,10 @@ def imported_tariff(handler, remote_id="101", datacenter="1", price=None, enable
 
 def D(x) -> Decimal:
     return Decimal(x)
+
+
+def finished_job(client, html: str) -> str:
+    """Poll the progress row in the answer until its job has finished; its final HTML."""
+    url = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    return wait_for(lambda: (lambda h: h if 'data-state="finished"' in h or 'data-state="failed"' in h else None)(
+        client.get(url, headers=HX).get_data(as_text=True)), what="the job")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 from portal.billing import accounts as acc
-from portal.billing import directory
+from portal.billing import directory, ledger
 from portal.extensions import db
 from portal.models import ApiToken, StaffUser
 
@@ -82,3 +83,18 @@ def gen_account(contract=None, tariff=None, agent=None, activate=True, services=
         acc.assign_service(a, {"service_id": s.id}, actor=ACTOR)
         db.session.commit()
     return a
+
+
+def subscriber_with_account(login="anna", services=(), monthly_fee="0", paid="1000.00"):
+    """A subscriber with a cabinet login (password ``helpers.CABINET_PASSWORD``), a contract
+    with money on it and one active account."""
+    from tests.helpers import CABINET_PASSWORD
+
+    s = gen_subscriber(full_name=f"Абонент {login}", cabinet_login=login, cabinet_password=CABINET_PASSWORD)
+    c = gen_contract(s)
+    if paid:
+        ledger.payment(c.id, Decimal(paid), actor="t", external_id=f"pay-{login}")
+        db.session.commit()
+    tariff = gen_tariff(services, monthly_fee=monthly_fee, name=f"Домашний {login}")
+    a = gen_account(contract=c, tariff=tariff, services=services, house="ул. Ленина, 1", flat="5")
+    return s, c, a

@@ -13,10 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from portal.extensions import db
+from portal.models import Account, OutboxEvent, SyncState
 from portal.platforms.connections import save_connection
 from portal.platforms.webhook.emulator import WebhookReceiver
+from portal.platforms.webhook.sync import desired_state
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_LOGIN, HOOK_PASSWORD = "portal", "hook-Pa55word"
@@ -102,3 +105,24 @@ def redis_down(app):
         yield
     finally:
         app.config["REDIS_URL"] = saved
+
+
+def state_of(account_id: int) -> SyncState | None:
+    """The webhook platform's sync state of an account."""
+    return db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform="webhook"))
+
+
+def converged(receiver, account_ids) -> bool:
+    """Every account is ``ok`` and the receiver holds the document billing wants now."""
+    for account_id in account_ids:
+        st = state_of(account_id)
+        account = db.session.get(Account, account_id)
+        if st is None or st.state != "ok" or receiver.states.get(account.login) != desired_state(account):
+            return False
+    return True
+
+
+def unprocessed(account_ids) -> list[OutboxEvent]:
+    """The outbox events of these accounts no worker has processed yet."""
+    return list(db.session.scalars(select(OutboxEvent).where(
+        OutboxEvent.account_id.in_(account_ids), OutboxEvent.processed_at.is_(None))))

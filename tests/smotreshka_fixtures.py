@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 from portal.billing import clock, ledger
 from portal.extensions import db
 from portal.platforms.connections import save_connection
+from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka.emulator import SmotreshkaEmulator
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_subscriber, gen_tariff
 
@@ -93,3 +94,13 @@ def live_fixed(app):
     with clock.as_of(FIXED_DAY):
         yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
+
+
+def linked(emu, tv_catalog, services=("101",), money="1000.00", **kw):
+    """A TV account already on the platform (so the app knows its id)."""
+    account = tv_account(tv_catalog, services, money=money, **kw)
+    assert reconcile_account("smotreshka", account.id) == "ok"
+    return account, emu.by_username("t_" + account.login)["id"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import flask_babel
 import pytest
+from sqlalchemy import select
 
 from portal.extensions import db
+from portal.models import StalkerSnapshotRow
 from portal.platforms.connections import save_connection
 from portal.platforms.stalker.emulator import StalkerEmulator
 from tests.builders import gen_agent, gen_staff
@@ -49,3 +51,8 @@ def staff(client, ctx):
 @pytest.fixture
 def tv_agent(ctx):
     return gen_agent(kind="iptv", platform="stalker", name="Stalker TV")
+
+
+def row_id(kind: str, key: str) -> int:
+    """The id of a Stalker snapshot row (what the console's buttons post)."""
+    return db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind=kind, key=key))

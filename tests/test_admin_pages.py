@@ -9,24 +9,9 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, LedgerEntry, Subscriber
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_tariff
-from tests.helpers import login
+from tests.helpers import HX, field_error, login, post
+from tests.helpers import page_token as token
 from tests.platform_fixtures import wait_for
-
-HX = {"HX-Request": "true"}
-
-
-def token(client) -> str:
-    """The session's CSRF token, as every page carries it for HTMX (hx-headers on <body>)."""
-    return re.search(r'"X-CSRFToken": "([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
-
-
-def post(client, path, data, **kw):
-    return client.post(path, data={"csrf_token": token(client), **data}, **kw)
-
-
-def field_error(html: str, name: str) -> str | None:
-    m = re.search(rf'<span class="error" data-field="{re.escape(name)}">([^<]+)</span>', html)
-    return m.group(1) if m else None
 
 
 def balance(contract_id: int) -> Decimal:

@@ -29,11 +29,11 @@ from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
     make_handler,
     seller,
 )
-from tests.builders import gen_staff
-from tests.helpers import login
+from tests.billmanager_fixtures import finished_job as _finished
+from tests.builders import gen_staff, subscriber_with_account
+from tests.helpers import HX, cabinet_login, field_error, login, post
+from tests.helpers import form_token as token
 from tests.platform_fixtures import wait_for
-from tests.test_admin_pages import HX, field_error, post
-from tests.test_cabinet import cabinet_login, subscriber_with_account, token
 
 
 def _lists():
@@ -42,13 +42,6 @@ def _lists():
     db.session.add_all([dept, dc])
     db.session.commit()
     return dept.id, dc.id
-
-
-def _finished(client, html: str) -> str:
-    """Poll the progress row in the answer until its job has finished; its final HTML."""
-    url = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
-    return wait_for(lambda: (lambda h: h if 'data-state="finished"' in h or 'data-state="failed"' in h else None)(
-        client.get(url, headers=HX).get_data(as_text=True)), what="the job")
 
 
 def test_a_bad_handler_form_names_the_fields_and_saves_nothing(app, client, ctx):

@@ -20,10 +20,9 @@ from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
     make_handler,
     seller,
 )
+from tests.billmanager_fixtures import finished_job as _finished
 from tests.builders import gen_account, gen_contract, gen_staff
-from tests.helpers import login
-from tests.test_admin_pages import HX, post
-from tests.test_billmanager_admin import _finished
+from tests.helpers import HX, login, post
 
 
 def test_the_wizard_and_the_tariff_page_set_the_handlers_that_sell_it(app, client, ctx, seller):

@@ -86,8 +86,9 @@ def test_staff_see_the_service_on_both_sides_and_the_subscriber_sees_it_active(a
     a short balance task is listed; the subscriber's cabinet shows the hosting as active."""
     from portal.platforms.billmanager import orders
     from tests.billmanager_fixtures import imported_tariff, make_handler
+    from tests.builders import subscriber_with_account
+    from tests.helpers import CABINET_PASSWORD as PASSWORD
     from tests.platform_fixtures import wait_for
-    from tests.test_cabinet import PASSWORD, subscriber_with_account
 
     processes.start("jobs.worker", **WORKER_ENV)
     with app.app_context():

@@ -10,38 +10,22 @@ from portal.billing import accounts as acc
 from portal.billing import ledger
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, Subscriber
-from tests.builders import gen_account, gen_contract, gen_service, gen_staff, gen_subscriber, gen_tariff
+from tests.builders import (
+    gen_contract,
+    gen_service,
+    gen_staff,
+    gen_subscriber,
+    subscriber_with_account,
+)
+from tests.helpers import CABINET_PASSWORD as PASSWORD
+from tests.helpers import cabinet_login
+from tests.helpers import form_token as token
 from tests.helpers import login as staff_login
-
-PASSWORD = "cabinet-pass-1"
-
-
-def token(client, path="/cabinet/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def cabinet_login(client, login: str, password: str = PASSWORD, lang: str = "en", follow=False):
-    csrf = token(client, f"/cabinet/login?lang={lang}")
-    return client.post("/cabinet/login", data={"login": login, "password": password, "csrf_token": csrf},
-                       follow_redirects=follow)
 
 
 def en(amount) -> str:
     """An amount as the English cabinet shows it: Babel's, with the operator's currency."""
     return format_currency(Decimal(amount), "RUB", locale="en")
-
-
-def subscriber_with_account(login="anna", services=(), monthly_fee="0", paid="1000.00"):
-    """A subscriber with a cabinet login, a contract with money on it and one active account."""
-    s = gen_subscriber(full_name=f"Абонент {login}", cabinet_login=login, cabinet_password=PASSWORD)
-    c = gen_contract(s)
-    if paid:
-        ledger.payment(c.id, Decimal(paid), actor="t", external_id=f"pay-{login}")
-        db.session.commit()
-    tariff = gen_tariff(services, monthly_fee=monthly_fee, name=f"Домашний {login}")
-    a = gen_account(contract=c, tariff=tariff, services=services, house="ул. Ленина, 1", flat="5")
-    return s, c, a
 
 
 def test_login_shows_my_balance_account_state_and_prices(app, client):

@@ -30,8 +30,7 @@ from portal.models import Account, Contract, LedgerEntry, OutboxEvent
 from portal.platforms.reconcile import LOCK_SECONDS
 from portal.queue import get_redis
 from tests.builders import gen_account, gen_agent, gen_token
-from tests.platform_fixtures import wait_for
-from tests.test_sync import converged, state_of, unprocessed
+from tests.platform_fixtures import converged, state_of, unprocessed, wait_for
 
 
 def _free_port() -> int:

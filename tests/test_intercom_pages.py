@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import flask_babel
 from sqlalchemy import select
 
 from portal.billing import accounts as acc
@@ -13,27 +12,11 @@ from portal.models import Account, AuditEntry, Subscriber
 from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account
 from portal.queue import get_queue
-from tests.builders import gen_staff
-from tests.helpers import login
+from tests.helpers import CABINET_PASSWORD as PASSWORD
+from tests.helpers import HX, cabinet_login, english
+from tests.helpers import staff_in_english as staff
 from tests.intercom_fixtures import emulator, intercom, settled, worker  # noqa: F401
 from tests.platform_fixtures import wait_for
-from tests.test_cabinet import PASSWORD, cabinet_login
-
-HX = {"HX-Request": "true"}
-
-
-def english(client):
-    """Pages in English from here on. (``?lang=en`` alone does not do it here: the requests
-    share the test's app context, where Flask-Babel keeps the locale it chose first.)"""
-    with client.session_transaction() as session:
-        session["lang"] = "en"
-    flask_babel.refresh()
-
-
-def staff(client, role="admin"):
-    gen_staff(f"{role}1", role=role)
-    login(client, f"{role}1")
-    english(client)
 
 
 def csrf(client) -> str:

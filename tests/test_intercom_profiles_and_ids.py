@@ -16,9 +16,9 @@ from portal.platforms.connections import save_connection
 from portal.platforms.intercom import console
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_token
+from tests.helpers import staff_in_english as staff
 from tests.intercom_fixtures import TOKEN, emulator, intercom, settled, worker  # noqa: F401
 from tests.platform_fixtures import wait_for
-from tests.test_intercom_pages import staff
 
 
 @pytest.mark.parametrize("as_strings", [False, True], ids=["numbers", "strings"])

@@ -9,9 +9,9 @@ from portal.billing import accounts as acc
 from portal.billing import charging, clock
 from portal.extensions import db
 from portal.models import AssignedService, LedgerEntry
-from tests.builders import gen_service, gen_staff
+from tests.builders import gen_service, gen_staff, subscriber_with_account
+from tests.helpers import cabinet_login
 from tests.helpers import login as staff_login
-from tests.test_cabinet import cabinet_login, subscriber_with_account
 
 DAY = date(2026, 11, 17)  # mid-month: every change moves money
 

@@ -14,8 +14,8 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 
 from tests.builders import gen_contract, gen_staff, gen_subscriber
-from tests.test_admin_dashboard import login
-from tests.test_cabinet import PASSWORD, cabinet_login
+from tests.helpers import CABINET_PASSWORD as PASSWORD
+from tests.helpers import cabinet_login, login
 
 BIG = Decimal("1234567.89")
 TAKEN = Decimal("-1234667.89")  # a correction that leaves the balance at -100.00

@@ -71,7 +71,7 @@ def test_a_repeated_receipt_id_says_it_was_taken_already(app, client):
     from portal.extensions import db
     from portal.models import Contract
     from tests.builders import gen_contract
-    from tests.test_admin_pages import post
+    from tests.helpers import post
 
     with app.app_context():
         cid = gen_contract().id
@@ -205,7 +205,8 @@ def test_the_cabinet_hosting_order_shows_todays_charge_and_no_form_to_a_blocked_
     from portal.billing import clock
     from portal.extensions import db
     from tests.billmanager_fixtures import imported_tariff, make_handler
-    from tests.test_cabinet import cabinet_login, subscriber_with_account
+    from tests.builders import subscriber_with_account
+    from tests.helpers import cabinet_login
 
     with app.app_context():
         t = imported_tariff(make_handler(seller), price="450.00")

@@ -91,9 +91,8 @@ def test_staff_check_the_webhook_connection_from_the_connections_page(webhook, c
 
     from portal.platforms.webhook.console import CHECK_LOGIN
     from tests.builders import gen_staff
-    from tests.helpers import login
+    from tests.helpers import HX, login, post
     from tests.platform_fixtures import wait_for
-    from tests.test_admin_pages import HX, post
 
     gen_staff("boss", role="admin")
     login(client, "boss")

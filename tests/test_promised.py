@@ -194,6 +194,65 @@ def test_the_job_returns_in_batches_until_none_is_due(ctx, monkeypatch):
     assert [len(keyed(cid, "promised-return")) for cid in cids] == [1, 1, 1]
 
 
+def test_four_workers_returning_at_once_take_each_payment_back_once_with_its_audit_and_outbox(app, ctx):
+    """Six promised payments due at once, returned by four workers in parallel batches of two and
+    then once more: is each taken back once (one debit, balances equal to the ledger), the
+    accounts without new money blocked again (the platforms told), the one that paid meanwhile
+    left active, and every return in the audit log?"""
+    from portal.models import AuditEntry
+
+    logins = ("anna", "boris", "vera", "gleb", "dina", "egor")
+    made = [blocked_since_august(login) for login in logins]
+    set_rule(fee="0")
+    with clock.as_of(date(2026, 9, 5)):
+        for cid, _aid in made:
+            promised.take(fresh(Contract, cid), actor="test")
+            db.session.commit()
+    amounts = {cid: keyed(cid, "promised")[0] for cid, _aid in made}
+    paid_cid = made[0][0]
+    with clock.as_of(date(2026, 9, 7)):
+        ledger.payment(paid_cid, amounts[paid_cid], actor="test", external_id="bank-7")
+        db.session.commit()
+    balances = {cid: fresh(Contract, cid).balance for cid, _aid in made}
+    blocked_before = {aid: events(aid, "blocked_by_balance") for _cid, aid in made}
+    db.session.rollback()
+    barrier = threading.Barrier(4)
+
+    def run() -> list[int]:
+        returned = []
+        with app.app_context(), clock.as_of(date(2026, 9, 9)):
+            barrier.wait()
+            while True:
+                done = promised.return_due(limit=2)
+                db.session.commit()
+                returned += done
+                if not done:
+                    break
+            db.session.remove()
+        return returned
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run(), range(4)))
+    with clock.as_of(date(2026, 9, 9)):
+        assert promised.return_due() == []
+    all_returned = sorted(pid for r in results for pid in r)
+    assert all_returned == sorted(db.session.scalars(select(PromisedPayment.id)))
+    for cid, aid in made:
+        assert keyed(cid, "promised-return") == [-amounts[cid]]
+        contract = fresh(Contract, cid)
+        assert contract.balance == balances[cid] - amounts[cid]
+        assert contract.balance == sum(db.session.scalars(select(LedgerEntry.amount).filter_by(contract_id=cid)))
+        if cid == paid_cid:
+            assert fresh(Account, aid).status == "active"
+        else:
+            assert fresh(Account, aid).reasons == ["balance"]
+            assert events(aid, "blocked_by_balance") == blocked_before[aid] + 1
+    returns = list(db.session.scalars(select(AuditEntry).filter_by(action="promised.return")))
+    assert sorted(e.after["promised_payment_id"] for e in returns) == all_returned
+    assert {e.object_id for e in returns} == set(amounts)
+    assert all(e.actor == "system" for e in returns)
+
+
 # -- refusals -------------------------------------------------------------------------------------
 
 def refusal(contract_id: int, day: date) -> str | None:

@@ -12,7 +12,9 @@ from portal.models import Account, AuditEntry, CatalogService, Contract, Smotres
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka import console, tv
 from tests.builders import gen_staff
-from tests.helpers import login as staff_login
+from tests.helpers import HX, english, post
+from tests.helpers import cabinet_login as subscriber_login
+from tests.helpers import login_in_english as login
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     CALLBACK_PASSWORD,
@@ -23,15 +25,6 @@ from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
     tv_account,
     tv_catalog,
 )
-from tests.test_admin_pages import HX, post
-from tests.test_cabinet import cabinet_login as subscriber_login
-from tests.test_intercom_pages import english
-
-
-def login(client, *args, **kw):
-    """Staff log in; pages in English from here on (the Russian catalog would hide the msgids)."""
-    staff_login(client, *args, **kw)
-    english(client)
 
 
 def cabinet_login(client, *args, **kw):

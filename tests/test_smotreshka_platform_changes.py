@@ -27,10 +27,10 @@ from portal.models import (
 from portal.platforms.reconcile import reconcile_account, request_sync
 from portal.platforms.smotreshka import console
 from tests.builders import gen_staff
+from tests.helpers import HX, post
+from tests.helpers import login_in_english as login
 from tests.platform_fixtures import wait_for
 from tests.smotreshka_fixtures import connect, emulator, smotreshka, tv_account, tv_catalog  # noqa: F401
-from tests.test_admin_pages import HX, post
-from tests.test_smotreshka_console import login
 
 
 def sync_state(account_id, platform="smotreshka") -> SyncState | None:

@@ -14,25 +14,18 @@ from portal.platforms import connections
 from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account
 from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
+    AUTH,
     CALLBACK_LOGIN,
     CALLBACK_PASSWORD,
     connect,
     emulator,
+    linked,
     live_fixed,
     rest_of_month,
     smotreshka,
     tv_account,
     tv_catalog,
 )
-
-AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
-
-
-def linked(emu, tv_catalog, services=("101",), money="1000.00", **kw):
-    """A TV account already on the platform (so the app knows its id)."""
-    account = tv_account(tv_catalog, services, money=money, **kw)
-    assert reconcile_account("smotreshka", account.id) == "ok"
-    return account, emu.by_username("t_" + account.login)["id"]
 
 
 def balance(contract_id) -> Decimal:

@@ -22,14 +22,9 @@ from portal.models import (
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import console
 from tests.builders import gen_account, gen_agent, gen_tariff
-from tests.helpers import login
+from tests.helpers import HX, login, post
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, staff, stalker, tv_agent  # noqa: F401
-from tests.test_admin_pages import HX, post
-
-
-def row_id(kind: str, key: str) -> int:
-    return db.session.scalar(select(StalkerSnapshotRow.id).filter_by(kind=kind, key=key))
+from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, row_id, staff, stalker, tv_agent  # noqa: F401
 
 
 def finished(client, html: str, timeout=30) -> str:

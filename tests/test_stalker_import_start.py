@@ -20,10 +20,8 @@ from portal.models import Account, AssignedService, LedgerEntry, Tariff
 from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import console
 from tests.builders import gen_account, gen_agent
-from tests.helpers import login
-from tests.stalker_fixtures import ADMIN, emulator, staff, stalker, tv_agent  # noqa: F401
-from tests.test_admin_pages import HX, post
-from tests.test_stalker_console import row_id
+from tests.helpers import HX, login, post
+from tests.stalker_fixtures import ADMIN, emulator, row_id, staff, stalker, tv_agent  # noqa: F401
 
 FEE = Decimal("300.00")
 

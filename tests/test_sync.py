@@ -9,31 +9,11 @@ from sqlalchemy import select
 
 from portal.billing import accounts as acc
 from portal.extensions import db
-from portal.models import Account, AuditEntry, OutboxEvent, SyncState
+from portal.models import Account, AuditEntry
 from portal.platforms.reconcile import retry_dead, sync_states
-from portal.platforms.webhook.sync import desired_state
 from portal.queue import get_queue
 from tests.builders import gen_account, gen_agent
-from tests.platform_fixtures import HOOK_PASSWORD, redis_down, wait_for
-
-
-def state_of(account_id: int) -> SyncState | None:
-    return db.session.scalar(select(SyncState).filter_by(account_id=account_id, platform="webhook"))
-
-
-def converged(receiver, account_ids) -> bool:
-    """Every account is ``ok`` and the receiver holds the document billing wants now."""
-    for account_id in account_ids:
-        st = state_of(account_id)
-        account = db.session.get(Account, account_id)
-        if st is None or st.state != "ok" or receiver.states.get(account.login) != desired_state(account):
-            return False
-    return True
-
-
-def unprocessed(account_ids) -> list[OutboxEvent]:
-    return list(db.session.scalars(select(OutboxEvent).where(
-        OutboxEvent.account_id.in_(account_ids), OutboxEvent.processed_at.is_(None))))
+from tests.platform_fixtures import HOOK_PASSWORD, converged, redis_down, state_of, unprocessed, wait_for
 
 
 def test_changes_made_while_the_platform_is_down_reach_it_when_it_is_back(webhook, processes):
