@@ -84,6 +84,13 @@ class TelegramBotApi(EmulatedServer):
         parts = urlsplit(path)
         if parts.path in ("/", "/inbox"):
             return self._inbox()
+        if parts.path == "/_user" and method == "POST":  # the inbox page's form: a user writes to the bot
+            form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            try:
+                self.user_sends(int(form.get("chat_id", "")), form.get("text", ""))
+            except ValueError:
+                return Answer(400, "chat_id: a number", "text/plain; charset=utf-8")
+            return Answer(303, b"", "text/plain", headers={"Location": "/"})
         prefix, _, api_method = parts.path.lstrip("/").partition("/")
         if not prefix.startswith("bot"):
             return self._error(404, "Not Found")
@@ -172,6 +179,9 @@ class TelegramBotApi(EmulatedServer):
             f"<td style='white-space:pre-wrap'>{html.escape(m['text'])}</td></tr>" for m in rows)
         page = (f"<!doctype html><meta charset='utf-8'><title>Telegram Bot API emulator</title>"
                 f"<h1>Telegram Bot API emulator: @{html.escape(self.username)}</h1>"
+                f"<form method=post action='/_user'><p>A user writes to the bot (paste the cabinet's "
+                f"<code>/start …</code> here): chat id <input name=chat_id value=100500 size=10> "
+                f"<input name=text size=50 placeholder='/start token'> <button>Send</button></p></form>"
                 f"<p>{len(rows)} message(s) sent by the bot</p>"
                 f"<table border=1 cellpadding=4><tr><th>time</th><th>chat</th><th>text</th></tr>{items}</table>")
         return Answer(200, page, "text/html; charset=utf-8")
