@@ -80,6 +80,12 @@ def main() -> None:
         if yookassa_emu is not None:
             emulators.append(yookassa_emu)
             print(f"  ЮKassa emulator: {yookassa_emu.api_url}", flush=True)
+    with app.app_context():  # notifications: a mail catcher, the SMS gateway and Telegram emulators
+        from .notifications import demo as notifications_demo
+
+        for title, emu, inbox in notifications_demo.start():
+            emulators.append(emu)
+            print(f"  {title}: {inbox}", flush=True)
     with app.app_context():
         # the worker and the scheduler read their settings through config.load as well:
         # hand them this environment plus what was settled here
