@@ -240,3 +240,19 @@ def test_the_channel_rate_spaces_the_sends(sms_gateway):
     waits = [ratelimit.take("sms", 2) for _ in range(3)]
     assert waits[0] == pytest.approx(0, abs=0.05)
     assert waits[1] == pytest.approx(0.5, abs=0.1) and waits[2] == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_bot_token_stays_out_of_a_failed_deliverys_reason(telegram_bot):
+    """The Bot API is unreachable: the reason on the row names the failure, never the token
+    (it is part of every Bot API URL)."""
+    from tests.notifications_fixtures import BOT_TOKEN
+
+    s = gen_subscriber(phones=[])
+    _link(telegram_bot, s, 5550020)
+    _notice(s)
+    delivery.prepare()
+    [d] = _deliveries()
+    telegram_bot.down()
+    assert delivery.deliver(d.id) == "retry"
+    [d] = _deliveries()
+    assert "ConnectionError" in d.last_error and BOT_TOKEN not in d.last_error and "***" in d.last_error

@@ -84,24 +84,27 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
     enabled = channels.enabled_kinds()
     table = NotificationDelivery.__table__
     now = utcnow()
-    made: list[tuple[int, bool]] = []
+    planned: list[dict] = []
     for notice in notices:
         subscriber = subscribers[notice.subscriber_id]
         pref = prefs.get(notice.subscriber_id)
         for kind, address in preferences.channels_for(subscriber, pref, notice.critical, enabled):
             values = dict(notice_id=notice.id, subscriber_id=subscriber.id, channel=kind, address=str(address),
-                          state="queued", attempts=0, next_attempt_at=now, enqueued_at=now, created_at=now)
+                          state="queued", attempts=0, next_attempt_at=now, enqueued_at=now, created_at=now,
+                          subject=None, body="", last_error=None)
             try:
                 rendered = _render(notice, kind, preferences.locale_of(pref), subscriber,
                                    contracts.get(notice.contract_id))
                 values.update(subject=rendered.subject[:300] or None, body=rendered.body)
             except Exception as e:  # a broken template: the log says so, the others go out
-                values.update(state="failed", body="", last_error=f"template: {e}"[:1000], enqueued_at=None)
-            stmt = dialect_insert(table).values(**values).on_conflict_do_nothing(
-                index_elements=["notice_id", "channel"]).returning(table.c.id)
-            delivery_id = db.session.execute(stmt).scalar()
-            if delivery_id is not None and values["state"] == "queued":
-                made.append((delivery_id, notice.critical))
+                values.update(state="failed", last_error=f"template: {e}"[:1000], enqueued_at=None)
+            planned.append(values)
+    critical = {n.id: n.critical for n in notices}
+    made: list[tuple[int, bool]] = []
+    for start in range(0, len(planned), 200):  # multi-row INSERTs; a row already there is skipped
+        stmt = dialect_insert(table).values(planned[start:start + 200]).on_conflict_do_nothing(
+            index_elements=["notice_id", "channel"]).returning(table.c.id, table.c.notice_id, table.c.state)
+        made += [(i, critical[n]) for i, n, state in db.session.execute(stmt) if state == "queued"]
     db.session.execute(update(Notice).where(Notice.id.in_([n.id for n in notices])).values(processed_at=now))
     db.session.info.setdefault(ROWS_KEY, []).extend(made)
     db.session.commit()
