@@ -6,7 +6,7 @@ from portal.extensions import db
 
 from . import in_app_context
 
-BATCH = 200  # payments returned per transaction: the contracts locked are released at each commit
+BATCH = 1000  # payments returned per transaction (set-based): their contracts are released at each commit
 
 
 @in_app_context

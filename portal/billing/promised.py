@@ -17,9 +17,10 @@ a manager (money does not lift that), the amount over the maximum or too small t
 
 Concurrency: taking one holds the contract's lock (accounts.lock_account, as every money
 change does) and re-reads everything under it; a unique index allows one payment in force per
-contract and the request's one-time key makes a repeat answer the first. The expiry claims each
-due row with a guarded UPDATE (status 'active' -> 'returned'), so parallel runs return each
-payment once, and the ledger key would refuse a second debit anyway.
+contract and the request's one-time key makes a repeat answer the first. The expiry is set-based
+(``return_due``): it locks the due payments' contracts in id order, claims the rows with one
+guarded UPDATE (status 'active' -> 'returned'), so parallel runs return each payment once, and
+posts the debits with one INSERT ... SELECT whose ledger keys would refuse a second debit anyway.
 """
 from __future__ import annotations
 
@@ -28,10 +29,22 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, String, case, cast, func, literal, select, type_coerce, update
 
+from ..db_setup import dialect_insert
 from ..extensions import db, expire_loaded
-from ..models import BLOCK_REASONS, Contract, PromisedPayment, PromisedRule, Tariff, utcnow
+from ..models import (
+    BLOCK_REASONS,
+    Account,
+    Contract,
+    LedgerEntry,
+    PromisedPayment,
+    PromisedRule,
+    Tariff,
+    to_minor,
+    utcnow,
+)
+from ..models.base import UTCDateTime
 from ..models.promised import AMOUNT_MODES
 from . import audit, clock, inputs, ledger
 from .accounts import lock_account
@@ -286,31 +299,73 @@ def take(contract: Contract, *, actor: str, request_key: str | None = None) -> t
 
 def return_due(today: date | None = None, *, actor: str = "system", limit: int | None = None) -> list[int]:
     """Return the promised payments whose last day is before ``today`` (default: today in
-    BILLING_TZ), at most ``limit`` of them: a debit of the whole amount each, then the balance
-    rule (which blocks again where no money came). Safe to run twice or in parallel: each row
-    is claimed by a guarded UPDATE, which a second run finds already done. Returns the ids
-    returned by this call (the job commits batch by batch, so no contract stays locked long)."""
+    BILLING_TZ), at most ``limit`` of them (the oldest first), set-based as the charge run posts:
+
+    1. the contracts of the due payments locked in id order (contract first, as every money
+       change locks; PostgreSQL: one SELECT ... FOR UPDATE);
+    2. one guarded UPDATE claims the due payments of those contracts (status 'active' ->
+       'returned'), so a second run, or one in parallel, claims none of them;
+    3. one INSERT ... SELECT posts the return debits, the whole amount of each (a correction
+       keyed ``promised-return:<id>``: ON CONFLICT DO NOTHING, so a debit is never posted twice);
+    4. one UPDATE moves the balances, then the audit rows in one INSERT, the balance rule once
+       for those contracts (blocking where no money came) and the outbox once.
+
+    Returns the ids returned by this call (the job commits batch by batch, so no contract stays
+    locked long)."""
     today = today or clock.today()
-    p = PromisedPayment.__table__.c
-    due = db.session.execute(select(p.id, p.contract_id).where(p.status == "active", p.until < today)
-                             .order_by(p.until, p.id).limit(limit)).all()
-    returned = []
-    for pid, contract_id in due:
-        contract = db.session.get(Contract, contract_id)
-        if contract.accounts:
-            lock_account(contract.accounts[0])  # contract first, as every money change locks
+    p, le, c = PromisedPayment.__table__.c, LedgerEntry.__table__, Contract.__table__.c
+    is_due = (p.status == "active", p.until < today)
+    due = select(p.contract_id).where(*is_due).order_by(p.until, p.id).limit(limit)
+    lock = select(c.id).where(c.id.in_(due.scalar_subquery())).order_by(c.id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        lock = lock.with_for_update()
+    # (SQLite: the claim below is the transaction's first write, which takes the write lock)
+    now = utcnow()
+    while True:
+        contract_ids = db.session.scalars(lock).all()
+        if not contract_ids:
+            return []
+        # only the rows of the contracts this run holds: a row of a contract another run holds is
+        # that run's (claiming it here would wait on its row while it waits on our contract)
         claimed = db.session.execute(
-            update(PromisedPayment.__table__).where(p.id == pid, p.status == "active")
-            .values(status="returned", returned_at=utcnow()).returning(p.amount)).first()
-        if claimed is None:
-            continue  # another run returned it
-        amount = claimed[0]
-        ledger.post(contract_id, "correction", -amount, actor=actor, comment=RETURN_COMMENT,
-                    idempotency_key=f"{RETURN_KEY}:{pid}")
-        audit.record(actor, "promised.return", contract, f"promised payment {amount} returned",
-                     after={"promised_payment_id": pid, "amount": str(amount)})
-        returned.append(pid)
-    if returned:
-        done = set(returned)
-        expire_loaded(PromisedPayment, ["status", "returned_at"], lambda x: x.id in done)
-    return returned
+            update(PromisedPayment.__table__).where(*is_due, p.contract_id.in_(contract_ids))
+            .values(status="returned", returned_at=now).returning(p.id, p.contract_id, p.amount)).all()
+        if claimed:
+            break
+        # a parallel run returned them while this one waited for the contracts: look again
+    ids = sorted(pid for pid, _c, _a in claimed)
+    key = literal(f"{RETURN_KEY}:") + cast(p.id, String)
+    debits = select(p.contract_id, literal("correction"), -p.amount, literal(RETURN_COMMENT), literal(actor), key,
+                    literal(now, UTCDateTime)).where(p.id.in_(ids)).order_by(p.id)
+    posted = db.session.execute(
+        dialect_insert(le).from_select(["contract_id", "kind", "amount", "comment", "author", "idempotency_key",
+                                        "created_at"], debits)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(le.c.id, le.c.contract_id, le.c.amount, le.c.idempotency_key)).all()
+    sums: dict[int, int] = {}
+    for _id, contract_id, amount, _key in posted:
+        sums[contract_id] = sums.get(contract_id, 0) + to_minor(amount)
+    if sums:  # one UPDATE: each contract's balance plus its debits (a CASE by id)
+        db.session.execute(update(Contract.__table__).where(c.id.in_(list(sums))).values(
+            balance=type_coerce(c.balance, BigInteger) + case(
+                {k: literal(v, BigInteger) for k, v in sums.items()}, value=c.id)))
+    audit.record_many(
+        [dict(actor=actor, action="ledger.correction", object_type="contract", object_id=contract_id,
+              summary=f"correction {amount}", after={"entry_id": entry_id, "amount": str(amount),
+                                                     "comment": RETURN_COMMENT})
+         for entry_id, contract_id, amount, _key in posted]
+        + [dict(actor=actor, action="promised.return", object_type="contract", object_id=contract_id,
+                summary=f"promised payment {amount} returned",
+                after={"promised_payment_id": pid, "amount": str(amount)})
+           for pid, contract_id, amount in sorted(claimed)])
+    contract_ids = sorted({contract_id for _p, contract_id, _a in claimed})
+    from .charging import apply_balance_rule
+    from .outbox import notify
+
+    apply_balance_rule(contract_ids, actor=actor)
+    notify(db.session.scalars(select(Account.id).where(Account.contract_id.in_(contract_ids))
+                              .order_by(Account.id)).all(), "ledger.correction")
+    done = set(ids)
+    expire_loaded(PromisedPayment, ["status", "returned_at"], lambda x: x.id in done)
+    expire_loaded(Contract, ["balance"], lambda x: x.id in sums)
+    return ids
