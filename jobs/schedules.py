@@ -10,7 +10,6 @@ from portal.platforms.stalker.settings import refresh_interval
 
 from . import billing, billmanager, freeze, intercom, notifications, payments, promised, smotreshka, stalker, sync
 from . import forecast as warnings
-from . import forecast as warnings
 
 
 def periodic(config) -> list[dict]:
