@@ -72,8 +72,9 @@ class Mailbox:
         from email import message_from_bytes, policy
 
         msg = message_from_bytes(envelope.content, policy=policy.default)
+        tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": msg["Subject"],
-                              "body": msg.get_content(), "tls": session.ssl is not None,
+                              "body": msg.get_content(), "tls": tls,
                               "login": session.auth_data.login if session.authenticated else None})
         return "250 Message accepted for delivery"
 

@@ -256,3 +256,67 @@ def test_the_bot_token_stays_out_of_a_failed_deliverys_reason(telegram_bot):
     assert delivery.deliver(d.id) == "retry"
     [d] = _deliveries()
     assert "ConnectionError" in d.last_error and BOT_TOKEN not in d.last_error and "***" in d.last_error
+
+
+def test_parallel_jobs_for_one_delivery_send_it_once(app, sms_gateway):
+    """Four workers run the same delivery's job at the same moment (a sweep re-enqueued it while
+    the hand-off's job waited): does the subscriber get one SMS, and the row say sent?"""
+    import threading
+
+    s = gen_subscriber(phones=["+79005550101"])
+    _notice(s)
+    delivery.prepare()
+    [d] = _deliveries()
+    gate = sms_gateway.hold("/sms/send")
+    results, start = [], threading.Barrier(4)
+
+    def job():
+        with app.app_context():
+            start.wait()
+            results.append(delivery.deliver(d.id))
+
+    threads = [threading.Thread(target=job) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert gate.wait_arrivals(1, timeout=10)
+    time.sleep(0.3)  # the other three have had their chance to reach the gateway too
+    gate.open()
+    for t in threads:
+        t.join(timeout=30)
+    assert results.count("sent") == 1 and set(results) <= {"sent", "not queued", "taken"}
+    assert len(gate.arrived) == 1 and len(sms_gateway.messages) == 1
+    assert _deliveries()[0].state == "sent"
+
+
+def test_email_over_implicit_tls(ctx, tmp_path, monkeypatch):
+    """The SSL/TLS setting (port 465 style): is the message delivered over a TLS connection
+    from the first byte?"""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from portal.notifications import channels
+    from tests.notifications_fixtures import Mailbox, _certificate, free_port
+
+    cert_file, key_file = _certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), ssl_context=context,
+                            server_hostname="localhost")
+    controller.start()
+    try:
+        channels.save("email", {"host": "127.0.0.1", "port": str(controller.port), "security": "ssl", "login": "",
+                                "sender": "billing@isp.test", "rate": "10", "timeout": "10", "enabled": True},
+                      actor="test")
+        db.session.commit()
+        s = gen_subscriber(email="tls@example.test", phones=[])
+        _notice(s)
+        delivery.prepare()
+        [d] = _deliveries()
+        assert delivery.deliver(d.id) == "sent"
+        [msg] = box.messages
+        assert msg["to"] == ["tls@example.test"] and msg["tls"]
+    finally:
+        controller.stop()
