@@ -163,98 +163,115 @@ def _calendar(today: date, horizon: int):
     return union_all(*rows).subquery("cal")
 
 
-def _billable(today: date):
-    """The services that count: billable now, not ended before tomorrow, contract blockable."""
-    s, a, c = AssignedService.__table__.c, Account.__table__.c, Contract.__table__.c
-    return (and_(s.state == "active", a.status == "active", c.do_not_block.is_(False),
-                 or_(s.ends_on.is_(None), s.ends_on > today)),
-            AssignedService.__table__.join(Account.__table__, a.id == s.account_id)
-            .join(Contract.__table__, c.id == a.contract_id)
-            .join(CatalogService.__table__, CatalogService.__table__.c.id == s.service_id))
-
-
 def _money():
     c = Contract.__table__.c
     return _int(c.balance) + _int(c.credit_limit)
 
 
-def _may_run_short(today: date, cal_days: list[date]):
-    """Contracts whose money may not cover the horizon: an upper bound of what it charges
-    (a monthly service: its price per month start, +1 if it starts later; daily pro rata: its
-    price per month touched, as a month's days sum to the price; per day: price x days) plus
-    promised returns, above the money. Cheap (one aggregate), so only these are expanded."""
+def _daily_bound(price, cal_days: list[date]):
+    """At least what a daily pro rata service costs over these days: per month touched,
+    price x days / days-in-month plus a kopeck a day (the half-up rounding) plus days-in-month
+    kopecks when the month's last day is among them (its remainder)."""
+    months: dict[tuple[int, int], list[date]] = {}
+    for d in cal_days:
+        months.setdefault((d.year, d.month), []).append(d)
+    terms = []
+    for days in months.values():
+        dim = clock.days_in_month(days[0])
+        last = dim if any(d.day == dim for d in days) else 0
+        terms.append((price * len(days)) // dim + len(days) + last)
+    return sum(terms[1:], terms[0])
+
+
+def _forecast_rows(today: date, horizon: int, ids=None):
+    """Per contract that runs short within ``horizon`` days from tomorrow: (contract_id,
+    subscriber_id, days, charge, short, balance, credit_limit), amounts in kopecks.
+
+    ``ids``: only these contracts (the pages); None: every contract, first narrowed by a cheap
+    upper bound of what each may be charged in the horizon (a monthly service: its price per
+    month start, once more if it starts later; daily pro rata: ``_daily_bound``; per day: price
+    x days), so that only those the bound leaves short are expanded day by day."""
+    cal = _calendar(today, horizon)
+    cal_days = [today + timedelta(days=k) for k in range(1, horizon + 1)]
     s, a, c, cs = (AssignedService.__table__.c, Account.__table__.c, Contract.__table__.c,
                    CatalogService.__table__.c)
-    starts = sum(1 for d in cal_days if d.day == 1)
-    months = len({(d.year, d.month) for d in cal_days})
+    p = PromisedPayment.__table__.c
     price = _int(cs.price)
+    starts = sum(1 for d in cal_days if d.day == 1)
+    later = case((s.starts_on > today, 1), else_=0)
     bound = case(
         (and_(cs.charge_mode == "daily_prorata", cs.charge_period == "day"), price * len(cal_days)),
-        (cs.charge_mode == "daily_prorata", price * months),
-        (cs.charge_period == "day", price * 31 * (starts + case((s.starts_on > today, 1), else_=0))),
-        else_=price * (starts + case((s.starts_on > today, 1), else_=0)),
+        (cs.charge_mode == "daily_prorata", _daily_bound(price, cal_days)),
+        (cs.charge_period == "day", price * 31 * (starts + later)),
+        else_=price * (starts + later),
     )
-    where, joined = _billable(today)
-    per_service = (select(a.contract_id.label("contract_id"), bound.label("bound"))
-                   .select_from(joined).where(where, s.starts_on <= cal_days[-1]))
-    p = PromisedPayment.__table__.c
-    promised = select(p.contract_id.label("contract_id"), _int(p.amount).label("bound")).where(
-        p.status == "active", p.until < cal_days[-1])
-    u = union_all(per_service, promised).subquery("u")
-    return (select(c.id).select_from(u.join(Contract.__table__, c.id == u.c.contract_id))
-            .group_by(c.id, c.balance, c.credit_limit)
-            .having(func.sum(u.c.bound) > _money()))
+    contract_cols = [c.id.label("contract_id"), c.subscriber_id, _money().label("money"),
+                     _int(c.balance).label("balance"), _int(c.credit_limit).label("credit_limit")]
+    # the services that count: billable now, not ended before tomorrow, contract blockable
+    facts = (select(*contract_cols, price.label("price"), cs.charge_period.label("per"),
+                    cs.charge_mode.label("mode"), s.starts_on, s.ends_on, bound.label("bound"))
+             .select_from(AssignedService.__table__.join(Account.__table__, a.id == s.account_id)
+                          .join(Contract.__table__, c.id == a.contract_id)
+                          .join(CatalogService.__table__, cs.id == s.service_id))
+             .where(s.state == "active", a.status == "active", c.do_not_block.is_(False),
+                    or_(s.ends_on.is_(None), s.ends_on > today), s.starts_on <= cal_days[-1]))
+    # promised payments in force: returned (a debit of the whole amount) the day after their last
+    returns = (select(*contract_cols, _int(p.amount).label("amount"), p.until)
+               .select_from(PromisedPayment.__table__.join(Contract.__table__, c.id == p.contract_id))
+               .where(p.status == "active", p.until < cal_days[-1], c.do_not_block.is_(False)))
+    if ids is not None:
+        facts = facts.where(c.id.in_(ids))
+        returns = returns.where(c.id.in_(ids))
+    facts, returns = facts.cte("facts"), returns.cte("returns")
+    if ids is None:
+        bounds = union_all(select(facts.c.contract_id, facts.c.money, facts.c.bound),
+                           select(returns.c.contract_id, returns.c.money, returns.c.amount)).subquery("bounds")
+        short = (select(bounds.c.contract_id).group_by(bounds.c.contract_id)
+                 .having(func.sum(bounds.c.bound) > func.max(bounds.c.money))).cte("short")
+        facts_short = facts.join(short, short.c.contract_id == facts.c.contract_id)
+        returns_short = returns.join(short, short.c.contract_id == returns.c.contract_id)
+    else:
+        facts_short, returns_short = facts, returns
+    ctes = [facts, returns] + ([short] if ids is None else [])
 
-
-def _daily_costs(today: date, horizon: int, contracts):
-    """(contract_id, k, cost): what the charge run posts on day today + k, per contract and day,
-    for the contracts selected by ``contracts`` (a SELECT of ids)."""
-    cal = _calendar(today, horizon)
-    s, a, cs = AssignedService.__table__.c, Account.__table__.c, CatalogService.__table__.c
-    price = _int(cs.price)
-    in_force = and_(s.starts_on <= cal.c.d, or_(s.ends_on.is_(None), s.ends_on >= cal.c.d))
-    end_day = case((or_(s.ends_on.is_(None), s.ends_on >= cal.c.me), cal.c.dim), else_=_day_of_month(s.ends_on))
-    lump_days = end_day - cal.c.dom + 1  # monthly in advance: from the charge day to the month's (service's) end
+    # what the charge run posts on day today + k (charging.amount_sql: the one amount rule)
+    f = facts.c
+    in_force = and_(f.starts_on <= cal.c.d, or_(f.ends_on.is_(None), f.ends_on >= cal.c.d))
+    end_day = case((or_(f.ends_on.is_(None), f.ends_on >= cal.c.me), cal.c.dim), else_=_day_of_month(f.ends_on))
     cost = case(
         (~in_force, literal(0, BigInteger)),
-        (cs.charge_mode == "daily_prorata",
-         amount_sql(cs.charge_period, cs.charge_mode, price, 1, case((cal.c.dom == cal.c.dim, 1), else_=0),
-                    cal.c.dim)),
-        (or_(cal.c.first == 1, s.starts_on == cal.c.d),
-         amount_sql(cs.charge_period, cs.charge_mode, price, lump_days, case((end_day == cal.c.dim, 1), else_=0),
+        (f.mode == "daily_prorata",
+         amount_sql(f.per, f.mode, f.price, 1, case((cal.c.dom == cal.c.dim, 1), else_=0), cal.c.dim)),
+        # monthly in advance: on the 1st, or the day it starts, the days to the month's (its) end
+        (or_(cal.c.first == 1, f.starts_on == cal.c.d),
+         amount_sql(f.per, f.mode, f.price, end_day - cal.c.dom + 1, case((end_day == cal.c.dim, 1), else_=0),
                     cal.c.dim)),
         else_=literal(0, BigInteger),
     )
-    where, joined = _billable(today)
-    services = (select(a.contract_id.label("contract_id"), cal.c.k.label("k"), cost.label("cost"))
-                .select_from(joined.join(cal, true())).where(where, a.contract_id.in_(contracts)))
-    p = PromisedPayment.__table__.c
-    returns = (select(p.contract_id.label("contract_id"), cal.c.k.label("k"), _int(p.amount).label("cost"))
-               .select_from(PromisedPayment.__table__.join(cal, cal.c.prev == p.until))
-               .where(p.status == "active", p.contract_id.in_(contracts)))
-    u = union_all(services, returns).subquery("u")
-    return select(u.c.contract_id, u.c.k, func.sum(u.c.cost).label("cost")).group_by(u.c.contract_id, u.c.k)
-
-
-def _summary(today: date, horizon: int, contracts):
-    """Per contract that runs short within ``horizon`` days: (contract_id, subscriber_id, days,
-    charge, short, balance, credit_limit), amounts in kopecks."""
-    per_day = _daily_costs(today, horizon, contracts).subquery("per_day")
-    running = select(per_day.c.contract_id, per_day.c.k, per_day.c.cost,
-                     func.sum(per_day.c.cost).over(partition_by=per_day.c.contract_id, order_by=per_day.c.k)
-                     .label("cum")).subquery("running")
-    c = Contract.__table__.c
-    money = _money()
-    covered = running.c.cum <= money
-    first_short = func.min(case((~covered, running.c.cum)))
-    return (select(c.id.label("contract_id"), c.subscriber_id,
-                   func.sum(case((covered, 1), else_=0)).label("days"),
-                   (first_short - func.coalesce(func.max(case((covered, running.c.cum))), 0)).label("charge"),
-                   (first_short - func.min(money)).label("short"),
-                   func.min(_int(c.balance)).label("balance"), func.min(_int(c.credit_limit)).label("credit_limit"))
-            .select_from(running.join(Contract.__table__, c.id == running.c.contract_id))
-            .group_by(c.id, c.subscriber_id)
-            .having(func.max(running.c.cum) > func.min(money)))
+    keep = [f.contract_id, f.subscriber_id, f.money, f.balance, f.credit_limit]
+    r = returns.c
+    per_row = union_all(
+        select(*keep, cal.c.k, cost.label("cost")).select_from(facts_short.join(cal, true())),
+        select(r.contract_id, r.subscriber_id, r.money, r.balance, r.credit_limit, cal.c.k, r.amount)
+        .select_from(returns_short.join(cal, cal.c.prev == r.until)),
+    ).subquery("per_row")
+    u = per_row.c
+    group = [u.contract_id, u.subscriber_id, u.money, u.balance, u.credit_limit]
+    per_day = select(*group, u.k, func.sum(u.cost).label("cost")).group_by(*group, u.k).subquery("per_day")
+    d = per_day.c
+    running = select(d.contract_id, d.subscriber_id, d.money, d.balance, d.credit_limit,
+                     func.sum(d.cost).over(partition_by=d.contract_id, order_by=d.k).label("cum")).subquery("running")
+    w = running.c
+    covered = w.cum <= w.money
+    first_short = func.min(case((~covered, w.cum)))
+    group = [w.contract_id, w.subscriber_id, w.money, w.balance, w.credit_limit]
+    return (select(w.contract_id, w.subscriber_id, func.sum(case((covered, 1), else_=0)).label("days"),
+                   (first_short - func.coalesce(func.max(case((covered, w.cum))), 0)).label("charge"),
+                   (first_short - w.money).label("short"), w.balance, w.credit_limit)
+            .group_by(*group).having(func.max(w.cum) > w.money)
+            # the WITH inside this SELECT, not atop the INSERT: pysqlite counts rows only of a
+            # statement that starts with INSERT
+            .add_cte(*ctes, nest_here=True))
 
 
 @dataclass
@@ -273,9 +290,8 @@ def forecast(contract_ids, today: date | None = None, horizon: int = DISPLAY_HOR
     if not ids:
         return {}
     today = today or clock.today()
-    chosen = select(Contract.__table__.c.id).where(Contract.__table__.c.id.in_(ids))
     out = {}
-    for row in db.session.execute(_summary(today, horizon, chosen)):
+    for row in db.session.execute(_forecast_rows(today, horizon, ids)):
         until = today + timedelta(days=row.days)
         out[row.contract_id] = Forecast(row.days, until, until + timedelta(days=1), from_minor(row.charge),
                                         from_minor(row.short))
@@ -298,8 +314,7 @@ def warn(today: date | None = None, *, now: datetime | None = None) -> int:
     if not row.enabled or not levels:
         return 0
     horizon = levels[-1] + 1
-    cal_days = [today + timedelta(days=k) for k in range(1, horizon + 1)]
-    summary = _summary(today, horizon, _may_run_short(today, cal_days)).subquery("summary")
+    summary = _forecast_rows(today, horizon).subquery("summary")
     n = summary.c.days
     level = case(*[(n <= t, t) for t in levels])
     charge_on = _day_text(today, n + 1, horizon)
