@@ -86,6 +86,8 @@ SUBSCRIBER_FORM = ("kind", "full_name", "email", "postal_address", "notes", "cab
 def subscriber_data() -> dict:
     data = {f: form_text(f) for f in SUBSCRIBER_FORM}
     data["kind"] = data["kind"] or "person"
+    if "language" in request.form:  # (forms without it keep the card's language)
+        data["language"] = request.form["language"]
     data["phones"] = [p.strip() for p in request.form.get("phones", "").split(",") if p.strip()]
     if request.form.get("cabinet_password"):
         data["cabinet_password"] = request.form["cabinet_password"]

@@ -24,6 +24,7 @@ from ..models import (
     Subscriber,
     Tariff,
 )
+from ..models.subscribers import SUBSCRIBER_LANGUAGES
 from . import audit
 from .errors import BillingError, NotFound
 from .inputs import check_text, parse_amount
@@ -94,7 +95,7 @@ def _raise(errors: dict):
 # -- subscribers and contracts ------------------------------------------------------------
 
 SUBSCRIBER_FIELDS = ("kind", "full_name", "phones", "email", "postal_address", "notes", "cabinet_login", "inn",
-                     "bank_account")
+                     "bank_account", "language")
 # a bank statement's payer is matched by them (portal.billing.statements)
 INN_RE = re.compile(r"^(\d{10}|\d{12})$")
 BANK_ACCOUNT_RE = re.compile(r"^\d{20}$")
@@ -103,10 +104,12 @@ BANK_ACCOUNT_RE = re.compile(r"^\d{20}$")
 def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = None) -> Subscriber:
     """Create (subscriber=None) or update a subscriber card from a dict of fields."""
     creating = subscriber is None
-    merged = {f: getattr(subscriber, f) for f in SUBSCRIBER_FIELDS} if subscriber else {"kind": "person"}
+    merged = {f: getattr(subscriber, f) for f in SUBSCRIBER_FIELDS} if subscriber else {"kind": "person",
+                                                                                          "language": "ru"}
     merged.update({k: v for k, v in data.items() if k in SUBSCRIBER_FIELDS or k == "cabinet_password"})
     errors: dict = {}
     _choice(errors, merged, "kind", SUBSCRIBER_KINDS)
+    _choice(errors, merged, "language", SUBSCRIBER_LANGUAGES)  # their messages' and cabinet's
     _text(errors, merged, "full_name", 300, required=True)
     phones = merged.get("phones") or []
     if not isinstance(phones, list) or not all(isinstance(p, str) and PHONE_RE.match(p) for p in phones):
