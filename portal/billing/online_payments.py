@@ -16,11 +16,18 @@ The rules:
   at once; the ledger's unique key lets one of them post and the others find it.
 * The amount is any sum between the shop's minimum and maximum; the cabinet prefills what lifts
   the balance block (blocking.top_up_to_unblock, the one place of that sum).
+* A lost notification loses no money: a periodic job (jobs/payments.py) reads back every payment
+  left pending (``due_for_recheck``), first RECHECK_AFTER after it was created, then at gaps
+  that double (each as long as the payment's age at its last check, at most MAX_GAP), and stops
+  once the service's own expiry is behind it (EXPIRES_AFTER): a payment still pending then is
+  marked expired (our "canceled", with that reason; a notification that still comes is read
+  back and credits as ever).
 """
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import select
@@ -41,6 +48,16 @@ SERVICE_STATES = ("pending", "waiting_for_capture", "succeeded", "canceled")
 SHOP_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 PAYMENT_SUBJECTS = ("service", "payment", "commodity", "another")
 PAYMENT_MODES = ("full_prepayment", "advance", "full_payment", "prepayment")
+# The periodic re-check of payments no notification settled. A notification comes within
+# seconds, so the first read-back waits a few minutes; ЮKassa cancels an unpaid payment itself
+# (within an hour for a card; some methods wait longer), and an Idempotence-Key lives 24 hours:
+# past a day a pending payment is read once more, then marked expired and left alone.
+RECHECKED = ("pending", "waiting_for_capture")
+RECHECK_AFTER = timedelta(minutes=3)
+MAX_GAP = timedelta(hours=1)
+EXPIRES_AFTER = timedelta(hours=24)
+GIVE_UP_AFTER = timedelta(days=3)  # the service unreachable all that while: staff re-check it
+EXPIRED = "expired: still pending at the service a day after it was created; no longer checked"
 
 
 def ledger_key(payment_id: str) -> str:
@@ -254,6 +271,40 @@ def apply_remote(payment: OnlinePayment, remote: dict) -> bool:
                                      idempotency_key=ledger_key(payment.payment_id))
     payment.ledger_entry_id, payment.error = entry.id, None
     return created_now
+
+
+def due_for_recheck(now: datetime, limit: int = 100) -> list[int]:
+    """The pending payments (with a service id) a re-check should read back now, oldest first:
+    created at least RECHECK_AFTER ago, whose last check is at least as long ago as the
+    payment's age was then (RECHECK_AFTER at least, MAX_GAP at most: checks at about 3, 6, 12,
+    24, 48 minutes, then hourly), or which have reached EXPIRES_AFTER (the last read, after which
+    ``expire`` marks them). One the service could not answer for past GIVE_UP_AFTER is left to
+    staff's re-check button."""
+    o = OnlinePayment.__table__.c
+    rows = db.session.execute(
+        select(o.id, o.created_at, o.checked_at)
+        .where(o.state.in_(RECHECKED), o.payment_id.is_not(None), o.created_at <= now - RECHECK_AFTER,
+               o.created_at > now - GIVE_UP_AFTER)
+        .order_by(o.id)).all()
+    due = []
+    for pid, created, checked in rows:
+        gap = min(max(checked - created, RECHECK_AFTER), MAX_GAP) if checked else RECHECK_AFTER
+        if now - created >= EXPIRES_AFTER or checked is None or now - checked >= gap:
+            due.append(pid)
+            if len(due) >= limit:
+                break
+    return due
+
+
+def expire(payment: OnlinePayment, now: datetime) -> bool:
+    """A payment the service still calls pending past EXPIRES_AFTER: marked expired (state
+    "canceled" with that reason; a later notification is still read back and may credit it).
+    True when this call marked it."""
+    if payment.state not in RECHECKED or now - payment.created_at < EXPIRES_AFTER:
+        return False
+    payment.state, payment.error = "canceled", EXPIRED
+    audit.record("system", "online_payment.expired", payment.contract, f"ЮKassa {payment.payment_id}: {EXPIRED}")
+    return True
 
 
 def recent(limit: int = 100, state: str | None = None, before: int | None = None) -> list[OnlinePayment]:

@@ -15,7 +15,7 @@ from ...billing import online_payments as op
 from ...billing.crypto import decrypt
 from ...billing.errors import BillingError
 from ...extensions import db
-from ...models import Contract, OnlinePayment, OnlineShop
+from ...models import Contract, OnlinePayment, OnlineShop, utcnow
 from ...platforms.http import PlatformError, audit_calls, recording
 from .client import YooKassaClient, payment_body
 
@@ -79,7 +79,7 @@ def confirm(payment: OnlinePayment, *, actor: str) -> bool:
         db.session.commit()
         raise ServiceUnavailable(error)
     if remote is None:
-        payment.error = "the service does not know this payment"
+        payment.error, payment.checked_at = "the service does not know this payment", utcnow()
         db.session.commit()
         return False
     credited = op.apply_remote(payment, remote)
@@ -101,3 +101,36 @@ def on_notification(document) -> str:
     if payment is None:
         return "unknown"
     return "credited" if confirm(payment, actor=op.ACTOR) else "checked"
+
+
+RECHECK_ACTOR = "system"
+
+
+def recheck_pending(*, now=None, limit: int = 100) -> dict:
+    """The periodic re-check (jobs/payments.py): read back each pending payment that is due
+    (billing.online_payments.due_for_recheck), one transaction each, so a credit found is
+    credited once (the ledger key, whatever a notification does meanwhile) and a payment past the
+    service's expiry that is still pending is marked expired. When the service cannot be reached
+    the run stops at once: the rest wait for the next run (nothing is marked, nothing lost)."""
+    now = now or utcnow()
+    counts = {"checked": 0, "credited": 0, "canceled": 0, "expired": 0, "unavailable": 0}
+    for pk in op.due_for_recheck(now, limit):
+        payment = db.session.get(OnlinePayment, pk)
+        if payment is None or payment.state not in op.RECHECKED:
+            continue  # a notification settled it meanwhile
+        try:
+            credited = confirm(payment, actor=RECHECK_ACTOR)
+        except ServiceUnavailable:
+            db.session.rollback()
+            counts["unavailable"] += 1
+            break
+        counts["checked"] += 1
+        payment = db.session.get(OnlinePayment, pk)
+        if credited:
+            counts["credited"] += 1
+        elif payment.state == "canceled":
+            counts["canceled"] += 1
+        elif op.expire(payment, now):
+            counts["expired"] += 1
+        db.session.commit()
+    return counts
