@@ -50,6 +50,9 @@ def periodic(config) -> list[dict]:
         # payment agents: call records past their retention (billing.agent_payments.KEEP_DAYS)
         {"name": "prune-provider-calls", "func": payments.prune_provider_calls, "queue_name": "low",
          "cron": "40 4 * * *"},
+        # online payments no notification settled: read back (billing.online_payments.due_for_recheck)
+        {"name": "online-payments-recheck", "func": payments.recheck_online_payments, "queue_name": "default",
+         "interval": 60},
         # issue 19 warnings, after the charge run (the forecast counts on today's charges being
         # posted) and at an hour people read messages: low balance, promised payments due back
         {"name": "forecast-warnings", "func": warnings.warn_low_balance, "queue_name": "default", "cron": "0 10 * * *"},
