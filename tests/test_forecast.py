@@ -185,6 +185,20 @@ def test_no_warning_without_charges_or_with_do_not_block(ctx):
     assert forecast.forecast([empty.id, never.id], today) == {}
 
 
+def test_no_forecast_warning_below_the_limit(ctx):
+    """A contract already below its credit limit (in grace, its accounts still on) hears of the
+    coming block from the grace rule, not "your money lasts 0 days" every day."""
+    set_thresholds("7, 3, 1")
+    today = date(2025, 1, 27)
+    c = contract_with([("daily_prorata", "300.00")], on=today, paid="20.00")
+    with clock.as_of(today):
+        ledger.post(c.id, "charge", Decimal("-30.00"), actor="test", comment="fee", apply_rules=False)
+    db.session.commit()
+    assert money(c) < 0
+    assert forecast.warn(today) == 0
+    assert forecast.forecast([c.id], today) == {}
+
+
 def test_the_day_is_the_billing_time_zone_day(ctx):
     """At 23:30 in Moscow on Jan 31 (20:30 UTC) the money runs out tomorrow; at 00:30 on Feb 1
     (21:30 UTC) it is a new month already charged, so no warning then."""

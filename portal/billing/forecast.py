@@ -16,7 +16,8 @@ is in the balance (the warning pass is scheduled after the charge run). N is the
 days from tomorrow whose running total the money covers; ``until`` = today + N is the last
 covered day and ``charge_on`` = until + 1 the day whose charge it does not cover. A contract
 with no charges, with "do not block", or whose money covers every day of the horizon has no
-N (never warned).
+N (never warned). Nor has a contract already below its credit limit (balance + credit limit
+< 0): blocked, or in grace, where ``billing.grace`` warns of the block instead.
 
 **Warnings.** The operator sets thresholds (``ForecastSettings``: e.g. 7, 3, 1 days). The daily
 pass (``warn``) records a ``low_balance`` notice for each contract whose N is at most the
@@ -213,12 +214,12 @@ def _forecast_rows(today: date, horizon: int, ids=None):
              .select_from(AssignedService.__table__.join(Account.__table__, a.id == s.account_id)
                           .join(Contract.__table__, c.id == a.contract_id)
                           .join(CatalogService.__table__, cs.id == s.service_id))
-             .where(s.state == "active", a.status == "active", c.do_not_block.is_(False),
+             .where(s.state == "active", a.status == "active", c.do_not_block.is_(False), _money() >= 0,
                     or_(s.ends_on.is_(None), s.ends_on > today), s.starts_on <= cal_days[-1]))
     # promised payments in force: returned (a debit of the whole amount) the day after their last
     returns = (select(*contract_cols, _int(p.amount).label("amount"), p.until)
                .select_from(PromisedPayment.__table__.join(Contract.__table__, c.id == p.contract_id))
-               .where(p.status == "active", p.until < cal_days[-1], c.do_not_block.is_(False)))
+               .where(p.status == "active", p.until < cal_days[-1], c.do_not_block.is_(False), _money() >= 0))
     if ids is not None:
         facts = facts.where(c.id.in_(ids))
         returns = returns.where(c.id.in_(ids))
