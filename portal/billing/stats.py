@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, exists, func, select, type_coerce
+from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce
 
 from ..extensions import db
 from ..models import Account, Contract, LedgerEntry, Subscriber, SyncState, from_minor
@@ -27,7 +27,8 @@ def _sums(start: datetime, end: datetime) -> tuple[Decimal, Decimal]:
     rows = dict(db.session.execute(
         select(le.kind, func.coalesce(func.sum(amount), 0))
         .where(le.created_at >= start, le.created_at < end, le.kind.in_(("payment", "charge", "refund")),
-               ~exists().where(storno.c.cancels_id == le.id))
+               # (only payments are looked up: the day's many charges skip the probe)
+               or_(le.kind != "payment", ~exists().where(storno.c.cancels_id == le.id)))
         .group_by(le.kind)
     ).all())
     payments = rows.get("payment", 0)
