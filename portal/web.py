@@ -378,6 +378,9 @@ ACTION_TITLES = {
     "statement.upload": _l("Bank statement uploaded"), "statement.match": _l("Statement payment matched to a contract"),
     "statement.assign": _l("Statement payment assigned to a contract"),
     "statement.post": _l("Statement payments posted"), "statement.dismiss": _l("Statement payment dismissed"),
+    "notification_template.save": _l("Message template changed"),
+    "notification_template.reset": _l("Message template reset to default"),
+    "bulk_message.send": _l("Bulk message sent"),
 }
 PLATFORM_TITLES = {"smotreshka": "«Смотрёшка»", "stalker": "Stalker", "intercom": "«Интерсвязь»",
                    "billmanager": "BILLmanager", "webhook": "webhook", "yookassa": "ЮKassa"}

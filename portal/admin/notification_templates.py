@@ -48,6 +48,8 @@ EVENT_TITLES = {
     "service_bought": _l("Service bought"), "freeze_started": _l("Freeze started"),
     "freeze_ended": _l("Freeze ended"), "bulk": _l("Bulk message"),
 }
+# Billing's field messages of the bulk form, listed so that pybabel puts them in the catalog.
+MESSAGES = [_l("an amount with at most two decimal places"), _l("not a valid choice")]
 CHANNEL_TITLES = {"email": "E-mail", "sms": "SMS", "telegram": "Telegram"}
 LOCALE_TITLES = {"ru": "Русский", "en": "English"}
 BULK_SHOWN = 100

@@ -20,6 +20,7 @@ from functools import wraps
 from flask import abort, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import update
 from sqlalchemy.orm import selectinload
 
 from .. import login_limits, security
@@ -109,6 +110,15 @@ def not_found(error):
     return render_template("cabinet/404.html", subscriber=g.get("subscriber")), 404
 
 
+@bp.before_request
+def _remember_language():
+    """The cabinet's RU/EN switch is the subscriber's language: their messages follow it."""
+    lang = request.args.get("lang")
+    if lang in ("ru", "en") and (subscriber := current_subscriber()) is not None and subscriber.language != lang:
+        db.session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(language=lang))
+        db.session.commit()
+
+
 @bp.context_processor
 def cabinet_context():
     return {"subscriber": g.get("subscriber")}
@@ -134,6 +144,7 @@ def login():
         if subscriber is not None:
             login_limits.record_success(LIMIT_SCOPE, login_name, address)
             _start_session(subscriber)
+            session.setdefault("lang", subscriber.language)  # their language, unless picked on this page
             return redirect(next_url or url_for("cabinet.home"))
         login_limits.record_failure(LIMIT_SCOPE, login_name, address)
         flash(_("Wrong login or password."), "error")
