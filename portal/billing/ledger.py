@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import BigInteger, case, func, literal, select, type_coerce, update
+from sqlalchemy import BigInteger, bindparam, case, func, literal, select, type_coerce, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from ..db_setup import dialect_insert
 from ..extensions import db
@@ -34,6 +37,38 @@ def _apply(contract_id: int, minor: int) -> None:
         .values(balance=type_coerce(Contract.__table__.c.balance, BigInteger) + minor)
         .execution_options(synchronize_session=False)
     )
+
+
+# A posting's statements, built once per process (building one cost about as much as running it).
+_ENTRY_COLUMNS = ("contract_id", "kind", "amount", "comment", "author", "idempotency_key", "created_at", "source",
+                  "cashier_id", "reason", "cancels_id")
+
+
+@cache
+def _insert_entry(dialect: str, keyed: bool):
+    """INSERT of one entry, only if its contract exists (INSERT ... SELECT ... FROM contracts: the
+    contract's check and the insert in one round trip), and with a key only if the key is new
+    (ON CONFLICT DO NOTHING: a parallel request with the same key cannot post twice, and no
+    savepoint is needed; SQLite's are unreliable through pysqlite). Returns the new id, or no row."""
+    table, c = LedgerEntry.__table__, Contract.__table__.c
+    values = select(*[bindparam(name, type_=table.c[name].type) for name in _ENTRY_COLUMNS]) \
+        .where(c.id == bindparam("contract_id"))
+    stmt = dialect_insert(table).from_select(list(_ENTRY_COLUMNS), values)
+    if keyed:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return stmt.returning(table.c.id)
+
+
+@cache
+def _apply_returning():
+    """The balance UPDATE, returning whether the balance rule has nothing to do now
+    (blocking.idle_after)."""
+    from .blocking import idle_after
+
+    c = Contract.__table__.c
+    minor = bindparam("minor", type_=BigInteger())
+    return update(Contract.__table__).where(c.id == bindparam("cid")) \
+        .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle_after(minor))
 
 
 def source_of(actor: str | None, key: str | None) -> str:
@@ -77,42 +112,43 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     if amount == 0 or (sign and (amount > 0) != (sign > 0)):
         raise BillingError({"amount": "must be positive" if sign >= 0 else "must be negative"} if sign
                            else {"amount": "must not be zero"})
-    contract = db.session.get(Contract, contract_id) if isinstance(contract_id, int) else None
-    if contract is None:
+    if not isinstance(contract_id, int):
         raise NotFound({"contract_id": "no such contract"})
-    if idempotency_key:
-        first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
-        if first is not None:
-            return _same_or_conflict(first, contract_id, amount), False
-    # ON CONFLICT DO NOTHING: a parallel request with the same key cannot post twice, and no
-    # savepoint is needed (SQLite's are unreliable through pysqlite).
-    stmt = dialect_insert(LedgerEntry.__table__).values(
-        contract_id=contract_id, kind=kind, amount=amount, comment=comment, author=actor,
-        idempotency_key=idempotency_key, created_at=utcnow(), source=source, cashier_id=cashier_id,
-        reason=reason, cancels_id=cancels_id,
-    )
-    if idempotency_key:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    new_id = db.session.execute(stmt.returning(LedgerEntry.__table__.c.id)).scalar()
-    if new_id is None:
-        first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key))
+    values = dict(contract_id=contract_id, kind=kind, amount=amount, comment=comment, author=actor,
+                  idempotency_key=idempotency_key, created_at=utcnow(), source=source, cashier_id=cashier_id,
+                  reason=reason, cancels_id=cancels_id)
+    new_id = db.session.execute(_insert_entry(db.session.get_bind().dialect.name, bool(idempotency_key)),
+                                values).scalar()
+    if new_id is None:  # no such contract, or the key was used (by a parallel request that committed first)
+        first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key)) \
+            if idempotency_key else None
+        if first is None or (first.contract_id != contract_id and db.session.get(Contract, contract_id) is None):
+            raise NotFound({"contract_id": "no such contract"})
         return _same_or_conflict(first, contract_id, amount), False
-    entry = db.session.get(LedgerEntry, new_id)
-    _apply(contract_id, to_minor(amount))
-    db.session.expire(contract, ["balance"])
-    audit.record(actor, f"ledger.{kind}", contract, f"{kind} {amount}",
+    # the entry as if read back: no SELECT for what this statement just wrote
+    entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
+    make_transient_to_detached(entry)
+    db.session.add(entry)
+    idle = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).scalar()
+    contract = db.session.identity_map.get(identity_key(Contract, contract_id))
+    if contract is not None:
+        db.session.expire(contract, ["balance"])
+    audit.record(actor, f"ledger.{kind}", None, f"{kind} {amount}", object_type="contract", object_id=contract_id,
                  after={"entry_id": entry.id, "amount": str(amount), "comment": comment})
-    if apply_rules:
+    if apply_rules and not idle:
         from .charging import apply_balance_rule
 
         apply_balance_rule([contract_id], actor=actor)
     # platforms that show the balance (webhook, IPTV middleware) hear of the new money
-    from .outbox import notify
+    from .outbox import notify_contract
 
-    notify([a.id for a in contract.accounts], f"ledger.{kind}")
+    notify_contract(contract_id, f"ledger.{kind}")
     if kind == "payment":
         notice_events.payments_received([entry.id])
     return entry, True
+
+
+_UNSET = [c.key for c in LedgerEntry.__table__.c if c.key not in _ENTRY_COLUMNS and c.key != "id"]
 
 
 def _same_or_conflict(first: LedgerEntry, contract_id: int, amount: Decimal) -> LedgerEntry:

@@ -97,6 +97,25 @@ def notify(account_ids, reason: str) -> None:
         _remember(rows)
 
 
+@cache
+def _notify_contract_statement(platforms: tuple[str, ...]):
+    """``_notify_statement`` for the accounts of one contract (``contract_id``), read in the
+    same statement: a payment need not load them first."""
+    o = OutboxEvent.__table__.c
+    pairs = platforms_query(select(Account.id).where(Account.contract_id == bindparam("contract_id")))
+    now = bindparam("now", type_=OutboxEvent.__table__.c.created_at.type)
+    return insert(OutboxEvent.__table__).from_select(
+        ["account_id", "platform", "reason", "created_at", "enqueued_at"],
+        select(pairs.c.account_id, pairs.c.platform, bindparam("reason", type_=String()), now, now),
+    ).returning(o.id, o.account_id, o.platform, o.reason)
+
+
+def notify_contract(contract_id: int, reason: str) -> None:
+    """``notify`` for every account of a contract."""
+    _remember(db.session.execute(_notify_contract_statement(tuple(known_platforms())), {
+        "contract_id": contract_id, "reason": reason[:64], "now": utcnow()}).all())
+
+
 def add_events(pairs, reason: str) -> None:
     """Add outbox rows for explicit (account_id, platform) pairs."""
     now = utcnow()

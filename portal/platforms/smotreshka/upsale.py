@@ -66,9 +66,6 @@ CHECKS = (
     .where(Account.login == bindparam("login"))
     .options(joinedload(Account.contract), joinedload(Account.services).joinedload(AssignedService.service))
 )
-# the account and the service a commit assigns, in one round trip
-ACCOUNT_AND_SERVICE = (select(Account, CatalogService).join(CatalogService, CatalogService.id == bindparam("sid"))
-                       .where(Account.id == bindparam("aid")))
 # The transaction row as plain columns (an ORM object per call cost more than the statement)
 BY_QS = select(_upsales).where(_upsales.c.qs_transaction_id == bindparam("qs"))
 BY_ID = select(_upsales).where(_upsales.c.id == bindparam("bid"))
@@ -175,13 +172,24 @@ def _repeat(existing, kind: str, params: dict) -> tuple[int, dict]:
     return 200, {"result": "operation_ensured", "billingTransactionId": existing.id}
 
 
+def _recorded(params: dict):
+    return db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).first()
+
+
 def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
-    existing = db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).first()
-    if existing is not None:
-        return _repeat(existing, kind, params)
-    outcome, data = _resolve(kind, params, settings)
+    # The checks first and the transaction's row after (a first ensure, the common call, reads
+    # no row: its INSERT finds a repeat). A repeat is answered as the first time whatever the
+    # checks say now, so a refusal looks for a recorded transaction before it is answered.
+    try:
+        outcome, data = _resolve(kind, params, settings)
+    except Refusal:
+        existing = _recorded(params)
+        if existing is not None:
+            return _repeat(existing, kind, params)
+        raise
     if outcome == "refused":
-        return 200, data
+        existing = _recorded(params)
+        return _repeat(existing, kind, params) if existing is not None else (200, data)
     account, new, old, quote = data
     txn_id, now = str(uuid.uuid4()), utcnow()
     added = db.session.scalar(_insert_once(db.session.get_bind().dialect.name), dict(
@@ -190,8 +198,8 @@ def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
         trial_days=int(params["trialDays"]), amount_quoted=quote, state="pending", created_at=now,
         expires_at=now + timedelta(seconds=settings.upsale_ttl)))
     if added is None:
-        # The INSERT waited for the parallel ensure that took the key to commit; its row is
-        # visible now (a new statement's snapshot), and this call is a repeat of it.
+        # A repeat, or the INSERT waited for the parallel ensure that took the key to commit; the
+        # row is visible now (a new statement's snapshot), and this call is a repeat of it.
         return _repeat(db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).one(), kind, params)
     return 200, {"result": "operation_ensured", "billingTransactionId": txn_id}
 
@@ -232,11 +240,10 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
         raise Refusal(409, "the commit does not match its ensure", "qsTransactionId")
     if not taken:
         return 200, dict(txn.reply or {"result": "operation_commited", "billingTransactionId": txn.id})
-    account, service = db.session.execute(ACCOUNT_AND_SERVICE,
-                                          {"aid": txn.account_id, "sid": txn.new_service_id}).one()
     # One live copy per account: under the account's lock, an offer bought meanwhile by another
     # transaction (a second purchase in the app) is no purchase at all; this one ends refused.
-    acc.lock_account(account)
+    # (The account, its contract locked, its services and the service: one round trip.)
+    account, service = acc.locked_with_service(txn.account_id, txn.new_service_id)
     old = next((s for s in tv.live(account) if s.service_id == txn.old_service_id), None) \
         if txn.old_service_id else None
     if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction

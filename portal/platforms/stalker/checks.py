@@ -15,13 +15,14 @@ PLATFORM = "stalker"
 def check_change(account, tariff=None, service=None) -> dict:
     """Field errors for a tariff whose plan Stalker does not have, or a service whose package
     the account's plan does not offer as optional; ``{}`` for an account not on Stalker."""
-    on_stalker = account.id is not None and outbox.on_platform(account.id, PLATFORM)
     errors = {}
-    if tariff is not None and on_stalker:
+    # whether the account is on Stalker matters only for a tariff: a service that is no Stalker
+    # package is never refused (package_refusal), so its check asks the database nothing
+    if tariff is not None and account.id is not None and outbox.on_platform(account.id, PLATFORM):
         plan = catalog.plan_of(tariff.id)
         if plan is None or catalog.plan_exists(plan) is False:
             errors["tariff_id"] = _no_plan(tariff.name)
-    if service is not None and (on_stalker or catalog.package_of(service) is not None):
+    if service is not None and catalog.package_of(service) is not None:
         refusal = catalog.package_refusal(account.tariff_id, service)
         if refusal:
             errors["service_id"] = refusal
