@@ -116,6 +116,7 @@ def test_grace_warning_names_the_block_day_not_a_forecast(ctx):
 @pytest.mark.parametrize("source", [
     "{{ ''.__class__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "{{ balance.__class__ }}",
     "{{ balance|attr('__class__') }}", "{{ cycler.__init__.__globals__ }}", "{{ self._TemplateReference__context }}",
+    "{{ 'x' * 1000000000 }}", "{{ 10 ** 100000000 }}", "{{ range(10) | list * 100000000 }}",
 ])
 def test_sandbox_refuses_python_internals(ctx, source):
     """Can an admin's template reach Python's internals? (No: refused at save and at send.)"""

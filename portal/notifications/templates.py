@@ -35,11 +35,12 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from babel.units import format_unit
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import TemplateError
+from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..billing import audit
 from ..extensions import db
-from ..models import NOTICE_EVENTS, NotificationTemplate
+from ..models import NOTICE_EVENTS, NotificationTemplate, utcnow
 
 CHANNELS = ("email", "sms", "telegram")
 LOCALES = ("ru", "en")
@@ -343,10 +344,12 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "If this was not you, please call us.\n\n"
         "Kind regards,\n{{ operator_name }}"),
     ("service_bought", "sms", "ru"): _T(
-        "", "Подключено «{{ service_name }}»{% if price %} за {{ price|money }}{% endif %}. "
+        "", "Договор {{ contract_number }}: подключено «{{ service_name }}»"
+            "{% if price %} за {{ price|money }}{% endif %}. "
             "Баланс {{ balance|money }}."),
     ("service_bought", "sms", "en"): _T(
-        "", "Bought \"{{ service_name }}\"{% if price %} for {{ price|money }}{% endif %}. "
+        "", "Contract {{ contract_number }}: bought \"{{ service_name }}\""
+            "{% if price %} for {{ price|money }}{% endif %}. "
             "Balance {{ balance|money }}."),
     ("service_bought", "telegram", "ru"): _T(
         "", "🛒 <b>Покупка: «{{ service_name }}»</b>{% if platform %} ({{ platform }}){% endif %}\n"
@@ -404,10 +407,12 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "Balance: {{ balance|money }}.\n\n"
         "Welcome back!\n{{ operator_name }}"),
     ("freeze_ended", "sms", "ru"): _T(
-        "", "Обслуживание{% if account_login %} {{ account_login }}{% endif %} возобновлено. "
+        "", "Договор {{ contract_number }}: обслуживание{% if account_login %} {{ account_login }}{% endif %} "
+            "возобновлено. "
             "Баланс {{ balance|money }}."),
     ("freeze_ended", "sms", "en"): _T(
-        "", "Service{% if account_login %} {{ account_login }}{% endif %} resumed. Balance {{ balance|money }}."),
+        "", "Contract {{ contract_number }}: service{% if account_login %} {{ account_login }}{% endif %} resumed. "
+            "Balance {{ balance|money }}."),
     ("freeze_ended", "telegram", "ru"): _T(
         "", "▶️ <b>Обслуживание возобновлено</b>\n"
             "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}. "
@@ -481,11 +486,28 @@ def _filters(locale: str, currency: str, tz: str) -> dict:
     return {"money": money, "date": to_date, "datetime": to_datetime, "days": days}
 
 
+# the most a template may build with * or ** (a message is a few kilobytes; "x" * 10**9 is not)
+MAX_PRODUCT = 100_000
+
+
 class _Environment(SandboxedEnvironment):
-    """A sandbox that also refuses underscored names however they are reached (``attr``, ``[]``)."""
+    """A sandbox that also refuses underscored names however they are reached (``attr``, ``[]``)
+    and products too large for a message (a typo in an admin's template must not eat the worker)."""
+
+    intercepted_binops = frozenset(["*", "**"])
 
     def is_safe_attribute(self, obj, attr, value):
         return not str(attr).startswith("_") and super().is_safe_attribute(obj, attr, value)
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            sizes = [len(v) for v in (left, right) if isinstance(v, (str, list, tuple))]
+            counts = [abs(v) for v in (left, right) if isinstance(v, int) and not isinstance(v, bool)]
+            if sizes and counts and sizes[0] * counts[0] > MAX_PRODUCT:
+                raise SecurityError("result too large")
+        return super().call_binop(context, operator, left, right)
 
 
 @lru_cache(maxsize=32)
@@ -498,14 +520,30 @@ def _environment(locale: str, channel: str, currency: str, tz: str) -> Sandboxed
 
 # -- rendering ------------------------------------------------------------------------------------
 
+# The overrides, read once per database session (a request, or a delivery job's batch of
+# thousands of messages), not once per message; a save or a reset in the session forgets them.
+_OVERRIDES_KEY = "notification_template_overrides"
+
+
+def _all_overrides() -> dict:
+    rows = db.session.info.get(_OVERRIDES_KEY)
+    if rows is None:
+        rows = {(r.event, r.channel, r.locale): {"subject": r.subject or "", "body": r.body}
+                for r in db.session.execute(db.select(
+                    NotificationTemplate.event, NotificationTemplate.channel, NotificationTemplate.locale,
+                    NotificationTemplate.subject, NotificationTemplate.body))}
+        db.session.info[_OVERRIDES_KEY] = rows
+    return rows
+
+
+def forget_overrides() -> None:
+    """Read the overrides again on the next render (after a save or a reset)."""
+    db.session.info.pop(_OVERRIDES_KEY, None)
+
+
 def template_for(event: str, channel: str, locale: str) -> dict:
     """The template in force: the admin's override, else the built-in default."""
-    override = db.session.execute(
-        db.select(NotificationTemplate.subject, NotificationTemplate.body).filter_by(
-            event=event, channel=channel, locale=locale)).first()
-    if override is not None:
-        return {"subject": override.subject or "", "body": override.body}
-    return DEFAULTS[(event, channel, locale)]
+    return _all_overrides().get((event, channel, locale)) or DEFAULTS[(event, channel, locale)]
 
 
 def _check(event: str, channel: str, locale: str) -> None:
@@ -630,3 +668,40 @@ def context_for(subscriber, contract=None, data: dict | None = None) -> dict:
     if contract is not None:
         context.update(contract_number=contract.number, balance=str(contract.balance))
     return context
+
+
+# -- admin overrides ------------------------------------------------------------------------------
+
+def save_override(event: str, channel: str, locale: str, template: dict, *, actor: str) -> NotificationTemplate:
+    """Store an admin's template (validated by the caller with ``validate``) in the caller's
+    transaction; it replaces the default from the next message on."""
+    _check(event, channel, locale)
+    row = db.session.scalars(db.select(NotificationTemplate).filter_by(
+        event=event, channel=channel, locale=locale)).first()
+    before = {"subject": row.subject, "body": row.body} if row else None
+    row = row or NotificationTemplate(event=event, channel=channel, locale=locale)
+    row.subject = (template.get("subject") or "") if channel == "email" else ""
+    row.body = template["body"]
+    row.updated_by = actor
+    row.updated_at = utcnow()
+    db.session.add(row)
+    db.session.flush()
+    audit.record(actor, "notification_template.save", row, f"{event} {channel} {locale}", before=before,
+                 after={"subject": row.subject, "body": row.body})
+    forget_overrides()
+    return row
+
+
+def reset_override(event: str, channel: str, locale: str, *, actor: str) -> bool:
+    """Back to the built-in default; False when there was no override."""
+    _check(event, channel, locale)
+    row = db.session.scalars(db.select(NotificationTemplate).filter_by(
+        event=event, channel=channel, locale=locale)).first()
+    if row is None:
+        return False
+    audit.record(actor, "notification_template.reset", row, f"{event} {channel} {locale}",
+                 before={"subject": row.subject, "body": row.body})
+    db.session.delete(row)
+    db.session.flush()
+    forget_overrides()
+    return True
