@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from portal.extensions import db
-from portal.models import Subscriber
+from portal.models import NotificationPreference, Subscriber
 from portal.notifications import templates
 from tests.builders import subscriber_with_account
 from tests.helpers import CABINET_PASSWORD, field_error, form_token, post, staff_in_english
@@ -21,6 +21,8 @@ def _card_form(s: Subscriber, **changes) -> dict:
 def test_staff_set_the_language_on_the_card(ctx, client):
     """Can staff switch a subscriber to English on the card, and is a language we do not have refused?"""
     s, c, _a = subscriber_with_account("lena")
+    db.session.add(NotificationPreference(subscriber_id=s.id, locale="ru"))  # chose their channels before
+    db.session.commit()
     staff_in_english(client)
     page = client.get(f"/subscribers/{s.id}").get_data(as_text=True)
     assert re.search(r'<option value="ru" selected>', page)
@@ -30,6 +32,7 @@ def test_staff_set_the_language_on_the_card(ctx, client):
     assert r.status_code == 303
     db.session.expire_all()
     assert db.session.get(Subscriber, s.id).language == "en"
+    assert db.session.get(NotificationPreference, s.id).locale == "en"  # what delivery writes in
     assert re.search(r'<option value="en" selected>', client.get(f"/subscribers/{s.id}").get_data(as_text=True))
     # a form without the field (an older page) keeps it
     data = _card_form(s, full_name="Лена Новая")
@@ -44,6 +47,7 @@ def test_the_cabinet_opens_in_the_subscribers_language_and_its_switch_sets_it(ct
     cabinet's RU switch make their messages Russian?"""
     s, c, _a = subscriber_with_account("mark")
     s.language = "en"
+    db.session.add(NotificationPreference(subscriber_id=s.id, locale="en"))
     db.session.commit()
     client = app.test_client()
     r = client.post("/cabinet/login", data={"login": "mark", "password": CABINET_PASSWORD,
@@ -54,6 +58,7 @@ def test_the_cabinet_opens_in_the_subscribers_language_and_its_switch_sets_it(ct
     client.get("/cabinet/?lang=ru")
     db.session.expire_all()
     assert db.session.get(Subscriber, s.id).language == "ru"
+    assert db.session.get(NotificationPreference, s.id).locale == "ru"
     context = templates.context_for(s, c, {"amount": "10.00"})
     assert templates.render("payment_received", "sms", s.language, context).body.startswith("Платёж")
 

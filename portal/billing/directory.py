@@ -6,7 +6,7 @@ import re
 import secrets
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import (
@@ -21,6 +21,7 @@ from ..models import (
     CatalogService,
     Contract,
     ExtraFieldDefinition,
+    NotificationPreference,
     Subscriber,
     Tariff,
 )
@@ -146,12 +147,24 @@ def save_subscriber(data: dict, *, actor: str, subscriber: Subscriber | None = N
     db.session.flush()
     audit.record(actor, "subscriber.create" if creating else "subscriber.update", subscriber,
                  subscriber.full_name, before=before, after={f: getattr(subscriber, f) for f in SUBSCRIBER_FIELDS})
+    if before and before["language"] != subscriber.language:
+        set_language(subscriber.id, subscriber.language)
     if before and (before["full_name"], before["phones"]) != (subscriber.full_name, subscriber.phones):
         # platforms that keep the card (e.g. the intercom profile) follow the new name and phones
         from .outbox import notify
 
         notify([a.id for c in subscriber.contracts for a in c.accounts], "subscriber.card")
     return subscriber
+
+
+def set_language(subscriber_id: int, language: str) -> None:
+    """The subscriber's language (the card, the cabinet's switch), and their notification
+    preferences' language with it, so messages follow what the card and the cabinet show."""
+    if language not in SUBSCRIBER_LANGUAGES:
+        raise BillingError({"language": f"must be one of: {', '.join(SUBSCRIBER_LANGUAGES)}"})
+    db.session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(language=language))
+    db.session.execute(update(NotificationPreference).where(NotificationPreference.subscriber_id == subscriber_id)
+                       .values(locale=language))
 
 
 def next_contract_number() -> str:

@@ -20,11 +20,10 @@ from functools import wraps
 from flask import abort, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import update
 from sqlalchemy.orm import selectinload
 
 from .. import login_limits, security
-from ..billing import ledger, self_service
+from ..billing import directory, ledger, self_service
 from ..billing.errors import BillingError, NotFound
 from ..billing.inputs import unsafe_redirect_target
 from ..extensions import db
@@ -115,7 +114,7 @@ def _remember_language():
     """The cabinet's RU/EN switch is the subscriber's language: their messages follow it."""
     lang = request.args.get("lang")
     if lang in ("ru", "en") and (subscriber := current_subscriber()) is not None and subscriber.language != lang:
-        db.session.execute(update(Subscriber).where(Subscriber.id == subscriber.id).values(language=lang))
+        directory.set_language(subscriber.id, lang)
         db.session.commit()
 
 
