@@ -164,7 +164,14 @@ def rule() -> GraceRule:
 
 
 def operator_days() -> int:
-    return rule().days
+    """The operator's days of grace, read once per transaction (the balance rule asks on every
+    change; a missing row would otherwise be looked for each time)."""
+    db.session.connection()
+    txn = db.session().get_transaction()
+    memo = db.session.info.get("grace_days")
+    if memo is None or memo[0] is not txn:
+        memo = db.session.info["grace_days"] = (txn, rule().days)
+    return memo[1]
 
 
 def _days(errors: dict, raw, field: str, *, blank_ok: bool) -> int | None:
@@ -200,6 +207,7 @@ def save_rule(data: dict, *, actor: str) -> GraceRule:
         db.session.add(current)
     current.days, current.updated_at, current.updated_by = days, utcnow(), actor
     db.session.flush()
+    db.session.info.pop("grace_days", None)
     audit.record(actor, "grace.rules", current, f"grace before the balance block: {days} day(s)", before=before,
                  after={"days": days}, object_type="grace_rule")
     return current
