@@ -191,3 +191,22 @@ def test_a_subscriber_freezes_an_account_in_the_cabinet_and_comes_back_early(app
         assert fresh(Account, aid).status == "active"
         assert db.session.scalar(select(Freeze.status).where(Freeze.account_id == aid)) == "ended"
 
+
+
+def test_while_freezes_are_on_the_open_ended_self_block_is_refused_and_unblock_ends_a_freeze(ctx, client):
+    """With freezes on, a post to the old "block" action is refused (the freeze's limits hold);
+    the old "unblock" action on a frozen account ends the freeze, not just the block."""
+    set_rule()
+    _c, a = subscriber_account("lena")
+    cabinet_login(client, "lena")
+    page = client.get(f"/cabinet/accounts/{a.id}").get_data(as_text=True)
+    assert f"/cabinet/accounts/{a.id}/block" not in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post(f"/cabinet/accounts/{a.id}/block", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "freeze the account instead" in r.get_data(as_text=True)
+    assert fresh(Account, a.id).status == "active"
+    freeze.start(fresh(Account, a.id), clock.today() + timedelta(days=5), actor="lena")
+    db.session.commit()
+    client.post(f"/cabinet/accounts/{a.id}/unblock", data={"csrf_token": csrf})
+    assert fresh(Account, a.id).status == "active"
+    assert db.session.scalar(select(Freeze.status).where(Freeze.account_id == a.id)) == "ended"

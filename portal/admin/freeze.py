@@ -40,7 +40,8 @@ MESSAGES = [_l("voluntary freezes are off"), _l("the account is not in service")
             _l("shorter than the shortest freeze allowed"), _l("longer than the longest freeze allowed"),
             _l("a date (YYYY-MM-DD)"), _l("from 0 to 90 days"), _l("must be a whole number of days"),
             _l("must be a whole number"), _l("must not be over the maximum"), _l("at most ten years ahead"),
-            _l("from 1 to 366"), _l("from 1 to 12"), _l("from 0 to 366")]
+            _l("from 1 to 366"), _l("from 1 to 12"), _l("from 0 to 366"),
+            _l("freeze the account instead: voluntary freezes are on")]
 IN_FORCE_SHOWN = 200
 
 

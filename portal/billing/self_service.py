@@ -13,9 +13,11 @@ from ..extensions import db
 from ..models import Account, AssignedService, Contract, Subscriber
 from ..models.staff import check_password_or_dummy, session_fingerprint
 from . import accounts as acc
-from . import audit
+from . import audit, freeze
 from .blocking import top_up_to_unblock  # noqa: F401  (the cabinet pages show it)
 from .errors import BillingError, NotFound
+
+FREEZE_INSTEAD = "freeze the account instead: voluntary freezes are on"
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # Reasons a subscriber cannot lift in the cabinet: a payment lifts the balance block, the
@@ -109,11 +111,17 @@ def block_own(subscriber: Subscriber, account: Account) -> Account:
     """The subscriber's voluntary block (e.g. while away): charging stops from today."""
     if account.status != "active":
         raise BillingError({"status": f"cannot block an account that is {account.status}"})
+    if freeze.rule().enabled:  # then the freeze, with the operator's limits, is the way (billing.freeze)
+        raise BillingError({"freeze": FREEZE_INSTEAD})
     return acc.block(account, "subscriber", actor=actor(subscriber))
 
 
 def unblock_own(subscriber: Subscriber, account: Account) -> Account:
-    """Lift the subscriber's own block; a balance or manager block stays (and says so)."""
+    """Lift the subscriber's own block; a balance or manager block stays (and says so). A
+    freeze in force ends with it (its record says so)."""
+    if freeze.active(account) is not None:
+        freeze.end(account, actor=actor(subscriber))
+        return account
     return acc.unblock(account, "subscriber", actor=actor(subscriber))
 
 
