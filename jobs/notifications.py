@@ -8,8 +8,8 @@ from . import in_app_context
 
 
 @in_app_context
-def prepare(notice_ids: list[int]) -> int:
-    return delivery.prepare(notice_ids)
+def prepare() -> int:
+    return delivery.prepare_pending()
 
 
 @in_app_context

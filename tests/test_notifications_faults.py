@@ -35,7 +35,8 @@ def _swept(check):
 def test_sms_sent_while_the_gateway_is_down_arrive_once_when_it_is_back(sms_gateway, processes):
     """The gateway is down when three payments are recorded: do the jobs retry with backoff, the
     failure show on the rows meanwhile, and each SMS arrive exactly once after the gateway is up?"""
-    processes.start("jobs.worker")
+    # pauses of 1, 2, 3, 3 ... s: eight attempts take longer than the test's look at two of them
+    processes.start("jobs.worker", SYNC_BACKOFF_BASE=1, SYNC_BACKOFF_MAX=3)
     sms_gateway.down()
     subscribers = [gen_subscriber(phones=[f"+7900555000{n}"]) for n in range(3)]
     for s in subscribers:

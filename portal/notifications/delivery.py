@@ -111,6 +111,16 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
     return len(notices)
 
 
+def prepare_pending() -> int:
+    """Every unprocessed notice, batch after batch (the hand-off's job)."""
+    total = 0
+    while True:
+        taken = prepare()
+        total += taken
+        if taken < BATCH:
+            return total
+
+
 def _render(notice: Notice, kind: str, locale: str, subscriber: Subscriber, contract: Contract | None):
     from .templates import render
 

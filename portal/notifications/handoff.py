@@ -1,16 +1,16 @@
-"""After a commit: notices billing recorded go to a ``prepare`` job, delivery rows to their
-``deliver`` jobs (the platforms' outbox hand-off, ``portal.platforms.outbox.install``). When
-Redis is down the commit stands and the sweep (``delivery.sweep``) does it later."""
+"""After a commit: notices billing recorded wake the ``prepare`` job (one waits at a time),
+delivery rows go to their ``deliver`` jobs (the platforms' outbox hand-off,
+``portal.platforms.outbox.install``). When Redis is down the commit stands and the sweep
+(``delivery.sweep``) does it later."""
 from __future__ import annotations
 
 import logging
-import uuid
 
 from sqlalchemy import event
 
 from ..billing.notices import ROWS_KEY as NOTICES_KEY
 from ..extensions import db
-from ..queue import get_queue
+from ..queue import enqueue_once
 from . import delivery
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,9 @@ def _after_commit(session) -> None:
     rows = session.info.pop(delivery.ROWS_KEY, None)
     # the commit stands whatever happens here; the sweep enqueues what is left
     if notices:
-        try:
-            get_queue("default").enqueue(delivery.PREPARE_JOB, list(notices), result_ttl=0,
-                                         job_id=f"notify-prepare-{uuid.uuid4().hex}",
-                                         job_timeout=delivery.JOB_TIMEOUT * 5)
+        try:  # one waiting job prepares every pending notice: a burst of payments makes one job
+            enqueue_once("default", delivery.PREPARE_JOB, job_id="notify-prepare", running_covers=False,
+                         result_ttl=0, job_timeout=delivery.JOB_TIMEOUT * 10)
         except Exception:
             log.warning("notifications: %d notice(s) not handed to RQ now, the sweep will", len(notices),
                         exc_info=True)
