@@ -91,9 +91,9 @@ def main() -> int:
     if args.database_url:
         if "bench" not in urlsplit(args.database_url).path:
             sys.exit("the database name must contain 'bench' (its schema is dropped and recreated)")
-        import upsale
+        import openloop
 
-        upsale.ensure_database(args.database_url)
+        openloop.ensure_database(args.database_url)
         os.environ["DATABASE_URL"] = args.database_url
         os.environ.setdefault("SECRET_KEY", "bench-secret")
         os.environ.setdefault("CREDENTIALS_KEY", "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=")
