@@ -52,6 +52,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     type_coerce,
     union_all,
@@ -206,8 +207,8 @@ def _forecast_rows(today: date, horizon: int, ids=None):
         (cs.charge_period == "day", price * 31 * (starts + later)),
         else_=price * (starts + later),
     )
-    contract_cols = [c.id.label("contract_id"), c.subscriber_id, _money().label("money"),
-                     _int(c.balance).label("balance"), _int(c.credit_limit).label("credit_limit")]
+    # rows stay narrow (they are sorted by the million): the contract's other figures join at the end
+    contract_cols = [c.id.label("contract_id"), _money().label("money")]
     # the services that count: billable now, not ended before tomorrow, contract blockable
     facts = (select(*contract_cols, price.label("price"), cs.charge_period.label("per"),
                     cs.charge_mode.label("mode"), s.starts_on, s.ends_on, bound.label("bound"))
@@ -249,27 +250,32 @@ def _forecast_rows(today: date, horizon: int, ids=None):
                     cal.c.dim)),
         else_=literal(0, BigInteger),
     )
-    keep = [f.contract_id, f.subscriber_id, f.money, f.balance, f.credit_limit]
+    keep = [f.contract_id, f.money]
     r = returns.c
     per_row = union_all(
         select(*keep, cal.c.k, cost.label("cost")).select_from(facts_short.join(cal, true())),
-        select(r.contract_id, r.subscriber_id, r.money, r.balance, r.credit_limit, cal.c.k, r.amount)
+        select(r.contract_id, r.money, cal.c.k, r.amount)
         .select_from(returns_short.join(cal, cal.c.prev == r.until)),
     ).subquery("per_row")
     u = per_row.c
-    group = [u.contract_id, u.subscriber_id, u.money, u.balance, u.credit_limit]
-    per_day = select(*group, u.k, func.sum(u.cost).label("cost")).group_by(*group, u.k).subquery("per_day")
-    d = per_day.c
-    running = select(d.contract_id, d.subscriber_id, d.money, d.balance, d.credit_limit,
-                     func.sum(d.cost).over(partition_by=d.contract_id, order_by=d.k).label("cum")).subquery("running")
+    # the running total by day: the window's default frame (RANGE ... CURRENT ROW) takes in every
+    # row of the same day, so services need no GROUP BY per day first
+    running = select(u.contract_id, u.money, u.k,
+                     func.sum(u.cost).over(partition_by=u.contract_id, order_by=u.k).label("cum")
+                     ).subquery("running")
     w = running.c
     covered = w.cum <= w.money
     first_short = func.min(case((~covered, w.cum)))
-    group = [w.contract_id, w.subscriber_id, w.money, w.balance, w.credit_limit]
-    return (select(w.contract_id, w.subscriber_id, func.sum(case((covered, 1), else_=0)).label("days"),
-                   (first_short - func.coalesce(func.max(case((covered, w.cum))), 0)).label("charge"),
-                   (first_short - w.money).label("short"), w.balance, w.credit_limit)
-            .group_by(*group).having(func.max(w.cum) > w.money)
+    money = func.min(w.money)
+    short_by = (select(w.contract_id,
+                       # days 1..N are covered (the total only grows)
+                       func.coalesce(func.max(case((covered, w.k))), 0).label("days"),
+                       (first_short - func.coalesce(func.max(case((covered, w.cum))), 0)).label("charge"),
+                       (first_short - money).label("short"))
+                .group_by(w.contract_id).having(func.max(w.cum) > money)).subquery("short_by")
+    return (select(short_by.c.contract_id, c.subscriber_id, short_by.c.days, short_by.c.charge, short_by.c.short,
+                   _int(c.balance).label("balance"), _int(c.credit_limit).label("credit_limit"))
+            .select_from(short_by.join(Contract.__table__, c.id == short_by.c.contract_id))
             # the WITH inside this SELECT, not atop the INSERT: pysqlite counts rows only of a
             # statement that starts with INSERT
             .add_cte(*ctes, nest_here=True))
@@ -315,6 +321,10 @@ def warn(today: date | None = None, *, now: datetime | None = None) -> int:
     if not row.enabled or not levels:
         return 0
     horizon = levels[-1] + 1
+    if db.session.get_bind().dialect.name == "postgresql":
+        # for this transaction only: the pass hashes and sorts a million rows; at the stock 4MB
+        # they spill to temporary files (the job commits right after)
+        db.session.execute(text("SET LOCAL work_mem = '64MB'"))
     summary = _forecast_rows(today, horizon).subquery("summary")
     n = summary.c.days
     level = case(*[(n <= t, t) for t in levels])
