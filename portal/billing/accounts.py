@@ -29,6 +29,7 @@ from ..models import (
     utcnow,
 )
 from . import audit, clock, hooks, notice_events
+from .blocking import is_idle
 from .crypto import encrypt
 from .errors import BillingError
 from .outbox import notify
@@ -51,7 +52,8 @@ def _after_change(account: Account, action: str, actor: str, before: dict | None
     db.session.flush()
     charge_accounts([account.id], actor=actor, expire=_may_expire(account), reason=action,
                     keyed=(service.id, *charge_key) if service is not None and charge_key else None)
-    apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
+    if not is_idle(account.contract_id):  # (a contract that stays in credit: nothing for the rule to do)
+        apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before,
                  after=_service_facts(service) if service is not None else snapshot(account))
     notify([account.id], action)

@@ -62,13 +62,13 @@ def _insert_entry(dialect: str, keyed: bool):
 @cache
 def _apply_returning():
     """The balance UPDATE, returning whether the balance rule has nothing to do now
-    (blocking.idle_after)."""
-    from .blocking import idle_after
+    (blocking.idle)."""
+    from .blocking import idle
 
     c = Contract.__table__.c
     minor = bindparam("minor", type_=BigInteger())
     return update(Contract.__table__).where(c.id == bindparam("cid")) \
-        .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle_after(minor))
+        .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle())
 
 
 def source_of(actor: str | None, key: str | None) -> str:
