@@ -210,3 +210,18 @@ def test_while_freezes_are_on_the_open_ended_self_block_is_refused_and_unblock_e
     client.post(f"/cabinet/accounts/{a.id}/unblock", data={"csrf_token": csrf})
     assert fresh(Account, a.id).status == "active"
     assert db.session.scalar(select(Freeze.status).where(Freeze.account_id == a.id)) == "ended"
+
+
+def test_the_cabinet_and_the_contract_page_show_the_day_of_the_coming_block_during_grace(ctx, client):
+    """Below my limit with 3 days of grace: my cabinet says on which day my accounts will be
+    blocked, and so does the contract page for staff."""
+    grace.save_rule({"days": "3"}, actor="t")
+    db.session.commit()
+    c, a = subscriber_account("ivan", paid="0.00")
+    assert fresh(Account, a.id).status == "active"  # in grace, not blocked
+    block_on = (clock.today() + timedelta(days=3)).isoformat()
+    cabinet_login(client, "ivan")
+    assert f'data-block-on="{block_on}"' in client.get("/cabinet/").get_data(as_text=True)
+    assert f'data-block-on="{block_on}"' in client.get(f"/cabinet/contracts/{c.id}").get_data(as_text=True)
+    staff_in_english(client, role="manager")
+    assert f'data-block-on="{block_on}"' in client.get(f"/contracts/{c.id}").get_data(as_text=True)
