@@ -136,6 +136,16 @@ def test_validation_names_the_field_and_line(ctx):
     assert problems[0].field == "subject" and problems[0].kind == "syntax" and problems[0].line == 1
 
 
+def test_a_template_too_long_or_with_a_nul_is_refused(ctx):
+    """Is a NUL character or a text past the limit refused by name, before anything is stored?"""
+    [p] = templates.validate("blocked", "sms", {"body": "a\x00b"})
+    assert (p.field, p.message) == ("body", "must not contain NUL characters")
+    [p] = templates.validate("blocked", "email", {"subject": "x" * 201, "body": "ok"})
+    assert (p.field, p.message) == ("subject", "at most 200 characters")
+    [p] = templates.validate("blocked", "email", {"subject": "ok", "body": "x" * 5001})
+    assert (p.field, p.message) == ("body", "at most 5000 characters")
+
+
 def _notice(contract, event, data):
     notices.record(subscriber_id=contract.subscriber_id, contract_id=contract.id, event=event, data=data)
     db.session.commit()

@@ -62,7 +62,9 @@ def _known(event: str, channel: str, locale: str) -> None:
 
 def problem_text(problem: templates.Problem) -> str:
     """A template's problem in the reader's language, with its line when known."""
-    text = {"empty": _("required"),
+    if problem.kind == "too_long":
+        return _("at most %(n)s characters", n=problem.detail)
+    text = {"empty": _("required"), "nul": _("must not contain NUL characters"),
             "syntax": _("syntax error: %(detail)s", detail=problem.detail),
             "unknown": _("unknown variable: %(names)s", names=problem.detail),
             "render": _("fails on sample data: %(detail)s", detail=problem.detail)}[problem.kind]
@@ -93,7 +95,8 @@ def _preview_for(event: str, channel: str, locale: str, draft: dict, contract_nu
     contract = None
     number = contract_number.strip()
     if number:
-        contract = db.session.scalars(select(Contract).where(Contract.number == number)).first()
+        contract = None if len(number) > 32 or "\x00" in number else \
+            db.session.scalars(select(Contract).where(Contract.number == number)).first()
         if contract is None:
             errors["contract"] = _("not found")
     else:
@@ -153,11 +156,13 @@ def preview_notification_template(event: str, channel: str, locale: str):
 def save_notification_template(event: str, channel: str, locale: str):
     _known(event, channel, locale)
     draft = _draft()
-    problems = templates.validate(event, channel, draft)
-    if problems:
-        errors: dict = {}
-        for p in problems:
-            errors.setdefault(p.field, problem_text(p))
+    errors: dict = {}
+    for p in templates.validate(event, channel, draft):
+        errors.setdefault(p.field, problem_text(p))
+    contract = request.form.get("contract", "")
+    if len(contract) > 32 or "\x00" in contract:  # (the preview's field: no contract number looks so)
+        errors["contract"] = _("not found")
+    if errors:
         return _edit_page(event, channel, locale, draft, errors, status=422)
     templates.save_override(event, channel, locale, draft, actor=actor())
     db.session.commit()

@@ -13,6 +13,7 @@ click or a retry finds the message already sent and records nothing twice.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -29,6 +30,7 @@ from . import templates
 TEXT_MAX = 2000
 SUBJECT_MAX = 200
 FILTERS = ("agent", "tariff", "status", "balance_below")
+REQUEST_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the form's one-time key (secrets.token_hex)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def parse_filters(raw: dict) -> Filters:
     for name, model in (("agent", Agent), ("tariff", Tariff)):
         text = (raw.get(name) or "").strip()
         if text:
-            if not text.isdigit() or db.session.get(model, int(text)) is None:
+            if not (text.isdigit() and len(text) <= 9) or db.session.get(model, int(text)) is None:
                 errors[name] = "not found"
             else:
                 values[name] = int(text)
@@ -97,20 +99,14 @@ def count(filters: Filters) -> int:
 
 
 def check_message(subject: str, text: str) -> None:
-    """The text and subject are required, bounded, and valid templates over the subscriber's fields."""
+    """The text is required; both are bounded, and valid templates over the subscriber's fields."""
     errors: dict = {}
-    if len(subject) > SUBJECT_MAX:
-        errors["subject"] = f"at most {SUBJECT_MAX} characters"
-    elif subject:
-        problems = templates.validate_bulk_text(subject, "subject")
+    for field, value, limit in (("subject", subject, SUBJECT_MAX), ("text", text, TEXT_MAX)):
+        if field == "subject" and not value:
+            continue
+        problems = templates.validate_bulk_text(value, field, limit)
         if problems:
-            errors["subject"] = problems[0].message
-    if len(text) > TEXT_MAX:
-        errors["text"] = f"at most {TEXT_MAX} characters"
-    else:
-        problems = templates.validate_bulk_text(text)
-        if problems:
-            errors["text"] = problems[0].message
+            errors[field] = problems[0].message
     if errors:
         raise BillingError(errors)
 
@@ -142,7 +138,7 @@ def send(filters: Filters, subject: str, text: str, *, actor: str, request_key: 
     """Record the bulk message and one ``bulk`` notice per recipient, in the caller's
     transaction. Returns (message, False) when ``request_key`` was sent before: nothing new."""
     check_message(subject, text)
-    if not request_key or len(request_key) > 64:
+    if not REQUEST_KEY.fullmatch(request_key or ""):
         raise BillingError({"request_key": "required"})
     table = BulkMessage.__table__
     new_id = db.session.execute(

@@ -87,15 +87,19 @@ class Rendered:
 class Problem:
     """A template an admin wrote that cannot be saved: which field, where, and why."""
     field: str                # "subject", "body" (or a bulk message's "text")
-    kind: str                 # "empty", "syntax", "unknown" (variables), "render" (fails on sample data)
+    # "empty", "too_long" (detail: the limit), "nul", "syntax", "unknown" (variables), "render" (fails on sample data)
+    kind: str
     detail: str = ""          # the syntax error's text, the unknown names, the failure
     line: int | None = None   # the template's line, when known
 
     @property
     def message(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        return where + {"empty": "required", "syntax": "syntax error: ", "unknown": "unknown variable: ",
-                        "render": "fails on sample data: "}[self.kind] + self.detail
+        if self.kind == "too_long":
+            return f"at most {self.detail} characters"
+        return where + {"empty": "required", "nul": "must not contain NUL characters", "syntax": "syntax error: ",
+                        "unknown": "unknown variable: ", "render": "fails on sample data: "}[self.kind] + \
+            ("" if self.kind in ("empty", "nul") else self.detail)
 
 
 def _T(subject: str, body: str) -> dict:
@@ -609,11 +613,23 @@ def sample_context(event: str) -> dict:
     return {k: sample[k] for k in variables(event) if k in sample}
 
 
-def check_source(source: str, field: str, event: str, channel: str, allowed: set[str]) -> list[Problem]:
-    """What is wrong with one template text: a syntax error (with its line), a variable not in
-    ``allowed``, or a failure rendering the event's sample data in either language."""
+# the longest subject and text a template may have (an e-mail's text is the longest message)
+SUBJECT_MAX = 200
+BODY_MAX = 5000
+
+
+def check_source(source: str, field: str, event: str, channel: str, allowed: set[str],
+                 max_len: int | None = None) -> list[Problem]:
+    """What is wrong with one template text: empty, too long, a NUL, a syntax error (with its
+    line), a variable not in ``allowed``, or a failure rendering the event's sample data in
+    either language."""
     if not source.strip():
         return [Problem(field, "empty")]
+    limit = max_len or (SUBJECT_MAX if field == "subject" else BODY_MAX)
+    if len(source) > limit:
+        return [Problem(field, "too_long", str(limit))]
+    if "\x00" in source:
+        return [Problem(field, "nul")]
     currency, tz, _ = _settings()
     env = _environment("ru", channel, currency, tz)
     try:
@@ -645,9 +661,9 @@ def validate(event: str, channel: str, template: dict) -> list[Problem]:
     return [p for field in fields for p in check_source(template.get(field) or "", field, event, channel, allowed)]
 
 
-def validate_bulk_text(text: str, field: str = "text") -> list[Problem]:
+def validate_bulk_text(text: str, field: str = "text", max_len: int | None = None) -> list[Problem]:
     """Staff's bulk text may name the subscriber's and contract's fields, nothing else."""
-    return check_source(text, field, "bulk", "sms", set(COMMON_VARIABLES))
+    return check_source(text, field, "bulk", "sms", set(COMMON_VARIABLES), max_len)
 
 
 def _error_line(exc: Exception) -> int | None:
