@@ -258,8 +258,13 @@ def end(account: Account, *, actor: str) -> Freeze:
     if f is None:
         raise BillingError({FIELD: NOT_FROZEN})
     today = clock.today()
-    f.status, f.ended_on, f.ended_by = "ended", today, actor
-    db.session.flush()
+    # guarded, as the end job claims: whichever of the two comes second finds nothing to end
+    claimed = db.session.execute(update(_freezes).where(_freezes.c.id == f.id, _freezes.c.status == "active")
+                                 .values(status="ended", ended_on=today, ended_by=actor)).rowcount
+    if not claimed:
+        raise BillingError({FIELD: NOT_FROZEN})
+    db.session.refresh(f)
+    db.session.refresh(account, ["status", "block_reasons", "status_changed_on"])
     if account.status == "blocked" and account.block_reasons & SUBSCRIBER:
         unblock(account, "subscriber", actor=actor)  # charges the days given back, platforms, balance rule
     notices.record(subscriber_id=account.contract.subscriber_id, contract_id=account.contract_id,
