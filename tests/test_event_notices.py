@@ -116,6 +116,20 @@ def test_service_assigned_by_staff_and_bought_by_the_subscriber(ctx):
     assert (bought.data["service_name"], bought.data["price"], bought.data["period"]) == (tv.name, "199.00", "month")
 
 
+def test_an_upsale_is_a_purchase(ctx):
+    """A service bought through a platform's upsale (its charge keyed by the transaction) is
+    "bought", not "assigned"."""
+    tv = gen_service("99.00")
+    c = gen_contract()
+    ledger.payment(c.id, Decimal("500"), actor="t", external_id="seed-u")
+    db.session.commit()
+    a = gen_account(contract=c, tariff=gen_tariff([tv]))
+    acc.assign_service(a, {"service_id": tv.id}, actor="platform:smotreshka", charge_key=("upsale:1", "upsale q-1"))
+    db.session.commit()
+    assert [n.data["service_name"] for n in notices("service_bought", c.id)] == [tv.name]
+    assert notices("service_assigned", c.id) == []
+
+
 def test_service_ended_by_staff_and_by_its_end_date(ctx):
     """Ending a service, by staff or because its end date passed (the charge run), tells the
     subscriber once each, with the last day."""

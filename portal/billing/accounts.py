@@ -468,7 +468,7 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
     assigned = _insert_assigned(account, service, starts_on=starts_on, ends_on=ends_on, state="active",
                                 state_changed_on=today, order_key=order_key[:64] if order_key else None)
     _after_change(account, "service.assign", actor, None, service.name, service=assigned, charge_key=charge_key)
-    notice_events.service_assigned(assigned)
+    notice_events.service_assigned(assigned, bought=bool(order_key or charge_key))
     return assigned
 
 

@@ -13,8 +13,8 @@ templates of ``portal.notifications.templates`` use, plus a few more):
 * ``promised_expiring``: ``amount``, ``until`` (the day it is taken back: tomorrow),
   ``last_day`` (its last day in force: today), ``balance``. Key
   ``promised_expiring:<promised payment id>``.
-* ``service_assigned`` / ``service_bought`` (bought = by the subscriber's own request: a cabinet
-  purchase or a platform's upsale, i.e. the assignment carries the request's one-time key):
+* ``service_assigned`` / ``service_bought`` (bought = a purchase: a cabinet request with its
+  one-time key, or a platform's upsale whose charge carries the transaction's key):
   ``service_name``, ``account_login``, ``price``, ``period`` (month | day), ``platform`` (or
   null), ``starts_on``, ``ends_on`` (or null). Key ``<event>:<assigned service id>``.
 * ``service_ended``: ``service_name``, ``account_login``, ``ended_on`` (the last day in force).
@@ -108,10 +108,11 @@ def promised_expiring(today: date | None = None) -> int:
     return notices.insert_from_select(_COLUMNS, rows)
 
 
-def service_assigned(assigned: AssignedService) -> bool:
-    """``service_bought`` when the subscriber's own request assigned it (it carries the
-    request's one-time key), else ``service_assigned``."""
-    event = "service_bought" if assigned.order_key else "service_assigned"
+def service_assigned(assigned: AssignedService, *, bought: bool = False) -> bool:
+    """``service_bought`` when a purchase assigned it (``bought``: the request carried its
+    one-time key or its charge an external key: the cabinet, an upsale callback), else
+    ``service_assigned``."""
+    event = "service_bought" if bought else "service_assigned"
     account, service = assigned.account, assigned.service
     return notices.record(
         subscriber_id=account.contract.subscriber_id, contract_id=account.contract_id, account_id=account.id,
