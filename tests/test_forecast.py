@@ -262,3 +262,17 @@ def test_settings_off_warn_nobody(ctx):
     contract_with([("monthly_advance", "450.00")], on=date(2025, 1, 27), paid="500.00")
     assert forecast.warn(date(2025, 1, 27)) == 0
     assert forecast.thresholds_of(forecast.settings()) == [5]
+
+
+def test_the_daily_job_warns_and_commits(ctx):
+    """The scheduled job runs the pass for the billing day and keeps what it recorded."""
+    from jobs.forecast import warn_low_balance, warn_promised_expiring
+
+    set_thresholds("7, 3, 1")
+    c = contract_with([("monthly_advance", "450.00")], on=date(2025, 1, 27), paid="500.00")
+    with clock.as_of(date(2025, 1, 27)):
+        assert warn_low_balance() == {"recorded": 1}
+        assert warn_low_balance() == {"recorded": 0}
+        assert warn_promised_expiring() == {"recorded": 0}
+    db.session.rollback()  # committed by the job: still there
+    assert [n.data["days_left"] for n in low_balance_notices(c.id)] == [4]
