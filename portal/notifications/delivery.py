@@ -22,6 +22,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
+from rq import Queue
 from sqlalchemy import or_, select, update
 
 from ..db_setup import dialect_insert
@@ -34,7 +35,7 @@ from ..models import (
     Subscriber,
     utcnow,
 )
-from ..queue import enqueue_once
+from ..queue import enqueue_once, get_queue
 from . import channels, preferences, ratelimit, sms, smtp, telegram
 from .senders import SendError, Sent
 
@@ -49,6 +50,7 @@ MAX_ATTEMPTS = 8
 STALE_SENDING = 600     # seconds a row may stay "sending" before the sweep gives it back
 WAIT_INLINE = 1.0       # a job waits this long for its rate slot; longer: the row is postponed
 JOB_TIMEOUT = 120
+ENQUEUE_CHUNK = 500    # jobs per pipelined hand-off
 
 
 def queue_for(critical: bool) -> str:
@@ -101,10 +103,10 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
             planned.append(values)
     critical = {n.id: n.critical for n in notices}
     made: list[tuple[int, bool]] = []
-    for start in range(0, len(planned), 200):  # multi-row INSERTs; a row already there is skipped
-        stmt = dialect_insert(table).values(planned[start:start + 200]).on_conflict_do_nothing(
-            index_elements=["notice_id", "channel"]).returning(table.c.id, table.c.notice_id, table.c.state)
-        made += [(i, critical[n]) for i, n, state in db.session.execute(stmt) if state == "queued"]
+    if planned:  # one statement compiled once, sent as multi-row batches (insertmanyvalues)
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["notice_id", "channel"]).returning(
+            table.c.id, table.c.notice_id, table.c.state)
+        made = [(i, critical[n]) for i, n, state in db.session.execute(stmt, planned) if state == "queued"]
     db.session.execute(update(Notice).where(Notice.id.in_([n.id for n in notices])).values(processed_at=now))
     db.session.info.setdefault(ROWS_KEY, []).extend(made)
     db.session.commit()
@@ -239,6 +241,29 @@ def enqueue(rows: list[tuple[int, bool]], mark: bool = False) -> int:
         if mark:
             _mark(done, utcnow())
         elif len(done) < len(rows):
+            _mark([i for i, _ in rows if i not in reached], None)
+    return len(done)
+
+
+def enqueue_new(rows: list[tuple[int, bool]]) -> int:
+    """The hand-off of rows just written: no job can exist for them yet, so they go to RQ in
+    pipelined batches (one round trip per ENQUEUE_CHUNK instead of one per row); rows of a
+    batch that did not reach RQ are left for the sweep."""
+    by_queue: dict[str, list[int]] = {}
+    for delivery_id, critical in rows:
+        by_queue.setdefault(queue_for(critical), []).append(delivery_id)
+    done: list[int] = []
+    try:
+        for name, ids in by_queue.items():
+            queue = get_queue(name)
+            for start in range(0, len(ids), ENQUEUE_CHUNK):
+                chunk = ids[start:start + ENQUEUE_CHUNK]
+                queue.enqueue_many([Queue.prepare_data(DELIVER_JOB, (i,), job_id=job_id(i), result_ttl=0,
+                                                       timeout=JOB_TIMEOUT) for i in chunk])
+                done += chunk
+    finally:
+        if len(done) < len(rows):
+            reached = set(done)
             _mark([i for i, _ in rows if i not in reached], None)
     return len(done)
 

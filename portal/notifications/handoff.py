@@ -45,7 +45,7 @@ def _after_commit(session) -> None:
                         exc_info=True)
     if rows:
         try:
-            delivery.enqueue(rows)
+            delivery.enqueue_new(rows)
         except Exception:
             log.warning("notifications: %d delivery(ies) not handed to RQ now, the sweep will", len(rows),
                         exc_info=True)
