@@ -244,7 +244,7 @@ SELECT g AS id, 1 + floor(%(n)s * {_u('g', 11)})::int AS contract_id,
        CASE WHEN g %% 2 = 0 THEN {_pick('%(pauthor)s::text[]', _u('g', 14))} ELSE 'system' END AS author,
        CASE WHEN g %% 2 = 0 THEN {_pick('%(pid)s::text[]', _u('g', 14))} || '-'
             || lpad(to_hex(hashint8(g)), 8, '0') || '-' || g END AS idempotency_key,
-       CASE WHEN g %% 2 = 1 THEN 1 + floor(%(n)s * {_u('g', 11)})::int END AS assigned_service_id,
+       NULL::int AS assigned_service_id,  -- (no assigned services here: the foreign key)
        CASE WHEN g %% 2 = 1 THEN date_trunc('month', now() - (2 * %(n)s - g) * (interval '90 days' / (2 * %(n)s)))::date
             END AS period_start
 FROM generate_series(1, 2 * %(n)s) g"""),
@@ -393,8 +393,10 @@ def ensure_indexes(url: str) -> None:
             for col in table.columns:
                 if (table.name, col.name) not in have_cols:
                     ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {col.type.compile(conn.dialect)}'
-                    if col.server_default is not None:
-                        ddl += f" DEFAULT {col.server_default.arg}"
+                    if col.server_default is not None:  # (a string default is a literal; text() is SQL)
+                        arg = col.server_default.arg
+                        ddl += f" DEFAULT {arg.text}" if hasattr(arg, "text") else \
+                            " DEFAULT '" + str(arg).replace("'", "''") + "'"
                     conn.exec_driver_sql(ddl)
                     log(f"  column {table.name}.{col.name} added")
         conn.commit()
@@ -635,7 +637,7 @@ def measure(url: str, repeat: int, explain_top: int, only: set[str] | None) -> i
     # EXPLAIN of the slowest statement of the slowest distinct requests
     seen, picked = set(), []
     for dt, req, top, _each in sorted(slow, key=lambda x: -x[0]):
-        if top[1] and req not in seen:
+        if top[1] and re.match(r"\s*(SELECT|WITH)", top[1], re.I) and req not in seen:
             seen.add(req)
             picked.append((dt, req, top))
         if len(picked) >= explain_top:

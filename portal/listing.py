@@ -5,8 +5,6 @@ no COUNT(*) and no OFFSET, so a page costs the same at row 10 and at row 1,000,0
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from sqlalchemy import func, or_, select, tuple_
 
 from .extensions import db
@@ -83,11 +81,17 @@ SET_COST = 6000
 LONG_WALK_ROWS = 20000
 
 
-def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int):
-    """(sort value, id) of the row ``rows`` rows after the cursor in the list's order, over the
-    whole table (an index-only scan of (sort column, id)), or None if the table ends first."""
+def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int, start=None):
+    """(sort value, id) of the row ``rows`` rows after the cursor (or after the key ``start``)
+    in the list's order, over the whole table (an index-only scan of (sort column, id)), or
+    None if the table ends first."""
     order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
-    ahead = _keyset(select(sort_col, id_col).select_from(id_col.table), id_col, sort_col, parse, desc, after)
+    ahead = select(sort_col, id_col).select_from(id_col.table)
+    if start is None:
+        ahead = _keyset(ahead, id_col, sort_col, parse, desc, after)
+    else:
+        ahead = ahead.where(tuple_(sort_col, id_col) < start if desc else tuple_(sort_col, id_col) > start)
+    _plan("walk")  # (an index-only scan: never a sort of the whole table)
     found = db.session.execute(ahead.order_by(*order).offset(rows - 1).limit(1)).first()
     return tuple(found) if found is not None else None
 
@@ -96,49 +100,70 @@ def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int):
 # their primary keys. Left to itself, the planner takes a search over joined tables (contracts
 # or payments by the subscriber's name) for selective and scans whole tables: 0.2-0.5 s.
 # (Hash joins stay: with them off, the sync filter's EXISTS became a nested loop over every
-# 'retry' state per row, 40-50 s.)
-_WALK_PLAN = ("enable_seqscan", "enable_bitmapscan")
+# 'retry' state per row, 40-50 s.) The few-matches step wants bitmaps of the indexes only.
+# JIT is off throughout: the planner costs a bounded walk, a probe or a totals count as if it
+# ran to the end, past ``jit_above_cost``, and compiling took longer than running.
+_PLANS = {
+    "default": {"enable_seqscan": "on", "enable_bitmapscan": "on", "enable_indexscan": "on"},
+    "walk": {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_indexscan": "on"},
+    "few": {"enable_seqscan": "off", "enable_bitmapscan": "on", "enable_indexscan": "off"},
+}
 
 
-def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int):
+def _plan(name: str) -> None:
+    """The planner settings ``name`` (and no JIT) for the rest of this transaction, PostgreSQL
+    only; one statement, and none when they are already in force (each round trip counts: a
+    page is a few statements of a few ms). They end with the request's transaction."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    session = db.session()
+    conn = session.connection()  # (begins the transaction, if none)
+    txn = session.get_transaction()
+    current = session.info.get("listing_plan")
+    if current is not None and current[0] is txn and current[1] == name:
+        return
+    settings = {**_PLANS[name], "jit": "off"}
+    conn.exec_driver_sql("SELECT " + ", ".join(f"set_config('{k}', '{v}', true)" for k, v in settings.items()))
+    session.info["listing_plan"] = (txn, name)
+
+
+def no_jit() -> None:
+    """No JIT for the rest of this transaction (PostgreSQL): see _PLANS."""
+    _plan("default")
+
+
+def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int, start=None):
+    """The matches among the rows after ``start`` (a (sort value, id) key, exclusive; else the
+    cursor already in ``keyed``) up to ``bound`` (inclusive; None: to the end), in order."""
     order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
     edge = tuple_(sort_col, id_col)
     walked = keyed.where(edge >= bound if desc else edge <= bound) if bound is not None else keyed
-    with _planner(*_WALK_PLAN):
-        return db.session.execute(walked.order_by(*order).limit(limit + 1)).all()
-
-
-@contextmanager
-def _planner(*off: str):
-    """These planner methods off for the statements inside (PostgreSQL, this transaction)."""
-    conn = db.session.connection()
-    settings = ", ".join(f"set_config('{name}', %(v)s, true)" for name in off)  # (one round trip)
-    conn.exec_driver_sql(f"SELECT {settings}", {"v": "off"})
-    try:
-        yield conn
-    finally:
-        conn.exec_driver_sql(f"SELECT {settings}", {"v": "on"})
+    if start is not None:
+        walked = walked.where(edge < start if desc else edge > start)
+    _plan("walk")
+    return db.session.execute(walked.order_by(*order).limit(limit + 1)).all()
 
 
 def _few(keyed, query, id_col, sort_col, desc: bool, limit: int):
     """The page when the search and filters select at most SET_ROWS rows after the cursor and
     the planner expects them to be found cheaply (bitmap scans of their indexes); else None."""
     # bitmap scans of the indexes only (an ordered index walk was step 1)
-    with _planner("enable_seqscan", "enable_indexscan") as conn:
-        every = keyed.with_only_columns(id_col, sort_col.label("sort_value"))
-        # (the cost of finding them all: under a LIMIT the planner discounts the cost of a
-        # bitmap it must build whole before the first row)
-        compiled = every.compile(conn)
-        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
-        if (plan[0] if isinstance(plan, list) else plan)["Plan"]["Total Cost"] > SET_COST:
-            return None
-        probe = every.limit(SET_ROWS + 1)
-        found = probe.cte("found").prefix_with("MATERIALIZED")
-        count = select(func.count()).select_from(found).scalar_subquery()
-        fid = found.c[id_col.key]
-        top = select(fid, count).order_by(*((found.c.sort_value.desc(), fid.desc()) if desc
-                                             else (found.c.sort_value, fid))).limit(limit + 1)
-        picked = db.session.execute(top).all()
+    _plan("few")
+    conn = db.session.connection()
+    every = keyed.with_only_columns(id_col, sort_col.label("sort_value"))
+    # (the cost of finding them all: under a LIMIT the planner discounts the cost of a
+    # bitmap it must build whole before the first row)
+    compiled = every.compile(conn)
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    if (plan[0] if isinstance(plan, list) else plan)["Plan"]["Total Cost"] > SET_COST:
+        return None
+    probe = every.limit(SET_ROWS + 1)
+    found = probe.cte("found").prefix_with("MATERIALIZED")
+    count = select(func.count()).select_from(found).scalar_subquery()
+    fid = found.c[id_col.key]
+    top = select(fid, count).order_by(*((found.c.sort_value.desc(), fid.desc()) if desc
+                                         else (found.c.sort_value, fid))).limit(limit + 1)
+    picked = db.session.execute(top).all()
     if picked and picked[0][1] > SET_ROWS:
         return None
     ids = [r[0] for r in picked]
@@ -146,21 +171,36 @@ def _few(keyed, query, id_col, sort_col, desc: bool, limit: int):
     return db.session.execute(query.where(id_col.in_(ids)).order_by(*order)).all() if ids else []
 
 
+def _walk_on(keyed, id_col, sort_col, parse, desc: bool, limit: int, value_of, rows: list, bound) -> dict:
+    """Step 4: the walk goes on from ``bound`` (where the first one stopped, having found
+    ``rows``) to LONG_WALK_ROWS rows after the cursor in all; the page is the matches found,
+    and if it is not full, its cursor is where the walk stopped (``partial``)."""
+    far = _bound(id_col, sort_col, parse, desc, None, max(LONG_WALK_ROWS - WALK_ROWS, 1), start=bound)
+    rows = rows + _walk(keyed, id_col, sort_col, desc, far, limit - len(rows), start=bound)
+    if far is None or len(rows) > limit:
+        return _page(rows, limit, value_of)
+    return {"items": rows, "next_after": f"{_cursor_value(far[0])}|{far[1]}", "partial": True}
+
+
 def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
-                  value_of, fallback: dict | None = None, by_index=None) -> dict:
+                  value_of, fallback: dict | None = None, by_index=None, few: bool = True) -> dict:
     """``sorted_page`` for a searched or filtered list on PostgreSQL, at a bounded cost
     whatever the matches' number and place (bench/tables.py; bench/README.md):
 
     1. the ordered walk, over the next WALK_ROWS rows of the list's order only (their end
        read off the sort column's index): enough when matches are common near the cursor;
+       when it found some, at a rate that would fill the page within LONG_WALK_ROWS rows,
+       the walk goes on (step 4) without trying the indexes: the matches are too many to
+       sort (a surname's 13,000 contracts: 0.2-0.6 s of bitmaps, where the walk takes 50 ms);
     2. else, when the search and filters select at most SET_ROWS rows after the cursor (and
        the planner expects them cheap to find), those rows, found by their indexes and sorted;
     3. else the matches are many but far from the cursor in this order (a common surname
        sorted by name: the walk would pass half the table). Then, if given, ``fallback``
        (sort_col, parse, desc, after, value_of of the id order, newest first) answers, where they are
-       spread; the page says so (``fell_back``) and its next pages follow that order;
-    4. else a walk over LONG_WALK_ROWS rows: the matches among them, and a cursor at its end
-       (``partial``), so that "Show more" searches on.
+       spread (without step 2 again: the same matches); the page says so (``fell_back``) and
+       its next pages follow that order;
+    4. else the walk goes on from where step 1 stopped, to LONG_WALK_ROWS rows in all: the
+       matches among them, and a cursor at its end (``partial``), so that "Show more" searches on.
 
     ``by_index``: the same rows as ``query`` in a shape the planner finds by indexes (a search
     over joined tables as a union of ids: portal/admin/lists.py), for step 2.
@@ -175,14 +215,15 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
     rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
     if bound is None or len(rows) > limit:  # the walk reached the end, or found a page
         return _page(rows, limit, value_of)
-    indexed = keyed if by_index is None else _keyset(by_index, id_col, sort_col, parse, desc, after)
-    rows = _few(indexed, query, id_col, sort_col, desc, limit)
-    if rows is not None:
-        return _page(rows, limit, value_of)
+    on = (keyed, id_col, sort_col, parse, desc, limit, value_of, rows, bound)
+    if rows and (limit + 1 - len(rows)) * WALK_ROWS <= len(rows) * (LONG_WALK_ROWS - WALK_ROWS):
+        return _walk_on(*on)
+    if few:
+        indexed = keyed if by_index is None else _keyset(by_index, id_col, sort_col, parse, desc, after)
+        found = _few(indexed, query, id_col, sort_col, desc, limit)
+        if found is not None:
+            return _page(found, limit, value_of)
     if fallback is not None:
-        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, **fallback), "fell_back": True}
-    bound = _bound(id_col, sort_col, parse, desc, after, LONG_WALK_ROWS)
-    rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
-    if bound is None or len(rows) > limit:
-        return _page(rows, limit, value_of)
-    return {"items": rows, "next_after": f"{_cursor_value(bound[0])}|{bound[1]}", "partial": True}
+        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, few=False, **fallback),
+                "fell_back": True}
+    return _walk_on(*on)

@@ -245,3 +245,26 @@ def test_contracts_found_by_number_or_name_when_few_match(app, client, monkeypat
         [f"K-{i:03d}" for i in range(9, -1, -1)]  # newest first
     totals = client.get("/contracts?q=сидорчук петр&totals=1&lang=en").get_data(as_text=True)
     assert "Debtors: <b>1</b>" in totals and "70.25" in totals
+
+
+def test_totals_of_many_rows_come_on_a_click_and_are_exact(app, client, monkeypatch):
+    """Past the number of rows totalled at once, do the totals say so rather than guess, and
+    does "Sum them" give the exact count and sum of everything the filter selects?"""
+    from portal.admin import lists
+
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        for i in range(5):
+            c = gen_contract(number=f"T-{i}")
+            ledger.payment(c.id, f"{10 * (i + 1)}.50", actor="t", external_id=f"TOT-{i}")
+        db.session.commit()
+    monkeypatch.setattr(lists, "TOTALS_ROWS", 4)
+    login(client, "op")
+    totals = client.get("/payments?q=tot-&totals=1&lang=en").get_data(as_text=True)
+    assert "More than 4 rows selected" in totals and "Payments:" not in totals
+    button = re.search(r'hx-get="([^"]+)"', totals).group(1).replace("&amp;", "&")
+    assert "exact=1" in button and "q=tot-" in button
+    exact = client.get(button).get_data(as_text=True)
+    assert "Payments: <b>5</b>" in exact and "152.50" in exact  # 10.50 + 20.50 + ... + 50.50
+    monkeypatch.setattr(lists, "TOTALS_ROWS", 5)  # five rows: summed at once
+    assert "Payments: <b>5</b>" in client.get("/payments?q=tot-&totals=1&lang=en").get_data(as_text=True)
