@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portal.billing import blocking
 from portal.billing import online_payments as op
@@ -274,10 +274,49 @@ def test_staff_recheck_credits_a_paid_payment_whose_notification_never_came(app,
         from portal.billing.crypto import decrypt
         assert decrypt(shop.secret_enc) == SECRET
         audit_text = " ".join(f"{e.summary} {e.before} {e.after}" for e in db.session.scalars(select(AuditEntry)))
-        assert SECRET not in audit_text
+        assert SECRET not in audit_text and SHOP_ID not in audit_text
         assert db.session.scalar(select(func.count()).select_from(AuditEntry)
                                  .where(AuditEntry.action == "platform.call")) >= 3
-    assert SECRET not in caplog.text
+    assert SECRET not in caplog.text and SHOP_ID not in caplog.text
+
+
+@pytest.mark.integration
+def test_the_shop_row_holds_no_plain_shop_id_and_payments_log_in_with_the_stored_one(app, server, emu):
+    """A database dump names no shop: is the shop id, like the secret key, in the row only
+    encrypted, while admins still see it in the form, and is the stored id what the service
+    gets (a wrong one refused, the one an admin corrects it to accepted)?"""
+    wrong = "777001"
+    with app.app_context():
+        set_shop(emu, shop_id=wrong)
+        c, _a = debtor()
+        cid = c.id
+        gen_staff("boss", role="admin")
+
+    def stored_row() -> str:
+        with app.app_context():
+            return " ".join(str(v) for v in db.session.execute(text("SELECT * FROM online_shops")).one())
+
+    assert not any(plain in stored_row() for plain in (wrong, SHOP_ID, SECRET))
+    s = cabinet(server, "anna")
+    _p, r = start_paying(s, server, cid, "100")
+    page = s.get(server + r.headers["Location"] if r.headers["Location"].startswith("/") else r.headers["Location"],
+                 timeout=10).text
+    assert "not answering" in page and not emu.payments  # ЮKassa refused shop 777001's login
+    staff = requests.Session()
+    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
+    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
+               timeout=10)
+    shop_page = staff.get(f"{server}/online-payments/shop", timeout=10).text
+    assert f'value="{wrong}"' in shop_page and SECRET not in shop_page
+    r = staff.post(f"{server}/online-payments/shop", timeout=10, data={
+        "csrf_token": csrf_of(shop_page), "api_url": emu.api_url, "shop_id": SHOP_ID, "secret": "", "vat_code": "4",
+        "payment_subject": "service", "payment_mode": "full_prepayment", "min_sum": "10", "max_sum": "15000",
+        "timeout": "5", "receipt": "y", "enabled": "y"})
+    assert r.status_code == 200 and f'value="{SHOP_ID}"' in r.text
+    assert not any(plain in stored_row() for plain in (wrong, SHOP_ID, SECRET))
+    _p, r = start_paying(s, server, cid, "100")
+    service_page(s, server, r)
+    assert len(emu.payments) == 1
 
 
 @pytest.mark.integration
@@ -333,7 +372,7 @@ def test_make_run_demo_points_the_demo_shop_at_its_emulator_and_leaves_a_real_sh
         started = demo.start("http://127.0.0.1:5999")
         try:
             shop = op.shop()
-            assert shop.demo_emulator and shop.api_url == started.api_url and shop.shop_id == demo.DEMO_SHOP_ID
+            assert shop.demo_emulator and shop.api_url == started.api_url and op.shop_id_of(shop) == demo.DEMO_SHOP_ID
             assert started.webhook_url == "http://127.0.0.1:5999/pay/yookassa/notify"
         finally:
             started.stop()

@@ -1,6 +1,7 @@
 """Online payments (ЮKassa) for staff: the list with each payment's state, a re-check that
 reads a payment back from the service (and credits it if it succeeded: billing decides, once),
-and the shop's settings (admins; the secret key is stored encrypted and never shown back).
+and the shop's settings (admins; the shop id and the secret key are stored encrypted, the id shown
+to admins in the form as the identifier it is, the secret never shown back).
 
     GET  /online-payments                   the payments, newest first; ?state=, ?before=
     POST /online-payments/<id>/recheck      read it back from the service

@@ -37,7 +37,7 @@ from ..models import Contract, OnlinePayment, OnlineShop, Subscriber, utcnow
 from ..models.online_payments import VAT_CODES
 from . import audit, ledger
 from .blocking import top_up_to_unblock
-from .crypto import encrypt
+from .crypto import decrypt, encrypt
 from .errors import BillingError
 from .inputs import parse_amount
 
@@ -71,13 +71,19 @@ def shop() -> OnlineShop | None:
     return db.session.scalar(select(OnlineShop).where(OnlineShop.kind == KIND))
 
 
+def shop_id_of(s: OnlineShop) -> str:
+    """The shop id as ЮKassa knows it (stored encrypted)."""
+    return decrypt(s.shop_id_enc)
+
+
 def shop_values(s: OnlineShop | None) -> dict:
-    """The form's values; the secret key never."""
+    """The form's values: the shop id (an identifier admins check against ЮKassa's dashboard;
+    alone it opens nothing), the secret key never."""
     if s is None:
         return {"api_url": "https://api.yookassa.ru/v3", "shop_id": "", "vat_code": 1, "receipt": True,
                 "payment_subject": "service", "payment_mode": "full_prepayment", "min_sum": "10.00",
                 "max_sum": "15000.00", "timeout": 10, "enabled": True}
-    return {"api_url": s.api_url, "shop_id": s.shop_id, "vat_code": s.vat_code, "receipt": s.receipt,
+    return {"api_url": s.api_url, "shop_id": shop_id_of(s), "vat_code": s.vat_code, "receipt": s.receipt,
             "payment_subject": s.payment_subject, "payment_mode": s.payment_mode, "min_sum": str(s.min_sum),
             "max_sum": str(s.max_sum), "timeout": s.timeout, "enabled": s.enabled}
 
@@ -130,7 +136,10 @@ def save_shop(data: dict, *, actor: str, demo_emulator: bool = False) -> OnlineS
         raise BillingError(errors)
     s = current or OnlineShop(kind=KIND)
     before = shop_values(current) if current else None
-    s.api_url, s.shop_id, s.vat_code, s.receipt = url.rstrip("/"), shop_id, vat_code, bool(data.get("receipt"))
+    shop_id_changed = before is None or before["shop_id"] != shop_id
+    if shop_id_changed:
+        s.shop_id_enc = encrypt(shop_id)
+    s.api_url, s.vat_code, s.receipt = url.rstrip("/"), vat_code, bool(data.get("receipt"))
     s.payment_subject, s.payment_mode = data["payment_subject"], data["payment_mode"]
     s.min_sum, s.max_sum, s.timeout, s.enabled = sums["min_sum"], sums["max_sum"], timeout, bool(data.get("enabled"))
     s.demo_emulator, s.updated_at = demo_emulator, utcnow()
@@ -139,8 +148,12 @@ def save_shop(data: dict, *, actor: str, demo_emulator: bool = False) -> OnlineS
     if current is None:
         db.session.add(s)
     db.session.flush()
-    after = {**shop_values(s), "secret": "changed" if secret else "kept"}
-    audit.record(actor, "online_shop.save", None, f"ЮKassa shop {shop_id}", before=before, after=after,
+    # the audit says whether the shop id and the secret changed, never what they are
+    after = {**shop_values(s), "shop_id": "changed" if shop_id_changed else "kept",
+             "secret": "changed" if secret else "kept"}
+    if before is not None:
+        before.pop("shop_id")
+    audit.record(actor, "online_shop.save", None, "ЮKassa shop settings", before=before, after=after,
                  object_type="system")
     return s
 

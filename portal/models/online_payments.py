@@ -38,8 +38,11 @@ class OnlineShop(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), unique=True, default="yookassa")
     api_url: Mapped[str] = mapped_column(String(500), default="https://api.yookassa.ru/v3")
-    shop_id: Mapped[str] = mapped_column(String(64))
-    secret_enc: Mapped[str] = mapped_column(String(500))   # billing/crypto.py; never shown back
+    # Both encrypted with billing/crypto.py (a database dump names no shop). The shop id is read
+    # back for the service's HTTP Basic login and the admins' settings form; the secret only for
+    # the login, never shown back. Neither goes to the audit or the logs.
+    shop_id_enc: Mapped[str] = mapped_column(String(500))
+    secret_enc: Mapped[str] = mapped_column(String(500))
     vat_code: Mapped[int] = mapped_column(Integer, default=1)
     receipt: Mapped[bool] = mapped_column(default=True)   # send 54-ФЗ receipt data with each payment
     payment_subject: Mapped[str] = mapped_column(String(32), default="service")

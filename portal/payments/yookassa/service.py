@@ -25,7 +25,7 @@ class ServiceUnavailable(Exception):
 
 
 def client_for(shop: OnlineShop) -> YooKassaClient:
-    return YooKassaClient(shop.api_url, shop.shop_id, decrypt(shop.secret_enc), shop.timeout)
+    return YooKassaClient(shop.api_url, op.shop_id_of(shop), decrypt(shop.secret_enc), shop.timeout)
 
 
 def create(contract: Contract, amount, *, actor: str, return_url: Callable[[int], str]) -> OnlinePayment:
