@@ -108,6 +108,7 @@ INTEGRATION_FIXTURES = {"live", "live_fixed", "processes", "worker", "receiver",
 INTEGRATION_MODULES = {
     "test_migrations.py",                 # `flask db upgrade` / downgrade in subprocesses
     "test_stalker_catalog_migration.py",  # the same
+    "test_online_shop_migration.py",      # the same
     "test_faults.py",                     # redis-server, workers and PostgreSQL faults
     "test_demo.py",                       # make run's demo emulators on their ports
     # exhaustive probes (a minute or more each): every operation or form, hundreds of requests
