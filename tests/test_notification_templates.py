@@ -146,6 +146,16 @@ def test_a_template_too_long_or_with_a_nul_is_refused(ctx):
     assert (p.field, p.message) == ("body", "at most 5000 characters")
 
 
+def test_an_override_that_fails_on_a_notices_data_sends_the_default(ctx):
+    """If a saved template breaks on one notice's data, does the subscriber still get the built-in message?"""
+    templates.save_override("low_balance", "sms", "ru", {"body": "Ещё {{ days_left - 1 }}, потом последний"},
+                            actor="t")
+    db.session.commit()
+    odd = {**COMMON, "days_left": "много"}  # not a number: "- 1" cannot take it
+    assert templates.render("low_balance", "sms", "ru", {**COMMON, "days_left": 2}).body == "Ещё 1, потом последний"
+    assert templates.render("low_balance", "sms", "ru", odd).body.startswith("Договор 26-000042")
+
+
 def _notice(contract, event, data):
     notices.record(subscriber_id=contract.subscriber_id, contract_id=contract.id, event=event, data=data)
     db.session.commit()

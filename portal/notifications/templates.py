@@ -25,6 +25,7 @@ the Bot API's ``parse_mode=HTML`` (values are escaped, ``<b>`` and ``<a>`` may b
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -41,6 +42,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..billing import audit
 from ..extensions import db
 from ..models import NOTICE_EVENTS, NotificationTemplate, utcnow
+
+log = logging.getLogger(__name__)
 
 CHANNELS = ("email", "sms", "telegram")
 LOCALES = ("ru", "en")
@@ -461,9 +464,11 @@ def _settings() -> tuple[str, str, str]:
 def _filters(locale: str, currency: str, tz: str) -> dict:
     zone = ZoneInfo(tz)
 
+    # a value of an unexpected shape is shown as it came (as the pages' `money` does), never an error
     def money(value) -> str:
         amount = _decimal(value)
-        return "" if amount is None else format_currency(amount, currency, locale=locale)
+        return (str(value) if value is not None else "") if amount is None \
+            else format_currency(amount, currency, locale=locale)
 
     def to_date(value, format: str = "short") -> str:
         if value is None or value == "":
@@ -485,7 +490,10 @@ def _filters(locale: str, currency: str, tz: str) -> dict:
     def days(value) -> str:
         if value is None or value == "":
             return ""
-        return format_unit(int(value), "duration-day", length="long", locale=locale)
+        try:
+            return format_unit(int(value), "duration-day", length="long", locale=locale)
+        except (TypeError, ValueError):
+            return str(value)
 
     return {"money": money, "date": to_date, "datetime": to_datetime, "days": days}
 
@@ -588,6 +596,19 @@ def render(event: str, channel: str, locale: str, context: dict, template: dict 
         context["text"] = text
         if context.get("subject"):
             context["subject"] = render_text(context["subject"], "bulk", "sms", locale, context)
+    try:
+        return _render_source(source, event, channel, locale, context)
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError):
+        default = DEFAULTS[(event, channel, locale)]
+        if template is not None or source is default:
+            raise
+        # an admin's template that passed validation but fails on this notice's data (a value of
+        # a shape the samples did not have): the subscriber still gets the built-in message
+        log.exception("notification template %s/%s/%s failed; the default is sent", event, channel, locale)
+        return _render_source(default, event, channel, locale, context)
+
+
+def _render_source(source: dict, event: str, channel: str, locale: str, context: dict) -> Rendered:
     subject = render_text(source.get("subject") or "", event, channel, locale, context) if channel == "email" else ""
     body = render_text(source["body"], event, channel, locale, context)
     return Rendered(subject=subject, body=body)
