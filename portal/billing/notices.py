@@ -39,8 +39,11 @@ def record(*, subscriber_id: int, event: str, data: dict | None = None, contract
 
 def insert_from_select(columns: list[str], select: Select) -> int:
     """Set-based: INSERT INTO notices (columns) SELECT …, skipping dedup keys already recorded.
-    Returns the number of notices recorded (the delivery sweep picks them up)."""
+    Returns the number of notices recorded; their ids join this transaction's for the
+    after-commit hand-off, as ``record``'s do (the delivery sweep is the fallback)."""
     table = Notice.__table__
     stmt = dialect_insert(table).from_select(columns, select).on_conflict_do_nothing(index_elements=["dedup_key"])
-    # preserve_rowcount: SQLAlchemy reads an INSERT's rowcount only when asked (psycopg gave -1)
-    return db.session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount or 0
+    ids = db.session.execute(stmt.returning(table.c.id)).scalars().all()
+    if ids:
+        db.session.info.setdefault(ROWS_KEY, []).extend(ids)
+    return len(ids)
