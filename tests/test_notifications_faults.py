@@ -87,3 +87,22 @@ def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back
 
 def _notice_of(subscriber_id: int) -> int:
     return db.session.scalar(select(Notice.id).where(Notice.subscriber_id == subscriber_id))
+
+
+def test_a_burst_beyond_the_channel_rate_is_sent_without_the_sweep(sms_gateway, processes):
+    """Eight SMS at once on a channel allowed 2 a second: the jobs past the rate are postponed,
+    and the sending jobs pull them in turn: are all eight delivered, once each, with no sweep?"""
+    from portal.notifications import channels
+
+    channels.save("sms", {"api_url": sms_gateway.url, "api_id": "A1B2C3D4-sms-api-id", "sender": "ISP", "rate": "2",
+                          "timeout": "5", "enabled": True}, actor="test")
+    db.session.commit()
+    processes.start("jobs.worker")
+    subscribers = [gen_subscriber(phones=[f"+7900666000{n}"]) for n in range(8)]
+    for s in subscribers:
+        notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "10.00"},
+                       dedup_key=f"burst-{s.id}")
+    db.session.commit()
+    wait_for(lambda: len(_rows()) == 8 and all(r.state == "sent" for r in _rows()), timeout=60,
+             what="eight SMS sent by the jobs alone")
+    assert sorted(m["to"] for m in sms_gateway.messages) == [f"7900666000{n}" for n in range(8)]
