@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from ..billing.errors import BillingError
 from ..extensions import db
-from ..models import CHANNEL_KINDS, NotificationDelivery, Subscriber, utcnow
+from ..models import CHANNEL_KINDS, Notice, NotificationDelivery, Subscriber, utcnow
 from ..models.notifications import SMTP_SECURITY
 from ..notifications import channels, delivery
 from ..web import error_fields, int_arg
@@ -113,7 +113,8 @@ def retry_delivery(delivery_id: int):
     d = db.session.get(NotificationDelivery, delivery_id)
     if d is None:
         abort(404)
-    subscriber_id, critical = d.subscriber_id, False
+    subscriber_id = d.subscriber_id
+    critical = bool(db.session.scalar(select(Notice.critical).where(Notice.id == d.notice_id)))
     changed = db.session.execute(update(NotificationDelivery).where(
         NotificationDelivery.id == delivery_id, NotificationDelivery.state == "failed")
         .values(state="queued", attempts=0, next_attempt_at=utcnow(), enqueued_at=None)).rowcount
