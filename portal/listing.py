@@ -98,15 +98,19 @@ def _bound(id_col, sort_col, parse, desc: bool, after: str | None, rows: int, st
 
 # The plan of a bounded walk: the list's order read off its index, each row's joined rows by
 # their primary keys. Left to itself, the planner takes a search over joined tables (contracts
-# or payments by the subscriber's name) for selective and scans whole tables: 0.2-0.5 s.
-# (Hash joins stay: with them off, the sync filter's EXISTS became a nested loop over every
-# 'retry' state per row, 40-50 s.) The few-matches step wants bitmaps of the indexes only.
+# or payments by the subscriber's name) for selective and scans or hashes whole tables: 0.2-0.5
+# s, 1.3 s for a walk of 20,000 contracts that hashed every subscriber. (A filter that is a
+# semi-join comes in the walk's own shape, a per-row probe: ``Filter.walk`` in admin/lists.py.)
+# The few-matches step wants bitmaps of the indexes only.
 # JIT is off throughout: the planner costs a bounded walk, a probe or a totals count as if it
 # ran to the end, past ``jit_above_cost``, and compiling took longer than running.
 _PLANS = {
-    "default": {"enable_seqscan": "on", "enable_bitmapscan": "on", "enable_indexscan": "on"},
-    "walk": {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_indexscan": "on"},
-    "few": {"enable_seqscan": "off", "enable_bitmapscan": "on", "enable_indexscan": "off"},
+    "default": {"enable_seqscan": "on", "enable_bitmapscan": "on", "enable_indexscan": "on",
+                "enable_hashjoin": "on", "enable_mergejoin": "on"},
+    "walk": {"enable_seqscan": "off", "enable_bitmapscan": "off", "enable_indexscan": "on",
+             "enable_hashjoin": "off", "enable_mergejoin": "off"},
+    "few": {"enable_seqscan": "off", "enable_bitmapscan": "on", "enable_indexscan": "off",
+            "enable_hashjoin": "on", "enable_mergejoin": "on"},
 }
 
 

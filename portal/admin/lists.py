@@ -59,6 +59,9 @@ class Filter:
     title: object
     options: Callable[[], list[tuple[str, str]]]
     apply: Callable          # (query, value) -> query
+    # (query, value) -> query, the same rows in the shape a walk row by row needs (listing's
+    # bounded walks), when that differs from ``apply`` (which the indexes and totals use)
+    walk: Callable | None = None
 
 
 @dataclass
@@ -187,6 +190,14 @@ def _sync_filter(query, state):
     return query.where(exists().where(SyncState.account_id == Account.id, SyncState.state == state))
 
 
+def _sync_filter_walked(query, state):
+    """``_sync_filter`` as a probe of each walked account's states by its index (the OFFSET
+    keeps PostgreSQL from making it a join: a walk has hash joins off, and as a nested loop
+    the semi-join read every state of that kind per account, 40-50 s at 1M)."""
+    probe = select(SyncState.id).where(SyncState.account_id == Account.id, SyncState.state == state).offset(0)
+    return query.where(probe.exists())
+
+
 ACCOUNTS = ListSpec(
     endpoint="admin.accounts", title=_l("Accounts"), rows_template="admin/lists/_accounts.html",
     query=lambda: (select(Account, Contract, Subscriber, Tariff, Agent)
@@ -203,7 +214,7 @@ ACCOUNTS = ListSpec(
     filters=[Filter("status", _l("Status"), _choices(ACCOUNT_STATUSES), lambda q, v: q.where(Account.status == v)),
              Filter("agent", _l("Agent"), _options(Agent), lambda q, v: q.where(Account.agent_id == int(v))),
              Filter("tariff", _l("Tariff"), _options(Tariff), lambda q, v: q.where(Account.tariff_id == int(v))),
-             Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter)],
+             Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter, walk=_sync_filter_walked)],
     sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
     export_header=[_l("Login"), _l("Status"), _l("Subscriber"), _l("Contract"), _l("Agent"), _l("Tariff"),
                    _l("Address"), _l("Flat"), _l("Created")],
@@ -370,7 +381,7 @@ def filtered(spec: ListSpec, args: dict, by_index: bool = False, base=None):
         query = query.where(or_(*(col.icontains(args["q"], autoescape=True) for col in spec.search())))
     for f in spec.filters:
         if f.name in args:
-            query = f.apply(query, args[f.name])
+            query = (f.walk if f.walk and not by_index else f.apply)(query, args[f.name])
     return query
 
 
