@@ -21,6 +21,7 @@ managers act on services):
     POST /billmanager/services/<id>/<action>         restart, not-ordered, suspend, resume, delete
 
 The web process never calls the seller: anything that does is a job with a progress row.
+The staff actions themselves (without Flask) are in portal/platforms/billmanager/console.py.
 """
 from __future__ import annotations
 
@@ -33,21 +34,11 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ..billing import accounts as acc
 from ..billing.errors import BillingError
 from ..extensions import db
-from ..models import (
-    Account,
-    BmHandler,
-    BmService,
-    BmTariff,
-    DataCenter,
-    Department,
-    PlatformConnection,
-    SyncState,
-)
+from ..models import BmHandler, BmService, BmTariff
+from ..platforms.billmanager import console, importer, orders
 from ..platforms.billmanager import handlers as bm_handlers
-from ..platforms.billmanager import importer, orders
 from ..web import error_fields, form_int, form_text
 from . import bp
 from .auth import WRITERS, actor, staff_required
@@ -85,6 +76,7 @@ MESSAGES = [
     _l("at least one handler"),
     _l("a handler may appear once"),
     _l("only handlers of this product type on this tariff's seller"),
+    _l("priorities are whole numbers"),
 ]
 JOB_TIMEOUT = 300
 PAGE = 200  # services shown at once (newest first); narrow with the state filter or the search
@@ -111,8 +103,7 @@ def _enqueue(func: str, *args) -> str | None:
 @bp.route("/billmanager/handlers", endpoint="bm_handlers")
 @staff_required()
 def handlers_page():
-    items = db.session.scalars(select(BmHandler).order_by(BmHandler.itemtype, BmHandler.sort, BmHandler.id)).all()
-    return _render("admin/billmanager/handlers.html", items=items)
+    return _render("admin/billmanager/handlers.html", items=console.handler_list())
 
 
 def _handler_form(handler) -> dict:
@@ -124,22 +115,13 @@ def _handler_form(handler) -> dict:
             "enabled": request.form.get("enabled") == "1" if handler is not None else None}
 
 
-def _demo_hint():
-    row = db.session.scalar(select(PlatformConnection).filter_by(kind="billmanager"))
-    if row is not None and (row.options or {}).get("demo_emulator"):
-        from ..platforms.billmanager.emulator import DEMO_LOGIN, DEMO_PASSWORD
-
-        return {"url": row.url, "login": DEMO_LOGIN, "password": DEMO_PASSWORD}
-    return None
-
-
 def _handler_page(handler, values=None, errors=None, job_id=None, status=200):
     v = values or (bm_handlers.public(handler) if handler else {"sort": 0, "min_balance": "0.00", "enabled": True})
+    datacenters, departments = console.named_lists()
     return _render("admin/billmanager/handler.html", status, h=handler, v=v, errors=errors or {},
                    check=_check_row(handler.id, job_id) if handler and job_id else None,
-                   datacenters=db.session.scalars(select(DataCenter).order_by(DataCenter.name)).all(),
-                   departments=db.session.scalars(select(Department).order_by(Department.name)).all(),
-                   demo=_demo_hint() if handler is None else None,
+                   datacenters=datacenters, departments=departments,
+                   demo=console.demo_seller() if handler is None else None,
                    tariffs=bm_handlers.tariffs_of(handler) if handler else [])
 
 
@@ -189,13 +171,10 @@ def _check_row(handler_id: int, job_id: str | None) -> Markup:
 
 # -- data centers and departments -------------------------------------------------------------
 
-LISTS = {"datacenters": DataCenter, "departments": Department}
-
-
 def _lists_page(errors=None, status=200, which=None):
+    datacenters, departments = console.named_lists()
     return _render("admin/billmanager/lists.html", status, errors=errors or {}, which=which,
-                   datacenters=db.session.scalars(select(DataCenter).order_by(DataCenter.name)).all(),
-                   departments=db.session.scalars(select(Department).order_by(Department.name)).all())
+                   datacenters=datacenters, departments=departments)
 
 
 @bp.route("/billmanager/lists")
@@ -209,13 +188,10 @@ def bm_lists():
 @bp.route("/billmanager/lists/<kind>/<int:ident>/<op>", methods=["POST"])
 @staff_required(*ADMIN)
 def bm_list_save(kind: str, ident: int | None = None, op: str | None = None):
-    model = LISTS.get(kind) or abort(404)
+    model = console.LISTS.get(kind) or abort(404)
     obj = _get(model, ident) if ident else None
     try:
-        if op == "delete":
-            bm_handlers.delete_named(obj, actor=actor())
-        else:
-            bm_handlers.save_named(model, request.form.get("name", ""), actor=actor(), obj=obj)
+        console.save_list_item(kind, request.form.get("name", ""), actor=actor(), obj=obj, delete=op == "delete")
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
@@ -232,30 +208,13 @@ def bm_import():
     """Step 1: a handler; step 2 (its price list read): product type, tariff, provider."""
     handlers = db.session.scalars(select(BmHandler).order_by(BmHandler.name)).all()
     handler = db.session.get(BmHandler, request.args.get("handler", type=int) or 0)
-    rows, itemtypes, itemtype, imported = [], [], None, set()
-    if handler is not None and handler.pricelist is not None:
-        itemtypes = sorted({r["itemtype"] for r in handler.pricelist})
-        itemtype = request.args.get("itemtype") or (handler.itemtype if handler.itemtype in itemtypes else None)
-        rows = [r for r in handler.pricelist if r["itemtype"] == itemtype]
-        imported = {t.remote_id for t in bm_handlers.tariffs_of(handler)}
-    sellers = bm_handlers.eligible_handlers_of(handler) if handler is not None else []
-    return _render("admin/billmanager/import.html", handlers=handlers, handler=handler, rows=rows,
-                   itemtypes=itemtypes, itemtype=itemtype, imported=imported, errors={}, sellers=sellers)
+    return _render("admin/billmanager/import.html", handlers=handlers, handler=handler, errors={},
+                   **console.wizard(handler, request.args.get("itemtype")))
 
 
 def _priorities() -> list[int] | None:
-    """The handlers that sell a tariff, from the form's ``prio_<handler id>`` inputs (a number:
-    1 is tried first; empty: not used), in priority order; None when the form has none."""
-    prio = {k[5:]: (v or "").strip() for k, v in request.form.items() if k.startswith("prio_")}
-    if not prio:
-        return None
-    ranked = []
-    for hid, value in prio.items():
-        if value:
-            if not (hid.isdigit() and value.isdigit()):
-                raise BillingError({"handler_ids": _("priorities are whole numbers")})
-            ranked.append((int(value), int(hid)))
-    return [hid for _p, hid in sorted(ranked)]
+    """The handlers that sell a tariff, from the form's ``prio_<handler id>`` inputs."""
+    return console.priorities(request.form)
 
 
 @bp.route("/billmanager/import/<int:handler_id>/fetch", methods=["POST"])
@@ -287,8 +246,7 @@ def bm_import_tariff(handler_id: int, remote_id: str):
 @bp.route("/billmanager/tariffs")
 @staff_required()
 def bm_tariffs():
-    items = db.session.scalars(select(BmTariff).order_by(BmTariff.name)).all()
-    return _render("admin/billmanager/tariffs.html", items=items)
+    return _render("admin/billmanager/tariffs.html", items=console.tariff_list())
 
 
 def _tariff_page(t, values=None, errors=None, job_id=None, status=200):
@@ -332,21 +290,9 @@ def bm_tariff_sync(tariff_id: int):
 
 def _services_page(errors=None, values=None, status=200):
     state, q = request.args.get("state") or "", (request.args.get("q") or "").strip()
-    query = select(BmService).join(Account, Account.id == BmService.account_id)
-    if state in STATE_TITLES:
-        query = query.where(BmService.state == state)
-    if q:
-        query = query.where(Account.login.icontains(q, autoescape=True) | BmService.domain.icontains(q, autoescape=True)
-                            | (BmService.remote_id == q))
-    items = db.session.scalars(query.order_by(BmService.id.desc()).limit(PAGE + 1)).all()
-    more = len(items) > PAGE
-    items = items[:PAGE]
-    sync = {st.account_id: st for st in db.session.scalars(select(SyncState).where(
-        SyncState.platform == "billmanager", SyncState.account_id.in_([s.account_id for s in items])))}
-    tariffs = db.session.scalars(select(BmTariff).filter_by(enabled=True).order_by(BmTariff.name)).all()
-    return _render("admin/billmanager/services.html", status, items=items, sync=sync, tariffs=tariffs,
-                   errors=errors or {}, v=values or {}, desired=orders.desired, state=state, q=q, more=more,
-                   nonce=(values or {}).get("nonce") or secrets.token_hex(16))
+    return _render("admin/billmanager/services.html", status, errors=errors or {}, v=values or {},
+                   desired=orders.desired, state=state, q=q, nonce=(values or {}).get("nonce") or secrets.token_hex(16),
+                   **console.services(state, q, PAGE))
 
 
 @bp.route("/billmanager/services")
@@ -359,22 +305,13 @@ def bm_services():
 @staff_required(*WRITERS)
 def bm_order():
     """Order on a subscriber's behalf: the account (login) pays, as in the cabinet."""
-    login = form_text("login") or ""
-    account = db.session.scalar(select(Account).filter_by(login=login))
-    tariff = db.session.get(BmTariff, form_int("tariff_id")) if isinstance(form_int("tariff_id"), int) else None
     try:
-        if account is None:
-            raise BillingError({"login": "no such account"})
-        nonce = request.form.get("nonce")
-        svc = orders.place_order(account, tariff, domain=form_text("domain"), actor=actor(),
-                                 order_key=f"staff:{nonce}" if nonce else None)
+        svc = console.order_for(form_text("login") or "", form_int("tariff_id"), domain=form_text("domain"),
+                                actor=actor(), nonce=request.form.get("nonce"))
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
-        fields = error_fields(e)
-        if "account_id" in fields:
-            fields["login"] = fields.pop("account_id")
-        return _services_page(fields, request.form, 422)
+        return _services_page(error_fields(e), request.form, 422)
     orders.enqueue_order(svc.id)
     flash(_("Order placed: the service is being ordered on the seller."), "ok")
     return redirect(url_for("admin.bm_services"), 303)
@@ -400,21 +337,16 @@ def bm_renew():
 @staff_required(*WRITERS)
 def bm_service_action(svc_id: int, action: str):
     svc = _get(BmService, svc_id)
+    if action not in console.SERVICE_ACTIONS:
+        abort(404)
     try:
-        if action in ("restart", "not-ordered"):
-            orders.restart(svc, actor=actor(), not_ordered=action == "not-ordered")
-        elif action in ("suspend", "resume"):
-            acc.set_service_state(svc.assigned, "suspended" if action == "suspend" else "active", actor=actor())
-        elif action == "delete":
-            acc.end_service(svc.assigned, actor=actor())
-        else:
-            abort(404)
+        order_again = console.service_action(svc, action, actor=actor())
         db.session.commit()
     except BillingError as e:
         db.session.rollback()
         flash("; ".join(error_fields(e).values()), "error")
         return redirect(url_for("admin.bm_services"), 303)
-    if action in ("restart", "not-ordered"):
+    if order_again:
         orders.enqueue_order(svc_id)
     flash({"restart": _("Order restarted."), "not-ordered": _("Order restarted."),
            "suspend": _("Suspended: the seller follows."), "resume": _("Resumed: the seller follows."),
