@@ -31,14 +31,19 @@ run: install
 	$(BIN)/flask demo load --if-empty
 	$(BIN)/python -m portal.devserver
 
+# Bytecode caching on for the tests even where the environment turns it off
+# (PYTHONDONTWRITEBYTECODE=1): without it every run compiles the portal and pytest rewrites
+# every test module again, 9 of the unit run's 76 s of CPU (__pycache__ is git-ignored).
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The unit tests only (in-process: no live server, subprocess, emulator or browser; markers
 # in tests/conftest.py), in under a minute. `make test PYTEST_ARGS="-n 2"` runs the whole suite
 # on two processes, each with its own database and Redis database.
 test-fast: install-dev
-	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+	$(PYTEST) -m unit $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

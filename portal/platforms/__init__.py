@@ -35,8 +35,9 @@ and around it, outside the package: its staff views in ``portal/admin/<name>.py`
 the admin package imports every module of itself), any HTTP callback it makes to us under
 ``portal/api/``, its jobs in ``jobs/<name>.py`` (thin: app context, call console.py) and its
 periodic jobs in the one list of ``jobs/schedules.py``; its tests in ``tests/test_<name>*.py``.
-BILLmanager, the largest, splits what would be its console by subject (handlers.py: service
-handlers and their balances; importer.py: tariffs; orders.py: orders and renewals; tasks.py).
+BILLmanager, the largest, keeps its pages' staff actions in console.py and the work they call
+in modules by subject (handlers.py: service handlers and their balances; importer.py: tariffs;
+orders.py: orders and renewals; tasks.py).
 
 A new platform, the recipe: copy the smallest one, ``webhook/``, to ``<name>/`` and
 
