@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -281,6 +283,13 @@ def _forecast_rows(today: date, horizon: int, ids=None):
             .add_cte(*ctes, nest_here=True))
 
 
+@lru_cache(maxsize=8)
+def _scoped_statement(today: date, horizon: int):
+    """The pages' statement for a day, built and compiled once per process and day (building
+    and compiling it cost several times running it for one contract); ``ids`` is a parameter."""
+    return _forecast_rows(today, horizon, bindparam("ids", expanding=True))
+
+
 @dataclass
 class Forecast:
     days: int            # full days from tomorrow the money covers
@@ -298,7 +307,7 @@ def forecast(contract_ids, today: date | None = None, horizon: int = DISPLAY_HOR
         return {}
     today = today or clock.today()
     out = {}
-    for row in db.session.execute(_forecast_rows(today, horizon, ids)):
+    for row in db.session.execute(_scoped_statement(today, horizon), {"ids": ids}):
         until = today + timedelta(days=row.days)
         out[row.contract_id] = Forecast(row.days, until, until + timedelta(days=1), from_minor(row.charge),
                                         from_minor(row.short))
