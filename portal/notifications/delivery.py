@@ -11,8 +11,8 @@ them — the outbox pattern of ``portal.platforms.outbox``, applied to messages.
   SYNC_BACKOFF_MAX, as the platforms' sync; Telegram's retry_after honoured, not counted as
   an attempt) or failed (the recipient cannot be reached, or MAX_ATTEMPTS used) with the
   service's reason.
-* ``sweep`` (periodic, jobs/schedules.py) prepares notices nobody took, enqueues due rows not
-  waiting in RQ, and gives back rows a killed job left in ``sending`` (after STALE_SENDING:
+* ``sweep`` (periodic, jobs/schedules.py) wakes the prepare job for notices nobody took,
+  enqueues due rows not waiting in RQ, and gives back rows a killed job left in ``sending`` (after STALE_SENDING:
   such a message may go twice — the service may have taken it before the job died).
 """
 from __future__ import annotations
@@ -111,6 +111,13 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
     db.session.info.setdefault(ROWS_KEY, []).extend(made)
     db.session.commit()
     return len(notices)
+
+
+def wake_prepare() -> bool:
+    """One ``prepare`` job for every pending notice (one waits at a time; a running one that may
+    have looked before the latest commit gets a follow-up)."""
+    return enqueue_once("default", PREPARE_JOB, job_id="notify-prepare", running_covers=False, result_ttl=0,
+                        job_timeout=JOB_TIMEOUT * 10)
 
 
 def prepare_pending() -> int:
@@ -320,12 +327,14 @@ def sweep() -> dict:
                                                t.c.claimed_at < now - timedelta(seconds=STALE_SENDING))
                                .values(state="queued", enqueued_at=None,
                                        last_error="the sending job stopped; sent again")).rowcount
-    prepared = 0
-    for _ in range(SWEEP_LIMIT // BATCH):
-        taken = prepare()
-        prepared += taken
-        if taken < BATCH:
-            break
+    # notices nobody prepared (the hand-off missed them, or a set-based pass inserted them): the
+    # prepare job takes them on its own queue, so the sweep stays short on ``high``
+    with db.engine.connect() as conn:
+        waiting = conn.execute(select(Notice.__table__.c.id).where(Notice.__table__.c.processed_at.is_(None))
+                               .limit(1)).first() is not None
+        conn.rollback()
+    if waiting:
+        wake_prepare()
     stale = now - timedelta(seconds=current_app.config["OUTBOX_REENQUEUE_AFTER"])
     n = Notice.__table__.c
     with db.engine.connect() as conn:
@@ -334,4 +343,4 @@ def sweep() -> dict:
                                    or_(t.c.enqueued_at.is_(None), t.c.enqueued_at < stale))
                             .order_by(t.c.next_attempt_at).limit(SWEEP_LIMIT)).all()
         conn.rollback()
-    return {"prepared": prepared, "enqueued": enqueue([tuple(r) for r in rows], mark=True), "revived": revived}
+    return {"notices_waiting": waiting, "enqueued": enqueue([tuple(r) for r in rows], mark=True), "revived": revived}

@@ -10,7 +10,6 @@ from sqlalchemy import event
 
 from ..billing.notices import ROWS_KEY as NOTICES_KEY
 from ..extensions import db
-from ..queue import enqueue_once
 from . import delivery
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,7 @@ def _after_commit(session) -> None:
     # the commit stands whatever happens here; the sweep enqueues what is left
     if notices:
         try:  # one waiting job prepares every pending notice: a burst of payments makes one job
-            enqueue_once("default", delivery.PREPARE_JOB, job_id="notify-prepare", running_covers=False,
-                         result_ttl=0, job_timeout=delivery.JOB_TIMEOUT * 10)
+            delivery.wake_prepare()
         except Exception:
             log.warning("notifications: %d notice(s) not handed to RQ now, the sweep will", len(notices),
                         exc_info=True)
