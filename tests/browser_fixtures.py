@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.platform_fixtures import timeout_scale
+
 CHROMIUM = Path("/usr/bin/chromium")
 NO_CHROMIUM = "Chromium not installed: apt-get install chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -41,7 +43,13 @@ def live(app):
 def page(browser):
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
     pg = context.new_page()
-    pg.set_default_timeout(10_000)
+    # 10 s for a page's actions and 5 s for expect(...) on a quiet machine, longer under load
+    # (tests.platform_fixtures.timeout_scale: bounds on waiting, not speed assertions)
+    scale = timeout_scale()
+    pg.set_default_timeout(10_000 * scale)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=5_000 * scale)
     pg.on("dialog", lambda d: d.accept())  # confirmations: the user says yes
     yield pg
     context.close()
