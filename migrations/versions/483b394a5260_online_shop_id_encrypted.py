@@ -1,7 +1,7 @@
 """ЮKassa shop id stored encrypted like its secret key (issue 18 part 2)
 
 Revision ID: 483b394a5260
-Revises: 372a283f4159
+Revises: 2629172f3048
 Create Date: 2026-12-03 19:55:00
 
 ``online_shops.shop_id`` (plain) becomes ``shop_id_enc``, encrypted with the secret key's cipher
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '483b394a5260'
-down_revision = '372a283f4159'
+down_revision = '2629172f3048'
 branch_labels = None
 depends_on = None
 

@@ -35,7 +35,6 @@ from .catalog import (  # noqa: F401
     tariff_services,
 )
 from .forecast import ForecastSettings  # noqa: F401
-from .forecast import ForecastSettings  # noqa: F401
 from .freeze import FREEZE_STATES, Freeze, FreezeRule, GraceRule  # noqa: F401
 from .intercom import IntercomAttachment, IntercomProfile  # noqa: F401
 from .jobs import JOB_STATUSES, JobRun  # noqa: F401
