@@ -50,6 +50,9 @@ def forecast_settings():
 @bp.route("/low-balance", methods=["POST"])
 @staff_required("admin")
 def save_forecast_settings():
-    data = {"enabled": request.form.get("enabled") in ("1", "on", "true"), "thresholds": form_text("thresholds")}
+    raw = request.form.get("enabled")
+    # a checkbox sends "1" or nothing; anything else goes to billing as is, which names the field
+    enabled = True if raw in ("1", "on", "true") else False if raw in (None, "", "0", "off", "false") else raw
+    data = {"enabled": enabled, "thresholds": form_text("thresholds")}
     return attempt(lambda: forecast.save_settings(data, actor=actor()), _("Low-balance warnings saved."),
                    url_for("admin.forecast_settings"), _page)
