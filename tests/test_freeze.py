@@ -99,7 +99,8 @@ def test_frozen_days_are_refunded_and_the_freeze_ends_by_itself(ctx):
     assert (f.status, f.ended_on, f.ended_by) == ("ended", date(2025, 3, 20), "system")
     got = {n.event: n.data for n in db.session.scalars(select(Notice).where(
         Notice.account_id == a.id, Notice.event.in_(("freeze_started", "freeze_ended"))))}
-    assert got == {"freeze_started": {"account_login": "anna", "until": "2025-03-19", "fee": "50.00"},
+    assert got == {"freeze_started": {"account_login": "anna", "starts_on": f.starts_on.isoformat(),
+                                      "frozen_until": "2025-03-19", "fee": "50.00"},
                    "freeze_ended": {"account_login": "anna", "ended_on": "2025-03-20", "early": False}}
     assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.action == "freeze.end", AuditEntry.object_id == a.id)) == 1

@@ -170,6 +170,8 @@ def test_telegram_linking_then_a_message_then_429_and_a_blocked_bot(telegram_bot
     time.sleep(1.1)
     assert delivery.deliver(d.id) == "sent"
     assert telegram_bot.sent_to(5550001)[-1] == d.body
+    # the templates are HTML: without parse_mode the subscriber would read the tags
+    assert telegram_bot.messages[-1]["parse_mode"] == "HTML"
 
     telegram_bot.block(5550001)
     _notice(s)

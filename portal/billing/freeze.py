@@ -23,7 +23,8 @@ under it; a unique index allows one freeze in force per account and the form's o
 makes a repeat (a double click) answer the first freeze. The end job claims due freezes with a
 guarded UPDATE (status 'active' -> 'ended'), so parallel runs end each once.
 
-Notices: ``freeze_started`` (data {"account_login": ..., "until": "YYYY-MM-DD", "fee": "0.00"}, dedup
+Notices: ``freeze_started`` (data {"account_login": ..., "starts_on", "frozen_until": "YYYY-MM-DD",
+"fee": "0.00"}, dedup
 ``freeze_started:<id>``) and ``freeze_ended`` (data {"account_login": ..., "ended_on": "YYYY-MM-DD",
 "early": bool}, dedup ``freeze_ended:<id>``), per account.
 """
@@ -244,7 +245,8 @@ def start(account: Account, until, *, actor: str, staff: bool = False,
     block(account, "subscriber", actor=actor)  # refunds the frozen days, tells the platforms, balance rule
     notices.record(subscriber_id=contract.subscriber_id, contract_id=contract.id, account_id=account.id,
                    event="freeze_started", dedup_key=f"freeze_started:{f.id}",
-                   data={"account_login": account.login, "until": until.isoformat(), "fee": f"{o.fee:.2f}"})
+                   data={"account_login": account.login, "starts_on": f.starts_on.isoformat(),
+                         "frozen_until": until.isoformat(), "fee": f"{o.fee:.2f}"})
     audit.record(actor, "freeze.start", account, f"frozen until {until.isoformat()}",
                  after={"freeze_id": f.id, "until": until.isoformat(), "fee": str(o.fee)})
     return f, True

@@ -40,7 +40,7 @@ class TelegramClient(HttpClient):
         raise SendError(text, retry=code not in (400, 403))
 
     def send(self, chat_id: str, text: str) -> Sent:
-        result = self.call("sendMessage", {"chat_id": int(chat_id), "text": text})
+        result = self.call("sendMessage", {"chat_id": int(chat_id), "text": text, "parse_mode": "HTML"})
         return Sent(str((result or {}).get("message_id")))
 
     def updates(self, offset: int | None) -> list[dict]:

@@ -158,7 +158,7 @@ class TelegramBotApi(EmulatedServer):
                        "chat": {"id": chat_id, "first_name": self.chats[chat_id]["first_name"], "type": "private"},
                        "date": int(time.time()), "text": text}
             self.messages.append({"chat_id": chat_id, "text": text, "message_id": self._message_id,
-                                  "at": time.time()})
+                                  "parse_mode": params.get("parse_mode"), "at": time.time()})
         return Answer(200, {"ok": True, "result": message})
 
     def _get_updates(self, params: dict) -> Answer:
