@@ -58,8 +58,6 @@ def test_a_bulk_message_reaches_each_debtor_in_their_words_except_one_who_opted_
     assert _send_and_deliver(sms_gateway) == EXPECTED
 
 
-@pytest.mark.xfail(strict=True, reason="delivery reads the language from notification preferences only "
-                   "(preferences.locale_of: no row is Russian), not subscribers.language")
 def test_the_cards_language_counts_for_a_subscriber_who_never_saved_preferences(sms_gateway):  # noqa: F811
     """Is a subscriber whose card says English written to in English before they ever open
     the cabinet's notification preferences?"""

@@ -95,7 +95,7 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
                           state="queued", attempts=0, next_attempt_at=now, enqueued_at=now, created_at=now,
                           subject=None, body="", last_error=None)
             try:
-                rendered = _render(notice, kind, preferences.locale_of(pref), subscriber,
+                rendered = _render(notice, kind, preferences.locale_of(pref, subscriber), subscriber,
                                    contracts.get(notice.contract_id))
                 values.update(subject=rendered.subject[:300] or None, body=rendered.body)
             except Exception as e:  # a broken template: the log says so, the others go out

@@ -37,8 +37,13 @@ def get(subscriber_id: int) -> NotificationPreference | None:
     return db.session.get(NotificationPreference, subscriber_id)
 
 
-def locale_of(pref: NotificationPreference | None) -> str:
-    return pref.locale if pref is not None and pref.locale in LOCALES else "ru"
+def locale_of(pref: NotificationPreference | None, subscriber: Subscriber | None = None) -> str:
+    """The preferences' language; a subscriber who never saved preferences is written to in the
+    card's language (``subscribers.language``), Russian when neither says."""
+    if pref is not None and pref.locale in LOCALES:
+        return pref.locale
+    language = getattr(subscriber, "language", None)
+    return language if language in LOCALES else "ru"
 
 
 def addresses(subscriber: Subscriber, pref: NotificationPreference | None) -> dict[str, str | None]:
