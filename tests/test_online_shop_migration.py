@@ -14,7 +14,7 @@ from portal.config import ROOT, normalize_db_url
 from portal.models import OnlineShop
 from tests.conftest import TMP
 
-BEFORE, AFTER = "372a283f4159", "483b394a5260"
+BEFORE, AFTER = "2629172f3048", "483b394a5260"
 SHOP_ID, SECRET = "634521", "live_Old-Secret-7"
 
 

@@ -54,6 +54,10 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
+        elif value is not None:
+            # SQLite compares the stored text: a bound in another zone (a BILLING_TZ day's start)
+            # must be written in UTC like the rows, or after the operator's midnight it misses them
+            value = value.astimezone(UTC)
         return value
 
     def process_result_value(self, value, dialect):
