@@ -7,7 +7,9 @@ low-balance warnings are ``billing.forecast``; the block notice is ``billing.blo
 Data keys per event (amounts as strings "498.06", dates ISO "2025-01-31"; the names the
 templates of ``portal.notifications.templates`` use, plus a few more):
 
-* ``payment_received`` (critical): ``amount``, ``paid_at`` (ISO moment, UTC), ``balance`` (the
+* ``payment_received`` (not critical: a subscriber who asked for service-critical messages
+  only is not written to about every payment; it goes on the ``low`` queue and waits out the
+  quiet hours like the other courtesies): ``amount``, ``paid_at`` (ISO moment, UTC), ``balance`` (the
   contract's balance after the payment and whatever it unblocked), ``source`` (cash, api,
   agent, online, statement). Key ``payment_received:<ledger entry id>``.
 * ``promised_expiring``: ``amount``, ``until`` (the day it is taken back: tomorrow),
@@ -85,7 +87,7 @@ def payments_received(entry_ids) -> int:
     data = notice_json("amount", notice_amount(type_coerce(e.amount, BigInteger)),
                        "balance", notice_amount(type_coerce(c.balance, BigInteger)),
                        "source", e.source, "paid_at", literal(utcnow().isoformat()))
-    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(True),
+    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(False),
                    _key("payment_received", e.id), _now())
             .select_from(LedgerEntry.__table__.join(Contract.__table__, c.id == e.contract_id))
             .where(e.id.in_(ids), e.kind == "payment").order_by(e.id))
