@@ -35,8 +35,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
-from sqlalchemy import BigInteger, delete, func, select, type_coerce
+from sqlalchemy import BigInteger, bindparam, delete, func, select, type_coerce
 
 from ..db_setup import dialect_insert
 from ..extensions import db
@@ -102,13 +103,39 @@ def _refuse(agent: PaymentAgent, params: dict, refusal: Answer) -> Answer:
     return _repeat(prior, account, Decimal(refusal.sum or "0")) if refusal.sum else refusal
 
 
+# A pay's statements, built once per process: building one (and its cache key) cost more
+# than running it.
+@cache
+def _by_number():
+    """The contract with this number and how many of its accounts are live and disabled, in one
+    round trip."""
+    a, c = Account.__table__.c, Contract.__table__.c
+    live = select(func.count()).where(a.contract_id == c.id, a.status != "disabled").scalar_subquery()
+    dead = select(func.count()).where(a.contract_id == c.id, a.status == "disabled").scalar_subquery()
+    return select(c.id, live, dead).where(c.number == bindparam("number"))
+
+
+@cache
+def _by_login():
+    a = Account.__table__.c
+    return select(a.contract_id, a.status).where(a.login == bindparam("login"))
+
+
+@cache
+def _insert_payment(dialect: str):
+    """The payment's row, unless its (agent, txn_id) is taken: returns its id, or no row."""
+    table = AgentPayment.__table__
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["agent_id", "txn_id"]) \
+        .returning(table.c.id)
+
+
 def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | Answer:
     """The contract a payment to ``account`` goes to, or the refusal."""
     s = str(amount)
     if agent.account_field == "login":
         if not LOGIN_RE.fullmatch(account):
             return Answer(BAD_ACCOUNT, "account: not a login", sum=s)
-        row = db.session.execute(select(Account.contract_id, Account.status).where(Account.login == account)).first()
+        row = db.session.execute(_by_login(), {"login": account}).first()
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
         if row.status == "disabled":
@@ -117,11 +144,7 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
     else:
         if not CONTRACT_NUMBER_RE.fullmatch(account):
             return Answer(BAD_ACCOUNT, "account: not a contract number", sum=s)
-        # the contract and how many of its accounts are live, in one round trip
-        a = Account.__table__.c
-        live = select(func.count()).where(a.contract_id == Contract.id, a.status != "disabled").scalar_subquery()
-        dead = select(func.count()).where(a.contract_id == Contract.id, a.status == "disabled").scalar_subquery()
-        row = db.session.execute(select(Contract.id, live, dead).where(Contract.number == account)).first()
+        row = db.session.execute(_by_number(), {"number": account}).first()
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
         contract_id, live_accounts, disabled_accounts = row
@@ -217,12 +240,10 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     credited = amount - fee if agent.fee_withheld else amount
     if credited <= 0:
         return _refuse(agent, params, Answer(TOO_SMALL, "sum does not cover the agent's fee", sum=str(amount)))
-    table = AgentPayment.__table__
-    stmt = dialect_insert(table).values(
+    prv_txn = db.session.execute(_insert_payment(db.session.get_bind().dialect.name), dict(
         agent_id=agent.id, txn_id=txn_id, txn_date=when, account=account, contract_id=target,
         amount=amount, fee=fee, credited=credited, created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["agent_id", "txn_id"]).returning(table.c.id)
-    prv_txn = db.session.execute(stmt).scalar()
+    )).scalar()
     if prv_txn is None:  # a repeat, or a parallel twin that committed first
         return _repeat(_prior(agent, txn_id), account, amount)
     # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back

@@ -64,7 +64,7 @@ from ..models import (
 )
 from ..models.base import UTCDateTime, from_minor
 from . import audit, clock, notice_events
-from .blocking import balance_rule
+from .blocking import balance_rule, is_idle
 from .outbox import notify
 
 
@@ -408,7 +408,11 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
     blocked, unblocked = balance_rule(contract_ids, actor=actor)
     if unblocked:
         charge_accounts(unblocked, actor=actor, reason="account.unblock")
-        balance_rule(contract_ids, actor=actor)  # what that charge took may block again
+        # what that charge took may block again; for one contract (a payment) one small SELECT
+        # tells whether the rule has anything left to do (blocking.idle): the common unblock
+        # leaves the contract at zero or above, and the rule's three statements would do nothing
+        if not (contract_ids is not None and len(contract_ids) == 1 and is_idle(contract_ids[0])):
+            balance_rule(contract_ids, actor=actor)
     return blocked, unblocked
 
 

@@ -75,7 +75,7 @@ from ..models import (
 from . import audit, clock, notices
 from .charging import _day_of_month, amount_sql
 from .errors import BillingError
-from .notice_events import notice_amount, notice_json
+from .sqlfrag import amount_text, json_object
 
 SETTINGS_ID = 1
 DEFAULT_THRESHOLDS = (1, 3, 7)
@@ -340,11 +340,11 @@ def warn(today: date | None = None, *, now: datetime | None = None) -> int:
     charge_on = _day_text(today, n + 1, horizon)
     key = (literal("low_balance:") + cast(summary.c.contract_id, String) + literal(":") + cast(level, String)
            + literal(":") + charge_on)
-    data = notice_json("days_left", n, "threshold", level, "runs_out_on", _day_text(today, n, horizon),
-                       "charge_on", charge_on, "charge", notice_amount(summary.c.charge),
-                       "suggested_payment", notice_amount(summary.c.short),
-                       "balance", notice_amount(summary.c.balance),
-                       "credit_limit", notice_amount(summary.c.credit_limit))
+    data = json_object("days_left", n, "threshold", level, "runs_out_on", _day_text(today, n, horizon),
+                       "charge_on", charge_on, "charge", amount_text(summary.c.charge),
+                       "suggested_payment", amount_text(summary.c.short),
+                       "balance", amount_text(summary.c.balance),
+                       "credit_limit", amount_text(summary.c.credit_limit))
     rows = (select(summary.c.subscriber_id, summary.c.contract_id, literal("low_balance"), data, literal(False),
                    key, literal(utcnow(), type_=Notice.__table__.c.created_at.type))
             .where(n <= levels[-1]).order_by(summary.c.contract_id))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Date, String, bindparam, case, cast, false, func, insert, literal, select, update
+from sqlalchemy import Date, String, bindparam, case, cast, func, insert, literal, select, update
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, Freeze, FreezeRule, Notice, utcnow
@@ -42,7 +42,7 @@ from . import audit, clock, inputs, ledger, notices
 from .accounts import block, lock_account, unblock
 from .blocking import money_left
 from .errors import BillingError
-from .grace import iso_date, json_data
+from .sqlfrag import iso_date, json_false, json_object
 
 RULE_ID = 1
 FIELD = "freeze"
@@ -320,9 +320,9 @@ def end_due(today: date | None = None, *, actor: str = "system", limit: int | No
     stmt = select(
         select(Contract.__table__.c.subscriber_id).where(Contract.__table__.c.id == fz.contract_id).scalar_subquery(),
         fz.contract_id, fz.account_id, literal("freeze_ended"),
-        json_data(literal("account_login"), login,
-                  literal("ended_on"), iso_date(bindparam("f_today", today, type_=Date())),
-                  literal("early"), _json_false()),
+        json_object(literal("account_login"), login,
+                    literal("ended_on"), iso_date(bindparam("f_today", today, type_=Date())),
+                    literal("early"), json_false(db.session.get_bind().dialect.name)),
         literal(False), literal("freeze_ended:") + cast(fz.id, String),
         literal(now, type_=Notice.__table__.c.created_at.type),
     ).where(fz.id.in_(ids))
@@ -330,6 +330,3 @@ def end_due(today: date | None = None, *, actor: str = "system", limit: int | No
                                 "dedup_key", "created_at"], stmt)
     return account_ids
 
-
-def _json_false():
-    return false() if db.session.get_bind().dialect.name == "postgresql" else func.json("false")

@@ -32,113 +32,20 @@ Both are one INSERT … SELECT each (no loop over contracts).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import cache
 
-from sqlalchemy import (
-    BigInteger,
-    Date,
-    Integer,
-    String,
-    and_,
-    bindparam,
-    cast,
-    func,
-    literal,
-    or_,
-    select,
-    true,
-    type_coerce,
-)
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy import BigInteger, Date, Integer, String, and_, bindparam, cast, func, literal, or_, select, type_coerce
 
 from ..extensions import db
 from ..models import Account, Contract, GraceRule, Notice, utcnow
 from . import audit, clock, notices
 from .errors import BillingError
+from .sqlfrag import add_days, amount_text, iso_date, json_object, json_true
 
 RULE_ID = 1
 MAX_DAYS = 90
 contracts = Contract.__table__
 accounts = Account.__table__
-
-
-# -- SQL helpers (PostgreSQL and SQLite) --------------------------------------------------------
-
-class add_days(GenericFunction):  # noqa: N801  (SQL function name)
-    identifier = "grace_add_days"  # (a name of its own in SQLAlchemy's registry)
-    """date + n days."""
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(add_days, "postgresql")
-def _add_days_pg(element, compiler, **kw):
-    d, n = list(element.clauses)
-    return f"({compiler.process(d, **kw)} + CAST({compiler.process(n, **kw)} AS INTEGER))"
-
-
-@compiles(add_days, "sqlite")
-def _add_days_sqlite(element, compiler, **kw):
-    d, n = list(element.clauses)
-    return f"date({compiler.process(d, **kw)}, '+' || ({compiler.process(n, **kw)}) || ' days')"
-
-
-class iso_date(GenericFunction):  # noqa: N801
-    identifier = "grace_iso_date"  # (a name of its own in SQLAlchemy's registry)
-    """A date as 'YYYY-MM-DD' text."""
-    type = String()
-    inherit_cache = True
-
-
-@compiles(iso_date, "postgresql")
-def _iso_pg(element, compiler, **kw):
-    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD')"
-
-
-@compiles(iso_date, "sqlite")
-def _iso_sqlite(element, compiler, **kw):
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-class minor_text(GenericFunction):  # noqa: N801
-    identifier = "grace_minor_text"  # (a name of its own in SQLAlchemy's registry)
-    """Kopecks (a non-negative integer) as the amount's text, '123.45', in integer arithmetic."""
-    type = String()
-    inherit_cache = True
-
-
-@compiles(minor_text, "postgresql")
-def _minor_pg(element, compiler, **kw):
-    x = compiler.process(element.clauses, **kw)
-    return f"(CAST(({x}) / 100 AS TEXT) || '.' || lpad(CAST(mod({x}, 100) AS TEXT), 2, '0'))"
-
-
-@compiles(minor_text, "sqlite")
-def _minor_sqlite(element, compiler, **kw):
-    x = compiler.process(element.clauses, **kw)
-    return f"(CAST(({x}) / 100 AS TEXT) || '.' || substr('00' || (({x}) % 100), -2))"
-
-
-class json_data(GenericFunction):  # noqa: N801
-    identifier = "grace_json_data"  # (a name of its own in SQLAlchemy's registry)
-    """A JSON object from key, value, ... pairs (the notice's data)."""
-    type = String()
-    inherit_cache = True
-
-
-@compiles(json_data, "postgresql")
-def _json_pg(element, compiler, **kw):
-    return f"json_build_object({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_data, "sqlite")
-def _json_sqlite(element, compiler, **kw):
-    return f"json_object({compiler.process(element.clauses, **kw)})"
-
-
-def _json_true():
-    """JSON true inside json_data, for either database."""
-    return true() if db.session.get_bind().dialect.name == "postgresql" else func.json("true")
 
 
 def money_minor(c=contracts.c):
@@ -287,46 +194,66 @@ def grace_block_on(contract: Contract, today: date | None = None) -> date | None
 
 # -- notices (set-based) ------------------------------------------------------------------------
 
+_NOTICE_COLUMNS = ["subscriber_id", "contract_id", "event", "data", "critical", "dedup_key", "created_at"]
+
+
 def _contract_in_service():
     a = accounts.c
     return contracts.c.id.in_(select(a.contract_id).where(a.status == "active"))
 
 
-def record_grace_warnings(today: date, grace: int, contract_ids: list[int] | None = None) -> int:
-    """A ``low_balance`` notice (grace) for every contract in grace today, once a day each."""
+@cache
+def _warnings_statement(dialect: str, scoped: bool):
+    """The INSERT ... SELECT of ``record_grace_warnings``, built once per process (parameters:
+    w_today, w_grace, w_now and, when ``scoped``, w_ids): building it cost more than running it
+    for the one contract a payment touches."""
     c = contracts.c
-    day = iso_date(bindparam("w_today", today, type_=Date()))
-    due = block_on(bindparam("w_grace", grace, type_=Integer()))
-    shortfall = -money_minor()
-    where = [c.below_limit_since.is_not(None), money_minor() < 0, ~held(bindparam("w_today2", today, type_=Date())),
-             due > bindparam("w_today3", today, type_=Date()), _contract_in_service()]
-    if contract_ids is not None:
-        where.append(c.id.in_(contract_ids))
+    today = bindparam("w_today", type_=Date())
+    due = block_on(bindparam("w_grace", type_=Integer()))
+    where = [c.below_limit_since.is_not(None), money_minor() < 0, ~held(today), due > today, _contract_in_service()]
+    if scoped:
+        where.append(c.id.in_(bindparam("w_ids", expanding=True)))
     stmt = select(
         c.subscriber_id, c.id, literal("low_balance"),
-        json_data(literal("grace"), _json_true(), literal("block_on"), iso_date(due),
-                  literal("amount_to_unblock"), minor_text(shortfall)),
+        json_object(literal("grace"), json_true(dialect), literal("block_on"), iso_date(due),
+                    literal("amount_to_unblock"), amount_text(-money_minor())),
         literal(False),
-        literal("low_balance:grace:") + cast(c.id, String) + literal(":") + day,
-        literal(utcnow(), type_=Notice.__table__.c.created_at.type),
+        literal("low_balance:grace:") + cast(c.id, String) + literal(":") + iso_date(today),
+        bindparam("w_now", type_=Notice.__table__.c.created_at.type),
     ).where(*where)
-    return notices.insert_from_select(
-        ["subscriber_id", "contract_id", "event", "data", "critical", "dedup_key", "created_at"], stmt)
+    return notices.from_select_statement(_NOTICE_COLUMNS, stmt)
+
+
+def record_grace_warnings(today: date, grace: int, contract_ids: list[int] | None = None) -> int:
+    """A ``low_balance`` notice (grace) for every contract in grace today, once a day each."""
+    scoped = contract_ids is not None
+    if scoped and not contract_ids:
+        return 0
+    params = {"w_today": today, "w_grace": grace, "w_now": utcnow()}
+    if scoped:
+        params["w_ids"] = list(contract_ids)
+    return notices.run_insert(_warnings_statement(db.session.get_bind().dialect.name, scoped), params)
+
+
+@cache
+def _blocked_statement(dialect: str):
+    """The INSERT ... SELECT of ``record_blocked``, built once per process (parameters: b_today,
+    b_now, b_ids)."""
+    c = contracts.c
+    day = iso_date(bindparam("b_today", type_=Date()))
+    stmt = select(
+        c.subscriber_id, c.id, literal("blocked"),
+        json_object(literal("blocked_on"), day, literal("amount_to_unblock"), amount_text(-money_minor())),
+        literal(True),
+        literal("blocked:") + cast(c.id, String) + literal(":") + day,
+        bindparam("b_now", type_=Notice.__table__.c.created_at.type),
+    ).where(c.id.in_(bindparam("b_ids", expanding=True)), money_minor() < 0)
+    return notices.from_select_statement(_NOTICE_COLUMNS, stmt)
 
 
 def record_blocked(today: date, contract_ids: list[int]) -> int:
     """A critical ``blocked`` notice for each contract the rule has just blocked."""
     if not contract_ids:
         return 0
-    c = contracts.c
-    day = iso_date(bindparam("b_today", today, type_=Date()))
-    stmt = select(
-        c.subscriber_id, c.id, literal("blocked"),
-        json_data(literal("blocked_on"), day, literal("amount_to_unblock"),
-                  minor_text(-money_minor())),
-        literal(True),
-        literal("blocked:") + cast(c.id, String) + literal(":") + day,
-        literal(utcnow(), type_=Notice.__table__.c.created_at.type),
-    ).where(c.id.in_(sorted(set(contract_ids))), money_minor() < 0)
-    return notices.insert_from_select(
-        ["subscriber_id", "contract_id", "event", "data", "critical", "dedup_key", "created_at"], stmt)
+    return notices.run_insert(_blocked_statement(db.session.get_bind().dialect.name),
+                              {"b_today": today, "b_now": utcnow(), "b_ids": sorted(set(contract_ids))})

@@ -41,9 +41,20 @@ def insert_from_select(columns: list[str], select: Select) -> int:
     """Set-based: INSERT INTO notices (columns) SELECT …, skipping dedup keys already recorded.
     Returns the number of notices recorded; their ids join this transaction's for the
     after-commit hand-off, as ``record``'s do (the delivery sweep is the fallback)."""
+    return run_insert(from_select_statement(columns, select))
+
+
+def from_select_statement(columns: list[str], select: Select):
+    """``insert_from_select``'s statement, for a caller that builds it once per process and runs
+    it with parameters (``run_insert``): on a hot path, building it cost more than running it."""
     table = Notice.__table__
-    stmt = dialect_insert(table).from_select(columns, select).on_conflict_do_nothing(index_elements=["dedup_key"])
-    ids = db.session.execute(stmt.returning(table.c.id)).scalars().all()
+    return dialect_insert(table).from_select(columns, select).on_conflict_do_nothing(index_elements=["dedup_key"]) \
+        .returning(table.c.id)
+
+
+def run_insert(stmt, params: dict | None = None) -> int:
+    """Run a ``from_select_statement``; as ``insert_from_select``."""
+    ids = db.session.execute(stmt, params).scalars().all()
     if ids:
         db.session.info.setdefault(ROWS_KEY, []).extend(ids)
     return len(ids)
