@@ -12,6 +12,7 @@ environment, so a mis-configured deployment fails at start instead of running in
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def _quiet_hours(value: str) -> str:
+    """NOTIFY_QUIET_HOURS as written ("22:00-09:00"), or "" for none; anything else stops the start."""
+    value = value.strip()
+    if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+        raise ConfigError(f"NOTIFY_QUIET_HOURS must be HH:MM-HH:MM (or empty), not {value!r}")
+    return value
+
+
 def load(overrides: dict | None = None) -> dict:
     """Build the settings dict: defaults, then environment, then explicit overrides."""
     env = os.environ
@@ -80,6 +89,12 @@ def load(overrides: dict | None = None) -> dict:
         "SYNC_BACKOFF_BASE": float(env.get("SYNC_BACKOFF_BASE", "15")),
         "SYNC_BACKOFF_MAX": float(env.get("SYNC_BACKOFF_MAX", "3600")),
         "SYNC_HTTP_TIMEOUT": float(env.get("SYNC_HTTP_TIMEOUT", "10")),
+        # notifications (portal/notifications/delivery.py): a message the gateway or the channel
+        # could not take is retried (backoff as the sync's) until it is this many hours old, then
+        # failed as expired; non-critical messages due in the quiet hours (HH:MM-HH:MM in
+        # BILLING_TZ; empty: none) wait for their end
+        "NOTIFY_GIVE_UP_AFTER": float(env.get("NOTIFY_GIVE_UP_AFTER", "48")),
+        "NOTIFY_QUIET_HOURS": _quiet_hours(env.get("NOTIFY_QUIET_HOURS", "22:00-09:00")),
         # an outbox row enqueued this long ago, not done, and in no job's hands (none waiting,
         # no lock held) is enqueued again: a killed job's account converges within about
         # reconcile.LOCK_SECONDS + this + SWEEP_INTERVAL

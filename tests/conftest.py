@@ -74,6 +74,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("CREDENTIALS_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("SYNC_BACKOFF_BASE", "0.2")
 os.environ.setdefault("SYNC_BACKOFF_MAX", "1")
+os.environ.setdefault("NOTIFY_QUIET_HOURS", "")  # messages go at any hour (the quiet-hours tests set theirs)
 if not os.environ.get("DATABASE_URL"):
     os.environ["DATABASE_URL"] = f"sqlite:///{TMP / 'test.db'}"
     _made.append("DATABASE_URL")

@@ -15,8 +15,8 @@ from portal import config
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 # values tried in turn until one is accepted and changes the settings: a number, a time zone,
-# a list of times, URLs, and free text cover every kind of setting the README lists
-CANDIDATES = ["7", "2", "Asia/Tokyo", "01:02,03:04", "postgresql://u@db.example/other",
+# a list of times, a span of hours, URLs, and free text cover every kind of setting the README lists
+CANDIDATES = ["7", "2", "Asia/Tokyo", "01:02,03:04", "01:02-03:04", "postgresql://u@db.example/other",
               "redis://redis.example:6379/3", "unusual-value-1"]
 
 

@@ -24,7 +24,8 @@ from . import bp
 from .auth import staff_required
 
 CHANNEL_TITLES = {"email": _l("E-mail (SMTP)"), "sms": _l("SMS (SMS.ru gateway)"), "telegram": _l("Telegram bot")}
-DELIVERY_TITLES = {"queued": _l("queued"), "sending": _l("sending"), "sent": _l("sent"), "failed": _l("failed")}
+DELIVERY_TITLES = {"queued": _l("queued"), "sending": _l("sending"), "sent": _l("sent"), "failed": _l("failed"),
+                   "cancelled": _l("cancelled (no longer applies)")}
 SECURITY_TITLES = {"starttls": "STARTTLS", "ssl": "SSL/TLS", "none": _l("none (plain)")}
 PAGE = 50
 

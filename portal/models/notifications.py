@@ -3,7 +3,8 @@ delivery row per (notice, channel) — the delivery log shown on the subscriber 
 
 ``portal.notifications.delivery`` turns notices (``models.notices``) into deliveries and sends
 them through RQ; a delivery's ``state`` moves queued -> sending -> sent | failed (or back to
-queued for a retry) only by conditional UPDATEs, so two jobs never send the same row twice.
+queued for a retry) only by conditional UPDATEs, so two jobs never send the same row twice;
+queued -> cancelled when a warning no longer holds at its turn to go (the subscriber paid).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .base import UTCDateTime, one_of, utcnow
 
 CHANNEL_KINDS = ("email", "sms", "telegram")
 SMTP_SECURITY = ("starttls", "ssl", "none")
-DELIVERY_STATES = ("queued", "sending", "sent", "failed")
+DELIVERY_STATES = ("queued", "sending", "sent", "failed", "cancelled")
 LOCALES = ("ru", "en")
 
 

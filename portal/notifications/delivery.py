@@ -5,26 +5,38 @@ them — the outbox pattern of ``portal.platforms.outbox``, applied to messages.
   renders each message in the subscriber's language (``templates.render``), writes the rows
   queued and marks the notices processed, in one transaction. After its commit the rows are
   handed to RQ (``handoff``); if Redis is down then, ``sweep`` hands them over later.
-* ``deliver(id)`` (one job per row, idempotent) waits for the channel's rate slot, claims the
-  row with a conditional UPDATE (queued -> sending: only one job can), calls the service
-  outside any transaction, and records sent, a retry (backoff SYNC_BACKOFF_BASE * 2^(n-1) up to
-  SYNC_BACKOFF_MAX, as the platforms' sync; Telegram's retry_after honoured, not counted as
-  an attempt) or failed (the recipient cannot be reached, or MAX_ATTEMPTS used) with the
+* ``deliver(id)`` (one job per row, idempotent) first asks whether a warning still holds
+  (``relevance.obsolete``: a low-balance, grace or block warning the subscriber has paid since
+  is ``cancelled``, with the reason, not sent) and whether a non-critical message falls in the
+  quiet hours (NOTIFY_QUIET_HOURS in BILLING_TZ: postponed to their end); then waits for the
+  channel's rate slot, claims the row with a conditional UPDATE (queued -> sending: only one job
+  can), calls the service outside any transaction, and records sent, a retry or failed with the
   service's reason.
+* Retries: whatever is the service's or the channel's fault (down, 5xx, a timeout, a wrong
+  secret, the channel switched off) is retried with backoff SYNC_BACKOFF_BASE * 2^(n-1) up to
+  SYNC_BACKOFF_MAX (as the platforms' sync; Telegram's retry_after honoured, not counted as an
+  attempt) until the message is NOTIFY_GIVE_UP_AFTER hours old, then failed as ``expired: …``:
+  an outage of a day loses nothing, and a two-day-old message is not sent. Only what is the
+  recipient's (a refused address or number, a bot blocked by the user; ``SendError.retry``
+  False) fails at once.
 * ``sweep`` (periodic, jobs/schedules.py) wakes the prepare job for notices nobody took,
-  enqueues due rows not waiting in RQ, and gives back rows a killed job left in ``sending`` (after STALE_SENDING:
-  such a message may go twice — the service may have taken it before the job died).
+  enqueues due rows not waiting in RQ, and gives back rows a killed job left in ``sending``
+  (after STALE_SENDING: such a message may go twice — the service may have taken it before the
+  job died — and the log says so). A row whose job was killed twice in a row, or that is past
+  NOTIFY_GIVE_UP_AFTER, is failed instead: no loop of sends.
 """
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 
 from flask import current_app
 from rq import Queue
 from sqlalchemy import or_, select, update
 
+from ..billing import clock
 from ..db_setup import dialect_insert
 from ..extensions import db
 from ..models import (
@@ -36,7 +48,7 @@ from ..models import (
     utcnow,
 )
 from ..queue import enqueue_once, get_queue
-from . import channels, preferences, ratelimit, sms, smtp, telegram
+from . import channels, preferences, ratelimit, relevance, sms, smtp, telegram
 from .senders import SendError, Sent
 
 log = logging.getLogger(__name__)
@@ -46,8 +58,8 @@ DELIVER_JOB = "jobs.notifications.deliver"
 PREPARE_JOB = "jobs.notifications.prepare"
 BATCH = 500             # notices per prepare transaction
 SWEEP_LIMIT = 10000     # rows enqueued per sweep; the next sweep takes the rest
-MAX_ATTEMPTS = 8
 STALE_SENDING = 600     # seconds a row may stay "sending" before the sweep gives it back
+REVIVED = "the sending job stopped"  # how last_error starts on a row the sweep gave back
 WAIT_INLINE = 1.0       # a job waits this long for its rate slot; longer: the row is postponed
 JOB_TIMEOUT = 120
 ENQUEUE_CHUNK = 500    # jobs per pipelined hand-off
@@ -86,14 +98,16 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
     enabled = channels.enabled_kinds()
     table = NotificationDelivery.__table__
     now = utcnow()
+    quiet = quiet_until(now)  # non-critical rows wait for it, handed to RQ by the sweep then
     planned: list[dict] = []
     for notice in notices:
         subscriber = subscribers[notice.subscriber_id]
         pref = prefs.get(notice.subscriber_id)
+        due = quiet if quiet is not None and not notice.critical else now
         for kind, address in preferences.channels_for(subscriber, pref, notice.critical, enabled):
             values = dict(notice_id=notice.id, subscriber_id=subscriber.id, channel=kind, address=str(address),
-                          state="queued", attempts=0, next_attempt_at=now, enqueued_at=now, created_at=now,
-                          subject=None, body="", last_error=None)
+                          state="queued", attempts=0, next_attempt_at=due, enqueued_at=now if due == now else None,
+                          created_at=now, subject=None, body="", last_error=None)
             try:
                 rendered = _render(notice, kind, preferences.locale_of(pref, subscriber), subscriber,
                                    contracts.get(notice.contract_id))
@@ -105,8 +119,9 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
     made: list[tuple[int, bool]] = []
     if planned:  # one statement compiled once, sent as multi-row batches (insertmanyvalues)
         stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["notice_id", "channel"]).returning(
-            table.c.id, table.c.notice_id, table.c.state)
-        made = [(i, critical[n]) for i, n, state in db.session.execute(stmt, planned) if state == "queued"]
+            table.c.id, table.c.notice_id, table.c.state, table.c.enqueued_at)
+        made = [(i, critical[n]) for i, n, state, handed in db.session.execute(stmt, planned)
+                if state == "queued" and handed is not None]
     db.session.execute(update(Notice).where(Notice.id.in_([n.id for n in notices])).values(processed_at=now))
     db.session.info.setdefault(ROWS_KEY, []).extend(made)
     db.session.commit()
@@ -152,17 +167,28 @@ def send(kind: str, channel: channels.Channel, address: str, subject: str | None
 
 def deliver(delivery_id: int) -> str:
     """Send one queued, due delivery once (the job; safe to run twice). Returns what happened."""
-    d = db.session.get(NotificationDelivery, delivery_id)
-    state = (d.state, d.next_attempt_at, d.channel, d.address, d.subject, d.body) if d is not None else None
+    t, n = NotificationDelivery.__table__.c, Notice.__table__.c
+    row = db.session.execute(select(t.state, t.next_attempt_at, t.channel, t.address, t.subject, t.body,
+                                    n.critical, n.event, n.contract_id, n.data)
+                             .join_from(NotificationDelivery.__table__, Notice.__table__, n.id == t.notice_id)
+                             .where(t.id == delivery_id)).first()
     db.session.rollback()
-    if state is None or state[0] != "queued":
+    if row is None or row.state != "queued":
         return "not queued"
-    _, due, kind, address, subject, body = state
-    early = (due - utcnow()).total_seconds()
+    early = (row.next_attempt_at - utcnow()).total_seconds()
     if early > WAIT_INLINE:
         return "not due"
     if early > 0:  # pulled a moment before its time (``_pull_next``)
         time.sleep(early)
+    kind, address, subject, body = row.channel, row.address, row.subject, row.body
+    quiet = None if row.critical else quiet_until(utcnow())
+    if quiet is not None:  # a retry or a pulled row that fell into the night
+        _postpone(delivery_id, (quiet - utcnow()).total_seconds())
+        return "quiet hours"
+    reason = relevance.obsolete(row.event, row.contract_id, row.data or {})
+    db.session.rollback()
+    if reason is not None:
+        return _cancel(delivery_id, reason)
     channel = channels.load(kind)
     db.session.rollback()
     if channel is None:
@@ -236,6 +262,32 @@ def _claim(delivery_id: int) -> bool:
                                     attempts=NotificationDelivery.attempts + 1)).rowcount == 1
 
 
+def _cancel(delivery_id: int, reason: str) -> str:
+    """A queued warning that no longer holds: ``cancelled`` with the reason, never sent."""
+    with db.engine.begin() as conn:
+        done = conn.execute(update(NotificationDelivery.__table__)
+                            .where(NotificationDelivery.id == delivery_id, NotificationDelivery.state == "queued")
+                            .values(state="cancelled", last_error=reason[:1000], enqueued_at=None)).rowcount
+    return "cancelled" if done else "taken"
+
+
+def quiet_until(now: datetime) -> datetime | None:
+    """The end (UTC) of the quiet hours (NOTIFY_QUIET_HOURS, "HH:MM-HH:MM" in BILLING_TZ; it
+    may span midnight) when ``now`` falls in them, else None."""
+    spec = current_app.config.get("NOTIFY_QUIET_HOURS") or ""
+    if not spec:
+        return None
+    start, end = (day_time.fromisoformat(p) for p in spec.split("-"))
+    tz = clock.tz()
+    local = now.astimezone(tz)
+    at = local.time().replace(tzinfo=None)
+    inside = start <= at < end if start <= end else (at >= start or at < end)
+    if not inside:
+        return None
+    day = local.date() if at < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=tz).astimezone(UTC)
+
+
 def _postpone(delivery_id: int, seconds: float) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(NotificationDelivery.__table__)
@@ -248,18 +300,35 @@ def backoff(attempts: int) -> float:
     return min(cfg["SYNC_BACKOFF_BASE"] * 2 ** (max(attempts, 1) - 1), cfg["SYNC_BACKOFF_MAX"])
 
 
+def give_up_at(created_at: datetime) -> datetime:
+    """When a message made at ``created_at`` is too old to send (NOTIFY_GIVE_UP_AFTER hours)."""
+    return created_at + timedelta(hours=current_app.config["NOTIFY_GIVE_UP_AFTER"])
+
+
+def expired(error: str) -> str:
+    hours = current_app.config["NOTIFY_GIVE_UP_AFTER"]
+    return f"expired: not sent within {hours:g} h; the last attempt: {error}"
+
+
 def _failed(delivery_id: int, error: str, *, retry: bool, retry_after: float | None = None) -> str:
-    """A sending row after a failed attempt: queued again when due, or failed for good."""
+    """A sending row after a failed attempt: queued again when due, or failed for good (the
+    recipient's fault at once; the service's or the channel's once the message is too old)."""
     t = NotificationDelivery.__table__
+    now = utcnow()
     with db.engine.begin() as conn:
-        attempts = conn.execute(select(t.c.attempts).where(t.c.id == delivery_id)).scalar() or 0
-        if retry_after is not None:  # the service's own wait: not the message's fault
-            values = dict(state="queued", attempts=max(attempts - 1, 0),
-                          next_attempt_at=utcnow() + timedelta(seconds=retry_after))
-        elif retry and attempts < MAX_ATTEMPTS:
-            values = dict(state="queued", next_attempt_at=utcnow() + timedelta(seconds=backoff(attempts)))
-        else:
+        attempts, created = conn.execute(select(t.c.attempts, t.c.created_at).where(t.c.id == delivery_id)).first()
+        deadline = give_up_at(created)
+        if not retry:
             values = dict(state="failed")
+        elif now >= deadline:
+            values = dict(state="failed")
+            error = expired(error)
+        else:
+            # the service's own wait is not the message's fault: not counted as an attempt
+            wait = retry_after if retry_after is not None else backoff(attempts)
+            values = dict(state="queued", next_attempt_at=min(now + timedelta(seconds=wait), deadline))
+            if retry_after is not None:
+                values["attempts"] = max(attempts - 1, 0)
         conn.execute(update(t).where(t.c.id == delivery_id, t.c.state == "sending")
                      .values(last_error=error[:1000], enqueued_at=None, **values))
     return "retry" if values["state"] == "queued" else "failed"
@@ -317,16 +386,37 @@ def _mark(ids: list[int], at) -> None:
             conn.execute(update(t).where(t.c.id.in_(ids[start:start + 1000])).values(enqueued_at=at))
 
 
+def _revive(now: datetime) -> int:
+    """Rows a killed job left in ``sending``: queued to go again (the log says it may arrive
+    twice), unless the last revival already ended the same way or the message is too old: then
+    failed (the service may have taken it each time: no loop of sends)."""
+    t = NotificationDelivery.__table__.c
+    stale = [t.state == "sending", t.claimed_at < now - timedelta(seconds=STALE_SENDING)]
+    again = f"{REVIVED} at %s; sent again (it may arrive twice)"
+    with db.engine.begin() as conn:
+        rows = conn.execute(select(t.id, t.created_at, t.claimed_at, t.last_error).where(*stale)).all()
+        revived = 0
+        for row_id, created, claimed, last in rows:
+            when = claimed.astimezone(clock.tz()).strftime("%Y-%m-%d %H:%M %Z")
+            if (last or "").startswith(REVIVED):
+                values = dict(state="failed", last_error=f"{REVIVED} again at {when}; not sent again: "
+                                                         "it may have gone out already")
+            elif now >= give_up_at(created):
+                values = dict(state="failed", last_error=expired(f"{REVIVED} at {when}"))
+            else:
+                values = dict(state="queued", last_error=again % when)
+                revived += 1
+            conn.execute(update(NotificationDelivery.__table__).where(t.id == row_id, *stale)
+                         .values(enqueued_at=None, **values))
+    return revived
+
+
 def sweep() -> dict:
     """The safety net: notices nobody prepared, rows never handed to RQ (or long ago), rows a
     killed job left in ``sending``."""
     now = utcnow()
     t = NotificationDelivery.__table__
-    with db.engine.begin() as conn:
-        revived = conn.execute(update(t).where(t.c.state == "sending",
-                                               t.c.claimed_at < now - timedelta(seconds=STALE_SENDING))
-                               .values(state="queued", enqueued_at=None,
-                                       last_error="the sending job stopped; sent again")).rowcount
+    revived = _revive(now)
     # notices nobody prepared (the hand-off missed them, or a set-based pass inserted them): the
     # prepare job takes them on its own queue, so the sweep stays short on ``high``
     with db.engine.connect() as conn:

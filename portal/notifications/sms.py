@@ -11,8 +11,12 @@
 
 A request-level error (``status`` ERROR) is about our account or the gateway (wrong api_id, no
 money, sender not approved, service unavailable): retried, staff see it. A per-number error
-(``sms.<number>.status`` ERROR) is about the recipient (a wrong number, a stop list, the
-per-number daily limit): not retried, except the rate limits 230-232 and 220.
+(``sms.<number>.status`` ERROR) fails the message at once only when it is the recipient's or
+the message's own (``FINAL_NUMBER_CODES``: a wrong number or no route to it, the stop list, no
+text, too long): SMS.ru also reports the account's and its own troubles per number (201 no
+money, 204 sender not approved, 206 the daily limit, 220 unavailable, 230-233 this number's
+limits for now, 500 its error), and those are retried like the request-level ones (until
+NOTIFY_GIVE_UP_AFTER, ``notifications.delivery``).
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ from ..platforms.http import HttpClient, PlatformError
 from .channels import Channel
 from .senders import HttpTarget, SendError, Sent
 
-# per-number codes worth a later attempt: service busy, this number's limits for now
-RETRY_NUMBER_CODES = {220, 230, 231, 232}
+# per-number codes no later attempt can help: 202 a wrong number (or no route), 203 no text,
+# 205 too long, 207 no route to this number, 209 the number is on the stop list
+FINAL_NUMBER_CODES = {202, 203, 205, 207, 209}
 
 
 def normalize_phone(phone: str | None) -> str | None:
@@ -60,5 +65,13 @@ class SmsClient(HttpClient):
         one = (answer.get("sms") or {}).get(to) or {}
         if one.get("status") != "OK":
             code = one.get("status_code")
-            raise SendError(f"{code}: {one.get('status_text', '')}", retry=code in RETRY_NUMBER_CODES)
+            raise SendError(self.redact(f"{code}: {one.get('status_text', '')}"),
+                            retry=_int(code) not in FINAL_NUMBER_CODES)
         return Sent(str(one.get("sms_id")) if one.get("sms_id") is not None else None)
+
+
+def _int(code) -> int | None:
+    try:
+        return int(code)
+    except (TypeError, ValueError):
+        return None
