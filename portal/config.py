@@ -136,6 +136,9 @@ def load(overrides: dict | None = None) -> dict:
         "SMOTRESHKA_RESYNC_TIMES": env.get("SMOTRESHKA_RESYNC_TIMES", "04:20,16:20"),
         # the operator's name as printed on a cash receipt (templates/admin/payment_receipt.html)
         "OPERATOR_NAME": env.get("OPERATOR_NAME", "ООО «Демо Телеком»"),
+        # the portal's address as subscribers reach it (https://my.isp.ru): links in messages sent
+        # by a worker, which has no request to take it from (portal.notifications.links); unset: no links
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/") or None,
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

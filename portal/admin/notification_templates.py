@@ -106,7 +106,7 @@ def _preview_for(event: str, channel: str, locale: str, draft: dict, contract_nu
     notice = db.session.scalars(select(Notice).where(Notice.contract_id == contract.id, Notice.event == event)
                                 .order_by(Notice.id.desc()).limit(1)).first()
     data = {**templates.sample_context(event), **(notice.data if notice else {})}
-    context = templates.context_for(contract.subscriber, contract, data)
+    context = templates.context_for(contract.subscriber, contract, data, event=event)  # the real pay_url
     try:
         rendered = templates.render(event, channel, locale, context, template=draft)
     except Exception as exc:  # noqa: BLE001  (the notice's own data broke the draft: say so, never a 500)

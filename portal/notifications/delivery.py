@@ -146,12 +146,10 @@ def prepare_pending() -> int:
 
 
 def _render(notice: Notice, kind: str, locale: str, subscriber: Subscriber, contract: Contract | None):
-    from .templates import render
+    from .templates import context_for, render
 
-    context = {**(notice.data or {}), "subscriber_name": subscriber.full_name}
-    if contract is not None:
-        context.update(contract_number=contract.number, balance=str(contract.balance))
-    return render(notice.event, kind, locale, context)
+    # the notice's data, the subscriber's and contract's fields, and the links (pay_url)
+    return render(notice.event, kind, locale, context_for(subscriber, contract, notice.data, event=notice.event))
 
 
 # -- sending ------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ Admins write templates, so they are Jinja2 in a *sandboxed* environment: a templ
 the variables of its event (``variables``) and the filters below, never Python internals.
 
 The context a template sees (``render``'s ``context``) is the notice's ``data`` plus the
-subscriber's and contract's fields (``COMMON_VARIABLES``): amounts as strings of Decimals
-("498.06"), days and moments as ISO text. Templates format them with the filters, which use
-Babel in the message's language (not the page's: a message is written in the subscriber's):
+subscriber's and contract's fields (``COMMON_VARIABLES``): amounts (``MONEY_VARIABLES``) as
+Decimals, so that ``{% if fee %}`` is false for a free item (the notice's "0.00", a non-empty
+string, was true: messages read "fee: 0,00 ₽"), days and moments as ISO text. Templates format
+them with the filters, which use Babel in the message's language (not the page's: a message is
+written in the subscriber's):
 
 - ``{{ amount|money }}``   "1 234,50 ₽" / "RUB 1,234.50" in the operator's currency
 - ``{{ until|date }}``     "03.12.2026" / "12/3/26" (``|date("long")`` "3 декабря 2026 г.")
@@ -19,6 +21,14 @@ Babel in the message's language (not the page's: a message is written in the sub
 An unknown variable or a syntax error is refused when the admin saves (``validate``, naming the
 field and line), not when a message is sent: at send time every variable of the event exists
 (missing ones are None), so ``{% if pay_url %}`` works on a notice that has none.
+
+``pay_url`` (low balance, blocked, promised payment ending) is filled when the message is
+rendered (``context_for``): the cabinet's page where the contract is paid online, an absolute
+link on PUBLIC_URL (``portal.notifications.links``); none without PUBLIC_URL or online payment.
+
+Compiled templates are kept per process (``_compiled``), keyed by their text: an admin's edit is
+a new text, so it is used from the next message on (the overrides are read once per database
+session), and nothing needs invalidating; compiling was most of a message's cost.
 
 Bodies: e-mail is plain text with a subject; SMS is short (no subject); Telegram is HTML for
 the Bot API's ``parse_mode=HTML`` (values are escaped, ``<b>`` and ``<a>`` may be used).
@@ -50,6 +60,13 @@ LOCALES = ("ru", "en")
 
 # what every message may use besides its event's own data (filled from the subscriber and contract)
 COMMON_VARIABLES = ("subscriber_name", "contract_number", "balance", "operator_name")
+
+# the amounts a template sees as Decimals (a zero one is false in ``{% if %}``)
+MONEY_VARIABLES = frozenset(("balance", "suggested_payment", "charge", "credit_limit", "amount_to_unblock",
+                             "amount", "price", "fee"))
+
+# the events whose messages link to the cabinet's payment page (``pay_url``)
+PAY_EVENTS = ("low_balance", "blocked", "promised_expiring")
 
 # each event's own data (the notice's ``data``); the billing side writing a notice fills these
 EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -273,7 +290,8 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "По договору {{ contract_number }}{% if account_login %} (учётная запись {{ account_login }}){% endif %} "
         "подключена услуга «{{ service_name }}»{% if starts_on %} с {{ starts_on|date }}{% endif %}."
         "{% if price %} Стоимость: {{ price|money }}"
-        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}.{% endif %}\n\n"
+        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}."
+        "{% elif price is not none %} Услуга бесплатная.{% endif %}\n\n"
         "С уважением,\n{{ operator_name }}"),
     ("service_assigned", "email", "en"): _T(
         "Service “{{ service_name }}” connected",
@@ -282,26 +300,31 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "{% if account_login %} (account {{ account_login }}){% endif %}"
         "{% if starts_on %} from {{ starts_on|date }}{% endif %}."
         "{% if price %} Price: {{ price|money }}"
-        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}.{% endif %}\n\n"
+        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}."
+        "{% elif price is not none %} It is free of charge.{% endif %}\n\n"
         "Kind regards,\n{{ operator_name }}"),
     ("service_assigned", "sms", "ru"): _T(
-        "", "Подключена услуга «{{ service_name }}»{% if price %}, {{ price|money }}{% endif %}. "
+        "", "Подключена услуга «{{ service_name }}»{% if price %}, {{ price|money }}"
+            "{% elif price is not none %}, бесплатно{% endif %}. "
             "Договор {{ contract_number }}."),
     ("service_assigned", "sms", "en"): _T(
-        "", "Service \"{{ service_name }}\" connected{% if price %}, {{ price|money }}{% endif %}. "
+        "", "Service \"{{ service_name }}\" connected{% if price %}, {{ price|money }}"
+            "{% elif price is not none %}, free of charge{% endif %}. "
             "Contract {{ contract_number }}."),
     ("service_assigned", "telegram", "ru"): _T(
         "", "➕ <b>Подключена услуга «{{ service_name }}»</b>\n"
             "Договор {{ contract_number }}{% if account_login %}, учётная запись {{ account_login }}{% endif %}"
             "{% if starts_on %}, с {{ starts_on|date }}{% endif %}."
             "{% if price %} Стоимость: {{ price|money }}"
-        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}.{% endif %}"),
+        "{% if period == \"day\" %} в сутки{% elif period == \"month\" %} в месяц{% endif %}."
+            "{% elif price is not none %} Бесплатно.{% endif %}"),
     ("service_assigned", "telegram", "en"): _T(
         "", "➕ <b>Service “{{ service_name }}” connected</b>\n"
             "Contract {{ contract_number }}{% if account_login %}, account {{ account_login }}{% endif %}"
             "{% if starts_on %}, from {{ starts_on|date }}{% endif %}."
             "{% if price %} Price: {{ price|money }}"
-        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}.{% endif %}"),
+        "{% if period == \"day\" %} a day{% elif period == \"month\" %} a month{% endif %}."
+            "{% elif price is not none %} Free of charge.{% endif %}"),
     # service ended
     ("service_ended", "email", "ru"): _T(
         "Услуга «{{ service_name }}» отключена",
@@ -337,8 +360,9 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "Здравствуйте, {{ subscriber_name }}!\n\n"
         "Вы подключили «{{ service_name }}»{% if platform %} ({{ platform }}){% endif %}"
         "{% if account_login %} для учётной записи {{ account_login }}{% endif %}"
-        "{% if price %} за {{ price|money }}{% endif %}. Сумма списывается с баланса договора "
-        "{{ contract_number }}; сейчас на нём {{ balance|money }}.\n"
+        "{% if price %} за {{ price|money }}. Сумма списывается с баланса договора "
+        "{{ contract_number }}; сейчас на нём {{ balance|money }}.{% else %}"
+        "{% if price is not none %} бесплатно{% endif %} по договору {{ contract_number }}.{% endif %}\n"
         "Если вы этого не делали, позвоните нам.\n\n"
         "С уважением,\n{{ operator_name }}"),
     ("service_bought", "email", "en"): _T(
@@ -346,25 +370,28 @@ DEFAULTS: dict[tuple[str, str, str], dict] = {
         "Hello {{ subscriber_name }},\n\n"
         "You bought “{{ service_name }}”{% if platform %} ({{ platform }}){% endif %}"
         "{% if account_login %} for account {{ account_login }}{% endif %}"
-        "{% if price %} for {{ price|money }}{% endif %}. It is charged to contract {{ contract_number }}; "
-        "its balance is now {{ balance|money }}.\n"
+        "{% if price %} for {{ price|money }}. It is charged to contract {{ contract_number }}; "
+        "its balance is now {{ balance|money }}.{% else %}"
+        "{% if price is not none %} free of charge{% endif %} on contract {{ contract_number }}.{% endif %}\n"
         "If this was not you, please call us.\n\n"
         "Kind regards,\n{{ operator_name }}"),
     ("service_bought", "sms", "ru"): _T(
         "", "Договор {{ contract_number }}: подключено «{{ service_name }}»"
-            "{% if price %} за {{ price|money }}{% endif %}. "
+            "{% if price %} за {{ price|money }}{% elif price is not none %} бесплатно{% endif %}. "
             "Баланс {{ balance|money }}."),
     ("service_bought", "sms", "en"): _T(
         "", "Contract {{ contract_number }}: bought \"{{ service_name }}\""
-            "{% if price %} for {{ price|money }}{% endif %}. "
+            "{% if price %} for {{ price|money }}{% elif price is not none %} free of charge{% endif %}. "
             "Balance {{ balance|money }}."),
     ("service_bought", "telegram", "ru"): _T(
         "", "🛒 <b>Покупка: «{{ service_name }}»</b>{% if platform %} ({{ platform }}){% endif %}\n"
-            "{% if price %}Стоимость {{ price|money }}, {% endif %}договор {{ contract_number }}, "
+            "{% if price %}Стоимость {{ price|money }}, {% elif price is not none %}Бесплатно, {% endif %}"
+            "договор {{ contract_number }}, "
             "баланс {{ balance|money }}.\nЕсли это были не вы, позвоните нам."),
     ("service_bought", "telegram", "en"): _T(
         "", "🛒 <b>Purchase: “{{ service_name }}”</b>{% if platform %} ({{ platform }}){% endif %}\n"
-            "{% if price %}Price {{ price|money }}, {% endif %}contract {{ contract_number }}, "
+            "{% if price %}Price {{ price|money }}, {% elif price is not none %}Free of charge, {% endif %}"
+            "contract {{ contract_number }}, "
             "balance {{ balance|money }}.\nIf this was not you, please call us."),
     # voluntary freeze
     ("freeze_started", "email", "ru"): _T(
@@ -568,18 +595,31 @@ def _check(event: str, channel: str, locale: str) -> None:
 
 
 def _full_context(event: str, context: dict) -> dict:
-    """Every variable of the event present (None when the notice has none), plus the operator."""
+    """Every variable of the event present (None when the notice has none), plus the operator;
+    amounts as Decimals (one that is not a number stays as it came: ``money`` shows it so)."""
     full = dict.fromkeys(variables(event))
     full["operator_name"] = _settings()[2]
-    full.update({k: v for k, v in context.items() if k in full and v is not None})
+    for k, v in context.items():
+        if k in full and v is not None:
+            full[k] = (_decimal(v) if k in MONEY_VARIABLES and _decimal(v) is not None else v)
     return full
+
+
+# the most compiled texts a process keeps: the defaults (~100), the overrides, recent bulk texts
+COMPILED_MAX = 1024
+
+
+@lru_cache(maxsize=COMPILED_MAX)
+def _compiled(source: str, locale: str, channel: str, currency: str, tz: str):
+    """A template text compiled once per process: keyed by the text itself, so an edited
+    override (another text) is compiled afresh and an old one simply falls out of use."""
+    return _environment(locale, channel, currency, tz).from_string(source)
 
 
 def render_text(source: str, event: str, channel: str, locale: str, context: dict) -> str:
     """One template text rendered in the sandbox (a TemplateError when it is broken)."""
     currency, tz, _ = _settings()
-    env = _environment(locale, channel, currency, tz)
-    return env.from_string(source).render(_full_context(event, context)).strip()
+    return _compiled(source, locale, channel, currency, tz).render(_full_context(event, context)).strip()
 
 
 def render(event: str, channel: str, locale: str, context: dict, template: dict | None = None) -> Rendered:
@@ -698,12 +738,23 @@ def _error_line(exc: Exception) -> int | None:
     return line
 
 
-def context_for(subscriber, contract=None, data: dict | None = None) -> dict:
-    """A message's context: the notice's data and the subscriber's and contract's fields."""
+def context_for(subscriber, contract=None, data: dict | None = None, event: str | None = None) -> dict:
+    """A message's context: the notice's data and the subscriber's and contract's fields; for
+    an ``event`` of PAY_EVENTS, ``pay_url``: the contract's online payment page (None when
+    there is no link to give: ``links.pay_url``); a platform by its title."""
     context = dict(data or {})
     context["subscriber_name"] = subscriber.full_name
     if contract is not None:
         context.update(contract_number=contract.number, balance=str(contract.balance))
+    if event in PAY_EVENTS:
+        from .links import pay_url
+
+        context["pay_url"] = pay_url(contract) if contract is not None else None
+    if context.get("platform"):  # the platform's name as people know it ("«Смотрёшка»"), not its code
+        from ..platforms import registry
+
+        if context["platform"] in registry.known_platforms():
+            context["platform"] = registry.get(context["platform"]).title
     return context
 
 
