@@ -27,7 +27,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from ...billing import audit, clock
+from ...billing import audit, clock, notice_events
 from ...billing.blocking import can_pay_out
 from ...billing.errors import BillingError
 from ...billing.outbox import notify
@@ -124,6 +124,9 @@ def place_order(account, tariff: BmTariff | None, *, domain: str | None = None, 
                     state="pending", created_by=actor, order_key=order_key)
     db.session.add(svc)
     db.session.flush()
+    # a purchase like the cabinet's and the upsales' ("service_bought", keyed by the assigned
+    # service: a repeat of the order returned above; the notice is in the order's transaction)
+    notice_events.service_assigned(assigned, bought=True)
     # the rest of this month is charged now (the charge run's rules), then the balance rule
     charge_accounts([account.id], actor=actor)
     apply_balance_rule([account.contract_id], actor=actor)
