@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, Date, Integer, and_, bindparam, case, insert, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Date, and_, bindparam, case, insert, or_, select, type_coerce, update
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
@@ -33,13 +33,14 @@ contracts = Contract.__table__
 
 def _short_contracts():
     """Contracts whose money is below the credit limit, that may be blocked (not "do not
-    block", no hold-until in force) and whose grace is over (parameters: today, grace)."""
+    block", no hold-until in force) and whose grace is over (parameter: today; the operator's
+    grace is read by the statement itself)."""
     c = contracts.c
     money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
     today = bindparam("today", type_=Date())
     return select(c.id).where(money < 0, c.do_not_block.is_(False),
                               or_(c.do_not_block_until.is_(None), c.do_not_block_until < today),
-                              grace.block_on(bindparam("grace", type_=Integer())) <= today)
+                              grace.block_on() <= today)
 
 
 @cache
@@ -90,8 +91,6 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
     scoped = contract_ids is not None
     params = {"today": today, **({"contract_ids": list(contract_ids)} if scoped else {})}
     db.session.execute(_since_statement(scoped), params)
-    days = grace.operator_days()
-    params["grace"] = days
     blocked, unblocked, blocked_contracts = [], [], set()
     for statement in _rule_statements(scoped):
         for account_id, now_blocked, contract_id in db.session.execute(statement, params):
@@ -101,7 +100,7 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
     if blocked or unblocked:
         _record(blocked, unblocked, actor)
     grace.record_blocked(today, sorted(blocked_contracts))
-    grace.record_grace_warnings(today, days, list(contract_ids) if scoped else None)
+    grace.record_grace_warnings(today, list(contract_ids) if scoped else None)
     expire_loaded(Contract, ["below_limit_since"])
     return blocked, unblocked
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import cache
 
-from sqlalchemy import BigInteger, Date, Integer, String, and_, bindparam, cast, func, literal, or_, select, type_coerce
+from sqlalchemy import BigInteger, Date, String, and_, bindparam, cast, func, literal, or_, select, type_coerce
 
 from ..extensions import db
 from ..models import Account, Contract, GraceRule, Notice, utcnow
@@ -58,9 +58,17 @@ def held(today, c=contracts.c):
     return or_(c.do_not_block.is_(True), and_(c.do_not_block_until.is_not(None), c.do_not_block_until >= today))
 
 
-def block_on(grace, c=contracts.c):
-    """SQL: the day the grace of a contract below its limit is over (its block day)."""
-    return add_days(c.below_limit_since, func.coalesce(c.grace_days, grace))
+def block_on(grace=None, c=contracts.c):
+    """SQL: the day the grace of a contract below its limit is over (its block day); ``grace``:
+    the operator's days (default: read in the same statement, ``operator_days_sql``)."""
+    return add_days(c.below_limit_since, func.coalesce(c.grace_days, operator_days_sql() if grace is None else grace))
+
+
+def operator_days_sql():
+    """SQL: the operator's days of grace (0 while no rule is saved), read by the statement that
+    uses it: the balance rule needs no round trip of its own for it."""
+    g = GraceRule.__table__.c
+    return func.coalesce(select(g.days).where(g.id == RULE_ID).scalar_subquery(), 0)
 
 
 # -- the rule -----------------------------------------------------------------------------------
@@ -77,7 +85,7 @@ def operator_days() -> int:
     txn = db.session().get_transaction()
     memo = db.session.info.get("grace_days")
     if memo is None or memo[0] is not txn:
-        memo = db.session.info["grace_days"] = (txn, rule().days)
+        memo = db.session.info["grace_days"] = (txn, db.session.scalar(select(operator_days_sql())))
     return memo[1]
 
 
@@ -205,11 +213,11 @@ def _contract_in_service():
 @cache
 def _warnings_statement(dialect: str, scoped: bool):
     """The INSERT ... SELECT of ``record_grace_warnings``, built once per process (parameters:
-    w_today, w_grace, w_now and, when ``scoped``, w_ids): building it cost more than running it
-    for the one contract a payment touches."""
+    w_today, w_now and, when ``scoped``, w_ids): building it cost more than running it for the
+    one contract a payment touches."""
     c = contracts.c
     today = bindparam("w_today", type_=Date())
-    due = block_on(bindparam("w_grace", type_=Integer()))
+    due = block_on()
     where = [c.below_limit_since.is_not(None), money_minor() < 0, ~held(today), due > today, _contract_in_service()]
     if scoped:
         where.append(c.id.in_(bindparam("w_ids", expanding=True)))
@@ -224,12 +232,13 @@ def _warnings_statement(dialect: str, scoped: bool):
     return notices.from_select_statement(_NOTICE_COLUMNS, stmt)
 
 
-def record_grace_warnings(today: date, grace: int, contract_ids: list[int] | None = None) -> int:
-    """A ``low_balance`` notice (grace) for every contract in grace today, once a day each."""
+def record_grace_warnings(today: date, contract_ids: list[int] | None = None) -> int:
+    """A ``low_balance`` notice (grace) for every contract in grace today, once a day each (the
+    operator's grace read by the statement)."""
     scoped = contract_ids is not None
     if scoped and not contract_ids:
         return 0
-    params = {"w_today": today, "w_grace": grace, "w_now": utcnow()}
+    params = {"w_today": today, "w_now": utcnow()}
     if scoped:
         params["w_ids"] = list(contract_ids)
     return notices.run_insert(_warnings_statement(db.session.get_bind().dialect.name, scoped), params)
