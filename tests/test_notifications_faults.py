@@ -60,13 +60,30 @@ def test_sms_sent_while_the_gateway_is_down_arrive_once_when_it_is_back(sms_gate
     assert all(r.state == "sent" for r in _rows())
 
 
+def test_an_outage_longer_than_the_old_eight_attempts_loses_nothing(sms_gateway, processes):
+    """The gateway stays down through a dozen attempts (the portal used to give up after eight):
+    is the SMS still waiting, and delivered once when the gateway is back?"""
+    processes.start("jobs.worker", SYNC_BACKOFF_BASE=0.2, SYNC_BACKOFF_MAX=0.4)
+    sms_gateway.down()
+    s = gen_subscriber(phones=["+79005557001"])
+    notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "10.00"},
+                   dedup_key=f"long-outage-{s.id}")
+    db.session.commit()
+    [row] = wait_for(_swept(lambda: [r for r in _rows() if r.attempts >= 12 and r.state == "queued"]),
+                     timeout=90, what="twelve failed attempts, the SMS still queued")
+    assert "ConnectionError" in row.last_error and sms_gateway.messages == []
+    sms_gateway.up()
+    wait_for(_swept(lambda: _rows()[0].state == "sent"), timeout=60, what="the SMS sent")
+    assert [m["to"] for m in sms_gateway.messages] == ["79005557001"]
+
+
 def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back(sms_gateway, processes,
-                                                                                  notify_redis):
+                                                                                  own_redis):
     """Redis crashes (and comes back empty) while a notice is recorded and while another one is
     prepared: does the commit stand, nothing reach RQ, and each SMS arrive once Redis is back?"""
-    processes.start("jobs.worker", REDIS_URL=notify_redis.url)
+    processes.start("jobs.worker", REDIS_URL=own_redis.url)
     a, b = gen_subscriber(phones=["+79001110001"]), gen_subscriber(phones=["+79001110002"])
-    notify_redis.crash()
+    own_redis.crash()
     for s in (a, b):
         notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "50.00"},
                        dedup_key=f"blocked-{s.id}")
