@@ -78,12 +78,12 @@ def test_an_outage_longer_than_the_old_eight_attempts_loses_nothing(sms_gateway,
 
 
 def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back(sms_gateway, processes,
-                                                                                  own_redis):
+                                                                                  notify_redis):
     """Redis crashes (and comes back empty) while a notice is recorded and while another one is
     prepared: does the commit stand, nothing reach RQ, and each SMS arrive once Redis is back?"""
-    processes.start("jobs.worker", REDIS_URL=own_redis.url)
+    processes.start("jobs.worker", REDIS_URL=notify_redis.url)
     a, b = gen_subscriber(phones=["+79001110001"]), gen_subscriber(phones=["+79001110002"])
-    own_redis.crash()
+    notify_redis.crash()
     for s in (a, b):
         notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "50.00"},
                        dedup_key=f"blocked-{s.id}")
