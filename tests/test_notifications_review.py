@@ -123,6 +123,24 @@ def test_a_switched_off_channel_keeps_the_message_until_it_is_too_old(sms_gatewa
     assert d.state == "failed" and d.last_error.startswith("expired:") and "not configured" in d.last_error
 
 
+def test_a_wrong_smtp_password_is_the_channels_fault_retried_and_never_shown(smtp_server):
+    """The mail server refuses the channel's login (535): the message waits for staff to fix the
+    password (retried, not failed), and the password is in no reason."""
+    from tests.notifications_fixtures import SMTP_LOGIN
+
+    channels.save("email", {"host": "127.0.0.1", "port": str(smtp_server.port), "security": "starttls",
+                            "login": SMTP_LOGIN, "password": "Wrong-Pa55word", "sender": "billing@isp.test",
+                            "rate": "50", "timeout": "10", "enabled": True}, actor="test")
+    db.session.commit()
+    s = gen_subscriber(email="rv-mail@example.test", phones=[])
+    _notice(s)
+    d = _one_row(s)
+    assert delivery.deliver(d.id) == "retry"
+    [d] = _rows(s.id)
+    assert d.state == "queued" and d.last_error.startswith("535") and "Wrong-Pa55word" not in d.last_error
+    assert smtp_server.messages == []
+
+
 # -- a warning the subscriber has paid since -------------------------------------------------------
 
 def test_a_block_notice_paid_before_its_turn_is_cancelled_not_sent(client, sms_gateway):

@@ -9,8 +9,10 @@ class SendError(Exception):
     """The message did not go out; the text is the service's own (secrets redacted).
 
     ``retry``: trying again later may help (the service is down, busy, or staff must fix the
-    channel's settings); False when this recipient cannot be reached this way (a bad number, a
-    bot blocked by the user). ``retry_after``: seconds the service asked us to wait."""
+    channel's settings): the delivery retries until the message is NOTIFY_GIVE_UP_AFTER hours
+    old; False when this recipient cannot be reached this way (a bad number, a bot blocked by
+    the user) or the message cannot be taken at all: failed at once. ``retry_after``: seconds
+    the service asked us to wait."""
 
     def __init__(self, message: str, *, retry: bool = True, retry_after: float | None = None):
         super().__init__(message)
