@@ -83,10 +83,14 @@ def _rule_statements(scoped: bool):
     return [stmt(to_block, blocked), stmt(to_lift, lifted)]
 
 
-def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system") -> tuple[list[int], list[int]]:
+def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
+                 solvent: bool = False) -> tuple[list[int], list[int]]:
     """Block and unblock by balance (every contract when ``contract_ids`` is None); returns
     (blocked account ids, unblocked account ids). The rule alone: callers want
-    ``charging.apply_balance_rule``, which also charges the days an unblock gives back."""
+    ``charging.apply_balance_rule``, which also charges the days an unblock gives back.
+    ``solvent``: the caller has read in this transaction, under the contracts' row locks (its
+    balance UPDATE), that each of them has balance + credit limit at zero or above: none is in
+    grace, so the grace warnings' statement is skipped."""
     today = clock.today()
     scoped = contract_ids is not None
     params = {"today": today, **({"contract_ids": list(contract_ids)} if scoped else {})}
@@ -100,7 +104,8 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
     if blocked or unblocked:
         _record(blocked, unblocked, actor)
     grace.record_blocked(today, sorted(blocked_contracts))
-    grace.record_grace_warnings(today, list(contract_ids) if scoped else None)
+    if not (scoped and solvent):
+        grace.record_grace_warnings(today, list(contract_ids) if scoped else None)
     expire_loaded(Contract, ["below_limit_since"])
     return blocked, unblocked
 
@@ -116,6 +121,12 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     notify(unblocked, "unblocked_by_balance")
     changed = set(blocked) | set(unblocked)
     expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
+
+
+def money_minor():
+    """SQL: a contract's balance + credit limit, in kopecks (below zero: short)."""
+    c = contracts.c
+    return type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
 
 
 def idle():

@@ -400,12 +400,14 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     return _post(today, ids, None, actor, keyed, reason)[0]
 
 
-def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system") -> tuple[list[int], list[int]]:
+def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
+                       solvent: bool = False) -> tuple[list[int], list[int]]:
     """The balance rule (``blocking.balance_rule``: block and unblock by balance), and the days
     an unblock gives back charged at once; returns (blocked account ids, unblocked account ids)
     of the rule's first pass. A balance block refunded nothing, so only days not yet paid for
-    are charged, and the run cannot swing back and forth."""
-    blocked, unblocked = balance_rule(contract_ids, actor=actor)
+    are charged, and the run cannot swing back and forth. ``solvent``: see balance_rule (the
+    first pass only: the unblock's charge may take the money below again)."""
+    blocked, unblocked = balance_rule(contract_ids, actor=actor, solvent=solvent)
     if unblocked:
         charge_accounts(unblocked, actor=actor, reason="account.unblock")
         # what that charge took may block again; for one contract (a payment) one small SELECT

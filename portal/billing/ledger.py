@@ -62,13 +62,14 @@ def _insert_entry(dialect: str, keyed: bool):
 @cache
 def _apply_returning():
     """The balance UPDATE, returning whether the balance rule has nothing to do now
-    (blocking.idle)."""
-    from .blocking import idle
+    (blocking.idle) and whether the contract's money is at zero or above (then the rule has
+    nothing to block and no grace to warn of)."""
+    from .blocking import idle, money_minor
 
     c = Contract.__table__.c
     minor = bindparam("minor", type_=BigInteger())
     return update(Contract.__table__).where(c.id == bindparam("cid")) \
-        .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle())
+        .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle(), money_minor() >= 0)
 
 
 def source_of(actor: str | None, key: str | None) -> str:
@@ -129,7 +130,7 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
     make_transient_to_detached(entry)
     db.session.add(entry)
-    idle = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).scalar()
+    idle, solvent = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).one()
     contract = db.session.identity_map.get(identity_key(Contract, contract_id))
     if contract is not None:
         db.session.expire(contract, ["balance"])
@@ -138,7 +139,7 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     if apply_rules and not idle:
         from .charging import apply_balance_rule
 
-        apply_balance_rule([contract_id], actor=actor)
+        apply_balance_rule([contract_id], actor=actor, solvent=solvent)
     # platforms that show the balance (webhook, IPTV middleware) hear of the new money
     from .outbox import notify_contract
 
