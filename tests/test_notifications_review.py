@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from portal.billing import clock, forecast, grace, ledger, notices
+from portal.billing import blocking, clock, forecast, grace, ledger, notices
 from portal.extensions import db
 from portal.models import Notice, NotificationDelivery
 from portal.notifications import channels, delivery
@@ -164,6 +164,19 @@ def test_a_block_notice_paid_before_its_turn_is_cancelled_not_sent(client, sms_g
     assert row.state == "cancelled" and row.last_error.startswith("cancelled: the balance covers")
     assert [m["to"] for m in sms_gateway.messages] == [still_row.address]
     assert delivery.deliver(paid_row.id) == "not queued"  # a later run does not revive it
+
+    # staff hold a third one ("do not block until" today): the block is lifted unpaid, the SMS too
+    _s3, c3, _a3 = subscriber_with_account("rv5", paid=None)
+    ledger.post(c3.id, "correction", -Decimal("80.00"), actor="t", comment="debt")
+    db.session.commit()
+    delivery.prepare()
+    held_row = _row_of(c3.subscriber_id, "blocked")
+    grace.save_contract(c3, {"grace_days": "", "do_not_block_until": clock.today().isoformat()}, actor="t")
+    blocking.balance_rule([c3.id])
+    db.session.commit()
+    assert delivery.deliver(held_row.id) == "cancelled"
+    assert _row_of(c3.subscriber_id, "blocked").last_error.endswith("blocked for balance any more (held, or lifted)")
+    assert len(sms_gateway.messages) == 1
 
     gen_staff("rvadmin", role="admin")
     login(client, "rvadmin")

@@ -11,8 +11,8 @@ claims the row (``delivery.deliver``), with billing's own rules — nothing is r
   the money is already below the credit limit (``blocking.money_left``);
 * ``low_balance`` of the grace (data ``grace``): the contract is still in grace today
   (``grace.grace_block_on``: below the limit, not held, not yet blocked);
-* ``blocked``: an account of the contract is still blocked by balance and a payment is still
-  needed to lift it (``blocking.top_up_to_unblock``).
+* ``blocked``: an account of the contract is still blocked by balance (the rule lifts it in the
+  payment's own transaction, or when a hold starts).
 
 Otherwise the answer is the reason the delivery log shows on the ``cancelled`` row. Any other
 event, or a notice without a contract, always holds.
@@ -36,11 +36,11 @@ def obsolete(event: str, contract_id: int | None, data: dict) -> str | None:
     if contract is None:
         return None
     if event == "blocked":
-        if blocking.top_up_to_unblock(contract) is None:
+        if _blocked_by_balance(contract.id):
+            return None
+        if blocking.money_left(contract) >= 0:
             return "cancelled: the balance covers what is due now (paid since the block)"
-        if not _blocked_by_balance(contract.id):
-            return "cancelled: no account of the contract is blocked for balance any more"
-        return None
+        return "cancelled: no account of the contract is blocked for balance any more (held, or lifted)"
     if data.get("grace"):
         if grace.grace_block_on(contract) is not None:
             return None
