@@ -123,12 +123,6 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
 
 
-def money_minor():
-    """SQL: a contract's balance + credit limit, in kopecks (below zero: short)."""
-    c = contracts.c
-    return type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
-
-
 def idle():
     """SQL, true when this rule has nothing to do on a contract (in a contract's UPDATE ...
     RETURNING: its new values): its money (balance + credit limit) is at zero or above, no grace

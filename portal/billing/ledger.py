@@ -64,7 +64,8 @@ def _apply_returning():
     """The balance UPDATE, returning whether the balance rule has nothing to do now
     (blocking.idle) and whether the contract's money is at zero or above (then the rule has
     nothing to block and no grace to warn of)."""
-    from .blocking import idle, money_minor
+    from .blocking import idle
+    from .grace import money_minor
 
     c = Contract.__table__.c
     minor = bindparam("minor", type_=BigInteger())
