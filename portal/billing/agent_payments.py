@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, bindparam, delete, func, select, type_coerce
+from sqlalchemy import BigInteger, String, bindparam, delete, func, select, type_coerce
 
 from ..db_setup import dialect_insert
 from ..extensions import db
@@ -122,6 +122,32 @@ def _by_login():
 
 
 @cache
+def target_columns():
+    """``_target``'s two look-ups as columns the HTTP side adds to its SELECT of the agent
+    (parameter ``account``: the query's account as sent), so that a pay or check reads its agent
+    and its target in one round trip: ``t_account`` (what was looked up), the contract by number
+    with its live and disabled accounts, the account by login. Unique-index probes, and only
+    read: nothing is answered from them before the caller is authenticated."""
+    a, c = Account.__table__.c, Contract.__table__.c
+    account = bindparam("account", type_=String())
+    by_number = select(c.id).where(c.number == account).scalar_subquery()
+    live = select(func.count()).where(a.contract_id == by_number, a.status != "disabled").scalar_subquery()
+    dead = select(func.count()).where(a.contract_id == by_number, a.status == "disabled").scalar_subquery()
+    login_cid = select(a.contract_id).where(a.login == account).scalar_subquery()
+    login_status = select(a.status).where(a.login == account).scalar_subquery()
+    return [account.label("t_account"), by_number.label("t_contract_id"), live.label("t_live"),
+            dead.label("t_dead"), login_cid.label("t_login_cid"), login_status.label("t_login_status")]
+
+
+def _prefetched(agent, account: str):
+    """The agent row's ``target_columns`` when they were looked up for ``account``, else None."""
+    mapping = getattr(agent, "_mapping", None)
+    if mapping is None or "t_account" not in mapping or mapping["t_account"] != account:
+        return None
+    return mapping
+
+
+@cache
 def _insert_payment(dialect: str):
     """The payment's row, unless its (agent, txn_id) is taken: returns its id, or no row."""
     table = AgentPayment.__table__
@@ -135,16 +161,24 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
     if agent.account_field == "login":
         if not LOGIN_RE.fullmatch(account):
             return Answer(BAD_ACCOUNT, "account: not a login", sum=s)
-        row = db.session.execute(_by_login(), {"login": account}).first()
+        pre = _prefetched(agent, account)
+        if pre is None:
+            row = db.session.execute(_by_login(), {"login": account}).first()
+        else:
+            row = None if pre["t_login_cid"] is None else (pre["t_login_cid"], pre["t_login_status"])
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
-        if row.status == "disabled":
+        contract_id, status = row
+        if status == "disabled":
             return Answer(FORBIDDEN, "the account is disabled", sum=s)
-        contract_id = row.contract_id
     else:
         if not CONTRACT_NUMBER_RE.fullmatch(account):
             return Answer(BAD_ACCOUNT, "account: not a contract number", sum=s)
-        row = db.session.execute(_by_number(), {"number": account}).first()
+        pre = _prefetched(agent, account)
+        if pre is None:
+            row = db.session.execute(_by_number(), {"number": account}).first()
+        else:
+            row = None if pre["t_contract_id"] is None else (pre["t_contract_id"], pre["t_live"], pre["t_dead"])
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
         contract_id, live_accounts, disabled_accounts = row
