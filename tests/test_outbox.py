@@ -3,6 +3,7 @@ platform after the commit, and the sweeper that brings back what Redis lost."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -144,15 +145,19 @@ def test_the_sweeper_gives_a_dead_jobs_account_a_new_job_but_leaves_accounts_in_
 def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_it_again(webhook):
     """If a change's job (or the nightly full reconcile's) starts while another job is syncing
     the account (the platform slow, then failing), does it give way at once instead of holding
-    up its worker, and does the running job queue a new one for each as it finishes?"""
+    up its worker, and does the running job queue a new one for each as it finishes?
+
+    The first job is held at the platform's door (an emulator gate) until the test has run the
+    other two, so it holds the account for exactly as long as the test needs, however slow the
+    machine is."""
     from jobs.sync import reconcile_account as job
     from portal.platforms import reconcile
 
     account = gen_account(agent=gen_agent(platform="webhook"))
     account_id = account.id
     get_redis().flushdb()
-    webhook.latency = 1.5
     webhook.fail("busy", status=503, times=1)  # the running job ends in retry: no second pass
+    gate = webhook.hold("/hook")
     app = current_app._get_current_object()
     results = []
 
@@ -162,15 +167,24 @@ def test_a_job_that_finds_its_account_busy_does_not_wait_and_the_holder_queues_i
 
     thread = threading.Thread(target=holder)
     thread.start()
-    lock = f"portal:lock:reconcile:webhook:{account_id}"
-    wait_for(lambda: get_redis().exists(lock), what="the first job to hold the account")
-    acc.block(account, "manager", actor="test")
-    db.session.commit()
-    get_queue("default").empty()  # the change's job, taken by a worker: it runs here
-    assert job("webhook", account_id) == "busy"
-    assert job("webhook", account_id, scheduled=True) == "busy"
-    thread.join(30)
+    try:
+        assert gate.wait_arrivals(1, timeout=30), "the first job never reached the platform"
+        assert get_redis().exists(f"portal:lock:reconcile:webhook:{account_id}")  # it holds the account
+        acc.block(account, "manager", actor="test")
+        db.session.commit()
+        get_queue("default").empty()  # the change's job, taken by a worker: it runs here
+        started = time.monotonic()
+        assert job("webhook", account_id) == "busy"
+        assert job("webhook", account_id, scheduled=True) == "busy"
+        # at once: a job that waited for the account would wait until the gate opens (a minute)
+        assert time.monotonic() - started < 15
+        assert results == [] and len(gate.arrived) == 1  # the first job is still at the door, alone
+    finally:
+        gate.open()
+        thread.join(30)
+        webhook.gates.remove(gate)
     assert results == ["retry"]
+    assert webhook.requests == [{"login": account.login, "status": 503}]
     assert jobs_in("default") == [f"reconcile-webhook-{account_id}-default"]
     assert jobs_in("low") == [f"reconcile-webhook-{account_id}-low"]
 
