@@ -97,14 +97,29 @@ from portal import create_app  # noqa: E402
 from portal.db_setup import reset_schema  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
 
-pytest_plugins = ["tests.builders", "tests.platform_fixtures", "tests.browser_fixtures", "tests.api_fixtures"]
+# every fixtures module, once for the whole suite: a test module names the fixtures it uses as
+# parameters and imports none (tests/test_test_layout.py checks it, and that no two of these
+# modules define a fixture of the same name, which pytest would resolve silently to one of them)
+pytest_plugins = [
+    "tests.builders",
+    "tests.platform_fixtures",
+    "tests.browser_fixtures",
+    "tests.api_fixtures",
+    "tests.billmanager_fixtures",
+    "tests.intercom_fixtures",
+    "tests.notifications_fixtures",
+    "tests.smotreshka_fixtures",
+    "tests.stalker_fixtures",
+    "tests.yookassa_fixtures",
+]
 
 # -- markers ----------------------------------------------------------------------------------
 
 BROWSER_FIXTURES = {"browser", "page"}
 # a server on a port, a subprocess, an emulator over real HTTP, a Redis server of the test's own
-INTEGRATION_FIXTURES = {"live", "live_fixed", "processes", "worker", "receiver", "webhook", "emulator", "emu",
-                        "smotreshka", "stalker", "intercom", "seller", "own_redis", "plain_http"}
+INTEGRATION_FIXTURES = {"live", "live_fixed", "processes", "worker", "receiver", "webhook", "stalker_emulator",
+                        "smotreshka_emulator", "intercom_emulator", "emu", "smotreshka", "stalker", "intercom",
+                        "seller", "own_redis", "plain_http"}
 # where the fixtures do not tell: modules that start subprocesses or servers themselves
 INTEGRATION_MODULES = {
     "test_migrations.py",                 # `flask db upgrade` / downgrade in subprocesses

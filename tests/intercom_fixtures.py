@@ -18,22 +18,22 @@ TOKEN = "icom-Secret-Key-42"
 
 
 @pytest.fixture
-def emulator():
+def intercom_emulator():
     e = IntercomEmulator(token=TOKEN).start()
     yield e
     e.stop()
 
 
 @pytest.fixture
-def intercom(ctx, emulator):
+def intercom(ctx, intercom_emulator):
     """The emulator with the stored connection (API key encrypted as the password), and the
     billing side: the isvyaz_login field, an intercom agent, service and tariff."""
-    save_connection("intercom", url=emulator.url, password=TOKEN, actor="test")
+    save_connection("intercom", url=intercom_emulator.url, password=TOKEN, actor="test")
     if db.session.query(ExtraFieldDefinition).filter_by(name="isvyaz_login").first() is None:
         directory.save_extra_field({"name": "isvyaz_login", "title": "Логин «Интерсвязь»",
                                     "pattern": r"[A-Za-z0-9_.-]{3,64}"}, actor="test")
     db.session.commit()
-    setup = Setup(emulator)
+    setup = Setup(intercom_emulator)
     return setup
 
 

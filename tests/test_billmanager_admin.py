@@ -21,14 +21,7 @@ from portal.models import (
     LedgerEntry,
     Task,
 )
-from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN,
-    SELLER_PASSWORD,
-    WORKER_ENV,
-    imported_tariff,
-    make_handler,
-    seller,
-)
+from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, imported_tariff, make_handler
 from tests.billmanager_fixtures import finished_job as _finished
 from tests.builders import gen_staff, subscriber_with_account
 from tests.helpers import HX, cabinet_login, field_error, login, post

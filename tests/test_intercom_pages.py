@@ -15,7 +15,7 @@ from portal.queue import get_queue
 from tests.helpers import CABINET_PASSWORD as PASSWORD
 from tests.helpers import HX, cabinet_login, english
 from tests.helpers import staff_in_english as staff
-from tests.intercom_fixtures import emulator, intercom, settled, worker  # noqa: F401
+from tests.intercom_fixtures import settled
 from tests.platform_fixtures import wait_for
 
 

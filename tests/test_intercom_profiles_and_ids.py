@@ -17,7 +17,7 @@ from portal.platforms.intercom import console
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_token
 from tests.helpers import staff_in_english as staff
-from tests.intercom_fixtures import TOKEN, emulator, intercom, settled, worker  # noqa: F401
+from tests.intercom_fixtures import TOKEN, settled
 from tests.platform_fixtures import wait_for
 
 
@@ -106,13 +106,13 @@ def test_a_linked_profile_left_with_no_flat(worker, keep):
         assert db.session.scalar(select(IntercomProfile).filter_by(login="lonely")) is None
 
 
-def test_saving_the_intercom_connection_creates_isvyaz_login_once(ctx, emulator):
+def test_saving_the_intercom_connection_creates_isvyaz_login_once(ctx, intercom_emulator):
     """A fresh install: saving the intercom connection creates the account field
     ``isvyaz_login``; saving it again adds no second one."""
     assert db.session.scalar(select(ExtraFieldDefinition).filter_by(name="isvyaz_login")) is None
-    save_connection("intercom", url=emulator.url, password=TOKEN, actor="test")
+    save_connection("intercom", url=intercom_emulator.url, password=TOKEN, actor="test")
     db.session.commit()
-    save_connection("intercom", url=emulator.url, options={"limited_open_code": "1"}, actor="test")
+    save_connection("intercom", url=intercom_emulator.url, options={"limited_open_code": "1"}, actor="test")
     db.session.commit()
     fields = db.session.scalars(select(ExtraFieldDefinition).filter_by(name="isvyaz_login")).all()
     assert len(fields) == 1 and fields[0].title == "Логин «Интерсвязь»" and fields[0].type == "string"

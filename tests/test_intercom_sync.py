@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.models import Account, AuditEntry, IntercomProfile, OutboxEvent, SyncState
 from portal.platforms import reconcile
 from portal.platforms.connections import save_connection
-from tests.intercom_fixtures import TOKEN, emulator, intercom, settled, worker  # noqa: F401
+from tests.intercom_fixtures import TOKEN, settled
 from tests.platform_fixtures import wait_for
 
 FULL = "full"

@@ -2,9 +2,6 @@
 up again, and refuse (loudly, changing nothing) rows that new constraints would not take."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
 
@@ -12,44 +9,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, delete, inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from portal.billing import clock, ledger
 from portal.billing.charging import charge
-from portal.config import ROOT, normalize_db_url
+from portal.config import normalize_db_url
 from portal.db_setup import include_object_for
 from portal.extensions import db
 from portal.models import Account, AssignedService, ChargeRun, LedgerEntry, Task
 from tests.builders import gen_account, gen_contract, gen_service
-from tests.conftest import TMP
+from tests.helpers import flask_db, scratch_database
 
 BEFORE_CHECKS = "7a18c6d4e5f7"  # the revision before the CHECK constraints (8b19d7e5f6a8)
-
-
-def _scratch_url() -> str:
-    """An empty database beside the test database (named after it, so that runs on other
-    databases of the same server do not share it)."""
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("sqlite"):
-        path = TMP / "migrations.db"
-        for suffix in ("", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    parsed = make_url(normalize_db_url(url))
-    name = f"{parsed.database}_migrations"
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return parsed.set(database=name).render_as_string(hide_password=False)
-
-
-def flask_db(url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": url, "FLASK_APP": "wsgi.py"}
-    return subprocess.run([sys.executable, "-m", "flask", "db", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def schema(url: str) -> dict:
@@ -73,9 +44,9 @@ def schema(url: str) -> dict:
     return out
 
 
-def test_flask_db_upgrade_builds_the_models_schema(app):
+def test_flask_db_upgrade_builds_the_models_schema(app, tmp_path):
     """Does `flask db upgrade` on an empty database give the schema the code expects?"""
-    url = _scratch_url()
+    url = scratch_database("migrations", tmp_path)
     done = flask_db(url, "upgrade")
     assert done.returncode == 0, done.stderr
     engine = create_engine(normalize_db_url(url))
@@ -92,9 +63,9 @@ def test_flask_db_upgrade_builds_the_models_schema(app):
     assert declared <= built, f"CHECK constraints of the models that no migration creates: {declared - built}"
 
 
-def test_every_migration_goes_down_to_nothing_and_up_again(app):
+def test_every_migration_goes_down_to_nothing_and_up_again(app, tmp_path):
     """Can the schema be taken back to base by each migration's downgrade, and rebuilt the same?"""
-    url = _scratch_url()
+    url = scratch_database("migrations", tmp_path)
     up = flask_db(url, "upgrade")
     assert up.returncode == 0, up.stderr
     first = schema(url)
@@ -122,10 +93,10 @@ OLD_ROWS = [
 ]
 
 
-def test_the_constraints_migration_stops_on_rows_it_would_refuse(app):
+def test_the_constraints_migration_stops_on_rows_it_would_refuse(app, tmp_path):
     """An old database holds a state no code knows: does the upgrade stop, say which rows, and
     change nothing, and then go through once they are corrected, keeping every row?"""
-    url = _scratch_url()
+    url = scratch_database("migrations", tmp_path)
     assert flask_db(url, "upgrade", BEFORE_CHECKS).returncode == 0
     engine = create_engine(normalize_db_url(url))
     with engine.begin() as conn:

@@ -9,7 +9,6 @@ from portal.models import NotificationPreference
 from portal.notifications import preferences
 from tests.builders import subscriber_with_account
 from tests.helpers import CABINET_PASSWORD
-from tests.notifications_fixtures import telegram_bot  # noqa: F401  (fixture)
 
 
 @pytest.mark.browser

@@ -17,12 +17,7 @@ from portal.models import Notice, NotificationDelivery, NotificationPreference, 
 from portal.notifications import delivery, preferences, ratelimit
 from portal.notifications.templates import render
 from tests.builders import gen_contract, gen_subscriber
-from tests.notifications_fixtures import (  # noqa: F401  (fixtures)
-    SMTP_LOGIN,
-    sms_gateway,
-    smtp_server,
-    telegram_bot,
-)
+from tests.notifications_fixtures import SMTP_LOGIN
 
 pytestmark = pytest.mark.integration
 
@@ -296,7 +291,8 @@ def test_email_over_implicit_tls(ctx, tmp_path, monkeypatch):
     from aiosmtpd.controller import Controller
 
     from portal.notifications import channels
-    from tests.notifications_fixtures import Mailbox, _certificate, free_port
+    from tests.helpers import free_port
+    from tests.notifications_fixtures import Mailbox, _certificate
 
     cert_file, key_file = _certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))

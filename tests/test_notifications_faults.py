@@ -14,7 +14,6 @@ from portal.extensions import db
 from portal.models import Notice, NotificationDelivery
 from portal.notifications import delivery
 from tests.builders import gen_subscriber
-from tests.notifications_fixtures import notify_redis, sms_gateway  # noqa: F401  (fixtures)
 from tests.platform_fixtures import wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,12 +77,12 @@ def test_an_outage_longer_than_the_old_eight_attempts_loses_nothing(sms_gateway,
 
 
 def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back(sms_gateway, processes,
-                                                                                  notify_redis):
+                                                                                  own_redis):
     """Redis crashes (and comes back empty) while a notice is recorded and while another one is
     prepared: does the commit stand, nothing reach RQ, and each SMS arrive once Redis is back?"""
-    processes.start("jobs.worker", REDIS_URL=notify_redis.url)
+    processes.start("jobs.worker", REDIS_URL=own_redis.url)
     a, b = gen_subscriber(phones=["+79001110001"]), gen_subscriber(phones=["+79001110002"])
-    notify_redis.crash()
+    own_redis.crash()
     for s in (a, b):
         notices.record(subscriber_id=s.id, event="blocked", critical=True, data={"amount_to_unblock": "50.00"},
                        dedup_key=f"blocked-{s.id}")
@@ -93,7 +92,7 @@ def test_notices_recorded_while_redis_is_down_are_delivered_once_when_it_is_back
     assert row.state == "queued" and row.enqueued_at is None  # handed to nobody: the sweep will
     assert db.session.scalar(select(Notice.processed_at).where(Notice.subscriber_id == b.id)) is None
 
-    notify_redis.start()
+    own_redis.start()
     wait_for(_swept(lambda: len(_rows()) == 2 and all(r.state == "sent" for r in _rows())), timeout=60,
              what="both SMS sent after Redis is back")
     for _ in range(3):

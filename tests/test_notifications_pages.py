@@ -12,7 +12,6 @@ from portal.models import AuditEntry, NotificationChannel, NotificationDelivery,
 from portal.notifications import delivery
 from tests.builders import gen_staff, gen_subscriber, subscriber_with_account
 from tests.helpers import cabinet_login, field_error, form_token, login, post, staff_in_english
-from tests.notifications_fixtures import sms_gateway, telegram_bot  # noqa: F401  (fixtures)
 
 SECRET = "Sms-Secret-api-id-42"
 

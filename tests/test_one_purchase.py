@@ -17,16 +17,7 @@ from portal.extensions import db
 from portal.models import AssignedService, LedgerEntry
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_token
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN,
-    CALLBACK_PASSWORD,
-    connect,
-    emulator,
-    rest_of_month,
-    smotreshka,
-    tv_account,
-    tv_catalog,
-)
+from tests.smotreshka_fixtures import CALLBACK_LOGIN, CALLBACK_PASSWORD, connect, rest_of_month, tv_account
 
 AUTH = (CALLBACK_LOGIN, CALLBACK_PASSWORD)
 

@@ -17,7 +17,7 @@ from portal.billing import online_payments as op
 from portal.extensions import db
 from portal.models import Account, AuditEntry, Contract, LedgerEntry, OnlinePayment, OnlineShop
 from tests.builders import gen_staff
-from tests.yookassa_fixtures import PASSWORD, SECRET, SHOP_ID, debtor, emu, server, set_shop  # noqa: F401  (fixtures)
+from tests.yookassa_fixtures import PASSWORD, SECRET, SHOP_ID, debtor, set_shop
 
 
 def cabinet(base: str, login: str) -> requests.Session:

@@ -11,7 +11,7 @@ from portal.billing import blocking
 from portal.extensions import db
 from portal.models import Account, LedgerEntry
 from tests.builders import gen_staff
-from tests.yookassa_fixtures import PASSWORD, debtor, emu, server, set_shop  # noqa: F401  (fixtures)
+from tests.yookassa_fixtures import PASSWORD, debtor, set_shop
 
 SHOTS = Path("/tmp/online-payment-shots")
 

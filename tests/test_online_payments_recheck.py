@@ -18,7 +18,7 @@ from portal.models import Account, AuditEntry, Contract, LedgerEntry, OnlinePaym
 from portal.payments.yookassa import service
 from portal.queue import get_queue, get_redis
 from tests.platform_fixtures import wait_for
-from tests.yookassa_fixtures import debtor, emu, server, set_shop  # noqa: F401  (fixtures)
+from tests.yookassa_fixtures import debtor, set_shop
 
 
 def pay(contract: Contract, amount: str) -> tuple[int, str]:

@@ -2,53 +2,24 @@
 encrypted on the way up, with the key the portal reads it with, and plain again on the way down."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from sqlalchemy import create_engine, text
 
 from portal.billing import online_payments as op
 from portal.billing.crypto import encrypt
-from portal.config import ROOT, normalize_db_url
+from portal.config import normalize_db_url
 from portal.models import OnlineShop
-from tests.conftest import TMP
+from tests.helpers import flask_db, scratch_database
 
 BEFORE, AFTER = "2629172f3048", "483b394a5260"
 SHOP_ID, SECRET = "634521", "live_Old-Secret-7"
 
 
-def _scratch_url() -> str:
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("sqlite"):
-        path = TMP / "online_shop_migration.db"
-        for suffix in ("", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    # named after the test database, so that xdist workers and other runs do not share it
-    base, _, database = url.rpartition("/")
-    name = f"{database}_online_shop_migration"
-    admin = create_engine(normalize_db_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{base}/{name}"
-
-
-def _flask_db(url: str, *args: str) -> None:
-    env = {**os.environ, "DATABASE_URL": url, "FLASK_APP": "wsgi.py"}
-    done = subprocess.run([sys.executable, "-m", "flask", "db", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-
-
-def test_a_shop_saved_before_keeps_its_id_encrypted_and_gets_it_back_on_downgrade(app):
+def test_a_shop_saved_before_keeps_its_id_encrypted_and_gets_it_back_on_downgrade(app, tmp_path):
     """A shop saved with a plain shop id: after the upgrade does its row hold the id nowhere in
     plain text, does the portal read the same id (and the old secret) back, and does a downgrade
     give the plain id back?"""
-    url = _scratch_url()
-    _flask_db(url, "upgrade", BEFORE)
+    url = scratch_database("online_shop_migration", tmp_path)
+    flask_db(url, "upgrade", BEFORE, check=True)
     engine = create_engine(normalize_db_url(url))
     with app.app_context():
         secret_enc = encrypt(SECRET)
@@ -58,7 +29,7 @@ def test_a_shop_saved_before_keeps_its_id_encrypted_and_gets_it_back_on_downgrad
             "payment_mode, min_sum, max_sum, timeout, enabled, demo_emulator, updated_at) VALUES (1, 'yookassa', "
             "'https://api.yookassa.ru/v3', :shop_id, :secret_enc, 4, TRUE, 'service', 'full_prepayment', 1000, "
             "1500000, 10, TRUE, FALSE, CURRENT_TIMESTAMP)"), {"shop_id": SHOP_ID, "secret_enc": secret_enc})
-    _flask_db(url, "upgrade", AFTER)
+    flask_db(url, "upgrade", AFTER, check=True)
     with engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM online_shops")).mappings().one()
     assert "shop_id" not in row and not any(SHOP_ID in str(value) for value in row.values())
@@ -66,7 +37,7 @@ def test_a_shop_saved_before_keeps_its_id_encrypted_and_gets_it_back_on_downgrad
         shop = OnlineShop(shop_id_enc=row["shop_id_enc"], secret_enc=row["secret_enc"])
         assert op.shop_id_of(shop) == SHOP_ID
         assert row["secret_enc"] == secret_enc  # the secret is left as it was
-    _flask_db(url, "downgrade", BEFORE)
+    flask_db(url, "downgrade", BEFORE, check=True)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT shop_id, secret_enc FROM online_shops")).one() == (SHOP_ID, secret_enc)
     engine.dispose()

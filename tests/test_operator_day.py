@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-from tests.billmanager_fixtures import seller  # noqa: F401  (a fixture)
 from tests.builders import gen_account, gen_staff
 from tests.helpers import login
 

@@ -12,14 +12,7 @@ from portal.platforms.reconcile import reconcile_account
 from portal.platforms.smotreshka import console
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_LOGIN,
-    CALLBACK_PASSWORD,
-    emulator,
-    smotreshka,
-    tv_account,
-    tv_catalog,
-)
+from tests.smotreshka_fixtures import CALLBACK_LOGIN, CALLBACK_PASSWORD, tv_account
 
 
 def shots(tmp_path) -> str:

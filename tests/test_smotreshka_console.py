@@ -16,15 +16,7 @@ from tests.helpers import HX, english, post
 from tests.helpers import cabinet_login as subscriber_login
 from tests.helpers import login_in_english as login
 from tests.platform_fixtures import wait_for
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_PASSWORD,
-    connect,
-    emulator,
-    rest_of_month,
-    smotreshka,
-    tv_account,
-    tv_catalog,
-)
+from tests.smotreshka_fixtures import CALLBACK_PASSWORD, connect, rest_of_month, tv_account
 
 
 def cabinet_login(client, *args, **kw):

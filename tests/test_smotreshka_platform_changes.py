@@ -30,7 +30,7 @@ from tests.builders import gen_staff
 from tests.helpers import HX, post
 from tests.helpers import login_in_english as login
 from tests.platform_fixtures import wait_for
-from tests.smotreshka_fixtures import connect, emulator, smotreshka, tv_account, tv_catalog  # noqa: F401
+from tests.smotreshka_fixtures import connect, tv_account
 
 
 def sync_state(account_id, platform="smotreshka") -> SyncState | None:

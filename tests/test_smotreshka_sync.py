@@ -13,14 +13,7 @@ from portal.models import Account, AuditEntry, SyncState
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_account, gen_agent, gen_contract, gen_tariff
 from tests.platform_fixtures import wait_for
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    CALLBACK_PASSWORD,
-    connect,
-    emulator,
-    smotreshka,
-    tv_account,
-    tv_catalog,
-)
+from tests.smotreshka_fixtures import CALLBACK_PASSWORD, connect, tv_account
 
 
 def on_platform(emu, login, prefix="t_"):

@@ -13,18 +13,13 @@ from portal.models import Account, Contract, LedgerEntry, SmotreshkaCall, Smotre
 from portal.platforms import connections
 from portal.platforms.connections import save_connection
 from portal.platforms.reconcile import reconcile_account
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
+from tests.smotreshka_fixtures import (
     AUTH,
     CALLBACK_LOGIN,
     CALLBACK_PASSWORD,
     connect,
-    emulator,
     linked,
-    live_fixed,
     rest_of_month,
-    smotreshka,
-    tv_account,
-    tv_catalog,
 )
 
 

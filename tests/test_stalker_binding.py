@@ -33,7 +33,6 @@ from portal.platforms.stalker import binding, console
 from tests.builders import gen_account, gen_agent, gen_contract, gen_service, gen_staff, gen_subscriber
 from tests.helpers import HX, login, post
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
 
 
 def plan_tariff(external_id=9001, services=(), name=None, fee="0"):

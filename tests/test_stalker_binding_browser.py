@@ -11,7 +11,6 @@ from portal.models import Tariff
 from portal.platforms.reconcile import reconcile_account
 from tests.builders import gen_account, gen_contract, gen_staff, gen_subscriber
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
 
 
 def conflicted_account(tv_agent, name="Петров Пётр Петрович", login="tv_petrov"):

@@ -19,7 +19,6 @@ from portal.models import Account, StalkerChannel, StalkerSnapshotRow, StalkerSt
 from portal.platforms.stalker import console
 from tests.builders import gen_staff
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import emulator, stalker, tv_agent  # noqa: F401
 
 SHOTS = Path(os.environ.get("STALKER_SCREENSHOTS", Path(tempfile.gettempdir()) / "stalker-shots"))
 

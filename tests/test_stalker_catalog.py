@@ -15,13 +15,7 @@ from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import catalog, console
 from tests.builders import gen_account
 from tests.helpers import HX, post
-from tests.stalker_fixtures import (  # noqa: F401
-    emulator,
-    row_id,
-    staff,  # noqa: F401
-    stalker,
-    tv_agent,
-)
+from tests.stalker_fixtures import row_id
 
 PREMIUM = "premium-hd/2025 «Премиум»"  # any text up to 64 characters
 FAMILY = "family"

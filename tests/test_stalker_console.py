@@ -24,7 +24,7 @@ from portal.platforms.stalker import console
 from tests.builders import gen_account, gen_agent, gen_tariff
 from tests.helpers import HX, login, post
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import ADMIN, API_PASSWORD, emulator, row_id, staff, stalker, tv_agent  # noqa: F401
+from tests.stalker_fixtures import ADMIN, API_PASSWORD, row_id
 
 
 def finished(client, html: str, timeout=30) -> str:

@@ -21,7 +21,7 @@ from portal.platforms.reconcile import reconcile_account
 from portal.platforms.stalker import console
 from tests.builders import gen_account, gen_agent
 from tests.helpers import HX, login, post
-from tests.stalker_fixtures import ADMIN, emulator, row_id, staff, stalker, tv_agent  # noqa: F401
+from tests.stalker_fixtures import ADMIN, row_id
 
 FEE = Decimal("300.00")
 

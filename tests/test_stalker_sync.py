@@ -16,7 +16,7 @@ from portal.platforms.reconcile import reconcile_account, request_sync, sync_sta
 from portal.platforms.stalker.client import StalkerClient
 from tests.builders import gen_account, gen_contract, gen_service, gen_subscriber
 from tests.platform_fixtures import wait_for
-from tests.stalker_fixtures import API_PASSWORD, emulator, stalker, tv_agent  # noqa: F401
+from tests.stalker_fixtures import API_PASSWORD
 
 
 def plan_tariff(external_id=9002, services=(), name=None):

@@ -19,16 +19,7 @@ from portal.api.throttle import FailureLimit
 from portal.extensions import db
 from portal.models import SmotreshkaCall, SmotreshkaUpsale
 from tests.platform_fixtures import redis_down
-from tests.smotreshka_fixtures import (  # noqa: F401  (fixtures)
-    AUTH,
-    CALLBACK_LOGIN,
-    CALLBACK_PASSWORD,
-    connect,
-    emulator,
-    linked,
-    smotreshka,
-    tv_catalog,
-)
+from tests.smotreshka_fixtures import AUTH, CALLBACK_LOGIN, connect, linked
 
 MB = 1024 * 1024
 WRONG = (CALLBACK_LOGIN, "guess-1")
