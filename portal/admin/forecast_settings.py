@@ -17,7 +17,7 @@ from ..models import Contract
 from ..web import form_text
 from . import bp
 from .auth import actor, staff_required
-from .pages import attempt
+from .pages import attempt, form_bool
 
 # Billing's field messages, listed so that pybabel puts them in the catalog.
 MESSAGES = [_l("whole numbers of days, separated by commas"), _l("each from 1 to 31 days"),
@@ -50,9 +50,9 @@ def forecast_settings():
 @bp.route("/low-balance", methods=["POST"])
 @staff_required("admin")
 def save_forecast_settings():
-    raw = request.form.get("enabled")
-    # a checkbox sends "1" or nothing; anything else goes to billing as is, which names the field
-    enabled = True if raw in ("1", "on", "true") else False if raw in (None, "", "0", "off", "false") else raw
-    data = {"enabled": enabled, "thresholds": form_text("thresholds")}
-    return attempt(lambda: forecast.save_settings(data, actor=actor()), _("Low-balance warnings saved."),
+    def save():
+        data = {"enabled": form_bool("enabled"), "thresholds": form_text("thresholds")}
+        return forecast.save_settings(data, actor=actor())
+
+    return attempt(save, _("Low-balance warnings saved."),
                    url_for("admin.forecast_settings"), _page)

@@ -31,7 +31,7 @@ from ..models import Account, Contract, Freeze
 from ..web import form_text
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .pages import attempt, get_or_404, render_account, render_contract
+from .pages import attempt, form_bool, get_or_404, render_account, render_contract
 
 # Billing's refusals and field messages, listed so that pybabel puts them in the catalog.
 MESSAGES = [_l("voluntary freezes are off"), _l("the account is not in service"), _l("the account is frozen already"),
@@ -86,10 +86,13 @@ def save_grace_rule():
 @bp.route("/blocking-rules/freeze", methods=["POST"])
 @staff_required("admin")
 def save_freeze_rules():
-    data = {"enabled": request.form.get("enabled") in ("1", "on", "true"), "min_days": form_text("min_days"),
-            "max_days": form_text("max_days"), "per_year": form_text("per_year"),
-            "cooldown_days": form_text("cooldown_days"), "fee": form_text("fee")}
-    return attempt(lambda: freeze.save_rule(data, actor=actor()), _("Freeze rules saved."),
+    def save():
+        data = {"enabled": form_bool("enabled"), "min_days": form_text("min_days"),
+                "max_days": form_text("max_days"), "per_year": form_text("per_year"),
+                "cooldown_days": form_text("cooldown_days"), "fee": form_text("fee")}
+        return freeze.save_rule(data, actor=actor())
+
+    return attempt(save, _("Freeze rules saved."),
                    url_for("admin.blocking_rules"), lambda errors: _rules_page(errors, "freeze"))
 
 

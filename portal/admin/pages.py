@@ -74,8 +74,22 @@ def form_date(name: str):
         return raw  # billing names the field: "a date"
 
 
+TRUE_WORDS = ("1", "on", "true", "yes", "y")
+FALSE_WORDS = ("", "0", "off", "false", "no")
+
+
 def form_bool(name: str) -> bool:
-    return request.form.get(name) in ("1", "on", "true")
+    """A checkbox or yes/no field: absent (an unticked checkbox) or one of FALSE_WORDS is False,
+    one of TRUE_WORDS True (any case). Anything else is refused with an error on the field
+    (a BillingError, as billing names a bad value), never read as False: a caller parses it
+    inside its ``attempt`` so that the page shows the error beside the field."""
+    raw = request.form.get(name)
+    word = (raw or "").strip().lower()
+    if raw is None or word in FALSE_WORDS:
+        return False
+    if word in TRUE_WORDS:
+        return True
+    raise BillingError({name: "true or false"})
 
 
 # -- subscriber card ----------------------------------------------------------------------------
@@ -149,9 +163,13 @@ def update_subscriber(subscriber_id: int):
 @staff_required(*WRITERS)
 def new_contract(subscriber_id: int):
     s = get_or_404(Subscriber, subscriber_id)
-    data = {"subscriber_id": s.id, "number": form_text("number"), "credit_limit": form_text("credit_limit"),
-            "do_not_block": form_bool("do_not_block")}
-    return attempt(lambda: directory.save_contract(data, actor=actor()), _("Contract created."),
+
+    def create():
+        data = {"subscriber_id": s.id, "number": form_text("number"), "credit_limit": form_text("credit_limit"),
+                "do_not_block": form_bool("do_not_block")}
+        return directory.save_contract(data, actor=actor())
+
+    return attempt(create, _("Contract created."),
                    url_for("admin.subscriber", subscriber_id=s.id),
                    lambda errors: render_subscriber(s, errors, "contract"))
 
@@ -268,9 +286,9 @@ def render_form_error(c: Contract, errors: dict, form: str):
 @staff_required(*WRITERS)
 def update_contract(contract_id: int):
     c = get_or_404(Contract, contract_id)
-    data = {"credit_limit": form_text("credit_limit") or "0", "do_not_block": form_bool("do_not_block")}
 
     def save():
+        data = {"credit_limit": form_text("credit_limit") or "0", "do_not_block": form_bool("do_not_block")}
         directory.save_contract(data, actor=actor(), contract=c)
         apply_balance_rule([c.id], actor=actor())  # a new limit may block or unblock at once
 

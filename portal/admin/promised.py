@@ -25,7 +25,7 @@ from ..models import Contract, PromisedPayment, Tariff
 from ..web import form_ids, form_text
 from . import bp
 from .auth import WRITERS, actor, staff_required
-from .pages import attempt, get_or_404, render_contract
+from .pages import attempt, form_bool, get_or_404, render_contract
 
 # Billing's refusals and field messages, listed so that pybabel puts them in the catalog.
 MESSAGES = [_l("promised payments are off"), _l("the contract is disabled"), _l("not allowed for this tariff"),
@@ -73,11 +73,14 @@ def promised_rules():
 @bp.route("/promised-payments", methods=["POST"])
 @staff_required("admin")
 def save_promised_rules():
-    data = {"enabled": request.form.get("enabled") in ("1", "on", "true"),
-            "amount_mode": form_text("amount_mode"), "amount": form_text("amount"),
-            "max_amount": form_text("max_amount"), "days": form_text("days"),
-            "per_month": form_text("per_month"), "fee": form_text("fee"), "tariff_ids": form_ids("tariff_ids")}
-    return attempt(lambda: promised.save_rule(data, actor=actor()), _("Promised payment rules saved."),
+    def save():
+        data = {"enabled": form_bool("enabled"),
+                "amount_mode": form_text("amount_mode"), "amount": form_text("amount"),
+                "max_amount": form_text("max_amount"), "days": form_text("days"),
+                "per_month": form_text("per_month"), "fee": form_text("fee"), "tariff_ids": form_ids("tariff_ids")}
+        return promised.save_rule(data, actor=actor())
+
+    return attempt(save, _("Promised payment rules saved."),
                    url_for("admin.promised_rules"), lambda errors: _rules_page(errors)[0])
 
 
