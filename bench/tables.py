@@ -160,6 +160,15 @@ TARIFFS = ["Домашний 100", "Домашний 300", "Домашний 500
            "ТВ Базовый", "ТВ Оптимальный", "Домофон"]
 
 
+# a contract's search text, as portal/models/search.py builds it (its number, then its
+# subscriber's text); also run by ensure_indexes when the column is new (--reuse)
+CONTRACT_TEXT = """
+UPDATE contracts c SET search_text = concat_ws(' ', nullif(lower(c.number), ''), nullif(s.search_text, ''))
+FROM subscribers s WHERE s.id = c.subscriber_id"""
+# columns added to the models since the data was generated, and how to fill them
+FILLS = {("contracts", "search_text"): CONTRACT_TEXT}
+
+
 def _u(g: str, salt: int) -> str:
     """A deterministic uniform [0, 1) value of the integer expression ``g`` (SQL)."""
     return f"((hashint8(({g})::bigint * 1000003 + {salt})::bigint + 2147483648) / 4294967296.0)"
@@ -285,6 +294,7 @@ FROM people ORDER BY g"""),
 UPDATE subscribers SET search_text = concat_ws(' ', nullif(replace(lower(full_name), 'ё', 'е'), ''),
                                                nullif(lower(email), ''), nullif(lower(cabinet_login), ''),
                                                regexp_replace(phones->>0, '\\D', '', 'g'))"""),
+            ("contracts.search_text", CONTRACT_TEXT),
             ("accounts.search_text", """
 UPDATE accounts SET search_text = concat_ws(' ', lower(login),
                                             concat_ws(', ', nullif(replace(lower(house), 'ё', 'е'), ''),
@@ -345,7 +355,7 @@ ORDER BY gs.g"""),
         c.commit()
     ensure_indexes(url)
     with connect(url) as c:
-        c.execute("VACUUM FULL subscribers, accounts")  # the search_text UPDATEs left a dead copy
+        c.execute("VACUUM FULL subscribers, contracts, accounts")  # the search_text UPDATEs left a dead copy
         c.execute("VACUUM (FREEZE, ANALYZE)")
         c.execute("CHECKPOINT")
 
@@ -386,7 +396,9 @@ def ensure_indexes(url: str) -> None:
 
         db.metadata.create_all(conn)  # tables added to the models since (empty), and pg_trgm
         conn.commit()
-        # columns added to the models since: nullable (or with their server default), no data
+        # columns added to the models since: nullable (or with their server default), filled
+        # by FILLS where the bench's lists need the data
+        added = []
         have_cols = {(t, c) for t, c in conn.exec_driver_sql(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'")}
         for table in db.metadata.sorted_tables:
@@ -399,7 +411,15 @@ def ensure_indexes(url: str) -> None:
                             " DEFAULT '" + str(arg).replace("'", "''") + "'"
                     conn.exec_driver_sql(ddl)
                     log(f"  column {table.name}.{col.name} added")
+                    if (table.name, col.name) in FILLS:
+                        added.append(table.name)
+                        t0 = time.perf_counter()
+                        n = conn.exec_driver_sql(FILLS[table.name, col.name]).rowcount
+                        log(f"  {table.name}.{col.name} filled: {n:,} rows in {time.perf_counter() - t0:.1f} s")
         conn.commit()
+        for name in added:  # (the fill left a dead copy of each row)
+            with connect(url) as c:
+                c.execute(f'VACUUM FULL "{name}"')
         have = {r[0] for r in conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
         for ix in model_indexes():
             if ix.name in have:
@@ -411,6 +431,9 @@ def ensure_indexes(url: str) -> None:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
     engine.dispose()
+    for name in added:  # (and the visibility map VACUUM FULL leaves empty: index-only scans)
+        with connect(url) as c:
+            c.execute(f'VACUUM (FREEZE, ANALYZE) "{name}"')
 
 
 def filled(url: str, n: int) -> bool:

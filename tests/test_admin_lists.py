@@ -89,6 +89,25 @@ def test_debtors_filter_and_header_shows_the_sort(app, client):
     assert 'hx-swap-oob="true"' in rows and re.search(r'class="sorted desc"[^>]*>[^<]*<', rows)
 
 
+def test_do_not_block_filter_lists_and_totals_only_those_contracts(app, client):
+    """H3: the "do not block" filter (read off a partial index on PostgreSQL) shows the marked
+    contracts only, "no" the others, and its debt totals count only the marked debtors."""
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        for number, hold, debt in (("H-1", True, "-12.50"), ("H-2", True, None), ("N-1", False, "-40")):
+            c = gen_contract(number=number, do_not_block=hold)
+            if debt:
+                ledger.post(c.id, "correction", Decimal(debt), actor="t", comment="x")
+        db.session.commit()
+    login(client, "op")
+    assert contracts(client.get("/contracts?do_not_block=1&sort=number", headers=HX).get_data(as_text=True)) == \
+        ["H-1", "H-2"]
+    assert contracts(client.get("/contracts?do_not_block=0&sort=number", headers=HX).get_data(as_text=True)) == \
+        ["N-1"]
+    totals = client.get("/contracts?do_not_block=1&totals=1&lang=en").get_data(as_text=True)
+    assert "Debtors: <b>1</b>" in totals and "12.50" in totals and "40.00" not in totals
+
+
 def test_payments_list_and_search_by_payment_id(app, client):
     """Can I find a payment by the id the payment system gave it?"""
     with app.app_context():

@@ -94,3 +94,64 @@ def test_the_subscribers_list_shows_phones_and_contract_numbers(people, client):
     html = client.get("/subscribers", query_string={"q": "петров пётр"}).get_data(as_text=True)
     row = re.search(r"<tr>(?:(?!</tr>).)*Петров Пётр Петрович.*?</tr>", html, re.S).group(0)
     assert "+7 912 345-67-89" in row and people["number"] in row
+
+
+def _contract_numbers(html: str) -> list[str]:
+    return re.findall(r'<td><a href="/contracts/\d+">([^<]+)</a></td>', html)
+
+
+def test_a_renamed_subscriber_s_contracts_and_payments_follow_the_card(app, client):
+    """H3: contracts and payments are searched by the contract's own copy of its holder's name
+    and phones. When staff change the card, are the contracts and the payments found by the new
+    name and phone at once, and no longer by the old ones (a second contract, added later, too)?"""
+    from tests.helpers import post
+
+    with app.app_context():
+        gen_staff("editor", role="manager")
+        s = gen_subscriber(full_name="Лебедев Олег", phones=["+7 915 222-33-44"])
+        first = gen_contract(s, number="R-1")
+        gen_contract(s, number="R-2")
+        gen_contract(gen_subscriber(full_name="Орлов Пётр", phones=["+7 916 000-00-01"]), number="R-3")
+        ledger.payment(first.id, Decimal("100"), actor="t", external_id="ren-1")
+        db.session.commit()
+        sid = s.id
+    login(client, "editor")
+    assert sorted(_contract_numbers(client.get("/contracts?q=лебедев").get_data(as_text=True))) == ["R-1", "R-2"]
+
+    done = post(client, f"/subscribers/{sid}", {"kind": "person", "full_name": "Лебедёва Ольга",
+                                                "phones": "8 (917) 555-66-77"})
+    assert done.status_code == 303
+    for q in ("лебедева ольга", "9175556677", "555-66"):
+        assert sorted(_contract_numbers(client.get(f"/contracts?q={q}").get_data(as_text=True))) == ["R-1", "R-2"], q
+        assert "ren-1" in client.get(f"/payments?q={q}").get_data(as_text=True), q
+    for q in ("лебедев олег", "222-33-44"):
+        assert _contract_numbers(client.get(f"/contracts?q={q}").get_data(as_text=True)) == [], q
+        assert "ren-1" not in client.get(f"/payments?q={q}").get_data(as_text=True), q
+
+    post(client, f"/subscribers/{sid}/contracts", {"number": "R-9"})
+    assert sorted(_contract_numbers(client.get("/contracts?q=ольга лебедева").get_data(as_text=True))) == \
+        ["R-1", "R-2", "R-9"]
+
+
+def test_a_contract_s_search_text_changes_in_the_card_s_transaction(app):
+    """H3: the contract's copy is written with the card, in the same transaction: a rename
+    rolled back leaves the contracts found by the old name, and one committed by the new."""
+    from sqlalchemy import select
+
+    from portal.models import Contract
+
+    with app.app_context():
+        s = gen_subscriber(full_name="Зорин Ян", phones=["+7 918 100-20-30"])
+        c = gen_contract(s, number="Z-7")
+        texts = lambda: db.session.execute(select(Contract.search_text).where(Contract.id == c.id)).scalar()  # noqa: E731
+        assert texts() == "z-7 зорин ян 79181002030"
+        directory.save_subscriber({"full_name": "Зорин Ёжик"}, actor="t", subscriber=s)
+        db.session.flush()
+        assert texts() == "z-7 зорин ежик 79181002030"  # (within the transaction)
+        db.session.rollback()
+        assert texts() == "z-7 зорин ян 79181002030"
+        directory.save_subscriber({"full_name": "Зорин Ёжик", "phones": ["8 918 999-00-00"]}, actor="t",
+                                  subscriber=db.session.get(type(s), s.id))
+        db.session.commit()
+        db.session.expire_all()
+        assert texts() == "z-7 зорин ежик 79189990000"

@@ -117,27 +117,23 @@ def _since(days: int):
     return LedgerEntry.created_at >= start
 
 
-def _people(q: str):
-    """Ids of the subscribers a search finds (their trigram index), or None for no condition."""
-    condition = matches(Subscriber.search_text, q)
-    return None if condition is None else select(Subscriber.id).where(condition)
-
-
-def _contract_ids(q: str):
-    by_number = select(Contract.id).where(Contract.number.icontains(q.strip(), autoescape=True))
-    people = _people(q)
-    if people is None:
-        return by_number
-    return union_all(by_number, select(Contract.id).where(Contract.subscriber_id.in_(people)))
+def _contract_match(q: str):
+    """H3: a contract by its number as typed, or by its own search text (its number and its
+    subscriber's name, phones...: models/search.py), so no subscriber is read to find it: a
+    walk reads contracts only, and the indexes are two trigram indexes of contracts (a BitmapOr,
+    so no ``match_ids``: as ``id IN (...)`` the totals of «777» hashed every debtor, 0.3 s)."""
+    by_text = matches(Contract.search_text, q)
+    by_number = Contract.number.icontains(q.strip(), autoescape=True)
+    return by_number if by_text is None else or_(by_number, by_text)
 
 
 def _payment_ids(q: str):
     payment = LedgerEntry.kind == "payment"  # (the partial trigram indexes hold payments only)
     parts = [select(LedgerEntry.id).where(payment, LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True)),
              select(LedgerEntry.id).where(payment, LedgerEntry.comment.icontains(q.strip(), autoescape=True))]
-    if (people := _people(q)) is not None:
-        parts.append(select(LedgerEntry.id).join(Contract, LedgerEntry.contract_id == Contract.id)
-                     .where(payment, Contract.subscriber_id.in_(people)))
+    if (payers := matches(Contract.search_text, q)) is not None:  # H3: the payer's contracts, then theirs
+        parts.append(select(LedgerEntry.id).where(payment, LedgerEntry.contract_id.in_(
+            select(Contract.id).where(payers))))
     return union_all(*parts)
 
 
@@ -164,8 +160,7 @@ CONTRACTS = ListSpec(
     endpoint="admin.contracts", title=_l("Contracts"), rows_template="admin/lists/_contracts.html",
     query=lambda: select(Contract, Subscriber).join(Subscriber, Contract.subscriber_id == Subscriber.id),
     search=lambda: (Contract.number,),
-    match=lambda q: or_(Contract.number.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
-    match_ids=lambda q: _contract_ids(q),
+    match=lambda q: _contract_match(q),
     placeholder=_l("Search: contract number, subscriber"),
     columns=[(_l("Number"), "number", ""), (_l("Subscriber"), None, ""), (_l("Balance"), "balance", "num"),
              (_l("Credit limit"), None, "num"), (_l("Do not block"), None, ""), (_l("Created"), "created", "")],
@@ -173,8 +168,10 @@ CONTRACTS = ListSpec(
                     lambda: [("negative", _l("negative")), ("below_limit", _l("below credit limit"))],
                     lambda q, v: q.where(Contract.balance < 0) if v == "negative"
                     else q.where(Contract.balance < -Contract.credit_limit)),
+             # H3: "do_not_block" / "NOT do_not_block" (not "IS true": the partial index's
+             # condition must be read off the query)
              Filter("do_not_block", _l("Do not block"), lambda: [("1", _l("yes")), ("0", _l("no"))],
-                    lambda q, v: q.where(Contract.do_not_block.is_(v == "1")))],
+                    lambda q, v: q.where(Contract.do_not_block if v == "1" else ~Contract.do_not_block))],
     sorts={"created": _by_id(Contract), "number": Sort(Contract.number, str, "number"),
            "balance": Sort(Contract.balance, Decimal, "balance")},
     export_header=[_l("Number"), _l("Subscriber"), _l("Balance"), _l("Credit limit"), _l("Do not block"),
@@ -233,7 +230,8 @@ PAYMENTS = ListSpec(
                    .outerjoin(Storno, Storno.cancels_id == LedgerEntry.id)),
     search=lambda: (LedgerEntry.idempotency_key, LedgerEntry.comment),
     match=lambda q: or_(LedgerEntry.idempotency_key.icontains(q.strip(), autoescape=True),
-                        LedgerEntry.comment.icontains(q.strip(), autoescape=True), matches(Subscriber.search_text, q)),
+                        LedgerEntry.comment.icontains(q.strip(), autoescape=True),
+                        matches(Contract.search_text, q)),  # H3: the payer, without reading subscribers
     match_ids=lambda q: _payment_ids(q),
     placeholder=_l("Search: payment id, comment, payer"),
     columns=[(_l("Date"), "created", ""), (_l("Amount"), None, "num"), (_l("Contract"), None, ""),

@@ -64,6 +64,9 @@ class Contract(db.Model):
     __tablename__ = "contracts"
     __table_args__ = (
         trigram_index("ix_contracts_number_trgm", "number"),
+        # H3: the lists find a contract, or a payment, by its number and its subscriber's search
+        # text in one column of its own, without reading subscribers (migration 6a49b2c3d4e5)
+        trigram_index("ix_contracts_search_text_trgm", "search_text"),
         # the staff list sorts by balance (keyset on balance, id)
         Index("ix_contracts_balance_id", "balance", "id"),
         Index("ix_contracts_number_id", "number", "id"),  # (and by number: migration 7a18c6d4e5f7)
@@ -71,6 +74,9 @@ class Contract(db.Model):
         Index("ix_contracts_below_limit_since", "below_limit_since",
               postgresql_where=text("below_limit_since IS NOT NULL"),
               sqlite_where=text("below_limit_since IS NOT NULL")),
+        # H3: the "do not block" filter and its debt totals (1 contract in 100): a range of these
+        Index("ix_contracts_do_not_block_balance_id", "balance", "id",
+              postgresql_where=text("do_not_block"), sqlite_where=text("do_not_block")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,6 +95,9 @@ class Contract(db.Model):
     # Cached ledger sum, changed only in SQL together with a ledger insert (portal.billing.ledger).
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # H3: its number and its subscriber's search text, folded (models/search.py keeps it, also
+    # when the subscriber's card changes)
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="contracts")
     accounts: Mapped[list[Account]] = relationship(back_populates="contract", order_by="Account.id")  # noqa: F821
