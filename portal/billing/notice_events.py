@@ -25,11 +25,13 @@ templates of ``portal.notifications.templates`` use, plus a few more):
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import cache
 
-from sqlalchemy import BigInteger, Date, String, cast, literal, select, type_coerce
+from sqlalchemy import BigInteger, Date, String, bindparam, cast, literal, select, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
+from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Notice, PromisedPayment, utcnow
 from . import clock, notices
 
@@ -77,21 +79,31 @@ def _key(prefix: str, col):
     return literal(f"{prefix}:") + cast(col, String)
 
 
+@cache
+def _payments_received_statement(dialect: str):
+    """``payments_received``'s INSERT ... SELECT, built once per process (parameters: ids,
+    paid_at, now; per dialect: the INSERT's ON CONFLICT is the dialect's own): on an agent's
+    one-payment call, building it cost more than running it."""
+    e, c = LedgerEntry.__table__.c, Contract.__table__.c
+    data = notice_json("amount", notice_amount(type_coerce(e.amount, BigInteger)),
+                       "balance", notice_amount(type_coerce(c.balance, BigInteger)),
+                       "source", e.source, "paid_at", bindparam("paid_at", type_=String()))
+    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(False),
+                   _key("payment_received", e.id), bindparam("now", type_=Notice.__table__.c.created_at.type))
+            .select_from(LedgerEntry.__table__.join(Contract.__table__, c.id == e.contract_id))
+            .where(e.id.in_(bindparam("ids", expanding=True)), e.kind == "payment").order_by(e.id))
+    return notices.from_select_statement(_COLUMNS, rows)
+
+
 def payments_received(entry_ids) -> int:
     """Record ``payment_received`` for these ledger entries (payments only), set-based: one
     statement for a bank statement's thousand payments as for one."""
     ids = list(entry_ids)
     if not ids:
         return 0
-    e, c = LedgerEntry.__table__.c, Contract.__table__.c
-    data = notice_json("amount", notice_amount(type_coerce(e.amount, BigInteger)),
-                       "balance", notice_amount(type_coerce(c.balance, BigInteger)),
-                       "source", e.source, "paid_at", literal(utcnow().isoformat()))
-    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(False),
-                   _key("payment_received", e.id), _now())
-            .select_from(LedgerEntry.__table__.join(Contract.__table__, c.id == e.contract_id))
-            .where(e.id.in_(ids), e.kind == "payment").order_by(e.id))
-    return notices.insert_from_select(_COLUMNS, rows)
+    now = utcnow()
+    stmt = _payments_received_statement(db.session.get_bind().dialect.name)
+    return notices.run_insert(stmt, {"ids": ids, "paid_at": now.isoformat(), "now": now})
 
 
 def promised_expiring(today: date | None = None) -> int:
