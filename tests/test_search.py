@@ -155,3 +155,16 @@ def test_a_contract_s_search_text_changes_in_the_card_s_transaction(app):
         db.session.commit()
         db.session.expire_all()
         assert texts() == "z-7 зорин ежик 79189990000"
+
+
+def test_a_word_inside_another_is_no_condition_of_its_own(people, client):
+    """H7: «петр петрович» finds whoever holds «петрович» (which holds «петр»): the same rows as
+    both words, searched as one condition (the planner then expects as many as there are)."""
+    from portal.models.search import terms
+
+    assert terms("Пётр Петрович петр") == ["петрович"]
+    assert terms("кв. 12 2") == ["кв.", "12"]
+    with client.application.app_context():
+        gen_subscriber(full_name="Сидоров Иван Петрович")
+    html = client.get("/subscribers", query_string={"q": "петр петрович"}).get_data(as_text=True)
+    assert sorted(_names(html)) == ["Петров Пётр Петрович", "Сидоров Иван Петрович"]
