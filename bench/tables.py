@@ -1,14 +1,20 @@
 #!/usr/bin/env python
 """Benchmark of the staff list views at a million accounts on PostgreSQL (see bench/README.md).
 
-    .venv/bin/python bench/tables.py [--n N] [--db URL] [--reuse] [--repeat R]
+    .venv/bin/python bench/tables.py [--n N] [--db URL] [--reuse] [--repeat R] [--rate RPS] [--closed]
 
 Builds (or, with --reuse, keeps) a database with N subscribers, contracts and accounts with
 Russian names, logins and addresses, a mix of statuses, 2N ledger entries (half of them
 payments), sync states for the accounts on platforms (a few dead) and N audit entries; then
-drives the admin lists (/subscribers, /contracts, /accounts, /payments, /audit) through the real
-app with Flask's test client, as htmx does (``HX-Request: true``, logged in as staff), and
-times each request on the server side:
+drives the admin lists (/subscribers, /contracts, /accounts, /payments, /audit) as htmx does
+(``HX-Request: true``, logged in as staff). By default (H7) in open loop, as the team's benches
+are measured (bench/openloop.py): the portal served by gunicorn with the repository's
+gunicorn.conf.py, every request of ``--repeat`` rounds (shuffled) due at start + k / ``--rate``
+whether or not earlier ones have answered, and timed from its due time; it prints the rate
+offered and served, p50/p95/p99/max per list and kind, the worst case of each list beside its
+pooled figure, CPU per request and the load average. ``--closed`` is the former closed loop in
+process (Flask's test client, one request after another), kept to find why a request is slow:
+each request's SQL statements and EXPLAIN of the slowest. The requests:
 
 * the first page; a word typed letter by letter; common (unselective), rare and absent terms, a
   phone, two words, an address with its flat;
@@ -18,10 +24,11 @@ times each request on the server side:
 * the money lists' totals (a request of their own) for every filter value and term;
 * "Show more" five times in every sort, plain and searched; the top bar's search box.
 
-It prints p50 / p95 / max (and the SQL time's p95, our CPU's p50) per list and kind, the worst
-case per list, the pooled figures, the 20 slowest requests with each statement's time, and
-EXPLAIN (ANALYZE, BUFFERS) of the slowest SQL statement of the slowest requests. Exit code 0
-when every kind of every list has p95 <= 50 ms. ``--exports`` instead times CSV and XLSX
+With ``--closed`` it prints p50 / p95 / max (and the SQL time's p95, our CPU's p50) per list and
+kind, the worst case per list, the pooled figures, the 20 slowest requests with each
+statement's time, and EXPLAIN (ANALYZE, BUFFERS) of the slowest SQL statement of the slowest
+requests. Exit code 0 when every kind of every list has p95 <= 50 ms (and, open loop, every
+answer was right). ``--exports`` instead times CSV and XLSX
 exports of whole lists (1M rows) and their peak memory, each in a fresh process.
 
 The database (default ``bench_tables``) is dropped and recreated unless --reuse finds it
@@ -35,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import sys
 import time
 from datetime import datetime
@@ -726,6 +734,143 @@ def exports(url: str) -> None:
                        check=True)
 
 
+# --------------------------------------------------------------------------- open loop (H7)
+
+def _get(port: int, path: str, cookie: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``path`` as htmx does, on a fresh connection (gunicorn.conf.py closes each one after
+    its response), read to the server's close. Returns (status, body)."""
+    head = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHX-Request: true\r\nCookie: {cookie}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head)
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    status_line, _, rest = raw.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise OSError(f"not an HTTP answer: {raw[:80]!r}")
+    return int(parts[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _staff_cookie(app) -> str:
+    """The session cookie a staff login leaves (signed with the portal's SECRET_KEY)."""
+    from portal.extensions import db
+    from portal.models import StaffUser
+    from portal.security import TIMES_KEY
+
+    with app.app_context():
+        staff_id = db.session.scalar(db.select(StaffUser).where(StaffUser.login == STAFF_LOGIN)).get_id()
+    value = app.session_interface.get_signing_serializer(app).dumps(
+        {"_user_id": staff_id, "_fresh": True, TIMES_KEY: {"staff": [int(time.time())] * 2}})
+    return f"{app.config['SESSION_COOKIE_NAME']}={value}"
+
+
+def _urls(port: int, cookie: str, case_list: list, timeout: float) -> list[tuple[str, str, str, str]]:
+    """(list, kind, label, URL) of every request of a round. Each case is requested once in
+    order, not timed (the warm-up: templates compiled, connections open, pages cached); "Show
+    more" follows the cursor each page links to, so its pages can be scheduled as requests of
+    their own (the same rows in every round: the data does not change)."""
+    from urllib.parse import urlencode
+
+    out = []
+    for name, kind, label, reqs in case_list:
+        for args in reqs:
+            args = dict(args)
+            more = args.pop("more", 0)
+            url = f"/{name}?{urlencode(args)}" if args else f"/{name}"
+            for step in range(more + 1):
+                status, body = _get(port, url, cookie, timeout)
+                if status not in (200, 302):  # (302: Enter in the top bar opened the single hit)
+                    raise SystemExit(f"{url}: HTTP {status} in the warm-up")
+                out.append((name, kind, f"{label} #{step}" if more else label, url))
+                if step < more:
+                    m = NEXT.search(body.decode(errors="replace"))
+                    if not m:
+                        break
+                    url = m.group(1).replace("&amp;", "&")
+    return out
+
+
+def open_loop(url: str, repeat: int, only: set[str] | None, rate: float, threads: int, port: int,
+              redis_url: str | None, timeout: float) -> int:
+    """The lists served by the portal as production serves it (gunicorn, bench/openloop.py), on
+    a schedule: request k is due at start + k / rate whether or not earlier ones have answered,
+    and is timed from its due time (no coordinated omission). The rounds' requests are shuffled
+    (a fixed seed), so heavy cases do not come in a burst. Prints offered and served rate, how
+    late the generator was, p50/p95/p99/max per list and kind, the worst case per list and the
+    pooled figures, with the load average; exit 0 when every kind's p95 <= 50 ms."""
+    import random
+
+    import openloop
+
+    instance, database = openloop.environment("bench-tables-", url, redis_url)
+    os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+    openloop.embedded_redis()
+    from portal import create_app
+
+    app = create_app()
+    cookie = _staff_cookie(app)
+    case_list = [c for c in cases(app) if only is None or c[0] in only]
+    portal = openloop.Portal(port, "gunicorn", "wsgi", None).start()
+    try:
+        t0 = time.perf_counter()
+        round_urls = _urls(port, cookie, case_list, timeout)
+        log(f"{len(case_list)} cases, {len(round_urls)} requests a round (warm-up {time.perf_counter() - t0:.0f} s)")
+        items = round_urls * repeat
+        random.Random(16).shuffle(items)
+        interval = 1.0 / rate
+
+        def send(item, due, rec) -> None:
+            name, kind, label, path = item
+            rec["case"] = (name, kind, label, path)
+            status, _body = _get(port, path, cookie, timeout)
+            t = time.monotonic()
+            rec["ms"][f"{name}: {kind}"] = (t - due) * 1000
+            rec["answered"].append(t)
+            if status not in (200, 302):
+                rec["wrong"] = (path, status)
+
+        meter = openloop.CpuMeter(portal.process.pid, database, openloop.redis_pid(os.environ["REDIS_URL"]))
+        load_before, cpu_before = os.getloadavg(), meter.snapshot()
+        start, records = openloop.run(items, interval, threads, send)
+        cpu_after, load_after = meter.snapshot(), os.getloadavg()
+    finally:
+        portal.stop()
+    print(f"\nopen loop, {repeat} rounds shuffled; load average {load_before[0]:.2f} -> {load_after[0]:.2f} "
+          f"(1 min; {os.cpu_count()} CPUs, shared)")
+    kinds = [k for k in dict.fromkeys(f"{c[0]}: {c[1]}" for c in case_list) if any(k in r["ms"] for r in records)]
+    _served, _p99, wrong = openloop.report(rate, interval, len(items), start, records, kinds, threads)
+    openloop.report_cpu(cpu_before, cpu_after, len(items) - len(wrong), database, load_before, load_after,
+                        "requests")
+    pct_ = openloop.pct
+    by_list: dict[str, list[float]] = {}
+    per_case: dict[tuple[str, str, str], list[float]] = {}
+    for r in records:
+        if "case" in r and r["ms"]:
+            name, kind, label, _path = r["case"]
+            ms = next(iter(r["ms"].values()))
+            by_list.setdefault(name, []).append(ms)
+            per_case.setdefault((name, kind, label), []).append(ms)
+    print("\nworst case per list (the case whose requests' p95 is highest; label = term / filter / sort), "
+          "beside the list's pooled figure (ms from the due time):")
+    for name, walls in by_list.items():
+        (_n, kind, label), worst = max(((k, v) for k, v in per_case.items() if k[0] == name),
+                                       key=lambda kv: (pct_(kv[1], 95), max(kv[1])))
+        print(f"  {name:12s} pooled p95 {pct_(walls, 95):7.1f}, max {max(walls):7.1f} (n={len(walls)}); worst: "
+              f"{kind} {label!r} p95 {pct_(worst, 95):.1f}, max {max(worst):.1f} ({len(worst)} requests)")
+    everything = [ms for walls in by_list.values() for ms in walls]
+    print(f"  {'pooled':12s} p95 {pct_(everything, 95):7.1f}, max {max(everything or [0]):7.1f} "
+          f"(n={len(everything)})")
+    over = [k for k in kinds if pct_([r["ms"][k] for r in records if k in r["ms"]], 95) > TARGET_P95_MS]
+    print(f"\nevery kind of every list within p95 <= {TARGET_P95_MS:g} ms: "
+          f"{'yes' if not over and not wrong else 'NO: ' + ', '.join(over) + (' (wrong answers)' if wrong else '')}")
+    from urllib.parse import unquote
+
+    print("\nthe slowest requests (ms from the due time):")
+    for r in sorted((r for r in records if r["ms"]), key=lambda r: -next(iter(r["ms"].values())))[:20]:
+        print(f"  {next(iter(r['ms'].values())):7.1f}  {unquote(r['case'][3])}")
+    return 0 if not over and not wrong else 1
+
+
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -739,6 +884,14 @@ def main(argv=None) -> int:
     p.add_argument("--explain", type=int, default=1, metavar="K",
                    help="EXPLAIN ANALYZE the slowest statement of the K slowest requests (default 1)")
     p.add_argument("--lists", help="only these lists, comma-separated (e.g. accounts,payments)")
+    p.add_argument("--closed", action="store_true",
+                   help="closed loop in process (one request after another, Flask's test client): each request's "
+                        "SQL statements and EXPLAIN of the slowest, for finding why; not the figure to report")
+    p.add_argument("--rate", type=float, default=8.0, help="open loop: requests offered per second (default 8)")
+    p.add_argument("--threads", type=int, default=64, help="open loop: load-generator threads (default 64)")
+    p.add_argument("--port", type=int, default=8617, help="open loop: the portal's port (default 8617)")
+    p.add_argument("--redis-url", help="open loop: the portal's Redis (default: an embedded one)")
+    p.add_argument("--timeout", type=float, default=60.0, help="open loop: seconds a request may take")
     p.add_argument("--exports", action="store_true",
                    help="instead of the lists: time CSV and XLSX exports of the whole lists (1M rows), peak memory")
     p.add_argument("--export-one", help=argparse.SUPPRESS)
@@ -776,8 +929,10 @@ def main(argv=None) -> int:
         exports(url)
         return 0
     only = set(args.lists.split(",")) if args.lists else None
-    log(f"timing the lists ({datetime.now():%Y-%m-%d})")
-    return measure(url, args.repeat, args.explain, only)
+    log(f"timing the lists ({datetime.now():%Y-%m-%d}), {'closed loop' if args.closed else 'open loop'}")
+    if args.closed:
+        return measure(url, args.repeat, args.explain, only)
+    return open_loop(url, args.repeat, only, args.rate, args.threads, args.port, args.redis_url, args.timeout)
 
 
 if __name__ == "__main__":
