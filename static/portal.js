@@ -1,5 +1,6 @@
 // Small behaviour shared by the admin and the cabinet: toasts from HX-Trigger (confirmations
-// of dangerous buttons are hx-confirm's).
+// of dangerous buttons are hx-confirm's). Loaded without defer, before the body: it only adds
+// listeners on document (it must not look for elements), so none of them comes too late.
 document.addEventListener("toast", function (e) {
   const box = document.getElementById("toasts");
   if (!box) return;

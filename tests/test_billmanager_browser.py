@@ -3,6 +3,7 @@ sees the selling balance, imports a tariff through the wizard and enables it."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from babel.numbers import format_currency
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import BmHandler, BmTariff, DataCenter, Department
-from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV
+from tests.billmanager_fixtures import SELLER_LOGIN, SELLER_PASSWORD, WORKER_ENV, make_handler
 from tests.builders import gen_staff
 
 SHOTS = Path(os.environ.get("BM_SCREENSHOTS", "/tmp/billmanager-shots"))
@@ -59,6 +60,9 @@ def test_an_admin_creates_a_handler_and_imports_a_tariff(app, live, page, seller
     page.click(".bm-tabs a[href='/billmanager/import']")
     page.select_option("select[name=handler]", label="VDS Москва (vds)")
     page.wait_for_selector(".toolbar button.btn-primary")
+    # the button is shown while the page is still loading; htmx (deferred) gives it its request
+    # by the time the page has loaded: a click before that would do nothing
+    page.wait_for_load_state("domcontentloaded")
     page.locator("#fetch").scroll_into_view_if_needed()
     page.click(".toolbar button.btn-primary")
     page.wait_for_selector("#fetch .progress[data-state=finished]", timeout=20_000)
@@ -79,6 +83,41 @@ def test_an_admin_creates_a_handler_and_imports_a_tariff(app, live, page, seller
         assert db.session.scalar(select(BmHandler)).last_balance is not None
     page.click(".bm-tabs a[href='/billmanager/tariffs']")
     _shot(page, "tariffs")
+
+
+class _SlowScripts:
+    """WSGI middleware: the portal's own scripts answer ``seconds`` late while ``on``, as on a
+    slow line or a loaded server (the page's HTML is already in and shown meanwhile)."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app, self.seconds, self.on = wsgi_app, seconds, False
+
+    def __call__(self, environ, start_response):
+        if self.on and environ.get("PATH_INFO", "").endswith(".js"):
+            time.sleep(self.seconds)
+        return self.wsgi_app(environ, start_response)
+
+
+def test_a_handler_chosen_while_the_page_is_still_loading_opens_its_import_step(app, live, page, seller,
+                                                                                 monkeypatch):
+    """The admin picks the handler before the page's scripts have arrived (a slow line): does
+    the wizard still go on to that handler's step, instead of the choice being lost?"""
+    with app.app_context():
+        gen_staff("boss")
+        make_handler(seller)
+        db.session.commit()
+    slow = _SlowScripts(app.wsgi_app, 3)
+    monkeypatch.setattr(app, "wsgi_app", slow)
+    page.goto(f"{live}/login")
+    page.fill("input[name=login]", "boss")
+    page.fill("input[name=password]", "password123")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("domcontentloaded")
+    slow.on = True
+    page.goto(f"{live}/billmanager/import", wait_until="commit")
+    page.select_option("select[name=handler]", label="VDS Москва (vds)")  # as soon as the select is there
+    expect(page.locator(".toolbar button.btn-primary")).to_be_visible()
+    assert "handler=" in page.url
 
 
 def test_staff_see_the_service_on_both_sides_and_the_subscriber_sees_it_active(app, live, page, seller, processes):
