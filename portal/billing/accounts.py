@@ -377,7 +377,8 @@ def lock_account(account: Account) -> None:
 
 
 _LOCKED_WITH_SERVICE = (
-    select(Account, CatalogService).join(Account.contract)
+    select(Account, CatalogService,  # H8: and whether the account's tariffs offer it, read in the same round trip
+           CatalogService.id.in_(offered_services_select(Account.id)).label("offered")).join(Account.contract)
     .join(CatalogService, CatalogService.id == bindparam("sid")).where(Account.id == bindparam("aid"))
     .options(contains_eager(Account.contract), joinedload(Account.services).joinedload(AssignedService.service))
     .with_for_update(of=Contract).execution_options(populate_existing=True)
@@ -386,8 +387,9 @@ _LOCKED_WITH_SERVICE = (
 
 def locked_with_service(account_id: int, service_id: int) -> tuple[Account, CatalogService] | None:
     """``lock_account`` from the account's id, with the catalog service a change is about: on
-    PostgreSQL the account, its contract (locked, fresh), its services and the catalog service
-    in one round trip instead of three; None when either does not exist."""
+    PostgreSQL the account, its contract (locked, fresh), its services, the catalog service and
+    whether the account's tariffs offer it in one round trip instead of four (``assign_service``
+    then does not ask again in this transaction); None when either does not exist."""
     db.session.flush()
     if db.session.get_bind().dialect.name != "postgresql":  # SQLite: its write lock first (lock_account)
         c = Contract.__table__.c
@@ -402,7 +404,25 @@ def locked_with_service(account_id: int, service_id: int) -> tuple[Account, Cata
     if held is None or held[0] is not txn:
         held = db.session.info["account_locks"] = (txn, set())
     held[1].add(account_id)
+    if row.offered:  # H8
+        offered = db.session.info.get(_OFFERED_KEY)
+        if offered is None or offered[0] is not txn:
+            offered = db.session.info[_OFFERED_KEY] = (txn, set())
+        offered[1].add((account_id, service_id))
     return row[0], row[1]
+
+
+# H8: session.info key: (transaction, {(account id, service id)}) the account's tariffs were seen to
+# offer under its lock, in this transaction (locked_with_service)
+_OFFERED_KEY = "offered_under_lock"
+
+
+def _offered_under_lock(account_id: int, service_id: int) -> bool:
+    """Whether ``locked_with_service`` read, under the account's lock and in this transaction, that
+    its tariffs offer the service (a tariff change waits on the same lock)."""
+    offered = db.session.info.get(_OFFERED_KEY)
+    return offered is not None and offered[0] is db.session().get_transaction() \
+        and (account_id, service_id) in offered[1]
 
 
 def held_copy(account: Account, service_id: int) -> AssignedService | None:
@@ -431,7 +451,7 @@ def assign_service(account: Account, data: dict, *, actor: str, order_key: str |
     service = db.session.get(CatalogService, sid) if isinstance(sid, int) else None
     if service is None:
         errors["service_id"] = "no such service"
-    elif sid not in offered_service_ids(account):
+    elif not _offered_under_lock(account.id, sid) and sid not in offered_service_ids(account):  # H8
         # a platform may know why (a Stalker package that comes with the account's plan)
         errors["service_id"] = (hooks.check_change(account, service=service).get("service_id")
                                 or "the account's tariffs do not offer this service")

@@ -8,6 +8,8 @@ of the pass record nothing twice.
 """
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import Select
 
 from ..db_setup import dialect_insert
@@ -25,16 +27,22 @@ def record(*, subscriber_id: int, event: str, data: dict | None = None, contract
     ``data`` must be JSON-safe: amounts as strings of Decimals, dates as ISO strings."""
     if event not in NOTICE_EVENTS:
         raise ValueError(f"unknown notice event {event!r}")
-    table = Notice.__table__
-    stmt = dialect_insert(table).values(
+    notice_id = db.session.execute(_record_statement(db.session.get_bind().dialect.name), dict(
         subscriber_id=subscriber_id, contract_id=contract_id, account_id=account_id, event=event,
         data=data or {}, critical=critical, dedup_key=dedup_key, created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
-    notice_id = db.session.execute(stmt).scalar()
+    )).scalar()
     if notice_id is None:
         return False
     db.session.info.setdefault(ROWS_KEY, []).append(notice_id)
     return True
+
+
+@cache
+def _record_statement(dialect: str):
+    """``record``'s INSERT, built once per process and run with the row as its parameters (the
+    ON CONFLICT clause is the dialect's own): building it per notice cost more than running it."""
+    table = Notice.__table__
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
 
 
 def insert_from_select(columns: list[str], select: Select) -> int:
