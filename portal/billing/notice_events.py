@@ -28,45 +28,11 @@ from datetime import date, timedelta
 from functools import cache
 
 from sqlalchemy import BigInteger, Date, String, bindparam, cast, literal, select, type_coerce
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import GenericFunction
 
 from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Notice, PromisedPayment, utcnow
 from . import clock, notices
-
-# -- SQL helpers: JSON and amounts as text on both databases ----------------------------------
-
-class notice_json(GenericFunction):  # noqa: N801  (SQL function name)
-    """json_object(k, v, ...) on SQLite, json_build_object on PostgreSQL."""
-
-    name = "json_object"
-    inherit_cache = True
-
-
-@compiles(notice_json, "postgresql")
-def _json_obj_pg(element, compiler, **kw):
-    return f"json_build_object({compiler.process(element.clauses, **kw)})"
-
-
-class notice_amount(GenericFunction):  # noqa: N801
-    """Kopecks as a decimal string with two places ("498.06", "-5.00")."""
-
-    type = String()
-    name = "notice_amount"
-    inherit_cache = True
-
-
-@compiles(notice_amount, "postgresql")
-def _minor_text_pg(element, compiler, **kw):
-    return f"CAST(ROUND(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 100, 2) AS TEXT)"
-
-
-@compiles(notice_amount, "sqlite")
-def _minor_text_sqlite(element, compiler, **kw):
-    # exact: an integer of kopecks / 100.0 is the nearest double to the two-place decimal
-    return f"printf('%.2f', ({compiler.process(element.clauses, **kw)}) / 100.0)"
-
+from .sqlfrag import amount_text, json_object
 
 _COLUMNS = ["subscriber_id", "contract_id", "account_id", "event", "data", "critical", "dedup_key", "created_at"]
 
@@ -85,8 +51,8 @@ def _payments_received_statement(dialect: str):
     paid_at, now; per dialect: the INSERT's ON CONFLICT is the dialect's own): on an agent's
     one-payment call, building it cost more than running it."""
     e, c = LedgerEntry.__table__.c, Contract.__table__.c
-    data = notice_json("amount", notice_amount(type_coerce(e.amount, BigInteger)),
-                       "balance", notice_amount(type_coerce(c.balance, BigInteger)),
+    data = json_object("amount", amount_text(type_coerce(e.amount, BigInteger)),
+                       "balance", amount_text(type_coerce(c.balance, BigInteger)),
                        "source", e.source, "paid_at", bindparam("paid_at", type_=String()))
     rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(False),
                    _key("payment_received", e.id), bindparam("now", type_=Notice.__table__.c.created_at.type))
@@ -111,10 +77,10 @@ def promised_expiring(today: date | None = None) -> int:
     (the return job takes it back tomorrow). Reruns record nothing twice."""
     today = today or clock.today()
     p, c = PromisedPayment.__table__.c, Contract.__table__.c
-    data = notice_json("amount", notice_amount(type_coerce(p.amount, BigInteger)),
+    data = json_object("amount", amount_text(type_coerce(p.amount, BigInteger)),
                        "until", literal((today + timedelta(days=1)).isoformat()),
                        "last_day", literal(today.isoformat()),
-                       "balance", notice_amount(type_coerce(c.balance, BigInteger)))
+                       "balance", amount_text(type_coerce(c.balance, BigInteger)))
     rows = (select(c.subscriber_id, c.id, literal(None), literal("promised_expiring"), data, literal(False),
                    _key("promised_expiring", p.id), _now())
             .select_from(PromisedPayment.__table__.join(Contract.__table__, c.id == p.contract_id))
@@ -154,7 +120,7 @@ def services_expired(account_ids, run_date: date) -> int:
         return 0
     s, a, c, cs = (AssignedService.__table__.c, Account.__table__.c, Contract.__table__.c,
                    CatalogService.__table__.c)
-    data = notice_json("service_name", cs.name, "account_login", a.login, "ended_on", cast(s.ends_on, String))
+    data = json_object("service_name", cs.name, "account_login", a.login, "ended_on", cast(s.ends_on, String))
     rows = (select(c.subscriber_id, c.id, a.id, literal("service_ended"), data, literal(False),
                    _key("service_ended", s.id), _now())
             .select_from(AssignedService.__table__.join(Account.__table__, a.id == s.account_id)
