@@ -61,6 +61,18 @@ class Statements:
         if self.log is not None:
             self.log.append(" ".join(statement.split())[:160])
 
+    def count_redis(self) -> None:
+        """Redis round trips: one packed send per command or pipeline (H8)."""
+        from redis.connection import AbstractConnection
+
+        original = AbstractConnection.send_packed_command
+
+        def send(conn, command, check_health=True):
+            self.counts.update(["(redis)"])
+            return original(conn, command, check_health)
+
+        AbstractConnection.send_packed_command = send
+
     def take(self) -> Counter:
         out, self.counts = self.counts, Counter()
         return out
@@ -110,6 +122,7 @@ def main() -> int:
     client = app.test_client()
     with app.app_context():
         stats = Statements(db.engine)
+    stats.count_redis()
     calls = _calls(args.kind, data, args.n + args.warm)
     gc.collect()  # as gunicorn.conf.py's post_worker_init does in a worker
     gc.freeze()
@@ -149,7 +162,7 @@ def main() -> int:
                 logged.add(label)
                 stats.log = None
     print(f"{args.kind}, {'PostgreSQL' if args.database_url else 'SQLite'}, load average "
-          f"{os.getloadavg()[0]:.2f}; per call (process CPU, statements and round trips):")
+          f"{os.getloadavg()[0]:.2f}; per call (process CPU, statements and round trips to the database and Redis):")
     for label, values in cpu.items():
         n = len(values)
         values.sort()
@@ -158,6 +171,7 @@ def main() -> int:
               f"  median {values[n // 2] * 1000:6.2f} ms"
               f"  statements {per.get('statement', 0):5.2f}  commits {per.get('COMMIT', 0):4.2f}"
               f"  checkouts {per.get('(checkout)', 0):4.2f}  pings {per.get('(ping)', 0):4.2f}"
+              f"  Redis {per.get('(redis)', 0):4.2f}"
               + (f"  Python calls {sum(e.callcount for e in counters[label].getstats()) / n:7.0f}"
                  if label in counters else ""))
     if profiler:

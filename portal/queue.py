@@ -127,24 +127,115 @@ _FAST_OPTIONS = {"job_timeout": "timeout", "result_ttl": "result_ttl", "ttl": "t
 _scripts: dict = {}
 
 
+def _script(conn: redis.Redis):
+    """The enqueue script registered with this connection (its SHA is computed locally)."""
+    script = _scripts.get(id(conn))
+    if script is None or script[0] is not conn:
+        script = _scripts[id(conn)] = (conn, conn.register_script(_ENQUEUE_ONCE))
+    return script[1]
+
+
+def _fast_call(queue: Queue, func: str, args: tuple, ids: list[str], running_covers: bool,
+               options: dict) -> tuple[list, list] | None:
+    """The script's (keys, args) for enqueue_once, or None when RQ's own calls must do it (an
+    option this path does not know, a synchronous queue)."""
+    if not queue._is_async or not set(options) <= set(_FAST_OPTIONS):
+        return None
+    job = queue.create_job(func, args=args, job_id=ids[0], **{_FAST_OPTIONS[k]: v for k, v in options.items()})
+    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status "queued": as RQ's enqueue sets them
+    return ([*(Job.key_for(i) for i in ids), queue.key, queue.redis_queues_keys],
+            [len(ids), int(running_covers), job.ttl if job.ttl is not None else -1, *ids,
+             JobStatus.QUEUED.value, *_build_hset_args(job)])
+
+
 def _enqueue_fast(queue: Queue, func: str, args: tuple, ids: list[str], running_covers: bool,
                   options: dict) -> bool | int | None:
     """enqueue_once in one round trip: True (added), False (a job covers it), ALL_RUNNING, or
     None when RQ's own calls must do it (a finished or failed job to replace first, an option
     this path does not know, a synchronous queue)."""
-    if not queue._is_async or not set(options) <= set(_FAST_OPTIONS):
+    call = _fast_call(queue, func, args, ids, running_covers, options)
+    if call is None:
         return None
-    job = queue.create_job(func, args=args, job_id=ids[0], **{_FAST_OPTIONS[k]: v for k, v in options.items()})
-    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status "queued": as RQ's enqueue sets them
-    fields = _build_hset_args(job)
-    conn = queue.connection
-    script = _scripts.get(id(conn))
-    if script is None or script[0] is not conn:
-        script = _scripts[id(conn)] = (conn, conn.register_script(_ENQUEUE_ONCE))
-    found = script[1](keys=[*(Job.key_for(i) for i in ids), queue.key, queue.redis_queues_keys],
-                      args=[len(ids), int(running_covers), job.ttl if job.ttl is not None else -1, *ids,
-                            JobStatus.QUEUED.value, *fields])
+    found = _script(queue.connection)(keys=call[0], args=call[1])
     return {1: True, 0: False, ALL_RUNNING: ALL_RUNNING}.get(found)
+
+
+# H8: the after-commit hand-offs (the platforms' outbox, the notifications) in one Redis round trip
+Call = tuple  # (queue name, func, args, job_id, running_covers, options): enqueue_once's arguments
+_handoffs: list[Callable] = []
+
+
+def enqueue_once_many(calls: list[Call]) -> list:
+    """``enqueue_once`` for each call, the usual cases of all of them in one pipelined round trip;
+    per call True / False as enqueue_once answers, or the exception that call met (Redis down: the
+    caller leaves the work to its sweep). What the script cannot decide (a finished or failed job
+    to replace, every id running, the script not loaded yet) goes through enqueue_once itself."""
+    out: list = [None] * len(calls)
+    fast: list[tuple[int, tuple]] = []
+    for n, (queue_name, func, args, jid, running_covers, options) in enumerate(calls):
+        try:
+            ids = [jid] if running_covers else [jid, f"{jid}-next"]
+            call = _fast_call(get_queue(queue_name), func, args, ids, running_covers, options)
+        except Exception as e:  # noqa: BLE001  (answered per call)
+            out[n] = e
+            continue
+        if call is not None:
+            fast.append((n, call))
+    if fast:
+        conn = get_redis()
+        sha = _script(conn).sha
+        pipe = conn.pipeline(transaction=False)
+        for _, (keys, argv) in fast:
+            pipe.evalsha(sha, len(keys), *keys, *argv)
+        try:
+            answers = pipe.execute(raise_on_error=False)
+        except redis.RedisError as e:  # down: every call met it, none is tried again
+            answers = [e] * len(fast)
+        for (n, _), answer in zip(fast, answers):
+            if isinstance(answer, redis.exceptions.NoScriptError):
+                continue  # enqueue_once below loads it
+            if isinstance(answer, Exception):
+                out[n] = answer
+            elif answer in (0, 1):
+                out[n] = bool(answer)
+    for n, (queue_name, func, args, jid, running_covers, options) in enumerate(calls):
+        if out[n] is None:
+            try:
+                out[n] = enqueue_once(queue_name, func, *args, job_id=jid, running_covers=running_covers, **options)
+            except Exception as e:  # noqa: BLE001
+                out[n] = e
+    return out
+
+
+def add_handoff(collect: Callable) -> None:
+    """Register an after-commit hand-off (once per process): ``collect(session)`` pops what the
+    committed transaction left in ``session.info`` and returns None, or (calls, finish): the
+    ``enqueue_once_many`` calls and ``finish(results)``, which deals with the calls that failed
+    (a sweep's rows to unmark, a warning). ``hand_off`` runs every registered one's calls in one
+    pipeline."""
+    if collect not in _handoffs:
+        _handoffs.append(collect)
+
+
+def hand_off(session) -> None:
+    """The session's after_commit listener (``add_handoff``); the commit stands whatever happens
+    here, the sweeps enqueue what is left."""
+    if session.in_nested_transaction():
+        return
+    work = [got for collect in _handoffs if (got := collect(session))]
+    if not work:
+        return
+    try:
+        results = enqueue_once_many([c for calls, _ in work for c in calls])
+    except Exception as e:  # noqa: BLE001  (e.g. no app context for the queues' settings)
+        results = [e] * sum(len(calls) for calls, _ in work)
+    start = 0
+    for calls, finish in work:
+        try:
+            finish(results[start:start + len(calls)])
+        except Exception:
+            log.warning("an after-commit hand-off failed, its sweep will catch up", exc_info=True)
+        start += len(calls)
 
 
 def jobs_waiting() -> int | None:

@@ -64,3 +64,37 @@ def test_a_running_job_gets_one_follow_up_unless_it_covers_the_change(ctx):
     assert add("j-3", "y", running_covers=False) is True
     [own] = queue.job_ids
     assert own.startswith("j-3-") and own != "j-3-next"
+
+
+def test_several_asks_after_a_commit_go_in_one_round_trip_and_each_gets_its_answer(ctx, monkeypatch):
+    """enqueue_once_many (the after-commit hand-off of the outbox and the notifications together):
+    a new job, one that waits already and one that finished each get enqueue_once's answer; with
+    the script loaded the usual cases take one Redis round trip for all of them, and a Redis that
+    has forgotten the script (restarted) still gets every job."""
+    from redis.connection import AbstractConnection
+
+    from portal.queue import enqueue_once_many
+
+    get_redis().flushdb()
+    queue = get_queue(QUEUE)
+    assert add("m-wait", "w") is True
+    assert add("m-done", "d") is True
+    queue.remove("m-done")
+    Job.fetch("m-done", connection=get_redis()).set_status(JobStatus.FINISHED)
+    options = {"result_ttl": 60, "job_timeout": 123}
+    calls = [(QUEUE, FUNC, ("n",), "m-new", True, options), (QUEUE, FUNC, ("w",), "m-wait", True, options),
+             (QUEUE, FUNC, ("d",), "m-done", True, options)]
+    sent = []
+    original = AbstractConnection.send_packed_command
+    monkeypatch.setattr(AbstractConnection, "send_packed_command",
+                        lambda conn, command, check_health=True: (sent.append(1), original(conn, command,
+                                                                                         check_health))[1])
+    assert enqueue_once_many(calls) == [True, False, True]
+    assert sorted(queue.job_ids) == ["m-done", "m-new", "m-wait"]
+    get_redis().flushdb()
+    sent.clear()
+    assert enqueue_once_many(calls[:2]) == [True, True]
+    assert len(sent) == 1  # both new: one pipeline
+    get_redis().script_flush()
+    get_redis().flushdb()
+    assert enqueue_once_many(calls[:2]) == [True, True] and sorted(queue.job_ids) == ["m-new", "m-wait"]

@@ -131,8 +131,14 @@ def prepare(notice_ids: list[int] | None = None, limit: int = BATCH) -> int:
 def wake_prepare() -> bool:
     """One ``prepare`` job for every pending notice (one waits at a time; a running one that may
     have looked before the latest commit gets a follow-up)."""
-    return enqueue_once("default", PREPARE_JOB, job_id="notify-prepare", running_covers=False, result_ttl=0,
-                        job_timeout=JOB_TIMEOUT * 10)
+    name, func, args, jid, running_covers, options = prepare_call()
+    return enqueue_once(name, func, *args, job_id=jid, running_covers=running_covers, **options)
+
+
+def prepare_call() -> tuple:
+    """``wake_prepare``'s arguments of enqueue_once, as a call of queue.enqueue_once_many (the
+    after-commit hand-off)."""
+    return "default", PREPARE_JOB, (), "notify-prepare", False, {"result_ttl": 0, "job_timeout": JOB_TIMEOUT * 10}
 
 
 def prepare_pending() -> int:

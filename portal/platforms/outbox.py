@@ -23,7 +23,7 @@ from sqlalchemy import delete, event, or_, select, update
 from ..billing.outbox import CHUNK, ROWS_KEY
 from ..extensions import db
 from ..models import OutboxEvent, SyncState, utcnow
-from ..queue import WAITING, enqueue_once, get_redis
+from ..queue import WAITING, add_handoff, enqueue_once, get_redis, hand_off
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ _WAITING = {status.value for status in WAITING}  # as stored in a job's hash
 
 def install(app) -> None:
     """Enqueue the outbox rows a transaction wrote once it has committed (once per process)."""
-    if not event.contains(db.session, "after_commit", _after_commit):
-        event.listen(db.session, "after_commit", _after_commit)
+    add_handoff(_collect)  # H8: in one Redis round trip with the notifications' (queue.hand_off)
+    if not event.contains(db.session, "after_commit", hand_off):
+        event.listen(db.session, "after_commit", hand_off)
     if not event.contains(db.session, "after_rollback", _after_rollback):
         event.listen(db.session, "after_rollback", _after_rollback)
 
@@ -56,16 +57,29 @@ def _after_rollback(session) -> None:
         session.info.pop(ROWS_KEY, None)
 
 
-def _after_commit(session) -> None:
-    if session.in_nested_transaction():
-        return
+def _collect(session):
+    """The after-commit hand-off (queue.add_handoff): one job per (account, platform) of the
+    rows the transaction wrote (as enqueued); the rows whose job did not reach RQ are marked
+    un-enqueued, and the sweeper enqueues them."""
     rows = session.info.pop(ROWS_KEY, None)
     if not rows:
-        return
-    try:
-        _enqueue(rows)
-    except Exception:  # the commit stands; the sweeper enqueues what is left
-        log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(rows), exc_info=True)
+        return None
+    by_pair: dict[tuple, list] = defaultdict(list)
+    for row in rows:
+        by_pair[(row[2], row[1])].append(row)
+    pairs = list(by_pair.items())
+    calls = [_pair_call(platform, account_id, _queue_of([r[3] for r in pair_rows]))
+             for (platform, account_id), pair_rows in pairs]
+
+    def finish(results) -> None:
+        failed = [r[0] for (_, pair_rows), result in zip(pairs, results) if isinstance(result, Exception)
+                  for r in pair_rows]
+        if failed:  # the commit stands; the sweeper enqueues what is left
+            log.warning("outbox: %d row(s) not enqueued now, the sweeper will retry", len(failed),
+                        exc_info=next(r for r in results if isinstance(r, Exception)))
+            _mark_enqueued(failed, None)
+
+    return calls, finish
 
 
 def lock_name(platform: str, account_id: int) -> str:
@@ -82,10 +96,15 @@ def enqueue_pair(platform: str, account_id: int, queue: str = "default", schedul
     """``scheduled``: for the full reconcile (its job reads the platform, see SyncPass)."""
     # A running reconcile re-reads the account when rows arrive during its call, but one past that
     # last look (finishing in RQ) would miss this change: it does not cover it, a follow-up runs.
+    name, func, args, jid, running_covers, options = _pair_call(platform, account_id, queue, scheduled)
+    return enqueue_once(name, func, *args, job_id=jid, running_covers=running_covers, **options)
+
+
+def _pair_call(platform: str, account_id: int, queue: str, scheduled: bool = False) -> tuple:
+    """``enqueue_pair``'s arguments of enqueue_once, as a call of queue.enqueue_once_many."""
     args = (platform, account_id, True) if scheduled else (platform, account_id)
-    return enqueue_once(queue, RECONCILE_JOB, *args, job_id=job_id(platform, account_id, queue),
-                        running_covers=False,
-                        result_ttl=0, job_timeout=JOB_TIMEOUT)
+    return (queue, RECONCILE_JOB, args, job_id(platform, account_id, queue), False,
+            {"result_ttl": 0, "job_timeout": JOB_TIMEOUT})
 
 
 def enqueue_rows() -> int:
