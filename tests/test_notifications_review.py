@@ -175,7 +175,8 @@ def test_a_block_notice_paid_before_its_turn_is_cancelled_not_sent(client, sms_g
     blocking.balance_rule([c3.id])
     db.session.commit()
     assert delivery.deliver(held_row.id) == "cancelled"
-    assert _row_of(c3.subscriber_id, "blocked").last_error.endswith("blocked for balance any more (held, or lifted)")
+    assert _row_of(c3.subscriber_id, "blocked").last_error == \
+        f"cancelled: staff set the contract not to be blocked until {clock.today().isoformat()}"
     assert len(sms_gateway.messages) == 1
 
     gen_staff("rvadmin", role="admin")
@@ -318,7 +319,7 @@ def test_a_killed_jobs_message_is_sent_again_once_and_the_log_says_so(sms_gatewa
     _set(d.id, state="sending", claimed_at=long_ago, attempts=2)  # killed again
     assert delivery.sweep()["revived"] == 0
     [d] = _rows(s.id)
-    assert d.state == "failed" and "stopped again" in d.last_error and "not sent again" in d.last_error
+    assert d.state == "failed" and "stopped again" in d.last_error and "may have gone out; not resent" in d.last_error
 
     _notice(s)
     delivery.prepare()

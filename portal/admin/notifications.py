@@ -118,7 +118,10 @@ def retry_delivery(delivery_id: int):
     critical = bool(db.session.scalar(select(Notice.critical).where(Notice.id == d.notice_id)))
     changed = db.session.execute(update(NotificationDelivery).where(
         NotificationDelivery.id == delivery_id, NotificationDelivery.state == "failed")
-        .values(state="queued", attempts=0, next_attempt_at=utcnow(), enqueued_at=None)).rowcount
+        # staff's retry starts anew: a new give-up window (the age is measured from created_at), no
+        # old reason, and staff decide that a message which may have gone out goes again
+        .values(state="queued", attempts=0, resends=0, next_attempt_at=utcnow(), created_at=utcnow(), enqueued_at=None,
+                last_error=None)).rowcount
     db.session.commit()
     if changed:
         delivery.enqueue([(delivery_id, critical)], mark=True)

@@ -88,6 +88,8 @@ class NotificationDelivery(db.Model):
     body: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # sent again after it may have gone out (a killed job, a timeout after sending): at most once
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # handed to RQ (None: not yet)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)    # a job took it to send

@@ -26,6 +26,10 @@ FIELDS = {
 }
 DEFAULT_RATE = {"email": 5, "sms": 2, "telegram": 25}  # Telegram: ~30 messages/s per bot at most
 SECRET_FIELD = {"email": "password", "sms": "api_id", "telegram": "token"}
+# a channel's timeout, seconds: well below the delivery job's JOB_TIMEOUT (120 s), which an HTTP
+# call (connect + read) or an SMTP exchange of several steps must not reach — a job stopped
+# mid-send leaves it unknown whether the message went out
+MAX_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def load(kind: str) -> Channel | None:
     r = row(kind)
     if r is None or not r.enabled:
         return None
-    return Channel(r.kind, dict(r.settings or {}), decrypt(r.secret_enc), r.rate, r.timeout)
+    return Channel(r.kind, dict(r.settings or {}), decrypt(r.secret_enc), r.rate, min(r.timeout, MAX_TIMEOUT))
 
 
 def enabled_kinds() -> set[str]:
@@ -117,7 +121,7 @@ def save(kind: str, data: dict, *, actor: str, demo_emulator: bool = False) -> N
                 errors["bot_username"] = "the bot's username (5-32 latin letters, digits, _)"
             settings["bot_username"] = name
     rate = _int(data, "rate", 1, 1000, errors, "1-1000 messages a second")
-    timeout = _int(data, "timeout", 1, 120, errors, "1-120 seconds")
+    timeout = _int(data, "timeout", 1, MAX_TIMEOUT, errors, "1-30 seconds")
     secret_field = SECRET_FIELD[kind]
     secret = str(data.get(secret_field) or "")
     current = row(kind)

@@ -18,12 +18,16 @@ them — the outbox pattern of ``portal.platforms.outbox``, applied to messages.
   attempt) until the message is NOTIFY_GIVE_UP_AFTER hours old, then failed as ``expired: …``:
   an outage of a day loses nothing, and a two-day-old message is not sent. Only what is the
   recipient's (a refused address or number, a bot blocked by the user; ``SendError.retry``
-  False) fails at once.
+  False) fails at once. An error after the request went out (a read timeout, the connection
+  dropped after sending, the job stopped mid-call; ``SendError.maybe_sent``) may mean the
+  message went out: it is sent again at most once (``resends``), then failed "may have gone out;
+  not resent" — a slow gateway must not get a copy every backoff for two days.
 * ``sweep`` (periodic, jobs/schedules.py) wakes the prepare job for notices nobody took,
   enqueues due rows not waiting in RQ, and gives back rows a killed job left in ``sending``
   (after STALE_SENDING: such a message may go twice — the service may have taken it before the
-  job died — and the log says so). A row whose job was killed twice in a row, or that is past
-  NOTIFY_GIVE_UP_AFTER, is failed instead: no loop of sends.
+  job died — and the log says so). A row sent again once already (``resends``: after a killed
+  job or a timeout, whatever came between), or past NOTIFY_GIVE_UP_AFTER, is failed instead: no
+  loop of sends.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ BATCH = 500             # notices per prepare transaction
 SWEEP_LIMIT = 10000     # rows enqueued per sweep; the next sweep takes the rest
 STALE_SENDING = 600     # seconds a row may stay "sending" before the sweep gives it back
 REVIVED = "the sending job stopped"  # how last_error starts on a row the sweep gave back
+NOT_RESENT = "may have gone out; not resent"  # the reason of a row that may have gone out twice
 WAIT_INLINE = 1.0       # a job waits this long for its rate slot; longer: the row is postponed
 JOB_TIMEOUT = 120
 ENQUEUE_CHUNK = 500    # jobs per pipelined hand-off
@@ -211,7 +216,7 @@ def deliver(delivery_id: int) -> str:
     try:
         outcome = _send_claimed(delivery_id, kind, channel, address, subject, body)
     finally:
-        _pull_next(kind)
+        _pull_next(kind, exclude=delivery_id)
     return outcome
 
 
@@ -221,10 +226,10 @@ def _send_claimed(delivery_id, kind, channel, address, subject, body) -> str:
     except SendError as e:
         if e.retry_after is not None:
             ratelimit.pause(kind, e.retry_after)
-        return _failed(delivery_id, str(e), retry=e.retry, retry_after=e.retry_after)
-    except Exception as e:  # a bug or an unexpected answer: recorded on the row, retried
-        log.exception("delivery %s: unexpected error", delivery_id)
-        return _failed(delivery_id, f"{type(e).__name__}: {e}", retry=True)
+        return _failed(delivery_id, str(e), retry=e.retry, retry_after=e.retry_after, maybe_sent=e.maybe_sent)
+    except Exception as e:  # a bug, an unexpected answer, RQ's JobTimeoutException mid-call: retried,
+        log.exception("delivery %s: unexpected error", delivery_id)  # but it may have gone out
+        return _failed(delivery_id, f"{type(e).__name__}: {e}", retry=True, maybe_sent=True)
     with db.engine.begin() as conn:
         conn.execute(update(NotificationDelivery.__table__)
                      .where(NotificationDelivery.id == delivery_id, NotificationDelivery.state == "sending")
@@ -233,16 +238,19 @@ def _send_claimed(delivery_id, kind, channel, address, subject, body) -> str:
     return "sent"
 
 
-def _pull_next(kind: str) -> None:
+def _pull_next(kind: str, exclude: int) -> None:
     """Keep the channel busy at its rate: after a send, hand RQ the channel's next row due within
     WAIT_INLINE that no job holds (one postponed for the rate, say), without waiting for the sweep. Taken by a
-    conditional UPDATE, so two jobs never pull the same row."""
+    conditional UPDATE, so two jobs never pull the same row. Never the row this job just handled
+    (``exclude``, a retry due soon): its job id is still running, RQ would skip the enqueue and the
+    row, marked handed over, would wait OUTBOX_REENQUEUE_AFTER for the sweep; left un-enqueued, the
+    next pull or sweep takes it."""
     t, n = NotificationDelivery.__table__, Notice.__table__.c
     now = utcnow()
     try:
         with db.engine.begin() as conn:
             row = conn.execute(select(t.c.id, n.critical).join(Notice.__table__, n.id == t.c.notice_id)
-                               .where(t.c.channel == kind, t.c.state == "queued",
+                               .where(t.c.channel == kind, t.c.state == "queued", t.c.id != exclude,
                                       t.c.next_attempt_at <= now + timedelta(seconds=WAIT_INLINE),
                                       t.c.enqueued_at.is_(None))
                                .order_by(t.c.next_attempt_at).limit(1)).first()
@@ -314,16 +322,22 @@ def expired(error: str) -> str:
     return f"expired: not sent within {hours:g} h; the last attempt: {error}"
 
 
-def _failed(delivery_id: int, error: str, *, retry: bool, retry_after: float | None = None) -> str:
+def _failed(delivery_id: int, error: str, *, retry: bool, retry_after: float | None = None,
+            maybe_sent: bool = False) -> str:
     """A sending row after a failed attempt: queued again when due, or failed for good (the
-    recipient's fault at once; the service's or the channel's once the message is too old)."""
+    recipient's fault at once; the service's or the channel's once the message is too old; one
+    that may have gone out (``maybe_sent``) once it was sent again after that already)."""
     t = NotificationDelivery.__table__
     now = utcnow()
     with db.engine.begin() as conn:
-        attempts, created = conn.execute(select(t.c.attempts, t.c.created_at).where(t.c.id == delivery_id)).first()
+        attempts, created, resends = conn.execute(select(t.c.attempts, t.c.created_at, t.c.resends)
+                                                  .where(t.c.id == delivery_id)).first()
         deadline = give_up_at(created)
         if not retry:
             values = dict(state="failed")
+        elif maybe_sent and resends >= 1:
+            values = dict(state="failed")
+            error = f"{NOT_RESENT} (sent again once already); the last attempt: {error}"
         elif now >= deadline:
             values = dict(state="failed")
             error = expired(error)
@@ -333,6 +347,9 @@ def _failed(delivery_id: int, error: str, *, retry: bool, retry_after: float | N
             values = dict(state="queued", next_attempt_at=min(now + timedelta(seconds=wait), deadline))
             if retry_after is not None:
                 values["attempts"] = max(attempts - 1, 0)
+            if maybe_sent:  # the one resend: the log says it may arrive twice
+                values["resends"] = resends + 1
+                error = f"{error}; it may have gone out: sent again once (it may arrive twice)"
         conn.execute(update(t).where(t.c.id == delivery_id, t.c.state == "sending")
                      .values(last_error=error[:1000], enqueued_at=None, **values))
     return "retry" if values["state"] == "queued" else "failed"
@@ -392,23 +409,24 @@ def _mark(ids: list[int], at) -> None:
 
 def _revive(now: datetime) -> int:
     """Rows a killed job left in ``sending``: queued to go again (the log says it may arrive
-    twice), unless the last revival already ended the same way or the message is too old: then
-    failed (the service may have taken it each time: no loop of sends)."""
+    twice), unless it was sent again once already (``resends``: a revival or a timeout before,
+    whatever came between) or the message is too old: then failed (the service may have taken it
+    each time: no loop of sends)."""
     t = NotificationDelivery.__table__.c
     stale = [t.state == "sending", t.claimed_at < now - timedelta(seconds=STALE_SENDING)]
     again = f"{REVIVED} at %s; sent again (it may arrive twice)"
     with db.engine.begin() as conn:
-        rows = conn.execute(select(t.id, t.created_at, t.claimed_at, t.last_error).where(*stale)).all()
+        rows = conn.execute(select(t.id, t.created_at, t.claimed_at, t.resends).where(*stale)).all()
         revived = 0
-        for row_id, created, claimed, last in rows:
+        for row_id, created, claimed, resends in rows:
             when = claimed.astimezone(clock.tz()).strftime("%Y-%m-%d %H:%M %Z")
-            if (last or "").startswith(REVIVED):
-                values = dict(state="failed", last_error=f"{REVIVED} again at {when}; not sent again: "
-                                                         "it may have gone out already")
+            if resends >= 1:
+                values = dict(state="failed", last_error=f"{REVIVED} again at {when}; {NOT_RESENT} "
+                                                         "(sent again once already)")
             elif now >= give_up_at(created):
                 values = dict(state="failed", last_error=expired(f"{REVIVED} at {when}"))
             else:
-                values = dict(state="queued", last_error=again % when)
+                values = dict(state="queued", last_error=again % when, resends=resends + 1)
                 revived += 1
             conn.execute(update(NotificationDelivery.__table__).where(t.id == row_id, *stale)
                          .values(enqueued_at=None, **values))

@@ -14,14 +14,16 @@ claims the row (``delivery.deliver``), with billing's own rules — nothing is r
 * ``blocked``: an account of the contract is still blocked by balance (the rule lifts it in the
   payment's own transaction, or when a hold starts).
 
-Otherwise the answer is the reason the delivery log shows on the ``cancelled`` row. Any other
-event, or a notice without a contract, always holds.
+Otherwise the answer is the reason the delivery log shows on the ``cancelled`` row. A contract
+staff set to "do not block" (or "do not block until" a day still to come) is asked about first:
+it drops out of the forecast and the grace, and the reason must say so, not "paid since the
+warning". Any other event, or a notice without a contract, always holds.
 """
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..billing import blocking, forecast, grace
+from ..billing import blocking, clock, forecast, grace
 from ..extensions import db
 from ..models import Account, Contract
 
@@ -35,9 +37,14 @@ def obsolete(event: str, contract_id: int | None, data: dict) -> str | None:
     contract = db.session.get(Contract, contract_id)
     if contract is None:
         return None
+    if event == "blocked" and _blocked_by_balance(contract.id):
+        return None
+    if contract.do_not_block:
+        return "cancelled: staff set the contract not to be blocked"
+    held = grace.hold_until(contract, clock.today())
+    if held is not None:
+        return f"cancelled: staff set the contract not to be blocked until {held.isoformat()}"
     if event == "blocked":
-        if _blocked_by_balance(contract.id):
-            return None
         if blocking.money_left(contract) >= 0:
             return "cancelled: the balance covers what is due now (paid since the block)"
         return "cancelled: no account of the contract is blocked for balance any more (held, or lifted)"

@@ -26,7 +26,7 @@ import requests
 
 from ..platforms.http import HttpClient, PlatformError
 from .channels import Channel
-from .senders import HttpTarget, SendError, Sent
+from .senders import HttpTarget, MaybeSent, SendError, Sent, request_fault
 
 # per-number codes no later attempt can help: 202 a wrong number (or no route), 203 no text,
 # 205 too long, 207 no route to this number, 209 the number is on the stop list
@@ -53,9 +53,9 @@ class SmsClient(HttpClient):
         if self.channel.get("sender"):
             form["from"] = self.channel.get("sender")
         try:
-            response = self.request("POST", "/sms/send", data=form)
-        except PlatformError as e:
-            raise SendError(str(e)) from None
+            response = self.request("POST", "/sms/send", data=form, fault=request_fault)
+        except PlatformError as e:  # no answer after the request went out: it may have been taken
+            raise SendError(str(e), maybe_sent=isinstance(e, MaybeSent)) from None
         try:
             answer = response.json()
         except (ValueError, requests.RequestException):

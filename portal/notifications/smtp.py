@@ -1,10 +1,14 @@
 """E-mail over SMTP: STARTTLS (587), implicit TLS (465) or none (a relay on the local network).
 
 smtplib's errors are sorted the SMTP way: a 5xx refusal of the recipient is the recipient's
-(not retried); a 4xx, a refused connection or a TLS failure is retried. The password goes only
-to the server's AUTH and never into an error text."""
+(not retried); a 4xx, a refused connection or a TLS failure is retried. A timeout or a dropped
+connection once the message's DATA was sent leaves it unknown whether the server took it
+(``maybe_sent``: sent again at most once). The password goes only to the server's AUTH: every
+error text passes through ``redact``, which hides it as typed and in its base64 forms (AUTH
+LOGIN's, AUTH PLAIN's), in case a server echoes what it was sent."""
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -29,25 +33,56 @@ def send(channel: Channel, to: str, subject: str, body: str) -> Sent:
     msg["Message-ID"] = make_msgid(domain=address.rpartition("@")[2] or None)
     msg.set_content(body)
     host, port, security = channel.get("host"), int(channel.get("port")), channel.get("security")
+    smtp = None
+    at_data = False  # the DATA command went out: from here on the server may take the message
+
+    def data(content):
+        nonlocal at_data
+        at_data = True
+        return smtplib.SMTP.data(smtp, content)
+
     try:
         if security == "ssl":
             smtp = smtplib.SMTP_SSL(host, port, timeout=channel.timeout, context=tls_context())
         else:
             smtp = smtplib.SMTP(host, port, timeout=channel.timeout)
-        with smtp:
-            if security == "starttls":
-                smtp.starttls(context=tls_context())
-            if channel.get("login"):
-                smtp.login(channel.get("login"), channel.secret or "")
-            smtp.send_message(msg)
+        if security == "starttls":
+            smtp.starttls(context=tls_context())
+        if channel.get("login"):
+            smtp.login(channel.get("login"), channel.secret or "")
+        smtp.data = data  # send_message -> sendmail -> self.data: note the moment
+        smtp.send_message(msg)
     except smtplib.SMTPRecipientsRefused as e:
         code, text = next(iter(e.recipients.values()))
-        raise SendError(f"{code}: {_text(text)}", retry=not 500 <= code < 600) from None
-    except smtplib.SMTPResponseException as e:
-        raise SendError(f"{e.smtp_code}: {_text(e.smtp_error)}", retry=True) from None
+        raise SendError(redact(channel, f"{code}: {_text(text)}"), retry=not 500 <= code < 600) from None
+    except smtplib.SMTPResponseException as e:  # the server's answer: it did not take the message
+        raise SendError(redact(channel, f"{e.smtp_code}: {_text(e.smtp_error)}"), retry=True) from None
     except (smtplib.SMTPException, OSError) as e:
-        raise SendError(f"{type(e).__name__}: {e}".replace(channel.secret or "\0", "***")) from None
+        raise SendError(redact(channel, f"{type(e).__name__}: {e}"), maybe_sent=at_data) from None
+    finally:
+        if smtp is not None:
+            smtp.close()  # no QUIT: the message is taken (or not) by now; a slow QUIT must not fail it
     return Sent(msg["Message-ID"])
+
+
+def redact(channel: Channel, text: str) -> str:
+    """``text`` without the password: as typed, base64 (AUTH LOGIN) and AUTH PLAIN's base64 of
+    ``\\0login\\0password`` (also with the login as the authorization id)."""
+    password = channel.secret or ""
+    if not password:
+        return text
+    login = channel.get("login") or ""
+    forms = {password, _b64(password)}
+    for plain in (f"\0{login}\0{password}", f"{login}\0{login}\0{password}"):
+        forms.add(_b64(plain))
+        forms.add(_b64(plain).rstrip("="))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
 
 
 def _text(value) -> str:

@@ -20,7 +20,7 @@ from requests.utils import requote_uri
 
 from ..platforms.http import HttpClient, PlatformError
 from .channels import Channel
-from .senders import HttpTarget, SendError, Sent
+from .senders import HttpTarget, MaybeSent, SendError, Sent, request_fault
 
 # loggers that write request URLs (urllib3's "GET /bot<token>/getMe" lines, retries, requests)
 HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.poolmanager",
@@ -66,9 +66,9 @@ class TelegramClient(HttpClient):
         record: dict = {}
         try:
             response = self.request("POST", f"/{method}", json=payload, expect=(400, 401, 403, 404, 409, 429),
-                                    timeout=timeout, record=record)
-        except PlatformError as e:
-            raise SendError(self.redact(str(e))) from None
+                                    timeout=timeout, record=record, fault=request_fault)
+        except PlatformError as e:  # no answer after the request went out: it may have been taken
+            raise SendError(self.redact(str(e)), maybe_sent=isinstance(e, MaybeSent)) from None
         finally:  # the audit record's URL: /bot***/sendMessage
             if "url" in record:
                 record["url"] = self.redact(record["url"])
