@@ -168,3 +168,30 @@ def test_a_word_inside_another_is_no_condition_of_its_own(people, client):
         gen_subscriber(full_name="Сидоров Иван Петрович")
     html = client.get("/subscribers", query_string={"q": "петр петрович"}).get_data(as_text=True)
     assert sorted(_names(html)) == ["Петров Пётр Петрович", "Сидоров Иван Петрович"]
+
+
+def test_the_top_bar_search_shows_the_same_newest_hits_however_many_match(app, client, monkeypatch):
+    """H10: the top bar walks the newest ids first and asks the trigram index only below them;
+    the page lists the same newest LIMIT people and accounts either way, and no one who does not match."""
+    from portal.admin import search
+
+    with app.app_context():
+        people = [gen_subscriber(full_name=f"Абонент {i}", phones=[f"+7 912 100-00-{i:02d}"]) for i in range(6)]
+        gen_subscriber(full_name="Чужой", phones=["+7 900 100-00-01"])
+        for i, s in enumerate(people):
+            gen_account(contract=gen_contract(s), login=f"home-{i}", house="ул. Садовая, 7", flat=str(i))
+        gen_staff("desk", role="viewer")
+        expected = [f"Абонент {i}" for i in range(5, 1, -1)]  # the newest four of six
+    login(client, "desk")
+    monkeypatch.setattr(search, "LIMIT", 4)
+    pages = {}
+    # the walk finds all four / walks 2 ids and the index finds the rest / the index finds all
+    for steps, stride in ((2, 5000), (2, 1), (0, 1)):
+        monkeypatch.setattr(search, "STEPS", steps)
+        monkeypatch.setattr(search, "STRIDE", stride)
+        html = client.get("/search", query_string={"q": "+7 912"}).get_data(as_text=True)
+        assert _names(html) == expected
+        streets = client.get("/search", query_string={"q": "садовая"}).get_data(as_text=True)
+        assert re.findall(r"home-\d", streets) == [f"home-{i}" for i in range(5, 1, -1)]
+        pages[steps, stride] = (html, streets)
+    assert pages[2, 5000] == pages[2, 1] == pages[0, 1]

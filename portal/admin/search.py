@@ -4,7 +4,7 @@ MAC. Results grouped by kind; a single hit opens at once (Enter in the top bar's
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -14,6 +14,35 @@ from . import bp
 from .auth import staff_required
 
 LIMIT = 10  # per kind: a caller is found in the first few, or the query needs another word
+# H10: a kind's newest LIMIT matches are first looked for among its newest STEPS * STRIDE rows,
+# a STRIDE at a time, then (if fewer) by the trigram index below them. The index alone finds
+# every match and sorts them: 20-30 ms for «+7 912» (7912 is in 15,000 phones at 1M), and
+# building its bitmap costs as much even under a LIMIT; many matches are dense enough to meet
+# LIMIT of them in the newest few thousand rows, and few matches are cheap to sort.
+STRIDE = 3000
+STEPS = 1
+
+
+def _newest(model, q: str):
+    """A condition that picks ``model``'s newest LIMIT matches of ``q`` by id. The walk tests
+    the text on an expression no index answers, over one id range at a time, so PostgreSQL
+    reads the range in id order and stops at the limit (a whole-table walk would be planned as
+    a scan and a sort when the query has several words, whose selectivities it multiplies)."""
+    found = matches(model.search_text, q)
+    if found is None:
+        return None
+    walk, newest = matches(model.search_text + "", q), []
+    top = db.session.scalar(select(func.max(model.id))) or 0
+    for _step in range(STEPS):
+        if top <= 0 or len(newest) >= LIMIT:
+            break
+        newest += db.session.scalars(select(model.id).where(model.id <= top, model.id > top - STRIDE, walk)
+                                     .order_by(model.id.desc()).limit(LIMIT - len(newest))).all()
+        top -= STRIDE
+    if len(newest) < LIMIT and top > 0:
+        newest += db.session.scalars(select(model.id).where(model.id <= top, found)
+                                     .order_by(model.id.desc()).limit(LIMIT - len(newest))).all()
+    return model.id.in_(newest)
 
 
 def find(q: str) -> dict[str, list]:
@@ -21,7 +50,7 @@ def find(q: str) -> dict[str, list]:
     q = (q or "").strip()
     if not q:
         return {"subscribers": [], "contracts": [], "accounts": []}
-    people, places = matches(Subscriber.search_text, q), matches(Account.search_text, q)
+    people, places = _newest(Subscriber, q), _newest(Account, q)
     # (their contracts' numbers in one statement, not one per subscriber: H3)
     subscribers = db.session.scalars(select(Subscriber).options(selectinload(Subscriber.contracts)).where(people)
                                      .order_by(Subscriber.id.desc()).limit(LIMIT)).all() if people is not None else []
