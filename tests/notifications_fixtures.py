@@ -118,3 +118,30 @@ def telegram_bot(ctx):
     db.session.commit()
     yield bot
     bot.stop()
+
+
+def forecast_warned_pair(today, phones: str, key: str) -> list:
+    """Two contracts with 500.00 paid and a 450.00 monthly service, whose low-balance forecast
+    warnings (thresholds 7, 3, 1) were recorded on ``today`` and prepared as queued SMS; phones
+    ``<phones>0`` and ``<phones>1``, payment keys ``<key>0``, ``<key>1``."""
+    from decimal import Decimal
+
+    from portal.billing import clock, forecast, ledger
+    from portal.notifications import delivery
+    from tests.builders import gen_account, gen_contract, gen_service, gen_subscriber
+
+    forecast.save_settings({"thresholds": "7, 3, 1", "enabled": True}, actor="t")
+    db.session.commit()
+    made = []
+    for n in range(2):
+        c = gen_contract(gen_subscriber(phones=[f"{phones}{n}"]))
+        with clock.as_of(today):
+            ledger.payment(c.id, Decimal("500.00"), actor="t", external_id=f"{key}{n}")
+            db.session.commit()
+            gen_account(contract=c, services=[gen_service("450.00", charge_mode="monthly_advance")])
+        made.append(c)
+    with clock.as_of(today):
+        assert forecast.warn(today) == 2
+        db.session.commit()
+        delivery.prepare()
+    return made

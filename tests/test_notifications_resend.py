@@ -9,19 +9,18 @@ import asyncio
 import base64
 import time
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, update
 
-from portal.billing import clock, forecast, ledger, notices
+from portal.billing import clock, notices
 from portal.billing.errors import BillingError
 from portal.extensions import db
 from portal.models import Contract, NotificationDelivery
 from portal.notifications import channels, delivery
-from tests.builders import gen_account, gen_contract, gen_service, gen_staff, gen_subscriber
+from tests.builders import gen_staff, gen_subscriber
 from tests.helpers import login, post
-from tests.notifications_fixtures import SMS_API_ID, SMTP_LOGIN, SMTP_PASSWORD, Mailbox
+from tests.notifications_fixtures import SMS_API_ID, SMTP_LOGIN, SMTP_PASSWORD, Mailbox, forecast_warned_pair
 
 pytestmark = pytest.mark.integration
 
@@ -163,21 +162,9 @@ def test_staff_send_again_an_expired_message_with_a_new_give_up_window(client, s
 def test_a_contract_staff_set_not_to_block_gets_no_warning_with_that_reason(sms_gateway):
     """A forecast warning is queued, then staff set the contract to "do not block" (another one
     to "do not block until" a day ahead): both are cancelled saying so, not "paid since"."""
-    forecast.save_settings({"thresholds": "7, 3, 1", "enabled": True}, actor="t")
-    db.session.commit()
     today = date(2025, 1, 27)
-    made = []
-    for n in range(2):
-        c = gen_contract(gen_subscriber(phones=[f"+7900888010{n}"]))
-        with clock.as_of(today):
-            ledger.payment(c.id, Decimal("500.00"), actor="t", external_id=f"nb-{n}")
-            db.session.commit()
-            gen_account(contract=c, services=[gen_service("450.00", charge_mode="monthly_advance")])
-        made.append(c)
+    made = forecast_warned_pair(today, "+7900888010", "nb-")
     with clock.as_of(today):
-        assert forecast.warn(today) == 2
-        db.session.commit()
-        delivery.prepare()
         rows = [_row(c.subscriber_id) for c in made]
         db.session.execute(update(Contract).where(Contract.id == made[0].id).values(do_not_block=True))
         until = today + timedelta(days=10)

@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from portal.billing import blocking, clock, forecast, grace, ledger, notices
+from portal.billing import blocking, clock, grace, ledger, notices
 from portal.extensions import db
 from portal.models import Notice, NotificationDelivery
 from portal.notifications import channels, delivery
 from portal.platforms.http import recording
-from tests.builders import gen_account, gen_contract, gen_service, gen_staff, gen_subscriber, subscriber_with_account
+from tests.builders import gen_contract, gen_staff, gen_subscriber, subscriber_with_account
 from tests.helpers import login
-from tests.notifications_fixtures import BOT_TOKEN, SMS_API_ID
+from tests.notifications_fixtures import BOT_TOKEN, SMS_API_ID, forecast_warned_pair
 
 pytestmark = pytest.mark.integration
 
@@ -211,21 +211,9 @@ def test_a_grace_warning_paid_before_its_turn_is_cancelled(sms_gateway):
 def test_a_forecast_warning_is_cancelled_when_a_payment_makes_the_money_last(sms_gateway):
     """"Your money lasts 4 more days" (threshold 7) is queued; a payment of a month's price
     arrives first: the warning is cancelled. Without the payment it goes."""
-    forecast.save_settings({"thresholds": "7, 3, 1", "enabled": True}, actor="t")
-    db.session.commit()
     today = date(2025, 1, 27)
-    made = []
-    for n in range(2):
-        c = gen_contract(gen_subscriber(phones=[f"+7900777001{n}"]))
-        with clock.as_of(today):
-            ledger.payment(c.id, Decimal("500.00"), actor="t", external_id=f"rv-f{n}")
-            db.session.commit()
-            gen_account(contract=c, services=[gen_service("450.00", charge_mode="monthly_advance")])
-        made.append(c)
+    made = forecast_warned_pair(today, "+7900777001", "rv-f")
     with clock.as_of(today):
-        assert forecast.warn(today) == 2
-        db.session.commit()
-        delivery.prepare()
         paid, still = (_row_of(c.subscriber_id, "low_balance") for c in made)
         ledger.payment(made[0].id, Decimal("450.00"), actor="t", external_id="rv-f-top")
         db.session.commit()
