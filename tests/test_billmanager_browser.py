@@ -159,7 +159,8 @@ def test_staff_see_the_service_on_both_sides_and_the_subscriber_sees_it_active(a
     page.fill("input[name=login]", "anna")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    assert page.locator(f"#hosting-{svc_id} .badge-active").count() == 1
+    # count() does not wait: the click returns once the cabinet's URL is in, maybe before its body
+    expect(page.locator(f"#hosting-{svc_id} .badge-active")).to_have_count(1)
     _shot(page, "cabinet-home")
     page.goto(f"{live}/cabinet/hosting")
     _shot(page, "cabinet-hosting")
