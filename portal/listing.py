@@ -202,7 +202,8 @@ def _walk_on(keyed, id_col, sort_col, parse, desc: bool, limit: int, value_of, r
 
 
 def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
-                  value_of, fallback: dict | None = None, by_index=None, few: bool = True) -> dict:
+                  value_of, fallback: dict | None = None, by_index=None, few: bool = True,
+                  first: tuple | None = None) -> dict:
     """``sorted_page`` for a searched or filtered list on PostgreSQL, at a bounded cost
     whatever the matches' number and place (bench/tables.py; bench/README.md):
 
@@ -223,7 +224,15 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
        matches among them, and a cursor at its end (``partial``), so that "Show more" searches on.
 
     ``by_index``: the same rows as ``query`` in a shape the planner finds by indexes (a search
-    over joined tables as a union of ids: portal/admin/lists.py), for step 2.
+    over joined tables as a union of ids: portal/admin/lists.py), for step 2. ``first``: step
+    1's (bound, rows), already walked.
+
+    L1: when step 1 in a picked order found nothing near the cursor and a ``fallback`` may
+    answer, the fallback's own first walk (the id order, where matches are spread) is taken
+    before step 2 to tell how many match: step 2's guard is the planner's estimate, which for
+    a substring is a guess (100 rows expected of «петрович», 27,653 hold it at 1M, after the
+    6,000 companies that come first by name), and its probe then gathered 2,001 of them for
+    nothing (22 ms). That walk is the fallback's first step, so it is not repeated.
 
     Every answer is exact for the order it states: a page holds the first matches after its
     cursor in that order. SQLite has no such planner pitfalls at its sizes: ``sorted_page``."""
@@ -231,8 +240,11 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
     if db.session.get_bind().dialect.name != "postgresql":
         return sorted_page(query, id_col, **kw)
     keyed = _keyset(query, id_col, sort_col, parse, desc, after)
-    bound = _bound(id_col, sort_col, parse, desc, after, WALK_ROWS)
-    rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
+    if first is None:
+        bound = _bound(id_col, sort_col, parse, desc, after, WALK_ROWS)
+        rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
+    else:
+        bound, rows = first
     if bound is None or len(rows) > limit:  # the walk reached the end, or found a page
         return _page(rows, limit, value_of)
     on = (keyed, id_col, sort_col, parse, desc, limit, value_of, rows, bound)
@@ -241,12 +253,23 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
         return _walk_on(*on)
     if few and rows and len(rows) * _table_rows(id_col.table) > SET_ROWS * WALK_ROWS:
         few = False  # (the walk's rate of matches, over the table, predicts too many to sort)
+    spread = None
+    if few and not rows and fallback is not None and fallback["after"] is None:
+        # L1: the fallback's first walk, to count by (see above): four times SET_ROWS predicted
+        # (9 in 1,000 at 1M) before step 2 is skipped, so a count near SET_ROWS is still probed
+        fb = fallback
+        fb_bound = _bound(id_col, fb["sort_col"], fb["parse"], fb["desc"], None, WALK_ROWS)
+        fb_rows = _walk(_keyset(query, id_col, fb["sort_col"], fb["parse"], fb["desc"], None), id_col,
+                        fb["sort_col"], fb["desc"], fb_bound, limit)
+        spread = (fb_bound, fb_rows)
+        if fb_bound is not None and len(fb_rows) * _table_rows(id_col.table) > 4 * SET_ROWS * WALK_ROWS:
+            few = False
     if few:
         indexed = keyed if by_index is None else _keyset(by_index, id_col, sort_col, parse, desc, after)
         found = _few(indexed, query, id_col, sort_col, desc, limit)
         if found is not None:
             return _page(found, limit, value_of)
     if fallback is not None:
-        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, few=False, **fallback),
+        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, few=False, first=spread, **fallback),
                 "fell_back": True}
     return _walk_on(*on)
