@@ -219,6 +219,45 @@ def test_too_many_far_matches_fall_back_to_newest_first_and_say_so(app, client, 
         assert got == by_name and "newest first" not in answers[0]
 
 
+def test_many_matches_spread_by_id_are_listed_newest_first_without_the_index_probe(app, client, monkeypatch):
+    """L1: when the name order's first rows hold no match but the newest rows hold many (a
+    patronymic spread over the table), does PostgreSQL answer newest first, saying so, and
+    without first gathering the matches by index only to find them too many to sort?"""
+    from sqlalchemy import event
+
+    from portal import listing
+    from portal.admin import lists
+
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        for i in range(10):
+            gen_subscriber(full_name=f"Абрамов Иван {i:02d}")
+        for i in range(12):  # by id: a match every other row
+            gen_subscriber(full_name=f"Яковлев Олег {i:02d}")
+            gen_subscriber(full_name=f"Кузнецов Пётр {i:02d}")
+        dialect = db.engine.dialect.name
+    monkeypatch.setattr(listing, "WALK_ROWS", 5)  # the name walk passes five «Абрамов» only
+    monkeypatch.setattr(listing, "SET_ROWS", 3)
+    monkeypatch.setattr(listing, "_table_rows", lambda table: 1_000_000)  # (as if at 1M rows)
+    monkeypatch.setattr(lists, "PAGE_SIZE", 4)
+    login(client, "op")
+    client.get("/subscribers?lang=en")
+    statements = []
+    with app.app_context():
+        listen = (db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        event.listen(*listen)
+        try:
+            got, answers = read_all(client, "/subscribers?q=кузнецов&sort=name")
+        finally:
+            event.remove(*listen)
+    by_name = [f"Кузнецов Пётр {i:02d}" for i in range(12)]
+    if dialect == "postgresql":
+        assert got == by_name[::-1] and "newest first" in answers[0]
+        assert not [s for s in statements if "MATERIALIZED" in s]  # (no index probe of all matches)
+    else:
+        assert got == by_name
+
+
 def test_a_long_walk_answers_in_parts_and_show_more_finds_the_rest(app, client, monkeypatch):
     """In id order with many far matches, is each answer a bounded walk whose "Show more" goes
     on from where it stopped, so that all the matches come, in order, once each?"""
