@@ -283,7 +283,7 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
     ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
                 comment=f"agent {agent.name}, txn {txn_id}", idempotency_key=ledger_key(agent.id, txn_id),
-                source=PAYMENT_AGENT)
+                source=PAYMENT_AGENT, as_id=True)
     return Answer(OK, "OK", prv_txn=prv_txn, sum=str(amount))
 
 

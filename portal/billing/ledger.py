@@ -91,11 +91,13 @@ def source_of(actor: str | None, key: str | None) -> str:
 def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: str | None = None,
          idempotency_key: str | None = None, apply_rules: bool = True, source: str | None = None,
          cashier_id: int | None = None, reason: str | None = None,
-         cancels_id: int | None = None) -> tuple[LedgerEntry, bool]:
+         cancels_id: int | None = None, as_id: bool = False) -> tuple[LedgerEntry, bool]:
     """Post one entry. Returns (entry, created); an already used idempotency key returns the
     first entry and moves no money. A payment names its ``source`` (models.ledger
     PAYMENT_SOURCES; read off actor and key when not given) and, typed in by staff, its
-    ``cashier_id``."""
+    ``cashier_id``. ``as_id``: return (the entry's id, created) instead, for a caller that does
+    not use the entry (an agent's pay): building the ORM object and adding it to the session
+    cost about 150 Python calls, a tenth of the posting."""
     if kind not in SIGN_RULES:
         raise BillingError({"kind": f"must be one of {', '.join(SIGN_RULES)}"})
     if kind == "payment":
@@ -126,17 +128,20 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
             if idempotency_key else None
         if first is None or (first.contract_id != contract_id and db.session.get(Contract, contract_id) is None):
             raise NotFound({"contract_id": "no such contract"})
-        return _same_or_conflict(first, contract_id, amount), False
-    # the entry as if read back: no SELECT for what this statement just wrote
-    entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
-    make_transient_to_detached(entry)
-    db.session.add(entry)
+        first = _same_or_conflict(first, contract_id, amount)
+        return (first.id if as_id else first), False
+    entry = None
+    if not as_id:
+        # the entry as if read back: no SELECT for what this statement just wrote
+        entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
+        make_transient_to_detached(entry)
+        db.session.add(entry)
     idle, solvent = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).one()
     contract = db.session.identity_map.get(identity_key(Contract, contract_id))
     if contract is not None:
         db.session.expire(contract, ["balance"])
     audit.record(actor, f"ledger.{kind}", None, f"{kind} {amount}", object_type="contract", object_id=contract_id,
-                 after={"entry_id": entry.id, "amount": str(amount), "comment": comment})
+                 after={"entry_id": new_id, "amount": str(amount), "comment": comment})
     if apply_rules and not idle:
         from .charging import apply_balance_rule
 
@@ -146,8 +151,8 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
 
     notify_contract(contract_id, f"ledger.{kind}")
     if kind == "payment":
-        notice_events.payments_received([entry.id])
-    return entry, True
+        notice_events.payments_received([new_id])
+    return (new_id if as_id else entry), True
 
 
 _UNSET = [c.key for c in LedgerEntry.__table__.c if c.key not in _ENTRY_COLUMNS and c.key != "id"]
