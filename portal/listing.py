@@ -30,18 +30,24 @@ def _cursor_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _keyset(query, id_col, sort_col, parse, desc: bool, after: str | None):
-    """``query`` with the rows after the cursor ``after`` = "<sort value>|<id>" only."""
+def _after(id_col, sort_col, parse, desc: bool, after: str | None) -> list:
+    """The condition (a list of none or one) of the rows after the cursor ``after`` =
+    "<sort value>|<id>"."""
     if after:
         text, _sep, last_id = after.rpartition("|")
         try:
             key = (parse(text), int(last_id))
         except (ValueError, ArithmeticError):
-            key = None  # a mangled cursor starts from the top rather than failing
-        if key is not None:
-            row_value = tuple_(sort_col, id_col)
-            query = query.where(row_value < key if desc else row_value > key)
-    return query
+            return []  # a mangled cursor starts from the top rather than failing
+        row_value = tuple_(sort_col, id_col)
+        return [row_value < key if desc else row_value > key]
+    return []
+
+
+def _keyset(query, id_col, sort_col, parse, desc: bool, after: str | None):
+    """``query`` with the rows after the cursor ``after`` = "<sort value>|<id>" only."""
+    cursor = _after(id_col, sort_col, parse, desc, after)
+    return query.where(*cursor) if cursor else query
 
 
 def _page(rows, limit: int, value_of, **extra) -> dict:
@@ -143,12 +149,15 @@ def no_jit() -> None:
 
 def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int, start=None):
     """The matches among the rows after ``start`` (a (sort value, id) key, exclusive; else the
-    cursor already in ``keyed``) up to ``bound`` (inclusive; None: to the end), in order."""
+    cursor already in ``keyed``) up to ``bound`` (inclusive; None: to the end), in order.
+    ``keyed``: the query, or a function of the walked range's conditions that returns it
+    (narrowed_page's ``walk_form``)."""
     order = (sort_col.desc(), id_col.desc()) if desc else (sort_col, id_col)
     edge = tuple_(sort_col, id_col)
-    walked = keyed.where(edge >= bound if desc else edge <= bound) if bound is not None else keyed
+    walk = [edge >= bound if desc else edge <= bound] if bound is not None else []
     if start is not None:
-        walked = walked.where(edge < start if desc else edge > start)
+        walk.append(edge < start if desc else edge > start)
+    walked = keyed(walk) if callable(keyed) else keyed.where(*walk) if walk else keyed
     _plan("walk")
     return db.session.execute(walked.order_by(*order).limit(limit + 1)).all()
 
@@ -201,9 +210,15 @@ def _walk_on(keyed, id_col, sort_col, parse, desc: bool, limit: int, value_of, r
     return {"items": rows, "next_after": f"{_cursor_value(far[0])}|{far[1]}", "partial": True}
 
 
+def _walk_form(walk_form, cursor: list):
+    """``walk_form`` as _walk takes it: given the walked range's conditions, the query in that
+    form with those conditions and the cursor's."""
+    return lambda walk: walk_form(cursor + walk).where(*cursor, *walk)
+
+
 def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
                   value_of, fallback: dict | None = None, by_index=None, few: bool = True,
-                  first: tuple | None = None) -> dict:
+                  first: tuple | None = None, walk_form=None) -> dict:
     """``sorted_page`` for a searched or filtered list on PostgreSQL, at a bounded cost
     whatever the matches' number and place (bench/tables.py; bench/README.md):
 
@@ -225,7 +240,10 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
 
     ``by_index``: the same rows as ``query`` in a shape the planner finds by indexes (a search
     over joined tables as a union of ids: portal/admin/lists.py), for step 2. ``first``: step
-    1's (bound, rows), already walked.
+    1's (bound, rows), already walked. ``walk_form``: for walks in the id order, a function of
+    the walked range's conditions on the id (a list) that returns the same rows as ``query``
+    in that range, in a shape cheaper to walk (the accounts' sync filter: the ids a filter's
+    own index finds in that range, portal/admin/lists.py); the range is applied to it too.
 
     L1: when step 1 in a picked order found nothing near the cursor and a ``fallback`` may
     answer, the fallback's own first walk (the id order, where matches are spread) is taken
@@ -240,14 +258,16 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
     if db.session.get_bind().dialect.name != "postgresql":
         return sorted_page(query, id_col, **kw)
     keyed = _keyset(query, id_col, sort_col, parse, desc, after)
+    walked = keyed if walk_form is None or sort_col is not id_col else \
+        _walk_form(walk_form, _after(id_col, sort_col, parse, desc, after))
     if first is None:
         bound = _bound(id_col, sort_col, parse, desc, after, WALK_ROWS)
-        rows = _walk(keyed, id_col, sort_col, desc, bound, limit)
+        rows = _walk(walked, id_col, sort_col, desc, bound, limit)
     else:
         bound, rows = first
     if bound is None or len(rows) > limit:  # the walk reached the end, or found a page
         return _page(rows, limit, value_of)
-    on = (keyed, id_col, sort_col, parse, desc, limit, value_of, rows, bound)
+    on = (walked, id_col, sort_col, parse, desc, limit, value_of, rows, bound)
     budget = (LONG_WALK_ROWS if fallback is None else PICKED_WALK_ROWS) - WALK_ROWS
     if rows and (limit + 1 - len(rows)) * WALK_ROWS <= len(rows) * budget:
         return _walk_on(*on)
@@ -259,8 +279,10 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
         # (9 in 1,000 at 1M) before step 2 is skipped, so a count near SET_ROWS is still probed
         fb = fallback
         fb_bound = _bound(id_col, fb["sort_col"], fb["parse"], fb["desc"], None, WALK_ROWS)
-        fb_rows = _walk(_keyset(query, id_col, fb["sort_col"], fb["parse"], fb["desc"], None), id_col,
-                        fb["sort_col"], fb["desc"], fb_bound, limit)
+        fb_keyed = _keyset(query, id_col, fb["sort_col"], fb["parse"], fb["desc"], None)
+        if walk_form is not None and fb["sort_col"] is id_col:
+            fb_keyed = _walk_form(walk_form, [])
+        fb_rows = _walk(fb_keyed, id_col, fb["sort_col"], fb["desc"], fb_bound, limit)
         spread = (fb_bound, fb_rows)
         if fb_bound is not None and len(fb_rows) * _table_rows(id_col.table) > 4 * SET_ROWS * WALK_ROWS:
             few = False
@@ -270,6 +292,6 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
         if found is not None:
             return _page(found, limit, value_of)
     if fallback is not None:
-        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, few=False, first=spread, **fallback),
-                "fell_back": True}
+        return {**narrowed_page(query, id_col, limit=limit, by_index=by_index, few=False, first=spread,
+                                walk_form=walk_form, **fallback), "fell_back": True}
     return _walk_on(*on)

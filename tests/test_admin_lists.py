@@ -278,6 +278,45 @@ def test_a_long_walk_answers_in_parts_and_show_more_finds_the_rest(app, client, 
         assert len(answers) >= 4
 
 
+def test_sync_filter_pages_through_every_account_in_that_state_in_order(app, client, monkeypatch):
+    """L1: walked in id order a range at a time (on PostgreSQL the accounts in a sync state are
+    taken from the states' index, not probed one by one), does the sync filter still list
+    every account in that state and no other, in the order asked, across "Show more"?"""
+    from portal import listing
+    from portal.admin import lists
+
+    with app.app_context():
+        gen_staff("op", role="viewer")
+        agent = gen_agent(name="Платформа")
+        retry = []
+        for i in range(12):
+            a = gen_account(agent=agent, login=f"acc-{i:02d}")
+            state = "retry" if i % 3 == 0 else "ok"
+            db.session.add(SyncState(account_id=a.id, platform="webhook", state=state))
+            if state == "retry":
+                retry.append(a.login)
+        db.session.commit()
+    monkeypatch.setattr(listing, "WALK_ROWS", 2)
+    monkeypatch.setattr(listing, "SET_ROWS", 1)
+    monkeypatch.setattr(listing, "LONG_WALK_ROWS", 4)
+    monkeypatch.setattr(lists, "PAGE_SIZE", 2)
+    login(client, "op")
+
+    def every(url):
+        seen = []
+        while url:
+            html = client.get(url, headers=HX).get_data(as_text=True)
+            seen += logins(html)
+            more = re.search(r'<tr class="more">.*?hx-get="([^"]+)"', html, re.S)
+            url = more.group(1).replace("&amp;", "&") if more else None
+        return seen
+
+    assert every("/accounts?sync=retry&sort=created") == retry
+    assert every("/accounts?sync=retry&sort=-created") == retry[::-1]
+    assert sorted(every("/accounts?sync=retry&sort=login")) == retry  # (or newest first, saying so)
+    assert every("/accounts?sync=ok&sort=created") == [f"acc-{i:02d}" for i in range(12) if i % 3]
+
+
 def test_contracts_found_by_number_or_name_when_few_match(app, client, monkeypatch):
     """When only a few contracts match, found by index rather than by a walk, does a search
     still find a contract by its number and by its subscriber's name (ё = е), in the order

@@ -16,9 +16,11 @@ from decimal import Decimal
 from flask import render_template, request, url_for
 from flask_babel import format_decimal
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, exists, func, or_, select, type_coerce, union_all
+from sqlalchemy import ARRAY, BigInteger, Integer, any_, cast, exists, func, or_, select, type_coerce, union_all
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from .. import listing
 from ..billing import clock
@@ -62,6 +64,9 @@ class Filter:
     # (query, value) -> query, the same rows in the shape a walk row by row needs (listing's
     # bounded walks), when that differs from ``apply`` (which the indexes and totals use)
     walk: Callable | None = None
+    # (query, value, the walked range's conditions on the id) -> query: the same rows in that
+    # range in the shape of a walk in the id order (listing.narrowed_page's ``walk_form``)
+    walk_by_id: Callable | None = None
 
 
 @dataclass
@@ -188,6 +193,28 @@ def _sync_filter(query, state):
     return query.where(exists().where(SyncState.account_id == Account.id, SyncState.state == state))
 
 
+def _sync_filter_by_id(query, state, walked: list):
+    """L1: ``_sync_filter`` for a walk of the accounts in id order over the range ``walked``:
+    the ids of the accounts in that range with a state ``state``, read in one statement off
+    ``ix_sync_states_due`` (a state's few thousand rows), then the walk takes those ids only,
+    instead of probing every walked account's states (the walk of 19,000 accounts for the
+    2,100 'retry' ones: 17-20 ms -> 4-5 ms at 1M, EXPLAIN ANALYZE). «ok» (98 % of the states)
+    stays a probe: a walk finds those at once."""
+    if state == "ok":
+        return _sync_filter_walked(query, state)
+    states = SyncState.__table__
+
+    def account_id(element):  # accounts.id in the range's conditions -> sync_states.account_id
+        table = getattr(element, "table", None)
+        if isinstance(element, ColumnClause) and getattr(table, "name", None) == "accounts" and element.name == "id":
+            return states.c.account_id
+        return None
+
+    in_range = [replacement_traverse(c, {}, account_id) for c in walked]
+    ids = select(func.array_agg(states.c.account_id)).where(states.c.state == state, *in_range).scalar_subquery()
+    return query.where(Account.id == any_(cast(ids, ARRAY(Integer))))
+
+
 def _sync_filter_walked(query, state):
     """``_sync_filter`` as a probe of each walked account's states by its index (the OFFSET
     keeps PostgreSQL from making it a join: a walk has hash joins off, and as a nested loop
@@ -212,7 +239,8 @@ ACCOUNTS = ListSpec(
     filters=[Filter("status", _l("Status"), _choices(ACCOUNT_STATUSES), lambda q, v: q.where(Account.status == v)),
              Filter("agent", _l("Agent"), _options(Agent), lambda q, v: q.where(Account.agent_id == int(v))),
              Filter("tariff", _l("Tariff"), _options(Tariff), lambda q, v: q.where(Account.tariff_id == int(v))),
-             Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter, walk=_sync_filter_walked)],
+             Filter("sync", _l("Sync"), _choices(SYNC_STATES), _sync_filter, walk=_sync_filter_walked,
+                    walk_by_id=_sync_filter_by_id)],
     sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
     export_header=[_l("Login"), _l("Status"), _l("Subscriber"), _l("Contract"), _l("Agent"), _l("Tariff"),
                    _l("Address"), _l("Flat"), _l("Created")],
@@ -378,17 +406,22 @@ def _totals(spec: ListSpec, args: dict, exact: bool = False) -> dict:
     return {"totals": totals} if totals is not None else {"totals": [], "too_many": True}
 
 
-def filtered(spec: ListSpec, args: dict, by_index: bool = False, base=None):
+def filtered(spec: ListSpec, args: dict, by_index: bool = False, base=None, walked: list | None = None):
     """The list's query with the search and the filters of ``args`` applied (no order, no page).
     ``by_index``: the search as the ids ``spec.match_ids`` finds by its indexes (the same rows;
-    cheap when the matches are few, where the row-by-row condition would pass every row)."""
+    cheap when the matches are few, where the row-by-row condition would pass every row).
+    ``walked``: for a walk in id order over the range these conditions select (a filter's
+    ``walk_by_id``)."""
     query = spec.query() if base is None else base
     # L1: the filters first: PostgreSQL tests a row's conditions in this order when it costs
     # them alike, and a filter (a comparison) is cheaper than the search's LIKEs, so a walked
     # row the filter rejects is not searched («777» in contracts below the credit limit)
     for f in spec.filters:
         if f.name in args:
-            query = (f.walk if f.walk and not by_index else f.apply)(query, args[f.name])
+            if walked is not None and f.walk_by_id:
+                query = f.walk_by_id(query, args[f.name], walked)
+            else:
+                query = (f.walk if f.walk and not by_index else f.apply)(query, args[f.name])
     if args["q"] and by_index and spec.match_ids is not None \
             and (ids := spec.match_ids(args["q"])) is not None:
         query = query.where(spec.query().column_descriptions[0]["entity"].id.in_(ids))
@@ -424,7 +457,10 @@ def page_of(spec: ListSpec, args: dict, query, after: str | None, limit: int) ->
     # probe of up to SET_ROWS matches does not look up each one's joined rows (contracts: a
     # probe into subscribers per match, 12 ms of 30 for «777» in debt at 1M)
     indexed = filtered(spec, args, by_index=True, base=spec.totals_query() if spec.totals_query else None)
-    page = narrowed_page(query, main.id, fallback=fallback, by_index=indexed, **kw)
+    walk_form = None  # L1: a filter with its own form for walks in id order (the sync states)
+    if any(f.walk_by_id and f.name in args for f in spec.filters):
+        walk_form = lambda walked: filtered(spec, args, walked=walked)  # noqa: E731
+    page = narrowed_page(query, main.id, fallback=fallback, by_index=indexed, walk_form=walk_form, **kw)
     if page.get("fell_back"):
         args["sort"] = "-created"
     return page
