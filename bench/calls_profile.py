@@ -55,6 +55,19 @@ class Statements:
             return original(dbapi_connection)
 
         dialect.do_ping = ping
+        # statements the hot paths send by the driver itself (db_setup.driver_first) pass no event
+        from portal import db_setup
+
+        first = db_setup.driver_first
+
+        def driver_first(sql, params):
+            self._statement(None, None, sql, params, None, False)
+            return first(sql, params)
+
+        db_setup.driver_first = driver_first
+        from portal.platforms import connections
+
+        connections.driver_first = driver_first
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany):
         self.counts.update(["statement"])

@@ -16,6 +16,22 @@ def dialect_insert(table):
     return insert(table)
 
 
+def driver_first(sql: str, params: dict):
+    """The first row (a tuple) of a small fixed query, sent by the driver of the session's
+    connection, in its transaction. For the checks every hot-path request makes (a platform
+    connection's row version): SQLAlchemy's ``exec_driver_sql`` costs ~200 Python calls around
+    the query, psycopg's own ``execute`` ~30. Errors come out as SQLAlchemy's, a lost connection
+    invalidated, exactly as from ``session.execute``. ``sql`` uses the driver's placeholders."""
+    from .extensions import db
+
+    conn = db.session.connection()
+    raw = conn.connection.driver_connection
+    try:
+        return raw.execute(sql, params).fetchone()
+    except Exception as e:  # noqa: BLE001  (wrapped and raised as SQLAlchemy's, like any statement's)
+        conn._handle_dbapi_exception(e, sql, params, None, None)
+
+
 def reset_schema(db) -> None:
     """An empty schema with every table of the models (tests, benchmarks). PostgreSQL drops the
     whole schema: tables another version of the code left (another branch, an earlier run on

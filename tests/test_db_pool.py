@@ -46,3 +46,23 @@ def test_a_payment_after_the_server_dropped_every_pooled_connection_goes_through
     assert second.status_code == 201, second.get_data(as_text=True)
     balance = db.session.execute(text("SELECT balance FROM contracts WHERE id = :id"), {"id": contract.id}).scalar()
     assert Decimal(balance) / 100 == Decimal("15.00")
+
+
+def test_a_check_sent_by_the_driver_reports_a_dropped_connection_as_sqlalchemy_does(app, ctx):
+    """The hot paths' row-version check goes through psycopg itself (db_setup.driver_first): when
+    the server drops the connection under it, is the error SQLAlchemy's, marked invalidated (so
+    the upsale's "once more on a new connection" applies), and does the next request work?"""
+    from sqlalchemy.exc import DBAPIError
+
+    from portal.db_setup import driver_first
+
+    assert driver_first("SELECT 1 + %(n)s", {"n": 1}) == (2,)
+    pid = driver_first("SELECT pg_backend_pid()", {})[0]
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(DBAPIError) as failed:
+        driver_first("SELECT 1", {})
+    assert failed.value.connection_invalidated
+    db.session.rollback()
+    assert driver_first("SELECT pg_backend_pid() <> %(pid)s", {"pid": pid}) == (True,)

@@ -7,12 +7,20 @@ Only that address: the right credentials from another one still work, so a stran
 cannot lock the platform out (one that shares the platform's address can: NAT, a proxy not
 named in TRUSTED_PROXIES).
 
-The counters live in Redis (shared by every web process). While Redis cannot be reached, a
-small counter in this process takes over (a limit per process rather than none), and Redis is
-not asked again for a few seconds, so that a call does not wait on a dead server each time.
+The counters live in Redis (shared by every web process). Each failure's count comes back
+from Redis, and a process that sees it reach the limit remembers the address as refused until
+the window ends: so a call is answered from memory and Redis is asked only about failures, not
+on every call (the upsale and provider callbacks are hot paths). An address that spreads its
+guesses over several processes gets at most one more guess checked per process than the limit:
+each process learns of the limit at its first failure past it.
+
+While Redis cannot be reached, a small counter in this process takes over (a limit per process
+rather than none), and Redis is not asked again for a few seconds, so that a call does not wait
+on a dead server each time.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -57,6 +65,7 @@ class FailureLimit:
     def __init__(self, scope: str, limit_setting: str = "CALLBACK_MAX_FAILURES"):
         self.scope, self.limit_setting = scope, limit_setting
         self._local = _LocalCounts()
+        self._refused: dict[str, float] = {}  # key -> end of its window (monotonic), learnt from Redis
         self._redis_down_until = 0.0
 
     def _key(self, source: str) -> str:
@@ -69,18 +78,16 @@ class FailureLimit:
         self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
 
     def wait(self, source: str) -> int:
-        """Seconds ``source`` must wait before its credentials are checked again; 0: go on."""
-        limit, key = current_app.config[self.limit_setting], self._key(source)
-        conn = self._redis()
-        if conn is not None:
-            try:
-                count = conn.get(key)
-                if count is None or int(count) < limit:
-                    return 0
-                return max(1, conn.ttl(key))
-            except redis.RedisError:
-                self._down()
-        return self._local.wait(key, limit)
+        """Seconds ``source`` must wait before its credentials are checked again; 0: go on.
+        From this process's memory (see the module's docstring)."""
+        key = self._key(source)
+        until = self._refused.get(key)
+        if until is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                return max(1, math.ceil(left))
+            self._refused.pop(key, None)
+        return self._local.wait(key, current_app.config[self.limit_setting])
 
     def fail(self, source: str) -> None:
         """Count a refused credential from ``source``."""
@@ -91,8 +98,20 @@ class FailureLimit:
                 pipe = conn.pipeline()
                 pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
                 pipe.incr(key)
-                pipe.execute()
-                return
+                pipe.ttl(key)
+                _, count, ttl = pipe.execute()
             except redis.RedisError:
                 self._down()
+            else:
+                if count >= current_app.config[self.limit_setting]:
+                    self._remember(key, ttl if ttl > 0 else window)
+                return
         self._local.fail(key, window)
+
+    def _remember(self, key: str, seconds: float) -> None:
+        now = time.monotonic()
+        if len(self._refused) >= LOCAL_MAX_KEYS:  # bounded: the windows that ended go first
+            self._refused = {k: v for k, v in self._refused.items() if v > now}
+            if len(self._refused) >= LOCAL_MAX_KEYS:
+                self._refused.pop(min(self._refused, key=self._refused.__getitem__))
+        self._refused[key] = now + seconds

@@ -13,6 +13,7 @@ from sqlalchemy import literal_column, select
 from ..billing import audit
 from ..billing.crypto import decrypt, encrypt
 from ..billing.errors import BillingError
+from ..db_setup import driver_first
 from ..extensions import db
 from ..models import PlatformConnection
 from .registry import known_platforms
@@ -73,7 +74,7 @@ def current(kind: str) -> Stored | None:
     if conn.dialect.name != "postgresql":
         row = db.session.scalar(select(PlatformConnection).filter_by(kind=kind))
         return _stored_of(row) if row is not None else None
-    found = conn.exec_driver_sql(_VERSION_SQL, {"kind": kind}).first()
+    found = driver_first(_VERSION_SQL, {"kind": kind})
     if found is None:
         return None
     cached = _stored.get(kind)
