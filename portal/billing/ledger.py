@@ -11,15 +11,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, bindparam, case, func, literal, select, type_coerce, update
+from sqlalchemy import BigInteger, String, bindparam, case, func, insert, literal, select, type_coerce, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from ..db_setup import dialect_insert
 from ..extensions import db
-from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, from_minor, to_minor, utcnow
+from ..models import (Account, AssignedService, AuditEntry, CatalogService, Contract, LedgerEntry, from_minor, to_minor,
+                      utcnow)
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
 from . import audit, inputs, notice_events
+from .sqlfrag import json_object
 from .errors import BillingError, NotFound
 
 # Which sign each kind of entry may carry.
@@ -73,6 +75,46 @@ def _apply_returning():
         .values(balance=type_coerce(c.balance, BigInteger) + minor).returning(idle(), money_minor() >= 0)
 
 
+@cache
+def _insert_and_apply(keyed: bool):
+    """PostgreSQL: ``_insert_entry``, ``_apply_returning`` and the posting's audit row in one
+    statement, one round trip where there were three (the INSERTs data-modifying CTEs, the
+    balance UPDATE and the audit row joined to what the entry's returned, so a repeat or a
+    missing contract moves and records nothing): returns (entry id, idle, solvent), or no row
+    when nothing was inserted. Parameters: the entry's columns prefixed ``e_``, the audit's
+    ``a_``, and minor. The UPDATE takes the contract's row lock as the separate UPDATE did, and
+    adds to its newest balance."""
+    from .blocking import idle
+    from .grace import money_minor
+
+    table, c = LedgerEntry.__table__, Contract.__table__.c
+    values = select(*[bindparam("e_" + name, type_=table.c[name].type) for name in _ENTRY_COLUMNS]) \
+        .where(c.id == bindparam("e_contract_id"))
+    ins = dialect_insert(table).from_select(list(_ENTRY_COLUMNS), values)
+    if keyed:
+        ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    entry = ins.returning(table.c.id, table.c.contract_id).cte("new_entry")
+    # the audit row ``post`` writes, with the new entry's id from the CTE (as audit.record writes it:
+    # parameters a_at, a_actor, a_action, a_summary, a_before (None), a_amount, a_comment)
+    au = AuditEntry.__table__.c
+    audit_row = select(
+        bindparam("a_at", type_=au.at.type), bindparam("a_actor", type_=au.actor.type),
+        bindparam("a_action", type_=au.action.type), literal("contract"), entry.c.contract_id,
+        bindparam("a_summary", type_=au.summary.type), bindparam("a_before", type_=au.before.type),
+        json_object(literal("entry_id"), entry.c.id, literal("amount"), bindparam("a_amount", type_=String()),
+                    literal("comment"), bindparam("a_comment", type_=String())),
+    ).select_from(entry)
+    audited = insert(AuditEntry.__table__).from_select(
+        ["at", "actor", "action", "object_type", "object_id", "summary", "before", "after"], audit_row) \
+        .cte("new_audit")
+    minor = bindparam("minor", type_=BigInteger())
+    # (the contract's id as a parameter too: the planner probes its primary key, whatever it
+    # guesses of the CTE's rows)
+    return update(Contract.__table__).where(c.id == bindparam("e_contract_id"), c.id == entry.c.contract_id) \
+        .values(balance=type_coerce(c.balance, BigInteger) + minor) \
+        .returning(entry.c.id, idle(), money_minor() >= 0).add_cte(audited)
+
+
 def source_of(actor: str | None, key: str | None) -> str:
     """A payment's source read off its author and key, for a path that does not name it (and,
     frozen as SQL, for the payments of before: migration d124c2daebf3)."""
@@ -121,8 +163,17 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     values = dict(contract_id=contract_id, kind=kind, amount=amount, comment=comment, author=actor,
                   idempotency_key=idempotency_key, created_at=utcnow(), source=source, cashier_id=cashier_id,
                   reason=reason, cancels_id=cancels_id)
-    new_id = db.session.execute(_insert_entry(db.session.get_bind().dialect.name, bool(idempotency_key)),
-                                values).scalar()
+    dialect = db.session.get_bind().dialect.name
+    applied = None
+    if dialect == "postgresql":
+        applied = db.session.execute(_insert_and_apply(bool(idempotency_key)), {
+            **{"e_" + k: v for k, v in values.items()}, "minor": to_minor(amount),
+            "a_at": utcnow(), "a_actor": actor or "system", "a_action": f"ledger.{kind}",
+            "a_summary": f"{kind} {amount}"[:500], "a_before": None, "a_amount": str(amount),
+            "a_comment": comment}).first()
+        new_id = applied[0] if applied is not None else None
+    else:
+        new_id = db.session.execute(_insert_entry(dialect, bool(idempotency_key)), values).scalar()
     if new_id is None:  # no such contract, or the key was used (by a parallel request that committed first)
         first = db.session.scalar(select(LedgerEntry).filter_by(idempotency_key=idempotency_key)) \
             if idempotency_key else None
@@ -136,12 +187,16 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
         entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
         make_transient_to_detached(entry)
         db.session.add(entry)
-    idle, solvent = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).one()
+    if applied is not None:
+        idle, solvent = applied[1], applied[2]
+    else:
+        idle, solvent = db.session.execute(_apply_returning(), {"cid": contract_id, "minor": to_minor(amount)}).one()
     contract = db.session.identity_map.get(identity_key(Contract, contract_id))
     if contract is not None:
         db.session.expire(contract, ["balance"])
-    audit.record(actor, f"ledger.{kind}", None, f"{kind} {amount}", object_type="contract", object_id=contract_id,
-                 after={"entry_id": new_id, "amount": str(amount), "comment": comment})
+    if applied is None:  # (on PostgreSQL the statement above wrote it)
+        audit.record(actor, f"ledger.{kind}", None, f"{kind} {amount}", object_type="contract",
+                     object_id=contract_id, after={"entry_id": new_id, "amount": str(amount), "comment": comment})
     if apply_rules and not idle:
         from .charging import apply_balance_rule
 
