@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import (Account, AssignedService, AuditEntry, CatalogService, Contract, LedgerEntry, from_minor, to_minor,
                       utcnow)
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
-from . import audit, inputs, notice_events
+from . import audit, inputs, notice_events, notices
 from .sqlfrag import json_object
 from .errors import BillingError, NotFound
 
@@ -80,9 +80,10 @@ def _insert_and_apply(keyed: bool):
     """PostgreSQL: ``_insert_entry``, ``_apply_returning`` and the posting's audit row in one
     statement, one round trip where there were three (the INSERTs data-modifying CTEs, the
     balance UPDATE and the audit row joined to what the entry's returned, so a repeat or a
-    missing contract moves and records nothing): returns (entry id, idle, solvent), or no row
-    when nothing was inserted. Parameters: the entry's columns prefixed ``e_``, the audit's
-    ``a_``, and minor. The UPDATE takes the contract's row lock as the separate UPDATE did, and
+    missing contract moves and records nothing), and, for a payment that leaves the rule idle,
+    its payment_received notice: returns (entry id, idle, solvent, the notice's id or None), or
+    no row when nothing was inserted. Parameters: the entry's columns prefixed ``e_``, the
+    audit's ``a_``, minor, and the notice's paid_at and now. The UPDATE takes the contract's row lock as the separate UPDATE did, and
     adds to its newest balance."""
     from .blocking import idle
     from .grace import money_minor
@@ -93,7 +94,8 @@ def _insert_and_apply(keyed: bool):
     ins = dialect_insert(table).from_select(list(_ENTRY_COLUMNS), values)
     if keyed:
         ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    entry = ins.returning(table.c.id, table.c.contract_id).cte("new_entry")
+    entry = ins.returning(table.c.id, table.c.contract_id, table.c.kind, table.c.amount, table.c.source) \
+        .cte("new_entry")
     # the audit row ``post`` writes, with the new entry's id from the CTE (as audit.record writes it:
     # parameters a_at, a_actor, a_action, a_summary, a_before (None), a_amount, a_comment)
     au = AuditEntry.__table__.c
@@ -110,9 +112,20 @@ def _insert_and_apply(keyed: bool):
     minor = bindparam("minor", type_=BigInteger())
     # (the contract's id as a parameter too: the planner probes its primary key, whatever it
     # guesses of the CTE's rows)
-    return update(Contract.__table__).where(c.id == bindparam("e_contract_id"), c.id == entry.c.contract_id) \
+    applied = update(Contract.__table__).where(c.id == bindparam("e_contract_id"), c.id == entry.c.contract_id) \
         .values(balance=type_coerce(c.balance, BigInteger) + minor) \
-        .returning(entry.c.id, idle(), money_minor() >= 0).add_cte(audited)
+        .returning(c.id, c.subscriber_id, c.balance, idle().label("idle"), (money_minor() >= 0).label("solvent")) \
+        .cte("new_balance")
+    # a payment that leaves the balance rule nothing to do (idle) has its balance for the
+    # payment_received notice now: the notice in the same statement (else ``post`` records it
+    # after the rule, whose unblock charge changes the balance). Parameters paid_at, now.
+    noticed = notices.from_select_statement(notice_events.PAYMENT_RECEIVED_COLUMNS, select(
+        *notice_events.payment_received_row(entry.c.id, entry.c.amount, entry.c.source, applied.c.balance,
+                                            applied.c.subscriber_id, applied.c.id))
+        .select_from(entry.join(applied, applied.c.id == entry.c.contract_id))
+        .where(applied.c.idle, entry.c.kind == "payment")).cte("new_notice")
+    return select(entry.c.id, applied.c.idle, applied.c.solvent, select(noticed.c.id).scalar_subquery()) \
+        .select_from(entry.join(applied, applied.c.id == entry.c.contract_id)).add_cte(audited)
 
 
 def source_of(actor: str | None, key: str | None) -> str:
@@ -170,7 +183,7 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
             **{"e_" + k: v for k, v in values.items()}, "minor": to_minor(amount),
             "a_at": utcnow(), "a_actor": actor or "system", "a_action": f"ledger.{kind}",
             "a_summary": f"{kind} {amount}"[:500], "a_before": None, "a_amount": str(amount),
-            "a_comment": comment}).first()
+            "a_comment": comment, **notice_events.payment_received_params()}).first()
         new_id = applied[0] if applied is not None else None
     else:
         new_id = db.session.execute(_insert_entry(dialect, bool(idempotency_key)), values).scalar()
@@ -205,7 +218,9 @@ def post(contract_id: int, kind: str, amount: Decimal, *, actor: str, comment: s
     from .outbox import notify_contract
 
     notify_contract(contract_id, f"ledger.{kind}")
-    if kind == "payment":
+    if applied is not None and applied[1]:  # (recorded by the statement above, for a payment)
+        notices.remember([applied[3]] if applied[3] is not None else [])
+    elif kind == "payment":
         notice_events.payments_received([new_id])
     return (new_id if as_id else entry), True
 

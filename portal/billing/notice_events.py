@@ -45,6 +45,27 @@ def _key(prefix: str, col):
     return literal(f"{prefix}:") + cast(col, String)
 
 
+PAYMENT_RECEIVED_COLUMNS = _COLUMNS
+
+
+def payment_received_row(entry_id, amount, source, balance, subscriber_id, contract_id) -> list:
+    """The columns (``PAYMENT_RECEIVED_COLUMNS``) of a ``payment_received`` notice, as SQL over the
+    entry's id, amount (kopecks), source and the contract's balance after it (kopecks),
+    subscriber and id; parameters paid_at (ISO text) and now. For ``payments_received`` and for
+    the ledger's one-statement posting (ledger._insert_and_apply)."""
+    data = json_object("amount", amount_text(type_coerce(amount, BigInteger)),
+                       "balance", amount_text(type_coerce(balance, BigInteger)),
+                       "source", source, "paid_at", bindparam("paid_at", type_=String()))
+    return [subscriber_id, contract_id, literal(None), literal("payment_received"), data, literal(False),
+            _key("payment_received", entry_id), bindparam("now", type_=Notice.__table__.c.created_at.type)]
+
+
+def payment_received_params() -> dict:
+    """``payment_received_row``'s parameters, for a payment posted now."""
+    now = utcnow()
+    return {"paid_at": now.isoformat(), "now": now}
+
+
 @cache
 def _payments_received_statement(dialect: str, one: bool = False):
     """``payments_received``'s INSERT ... SELECT, built once per process (parameters: ids, or id
@@ -53,11 +74,7 @@ def _payments_received_statement(dialect: str, one: bool = False):
     with a plain parameter, not an expanding IN list (whose rendering at each execution cost
     about 150 Python calls, more than the rest of the statement's execution)."""
     e, c = LedgerEntry.__table__.c, Contract.__table__.c
-    data = json_object("amount", amount_text(type_coerce(e.amount, BigInteger)),
-                       "balance", amount_text(type_coerce(c.balance, BigInteger)),
-                       "source", e.source, "paid_at", bindparam("paid_at", type_=String()))
-    rows = (select(c.subscriber_id, c.id, literal(None), literal("payment_received"), data, literal(False),
-                   _key("payment_received", e.id), bindparam("now", type_=Notice.__table__.c.created_at.type))
+    rows = (select(*payment_received_row(e.id, e.amount, e.source, c.balance, c.subscriber_id, c.id))
             .select_from(LedgerEntry.__table__.join(Contract.__table__, c.id == e.contract_id))
             .where(e.id == bindparam("id") if one else e.id.in_(bindparam("ids", expanding=True)),
                    e.kind == "payment").order_by(e.id))
@@ -70,11 +87,9 @@ def payments_received(entry_ids) -> int:
     ids = list(entry_ids)
     if not ids:
         return 0
-    now = utcnow()
     one = len(ids) == 1
     stmt = _payments_received_statement(db.session.get_bind().dialect.name, one)
-    return notices.run_insert(stmt, {("id" if one else "ids"): ids[0] if one else ids,
-                                     "paid_at": now.isoformat(), "now": now})
+    return notices.run_insert(stmt, {("id" if one else "ids"): ids[0] if one else ids, **payment_received_params()})
 
 
 def promised_expiring(today: date | None = None) -> int:

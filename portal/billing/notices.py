@@ -63,6 +63,12 @@ def from_select_statement(columns: list[str], select: Select):
 def run_insert(stmt, params: dict | None = None) -> int:
     """Run a ``from_select_statement``; as ``insert_from_select``."""
     ids = db.session.execute(stmt, params).scalars().all()
+    remember(ids)
+    return len(ids)
+
+
+def remember(ids) -> None:
+    """Notices a statement of this transaction recorded (a ``from_select_statement`` run inside
+    another statement, say), for the after-commit hand-off."""
     if ids:
         db.session.info.setdefault(ROWS_KEY, []).extend(ids)
-    return len(ids)
