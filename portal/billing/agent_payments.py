@@ -147,12 +147,19 @@ def _prefetched(agent, account: str):
     return mapping
 
 
+_PAYMENT_COLUMNS = ("agent_id", "txn_id", "txn_date", "account", "contract_id", "amount", "fee", "credited",
+                    "created_at")
+
+
 @cache
 def _insert_payment(dialect: str):
-    """The payment's row, unless its (agent, txn_id) is taken: returns its id, or no row."""
+    """The payment's row, unless its (agent, txn_id) is taken: returns its id, or no row.
+    Parameters: its columns prefixed ``p_`` (it runs inside the ledger's posting statement:
+    ledger.post_after)."""
     table = AgentPayment.__table__
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["agent_id", "txn_id"]) \
-        .returning(table.c.id)
+    return dialect_insert(table).values({name: bindparam("p_" + name, type_=table.c[name].type)
+                                         for name in _PAYMENT_COLUMNS}) \
+        .on_conflict_do_nothing(index_elements=["agent_id", "txn_id"]).returning(table.c.id)
 
 
 def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | Answer:
@@ -274,16 +281,16 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
     credited = amount - fee if agent.fee_withheld else amount
     if credited <= 0:
         return _refuse(agent, params, Answer(TOO_SMALL, "sum does not cover the agent's fee", sum=str(amount)))
-    prv_txn = db.session.execute(_insert_payment(db.session.get_bind().dialect.name), dict(
-        agent_id=agent.id, txn_id=txn_id, txn_date=when, account=account, contract_id=target,
-        amount=amount, fee=fee, credited=credited, created_at=utcnow(),
-    )).scalar()
+    # the payment's row and its ledger entry, one round trip on PostgreSQL (ledger.post_after); the
+    # entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
+    row = dict(agent_id=agent.id, txn_id=txn_id, txn_date=when, account=account, contract_id=target,
+               amount=amount, fee=fee, credited=credited, created_at=utcnow())
+    prv_txn, _entry, _created = ledger.post_after(
+        _insert_payment(db.session.get_bind().dialect.name), {"p_" + k: v for k, v in row.items()},
+        target, "payment", credited, actor=ACTOR_PREFIX + agent.slug, comment=f"agent {agent.name}, txn {txn_id}",
+        idempotency_key=ledger_key(agent.id, txn_id), source=PAYMENT_AGENT, as_id=True)
     if prv_txn is None:  # a repeat, or a parallel twin that committed first
         return _repeat(_prior(agent, txn_id), account, amount)
-    # the entry's key names the agent and txn_id (ledger_key): the payment row needs no link back
-    ledger.post(target, "payment", credited, actor=ACTOR_PREFIX + agent.slug,
-                comment=f"agent {agent.name}, txn {txn_id}", idempotency_key=ledger_key(agent.id, txn_id),
-                source=PAYMENT_AGENT, as_id=True)
     return Answer(OK, "OK", prv_txn=prv_txn, sum=str(amount))
 
 
