@@ -1,7 +1,10 @@
 """enqueue_once: one job per id while it waits, a follow-up while one runs, a finished or failed
-one replaced; the usual cases in one Redis round trip (portal.queue._enqueue_fast), the jobs it
-writes are RQ's own (a real RQ worker runs them)."""
+one replaced; the usual cases in one Redis round trip (the script portal.queue._ENQUEUE_ONCE, its
+command made from a per-process template of RQ's job hash), the jobs it writes are RQ's own, field
+by field (a real RQ worker runs them)."""
 from __future__ import annotations
+
+import os
 
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
@@ -98,3 +101,71 @@ def test_several_asks_after_a_commit_go_in_one_round_trip_and_each_gets_its_answ
     get_redis().script_flush()
     get_redis().flushdb()
     assert enqueue_once_many(calls[:2]) == [True, True] and sorted(queue.job_ids) == ["m-new", "m-wait"]
+
+
+# enqueue_once_many's calls in the shapes the app uses (the outbox's pair job, the notifications'
+# prepare job) and the ones it may: a description cut short, non-ASCII arguments, every option
+# the script knows, meta (a value that cannot key a template: the job's own hash from RQ)
+SHAPES = [
+    ("os.path.join", ("smotreshka", "12"), False, {"result_ttl": 0, "job_timeout": 600}),
+    ("os.getcwd", (), False, {"result_ttl": 0, "job_timeout": 1200}),
+    ("os.path.join", ("Пётр Петрович " * 8, "%s 100%"), True, {"result_ttl": 60}),
+    ("os.path.join", ("a", "b"), True, {"job_timeout": 123, "result_ttl": 60, "ttl": 300, "failure_ttl": 30,
+                                         "description": "joins a and b"}),
+    ("os.path.join", ("a", "b"), True, {"result_ttl": 60, "meta": {"who": "test"}}),
+]
+
+
+def test_the_hand_off_writes_the_hash_rqs_own_enqueue_writes_and_a_worker_runs_it(ctx):
+    """Is each job the after-commit hand-off writes (and its -next follow-up) the very hash RQ's
+    own Queue.enqueue writes for the same job, field by field but its two timestamps, with the
+    same expiry, in the same queue, and does a real RQ worker run both alike?"""
+    from rq.registry import FailedJobRegistry
+    from rq.utils import utcparse
+
+    from portal.queue import enqueue_once_many
+
+    redis = get_redis()
+    queue = get_queue(QUEUE)
+    for func, args, running_covers, options in SHAPES:
+        redis.flushdb()
+        assert enqueue_once_many([(QUEUE, func, args, "mine", running_covers, options)]) == [True]
+        ours = ["mine"]
+        if not running_covers:  # a worker has it: the follow-up under -next
+            queue.remove("mine")
+            Job.fetch("mine", connection=redis).set_status(JobStatus.STARTED)
+            assert enqueue_once_many([(QUEUE, func, args, "mine", running_covers, options)]) == [True]
+            ours = ["mine-next"]
+        queue.enqueue(func, *args, job_id="rqs", **options)
+        rqs = redis.hgetall("rq:job:rqs")
+        for job_id in ours:
+            mine = redis.hgetall(f"rq:job:{job_id}")
+            assert sorted(mine) == sorted(rqs), (func, options)
+            for field in rqs:
+                if field in (b"created_at", b"enqueued_at"):
+                    assert abs((utcparse(mine[field].decode()) - utcparse(rqs[field].decode())).total_seconds()) < 5
+                else:
+                    assert mine[field] == rqs[field], (field, func, options)
+            assert abs(redis.ttl(f"rq:job:{job_id}") - redis.ttl("rq:job:rqs")) <= 1
+        assert queue.job_ids == [*ours, "rqs"] and redis.smembers("rq:queues") == {queue.key.encode()}
+        SimpleWorker([queue], connection=redis).work(burst=True)
+        assert queue.count == 0 and FailedJobRegistry(queue=queue).count == 0
+        if options["result_ttl"]:
+            results = [Job.fetch(i, connection=redis).return_value() for i in [*ours, "rqs"]]
+            assert results[0] == results[-1] == os.path.join(*args)
+
+
+def test_a_job_hash_the_template_does_not_know_is_left_to_rq(ctx, monkeypatch, caplog):
+    """Were RQ (upgraded) to write a field that varies with the job's arguments, would the jobs
+    still carry RQ's own hash (the hand-off's template checks itself against RQ once)?"""
+    from portal import queue as queue_module
+
+    get_redis().flushdb()
+    original = queue_module._build_hset_args
+    monkeypatch.setattr(queue_module, "_build_hset_args", lambda job: [*original(job), "args_seen", repr(job.args)])
+    monkeypatch.setattr(queue_module, "_templates", {})
+    assert add("j-rq", "a", "b") is True and add("j-rq2", "c", "d") is True
+    assert get_redis().hget("rq:job:j-rq2", "args_seen") == b"('c', 'd')"
+    assert "RQ's job hash changed" in caplog.text
+    SimpleWorker([get_queue(QUEUE)], connection=get_redis()).work(burst=True)
+    assert Job.fetch("j-rq2", connection=get_redis()).return_value() == "c/d"
