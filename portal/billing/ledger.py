@@ -17,10 +17,12 @@ from sqlalchemy.orm.util import identity_key
 
 from ..db_setup import dialect_insert
 from ..extensions import db
-from ..models import (Account, AssignedService, AuditEntry, CatalogService, Contract, LedgerEntry, from_minor, to_minor,
-                      utcnow)
+from ..models import (Account, AssignedService, AuditEntry, CatalogService, Contract, LedgerEntry, OutboxEvent,
+                      from_minor, to_minor, utcnow)
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
 from . import audit, inputs, notice_events, notices
+from .hooks import known_platforms
+from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY, platforms_query
 from .sqlfrag import json_object
 from .errors import BillingError, NotFound
 
@@ -76,7 +78,7 @@ def _apply_returning():
 
 
 @cache
-def _insert_and_apply(keyed: bool, pre=None):
+def _insert_and_apply(keyed: bool, pre=None, platforms: tuple[str, ...] = ()):
     """PostgreSQL: ``_insert_entry``, ``_apply_returning`` and the posting's audit row in one
     statement, one round trip where there were three (the INSERTs data-modifying CTEs, the
     balance UPDATE and the audit row joined to what the entry's returned, so a repeat or a
@@ -132,8 +134,21 @@ def _insert_and_apply(keyed: bool, pre=None):
                                             applied.c.subscriber_id, applied.c.id))
         .select_from(entry.join(applied, applied.c.id == entry.c.contract_id))
         .where(applied.c.idle, entry.c.kind == "payment")).cte("new_notice")
-    posted = entry.join(applied, applied.c.id == entry.c.contract_id)
-    columns = [entry.c.id, applied.c.idle, applied.c.solvent, select(noticed.c.id).scalar_subquery()]
+    # the outbox rows ``notify_contract`` writes (platforms that show the balance hear of the new
+    # money), for the accounts of the new entry's contract: one row each per platform it is on
+    # (outbox.platforms_query, the rule's one place), written as enqueued (parameters o_reason,
+    # o_now); RETURNING what outbox's after-commit hand-off needs
+    o = OutboxEvent.__table__.c
+    accounts = select(Account.id).where(Account.contract_id == entry.c.contract_id).correlate(None)
+    pairs = platforms_query(accounts)
+    o_now = bindparam("o_now", type_=o.created_at.type)
+    told = insert(OutboxEvent.__table__).from_select(
+        ["account_id", "platform", "reason", "created_at", "enqueued_at"],
+        select(pairs.c.account_id, pairs.c.platform, bindparam("o_reason", type_=String()), o_now, o_now),
+    ).returning(o.id, o.account_id, o.platform, o.reason).cte("new_outbox")
+    posted = entry.join(applied, applied.c.id == entry.c.contract_id).outerjoin(told, true())
+    columns = [entry.c.id, applied.c.idle, applied.c.solvent, select(noticed.c.id).scalar_subquery(),
+               told.c.id, told.c.account_id, told.c.platform, told.c.reason]
     if pre_row is not None:
         return select(pre_row.c.id, *columns).select_from(pre_row.outerjoin(posted, true())).add_cte(audited)
     return select(*columns).select_from(posted).add_cte(audited)
@@ -210,15 +225,20 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
     dialect = db.session.get_bind().dialect.name
     applied, pre_id = None, None
     if dialect == "postgresql":
-        applied = db.session.execute(_insert_and_apply(bool(idempotency_key), pre), {
+        rows = db.session.execute(_insert_and_apply(bool(idempotency_key), pre, tuple(known_platforms())), {
             **{"e_" + k: v for k, v in values.items()}, "minor": to_minor(amount),
             "a_at": utcnow(), "a_actor": actor or "system", "a_action": f"ledger.{kind}",
             "a_summary": f"{kind} {amount}"[:500], "a_before": None, "a_amount": str(amount),
-            "a_comment": comment, **notice_events.payment_received_params(), **(pre_params or {})}).first()
+            "a_comment": comment, **notice_events.payment_received_params(), "o_reason": f"ledger.{kind}"[:64],
+            "o_now": utcnow(), **(pre_params or {})}).all()
         if pre is not None:
-            if applied is None:
+            if not rows:
                 return None, None, False
-            pre_id, applied = applied[0], (tuple(applied[1:]) if applied[1] is not None else None)
+            pre_id = rows[0][0]
+            rows = [tuple(r[1:]) for r in rows] if rows[0][1] is not None else []
+        applied = rows[0][:4] if rows else None
+        if rows and rows[0][4] is not None:  # the outbox rows, for the after-commit hand-off (outbox._remember)
+            db.session.info.setdefault(OUTBOX_ROWS_KEY, []).extend(tuple(r[4:]) for r in rows)
         new_id = applied[0] if applied is not None else None
     else:
         if pre is not None:
@@ -239,6 +259,7 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
         entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
         make_transient_to_detached(entry)
         db.session.add(entry)
+    applied_sql = applied
     if applied is not None:
         idle, solvent = applied[1], applied[2]
     else:
@@ -253,10 +274,12 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
         from .charging import apply_balance_rule
 
         apply_balance_rule([contract_id], actor=actor, solvent=solvent)
-    # platforms that show the balance (webhook, IPTV middleware) hear of the new money
-    from .outbox import notify_contract
+    # platforms that show the balance (webhook, IPTV middleware) hear of the new money (on
+    # PostgreSQL the statement above wrote their outbox rows)
+    if applied_sql is None:
+        from .outbox import notify_contract
 
-    notify_contract(contract_id, f"ledger.{kind}")
+        notify_contract(contract_id, f"ledger.{kind}")
     if applied is not None and applied[1]:  # (recorded by the statement above, for a payment)
         notices.remember([applied[3]] if applied[3] is not None else [])
     elif kind == "payment":
