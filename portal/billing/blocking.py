@@ -15,12 +15,14 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, Date, and_, bindparam, case, insert, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Date, and_, bindparam, case, insert, literal, or_, select, type_coerce, update
 
 from ..extensions import db, expire_loaded
-from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, utcnow
+from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, OutboxEvent, utcnow
 from . import clock, grace
-from .outbox import notify
+from .hooks import known_platforms
+from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY, notify, platforms_query
+from .sqlfrag import json_object
 from .prorate import unblock_charge
 
 BALANCE = 1
@@ -99,6 +101,40 @@ def _rule_statements(scoped: bool, one: bool = False):
     return [stmt(to_block, blocked), stmt(to_lift, lifted)]
 
 
+@cache
+def _rule_recorded(platforms: tuple[str, ...]):
+    """PostgreSQL, one contract: the rule's UPDATE with what ``_record`` writes for the accounts
+    it changed, in one statement (data-modifying CTEs over its RETURNING): the audit rows and the
+    outbox rows (platforms from outbox.platforms_query). Returns (account id, now blocked,
+    contract id, outbox id, account id, platform, reason), one row per outbox row (NULLs when
+    none). Parameters: the rule's (today, one_contract_id), r_at, r_actor, r_null (None: the
+    JSON null audit.record writes for no before/after), o_now. Three round trips were one each."""
+    changed = _rule_statements(True, True)[0].cte("rule_changed")
+    account_id, now_blocked, contract_id = list(changed.c)
+    is_block = now_blocked != 0
+    au, o = AuditEntry.__table__.c, OutboxEvent.__table__.c
+    reason = json_object(literal("reason"), literal("balance"))
+    null = bindparam("r_null", type_=au.before.type)
+    audited = insert(AuditEntry.__table__).from_select(
+        ["at", "actor", "action", "object_type", "object_id", "summary", "before", "after"],
+        select(bindparam("r_at", type_=au.at.type), bindparam("r_actor", type_=au.actor.type),
+               case((is_block, "account.block"), else_="account.unblock"), literal("account"), account_id,
+               case((is_block, "blocked by balance"), else_="balance block lifted"),
+               case((is_block, null), else_=reason), case((is_block, reason), else_=null)).select_from(changed),
+    ).cte("rule_audit")
+    pairs = platforms_query(select(account_id).correlate(None))
+    now = bindparam("o_now", type_=o.created_at.type)
+    told = insert(OutboxEvent.__table__).from_select(
+        ["account_id", "platform", "reason", "created_at", "enqueued_at"],
+        select(pairs.c.account_id, pairs.c.platform,
+               case((is_block, "blocked_by_balance"), else_="unblocked_by_balance"), now, now)
+        .select_from(pairs.join(changed, account_id == pairs.c.account_id)),
+    ).returning(o.id, o.account_id, o.platform, o.reason).cte("rule_outbox")
+    return select(account_id, now_blocked, contract_id, told.c.id, told.c.account_id, told.c.platform,
+                  told.c.reason).select_from(changed.outerjoin(told, told.c.account_id == account_id)) \
+        .add_cte(audited)
+
+
 def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
                  solvent: bool = False) -> tuple[list[int], list[int]]:
     """Block and unblock by balance (every contract when ``contract_ids`` is None); returns
@@ -119,13 +155,31 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
     params = {"today": today, **(_scope_params(contract_ids) if scoped else {})}
     db.session.execute(_since_statement(scoped, one), params)
     blocked, unblocked, blocked_contracts = [], [], set()
-    for statement in _rule_statements(scoped, one):
-        for account_id, now_blocked, contract_id in db.session.execute(statement, params):
+    if one and db.session.get_bind().dialect.name == "postgresql":
+        now = utcnow()
+        rows = db.session.execute(_rule_recorded(tuple(known_platforms())), {
+            **params, "r_at": now, "r_actor": actor, "r_null": None, "o_now": now}).all()
+        seen, told = set(), []
+        for account_id, now_blocked, contract_id, *outbox_row in rows:
+            if outbox_row[0] is not None:
+                told.append(tuple(outbox_row))
+            if account_id in seen:
+                continue
+            seen.add(account_id)
             (blocked if now_blocked else unblocked).append(account_id)
             if now_blocked:
                 blocked_contracts.add(contract_id)
-    if blocked or unblocked:
-        _record(blocked, unblocked, actor)
+        if told:  # for outbox's after-commit hand-off, as notify's
+            db.session.info.setdefault(OUTBOX_ROWS_KEY, []).extend(told)
+        _expire_accounts(seen)
+    else:
+        for statement in _rule_statements(scoped, one):
+            for account_id, now_blocked, contract_id in db.session.execute(statement, params):
+                (blocked if now_blocked else unblocked).append(account_id)
+                if now_blocked:
+                    blocked_contracts.add(contract_id)
+        if blocked or unblocked:
+            _record(blocked, unblocked, actor)
     grace.record_blocked(today, sorted(blocked_contracts))
     if not (scoped and solvent):
         grace.record_grace_warnings(today, list(contract_ids) if scoped else None)
@@ -143,8 +197,12 @@ def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     db.session.execute(_audit_insert(), rows[0] if len(rows) == 1 else rows)
     notify(blocked, "blocked_by_balance")
     notify(unblocked, "unblocked_by_balance")
-    changed = set(blocked) | set(unblocked)
-    expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
+    _expire_accounts(set(blocked) | set(unblocked))
+
+
+def _expire_accounts(changed: set) -> None:
+    if changed:
+        expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
 
 
 @cache
