@@ -234,3 +234,35 @@ def test_billmanagers_stored_notes_read_in_the_language_with_babels_amounts(app,
         assert "Заказ услуги №7 ждёт: пополните счёт у поставщика" in text and "баланс не прочитать: timeout" in text
     else:
         assert f"Balance {rub['350']} is below the minimum {rub['1000']}." in text
+
+
+def test_amounts_and_moments_read_as_babel_writes_them_however_often_they_are_shown(app):
+    """A list page shows the same amounts, days and minutes again and again (L2: each text is
+    made by Babel once and reused): every one still reads exactly as Babel writes it, in each
+    language and each operator's zone, whatever was shown before it (another language, another
+    zone, the same minute of another day, a zone's clock change, an amount written as -0 or 1E+3)."""
+    from datetime import timedelta
+
+    from portal.web import local_date, local_time, money
+
+    amounts = [Decimal(v) for v in ("0", "-0", "0.00", "-0.00", "1E+3", "1000", "1234567.89", "-100.5", "0.005")]
+    start = datetime(2026, 3, 7, 21, 58, 30, tzinfo=UTC)  # (New York's clock moves on 8 March 2026, 07:00 UTC)
+    moments = [start + timedelta(minutes=37 * k) for k in range(60)] + [start.replace(tzinfo=None)]
+    saved = app.config["BILLING_TZ"]
+    try:
+        for _round in range(2):  # the second time round, every text comes from what the first made
+            for zone in ("Europe/Moscow", "America/New_York", "Asia/Kolkata"):
+                app.config["BILLING_TZ"] = zone
+                tz = ZoneInfo(zone)
+                for lang in ("ru", "en", "ru"):
+                    with app.test_request_context(f"/?lang={lang}"):
+                        for a in amounts:
+                            assert money(a) == format_currency(a, "RUB", locale=lang), (a, lang)
+                        for m in moments:
+                            aware = m if m.tzinfo else m.replace(tzinfo=UTC)  # (a naive moment is UTC)
+                            assert local_time(m) == format_datetime(aware, "short", tzinfo=tz, locale=lang), \
+                                (m, zone, lang)
+                            assert local_date(m) == format_date(aware.astimezone(tz), "short", locale=lang), \
+                                (m, zone, lang)
+    finally:
+        app.config["BILLING_TZ"] = saved

@@ -41,7 +41,7 @@ from ..models import (
 )
 from ..models.base import from_minor
 from ..models.search import matches
-from ..web import PAYMENT_SOURCE_TITLES, is_htmx, state_title
+from ..web import PAYMENT_SOURCE_TITLES, id_link, is_htmx, remember_staff_names, state_title
 from . import bp
 from .auth import staff_required
 
@@ -103,6 +103,9 @@ class ListSpec:
     totals_query: Callable | None = None
     # query -> the rows the totals sum (what the planner's estimate is read of: see _totals)
     totals_rows: Callable | None = None
+    # a page's rows -> None, before they are shown: reads what the rows show from other tables
+    # in one statement for the page (the audit log's staff names), not one per row
+    prepare: Callable | None = None
 
 
 def _by_id(model) -> Sort:
@@ -313,6 +316,7 @@ AUDIT = ListSpec(
     sorts={"created": _by_id(AuditEntry)},
     export_header=[_l("When"), _l("Who"), _l("Action"), _l("Object"), _l("Object id"), _l("Summary")],
     export_row=lambda r: [r[0].at, r[0].actor, r[0].action, r[0].object_type, r[0].object_id, r[0].summary],
+    prepare=lambda rows: remember_staff_names(e.actor for (e,) in rows),
 )
 
 
@@ -492,7 +496,8 @@ def current_args(spec: ListSpec, options: dict | None = None) -> dict:
     args = {"q": request.args.get("q", "").strip()}
     for f in spec.filters:
         value = request.args.get(f.name, "")
-        if value in {v for v, _t in (options[f.name] if options else f.options())}:
+        # (an empty value is no option: a filter not in the URL reads none of its options)
+        if value and value in {v for v, _t in (options[f.name] if options is not None else f.options())}:
             args[f.name] = value
     default = spec.search_sort if args["q"] and spec.search_sort else spec.default_sort
     sort = request.args.get("sort") or default  # (the search form sends sort="" until one is picked)
@@ -500,8 +505,21 @@ def current_args(spec: ListSpec, options: dict | None = None) -> dict:
     return args
 
 
+class _Options(dict):
+    """Each filter's options, read once a request and only when asked for (L2: the rows of an
+    HTMX answer need none; agents, tariffs, staff were two round trips a request)."""
+
+    def __init__(self, spec: ListSpec):
+        super().__init__()
+        self.filters = {f.name: f for f in spec.filters}
+
+    def __missing__(self, name):
+        options = self[name] = self.filters[name].options()
+        return options
+
+
 def render_list(spec: ListSpec):
-    options = {f.name: f.options() for f in spec.filters}  # (read once: agents, tariffs, staff)
+    options = _Options(spec)
     args = current_args(spec, options)
     query = filtered(spec, args)
     if spec.totals and request.args.get("totals"):
@@ -511,6 +529,8 @@ def render_list(spec: ListSpec):
                                link=lambda **kw: url_for(spec.endpoint, **{k: v for k, v in {**args, **kw}.items()
                                                                            if v not in ("", None)}))
     page = page_of(spec, args, query, request.args.get("after") or None, PAGE_SIZE)
+    if spec.prepare:
+        spec.prepare(page["items"])
     key = args["sort"].lstrip("-")
     desc = args["sort"].startswith("-")
 
@@ -518,7 +538,8 @@ def render_list(spec: ListSpec):
         merged = {k: v for k, v in {**args, **changes}.items() if v not in ("", None)}
         return url_for(spec.endpoint, **merged)
 
-    context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link, set_rows=listing.SET_ROWS,
+    context = dict(spec=spec, page=page, args=args, sort_key=key, desc=desc, link=link, id_link=id_link,
+                   set_rows=listing.SET_ROWS,
                    long_walk_rows=listing.LONG_WALK_ROWS,
                    filter_options=options)
     if is_htmx():
