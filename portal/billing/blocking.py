@@ -21,9 +21,10 @@ from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, OutboxEvent, utcnow
 from . import clock, grace
 from .hooks import known_platforms
-from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY, notify, platforms_query
-from .sqlfrag import json_object
+from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY
+from .outbox import notify, platforms_query
 from .prorate import unblock_charge
+from .sqlfrag import json_object
 
 BALANCE = 1
 # Reason sets without the balance bit, listed: an IN list is planned as the plain filter it
@@ -77,7 +78,8 @@ def _since_statement(scoped: bool, one: bool = False):
 @cache
 def _rule_statements(scoped: bool, one: bool = False):
     """The UPDATEs of the rule, built once per process (parameters: today and, when ``scoped``,
-    contract_ids or, when ``one``, one_contract_id); each returns (account id, 1 if now blocked by balance else 0). For a few
+    contract_ids or, when ``one``, one_contract_id); each returns (account id, 1 if now blocked
+    by balance else 0, contract id). For a few
     contracts (a change, a payment) block and unblock are one statement, one round trip; the
     charge run over every contract keeps them apart, each planned as the plain filter it is."""
     a = accounts.c

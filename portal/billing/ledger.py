@@ -17,14 +17,25 @@ from sqlalchemy.orm.util import identity_key
 
 from ..db_setup import dialect_insert
 from ..extensions import db
-from ..models import (Account, AssignedService, AuditEntry, CatalogService, Contract, LedgerEntry, OutboxEvent,
-                      from_minor, to_minor, utcnow)
+from ..models import (
+    Account,
+    AssignedService,
+    AuditEntry,
+    CatalogService,
+    Contract,
+    LedgerEntry,
+    OutboxEvent,
+    from_minor,
+    to_minor,
+    utcnow,
+)
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
 from . import audit, inputs, notice_events, notices
-from .hooks import known_platforms
-from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY, platforms_query
-from .sqlfrag import json_object
 from .errors import BillingError, NotFound
+from .hooks import known_platforms
+from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY
+from .outbox import platforms_query
+from .sqlfrag import json_object
 
 # Which sign each kind of entry may carry.
 SIGN_RULES = {"payment": 1, "refund": 1, "charge": -1, "correction": 0}
