@@ -19,3 +19,36 @@ def test_each_process_refuses_after_its_first_failure_past_the_shared_limit(app)
         second.fail("192.0.2.7")
         assert 0 < second.wait("192.0.2.7") <= window
         assert first.wait("192.0.2.8") == second.wait("192.0.2.8") == 0  # another address is not affected
+
+
+def test_a_full_memory_of_refused_addresses_is_pruned_safely_by_parallel_failures(app, monkeypatch):
+    """gthread workers: many threads record failures while the memory of refused addresses is
+    full and being pruned; does every failure still count, none raising (a 500 to the caller)?"""
+    import sys
+    import threading
+
+    from portal.api import throttle
+
+    monkeypatch.setattr(throttle, "LOCAL_MAX_KEYS", 2000)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as under load
+    limit = FailureLimit("throttle-prune")
+    errors: list = []
+
+    def fail_many(n: int):
+        try:
+            for i in range(3000):
+                limit._remember(f"k{n}-{i}", 60)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=fail_many, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert len(limit._refused) <= 2000

@@ -11,8 +11,9 @@ The counters live in Redis (shared by every web process). Each failure's count c
 from Redis, and a process that sees it reach the limit remembers the address as refused until
 the window ends: so a call is answered from memory and Redis is asked only about failures, not
 on every call (the upsale and provider callbacks are hot paths). An address that spreads its
-guesses over several processes gets at most one more guess checked per process than the limit:
-each process learns of the limit at its first failure past it.
+guesses over several processes gets a few more guesses checked than the limit: each process
+learns of the limit at its first failure past it, so at most one more per process and per
+request it runs at once (gunicorn.conf.py's sync workers run one each).
 
 While Redis cannot be reached, a small counter in this process takes over (a limit per process
 rather than none), and Redis is not asked again for a few seconds, so that a call does not wait
@@ -66,6 +67,7 @@ class FailureLimit:
         self.scope, self.limit_setting = scope, limit_setting
         self._local = _LocalCounts()
         self._refused: dict[str, float] = {}  # key -> end of its window (monotonic), learnt from Redis
+        self._refused_lock = threading.Lock()  # (gthread workers share it between threads)
         self._redis_down_until = 0.0
 
     def _key(self, source: str) -> str:
@@ -86,7 +88,8 @@ class FailureLimit:
             left = until - time.monotonic()
             if left > 0:
                 return max(1, math.ceil(left))
-            self._refused.pop(key, None)
+            with self._refused_lock:
+                self._refused.pop(key, None)
         return self._local.wait(key, current_app.config[self.limit_setting])
 
     def fail(self, source: str) -> None:
@@ -110,8 +113,9 @@ class FailureLimit:
 
     def _remember(self, key: str, seconds: float) -> None:
         now = time.monotonic()
-        if len(self._refused) >= LOCAL_MAX_KEYS:  # bounded: the windows that ended go first
-            self._refused = {k: v for k, v in self._refused.items() if v > now}
-            if len(self._refused) >= LOCAL_MAX_KEYS:
-                self._refused.pop(min(self._refused, key=self._refused.__getitem__))
-        self._refused[key] = now + seconds
+        with self._refused_lock:
+            if len(self._refused) >= LOCAL_MAX_KEYS:  # bounded: the windows that ended go first
+                self._refused = {k: v for k, v in self._refused.items() if v > now}
+                if len(self._refused) >= LOCAL_MAX_KEYS:
+                    self._refused.pop(min(self._refused, key=self._refused.__getitem__))
+            self._refused[key] = now + seconds
