@@ -6,13 +6,15 @@ from sqlalchemy import insert
 from ..extensions import db
 from ..models import AuditEntry, utcnow
 
+_INSERT = insert(AuditEntry.__table__)
+
 
 def record(actor: str, action: str, obj, summary: str = "", before: dict | None = None,
            after: dict | None = None, object_type: str | None = None, object_id: int | None = None) -> None:
     """Write one audit entry in the session's transaction; ``obj`` is a model instance or None.
     (A plain INSERT: entries are never read back as objects, and the ORM's unit of work for
     them was a good part of a small change's cost.)"""
-    db.session.execute(insert(AuditEntry.__table__), dict(
+    db.session.execute(_INSERT, dict(
         at=utcnow(),
         actor=actor or "system",
         action=action,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Integer, String, bindparam, insert, select, union
+from sqlalchemy import Integer, String, bindparam, insert, literal, select, union
 
 from ..extensions import db
 from ..models import Account, Agent, AssignedService, CatalogService, OutboxEvent, SyncState, utcnow
@@ -27,11 +27,18 @@ CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 ROWS_KEY = "outbox_rows"
 
 
+def _platform_names() -> list:
+    """The known platforms' names as literal values of an IN list: a plain list would become an
+    expanding parameter, which SQLAlchemy re-renders at every execution of the (cached)
+    statements built with it (every payment, every service change)."""
+    return [literal(n) for n in known_platforms()]
+
+
 def _membership(account_ids) -> list:
     """SELECTs of (account_id, platform): the platforms these accounts are on now.
 
     ``account_ids``: a list of ids or a SELECT of ids."""
-    names = known_platforms()
+    names = _platform_names()
     by_agent = (
         select(Account.id.label("account_id"), Agent.platform.label("platform"))
         .join(Agent, Agent.id == Account.agent_id)
@@ -49,7 +56,7 @@ def _membership(account_ids) -> list:
 def platforms_query(account_ids):
     """(account_id, platform) pairs to notify: where the accounts are, or have been synced."""
     synced = select(SyncState.account_id, SyncState.platform).where(
-        SyncState.account_id.in_(account_ids), SyncState.platform.in_(known_platforms()))
+        SyncState.account_id.in_(account_ids), SyncState.platform.in_(_platform_names()))
     return union(*_membership(account_ids), synced).subquery()
 
 
