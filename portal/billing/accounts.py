@@ -29,7 +29,6 @@ from ..models import (
     utcnow,
 )
 from . import audit, clock, hooks, notice_events
-from .blocking import is_idle
 from .crypto import encrypt
 from .errors import BillingError
 from .outbox import notify
@@ -47,12 +46,13 @@ def _after_change(account: Account, action: str, actor: str, before: dict | None
     """Charge for what the change added or removed, apply the balance rule, audit (the state
     after it: of ``service`` for a service action, else of the account), notify.
     ``charge_key``: (idempotency key, comment) for the charge of ``service`` (charging.charge_accounts)."""
-    from .charging import apply_balance_rule, charge_accounts
+    from .charging import apply_balance_rule, charge_one_contract
 
     db.session.flush()
-    charge_accounts([account.id], actor=actor, expire=_may_expire(account), reason=action,
-                    keyed=(service.id, *charge_key) if service is not None and charge_key else None)
-    if not is_idle(account.contract_id):  # (a contract that stays in credit: nothing for the rule to do)
+    idle = charge_one_contract(account.contract_id, [account.id], actor=actor, expire=_may_expire(account),
+                               reason=action,
+                               keyed=(service.id, *charge_key) if service is not None and charge_key else None)
+    if not idle:  # (a contract that stays in credit: nothing for the rule to do)
         apply_balance_rule([account.contract_id], actor=actor)  # expires what it changes on `account`
     audit.record(actor, action, account, summary or account.login, before=before,
                  after=_service_facts(service) if service is not None else snapshot(account))

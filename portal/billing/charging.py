@@ -64,7 +64,7 @@ from ..models import (
 )
 from ..models.base import UTCDateTime, from_minor
 from . import audit, clock, notice_events
-from .blocking import balance_rule, is_idle
+from .blocking import balance_rule, idle, is_idle
 from .outbox import notify
 
 
@@ -285,9 +285,13 @@ def _keyed(up, param: str):
                  _p(param, String())), else_=None)
 
 
-def _post_pg(upsert):
+def _post_pg(upsert, with_idle: bool = False):
     """PostgreSQL: upsert, ledger rows and balances in one statement (data-modifying CTEs).
-    Parameters beside the due query's: now, actor, key_sid, key, key_comment, reason."""
+    Parameters beside the due query's: now, actor, key_sid, key, key_comment, reason.
+    ``with_idle``: a fifth column, whether the balance rule is idle (blocking.idle) on every
+    contract whose balance moved, read off the updated rows; NULL when none moved (a change's
+    charge: the rule's check then needs no statement of its own; not for the charge run, where
+    it would be a subquery per contract)."""
     led_t, con = LedgerEntry.__table__, Contract.__table__
     up = upsert.cte("up")
     led = (
@@ -306,7 +310,7 @@ def _post_pg(upsert):
     bal = (
         update(con).where(con.c.id == totals.c.contract_id)
         .values(balance=type_coerce(con.c.balance, BigInteger) + totals.c.total)
-        .returning(con.c.id)
+        .returning(con.c.id, *([idle().label("idle")] if with_idle else []))
     ).cte("bal")
     amount = led.c.amount
     return select(
@@ -314,6 +318,7 @@ def _post_pg(upsert):
         func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
         func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
         select(func.count()).select_from(bal).scalar_subquery(),
+        *([select(func.bool_and(bal.c.idle)).scalar_subquery()] if with_idle else []),
     ).select_from(led)
 
 
@@ -323,7 +328,7 @@ def _statement(dialect: str, scoped: bool | str):
     """The posting statement for this dialect, built on first use: on PostgreSQL all of it in
     one statement, elsewhere the upsert (the ledger rows and balances follow in Python)."""
     upsert = _upsert(_due_query(scoped))
-    return _post_pg(upsert) if dialect == "postgresql" else upsert
+    return _post_pg(upsert, with_idle=scoped == "one") if dialect == "postgresql" else upsert
 
 
 def _post(run_date: date, account_ids, run_id: int | None, actor: str,
@@ -346,8 +351,12 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str,
         else:
             params["ids"] = account_ids
     stmt = _statement(dialect, scoped)
+    idle_after = None
     if dialect == "postgresql":
-        entries, charged, refunded = db.session.execute(stmt, params).one()[:3]
+        row = db.session.execute(stmt, params).one()
+        entries, charged, refunded = row[:3]
+        if scoped == "one":
+            idle_after = row[4]
     else:
         rows = db.session.execute(stmt, params).all()
         posted = [r for r in rows if r.delta]
@@ -377,7 +386,7 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str,
         refunded = -sum(r.delta for r in posted if r.delta < 0)
     if entries:  # balances moved in SQL
         expire_loaded(Contract, ["balance"])
-    return entries, charged, refunded
+    return entries, charged, refunded, idle_after
 
 
 def charge(run_date: date | None = None, *, actor: str = "system") -> ChargeRun:
@@ -409,6 +418,21 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     return _post(today, ids, None, actor, keyed, reason)[0]
 
 
+def charge_one_contract(contract_id: int, account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None,
+                        expire: bool = True, reason: str | None = None) -> bool:
+    """``charge_accounts`` for accounts of one contract, then whether the balance rule is idle on
+    that contract (blocking.idle): read in the posting statement when it moved the balance (on
+    PostgreSQL, for one account), else by ``is_idle``'s small SELECT."""
+    ids = list(account_ids)
+    idle_after = None
+    if ids:
+        today = clock.today()
+        if expire:
+            expire_services(today, ids, actor)
+        idle_after = _post(today, ids, None, actor, keyed, reason)[3]
+    return is_idle(contract_id) if idle_after is None else bool(idle_after)
+
+
 def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
                        solvent: bool = False) -> tuple[list[int], list[int]]:
     """The balance rule (``blocking.balance_rule``: block and unblock by balance), and the days
@@ -418,11 +442,14 @@ def apply_balance_rule(contract_ids: list[int] | None = None, *, actor: str = "s
     first pass only: the unblock's charge may take the money below again)."""
     blocked, unblocked = balance_rule(contract_ids, actor=actor, solvent=solvent)
     if unblocked:
-        charge_accounts(unblocked, actor=actor, reason="account.unblock")
-        # what that charge took may block again; for one contract (a payment) one small SELECT
-        # tells whether the rule has anything left to do (blocking.idle): the common unblock
-        # leaves the contract at zero or above, and the rule's three statements would do nothing
-        if not (contract_ids is not None and len(contract_ids) == 1 and is_idle(contract_ids[0])):
+        # what that charge took may block again; for one contract (a payment) the charge tells
+        # whether the rule has anything left to do (blocking.idle): the common unblock leaves the
+        # contract at zero or above, and the rule's three statements would do nothing
+        if contract_ids is not None and len(contract_ids) == 1:
+            if not charge_one_contract(contract_ids[0], unblocked, actor=actor, reason="account.unblock"):
+                balance_rule(contract_ids, actor=actor)
+        else:
+            charge_accounts(unblocked, actor=actor, reason="account.unblock")
             balance_rule(contract_ids, actor=actor)
     return blocked, unblocked
 
@@ -432,7 +459,7 @@ def _charge(run_date: date, actor: str) -> ChargeRun:
     run = ChargeRun(run_date=run_date, scope="all")
     db.session.add(run)
     db.session.flush()
-    entries, charged, refunded = _post(run_date, None, run.id, actor)
+    entries, charged, refunded, _ = _post(run_date, None, run.id, actor)
     run.entries, run.charged, run.refunded = entries, from_minor(charged), from_minor(refunded)
     blocked, _unblocked = apply_balance_rule(None, actor=actor)  # lifted blocks are charged there
     run.blocked = len(blocked)
