@@ -384,6 +384,16 @@ def report(rate: float, interval: float, calls_due: int, start: float, records: 
     return served, p99, wrong
 
 
+def speed_reference() -> float:
+    """CPU ms of a fixed pure-Python loop, timed now: the machine's speed beside a run's figures.
+    A VM's speed drifts (the same bench's CPU per call moved by a third within an hour on
+    2026-12-04, with nothing else running): runs compare only with this figure beside them."""
+    started, total = time.process_time(), 0
+    for i in range(300_000):
+        total += i * i % 7
+    return (time.process_time() - started) * 1000
+
+
 def report_cpu(before, after, calls: int, database: str | None, load_before, load_after,
                what: str = "calls") -> None:
     """CPU per call of each role between two CpuMeter snapshots, and the rest of the machine."""
@@ -396,4 +406,5 @@ def report_cpu(before, after, calls: int, database: str | None, load_before, loa
         if database or not role.startswith("PostgreSQL")) + f"; total {ours / calls * 1000:.2f} ms")
     print(f"  machine busy {busy / window / cpus * 100:.0f}% of {cpus} CPUs: this bench's processes "
           f"{ours / window / cpus * 100:.0f}%, other processes {(busy - ours) / window / cpus * 100:.0f}% "
-          f"({(busy - ours) / window:.2f} CPUs); load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
+          f"({(busy - ours) / window:.2f} CPUs); load average {load_before[0]:.2f} -> {load_after[0]:.2f}; "
+          f"speed reference after the run {speed_reference():.1f} ms (openloop.speed_reference: higher = slower)")

@@ -61,6 +61,7 @@ from openloop import (  # noqa: E402  (the machinery every open-loop bench share
     report_cpu,
     run,
     settle,
+    speed_reference,
 )
 
 SLUG, SECRET = "bench-agent", "bench-Agent-secret-1"
@@ -221,8 +222,8 @@ def main() -> int:
     warm = int(round(args.warmup * args.rate / 4)) // 2 * 2
     instance, database = environment("bench-provider-", args.database_url, args.redis_url)
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)",
-          flush=True)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); "
+          f"speed reference {speed_reference():.1f} ms (a fixed loop's CPU: higher = slower)", flush=True)
     started = time.monotonic()
     half = (pays + warm) // 2
     contracts, token = prepare(half * (2 if args.reference else 1))

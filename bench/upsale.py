@@ -59,6 +59,7 @@ from openloop import (  # noqa: E402  (the machinery every open-loop bench share
     report_cpu,
     run,
     settle,
+    speed_reference,
 )
 
 LOGIN, PASSWORD = "lifestream", "bench-Callback-1"
@@ -276,8 +277,8 @@ def main() -> int:
         module = "bench_upsale_app"
         Path(instance, f"{module}.py").write_text(PRE_PING_APP.format(value=args.pre_ping == "on"))
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)",
-          flush=True)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); "
+          f"speed reference {speed_reference():.1f} ms (a fixed loop's CPU: higher = slower)", flush=True)
     started = time.monotonic()
     accounts = prepare(pairs_total + warm_total, overrides)
     print(f"prepared {len(accounts)} accounts in {time.monotonic() - started:.1f}s "
