@@ -6,7 +6,7 @@ from sqlalchemy import insert
 from ..extensions import db
 from ..models import AuditEntry, utcnow
 
-_INSERT = insert(AuditEntry.__table__)
+INSERT = insert(AuditEntry.__table__)  # one entry's plain INSERT, built once (also blocking's rows)
 
 
 def record(actor: str, action: str, obj, summary: str = "", before: dict | None = None,
@@ -14,7 +14,7 @@ def record(actor: str, action: str, obj, summary: str = "", before: dict | None 
     """Write one audit entry in the session's transaction; ``obj`` is a model instance or None.
     (A plain INSERT: entries are never read back as objects, and the ORM's unit of work for
     them was a good part of a small change's cost.)"""
-    db.session.execute(_INSERT, dict(
+    db.session.execute(INSERT, dict(
         at=utcnow(),
         actor=actor or "system",
         action=action,

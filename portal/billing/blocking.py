@@ -19,14 +19,16 @@ from sqlalchemy import BigInteger, Date, and_, bindparam, case, insert, literal,
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, OutboxEvent, utcnow
-from . import clock, grace
+from . import audit, clock, grace
 from .hooks import known_platforms
-from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY
-from .outbox import notify, platforms_query
+from .outbox import notify, platforms_query, remember
 from .prorate import unblock_charge
 from .sqlfrag import json_object
 
 BALANCE = 1
+# the rule's audit entries (action, summary), written by _record and by _rule_recorded's SQL
+BLOCKED = ("account.block", "blocked by balance")
+LIFTED = ("account.unblock", "balance block lifted")
 # Reason sets without the balance bit, listed: an IN list is planned as the plain filter it
 # is, where a bit test looked so selective to PostgreSQL that it probed contracts row by row.
 WITHOUT_BALANCE = [r for r in range(sum(BLOCK_REASONS.values()) + 1) if not r & BALANCE]
@@ -120,8 +122,8 @@ def _rule_recorded(platforms: tuple[str, ...]):
     audited = insert(AuditEntry.__table__).from_select(
         ["at", "actor", "action", "object_type", "object_id", "summary", "before", "after"],
         select(bindparam("r_at", type_=au.at.type), bindparam("r_actor", type_=au.actor.type),
-               case((is_block, "account.block"), else_="account.unblock"), literal("account"), account_id,
-               case((is_block, "blocked by balance"), else_="balance block lifted"),
+               case((is_block, BLOCKED[0]), else_=LIFTED[0]), literal("account"), account_id,
+               case((is_block, BLOCKED[1]), else_=LIFTED[1]),
                case((is_block, null), else_=reason), case((is_block, reason), else_=null)).select_from(changed),
     ).cte("rule_audit")
     pairs = platforms_query(select(account_id).correlate(None))
@@ -171,8 +173,7 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
             (blocked if now_blocked else unblocked).append(account_id)
             if now_blocked:
                 blocked_contracts.add(contract_id)
-        if told:  # for outbox's after-commit hand-off, as notify's
-            db.session.info.setdefault(OUTBOX_ROWS_KEY, []).extend(told)
+        remember(told)  # for outbox's after-commit hand-off, as notify's
         _expire_accounts(seen)
     else:
         for statement in _rule_statements(scoped, one):
@@ -191,12 +192,12 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
 
 def _record(blocked: list[int], unblocked: list[int], actor: str) -> None:
     now = utcnow()
-    rows = [dict(at=now, actor=actor, action="account.block", object_type="account", object_id=i,
-                 summary="blocked by balance", before=None, after={"reason": "balance"}) for i in blocked]
-    rows += [dict(at=now, actor=actor, action="account.unblock", object_type="account", object_id=i,
-                  summary="balance block lifted", before={"reason": "balance"}, after=None) for i in unblocked]
-    # a plain INSERT built once (as audit.record's): the ORM's bulk insert cost ~200 Python calls
-    db.session.execute(_audit_insert(), rows[0] if len(rows) == 1 else rows)
+    rows = [dict(at=now, actor=actor, action=BLOCKED[0], object_type="account", object_id=i,
+                 summary=BLOCKED[1], before=None, after={"reason": "balance"}) for i in blocked]
+    rows += [dict(at=now, actor=actor, action=LIFTED[0], object_type="account", object_id=i,
+                  summary=LIFTED[1], before={"reason": "balance"}, after=None) for i in unblocked]
+    # audit.record's plain INSERT, built once: the ORM's bulk insert cost ~200 Python calls
+    db.session.execute(audit.INSERT, rows[0] if len(rows) == 1 else rows)
     notify(blocked, "blocked_by_balance")
     notify(unblocked, "unblocked_by_balance")
     _expire_accounts(set(blocked) | set(unblocked))
@@ -206,10 +207,6 @@ def _expire_accounts(changed: set) -> None:
     if changed:
         expire_loaded(Account, ["status", "block_reasons", "status_changed_on"], lambda a: a.id in changed)
 
-
-@cache
-def _audit_insert():
-    return insert(AuditEntry.__table__)
 
 
 def idle():

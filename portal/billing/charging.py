@@ -410,12 +410,14 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     ``reason``: the change, as the audit log names it (account.block, service.end, ...): each
     entry keeps it, so that the ledger can say what a refund was for."""
     ids = list(account_ids)
-    if not ids:
-        return 0
+    return _charge_now(ids, actor, keyed, expire, reason)[0] if ids else 0
+
+
+def _charge_now(ids: list[int], actor: str, keyed, expire: bool, reason: str | None) -> tuple:
     today = clock.today()
     if expire:
         expire_services(today, ids, actor)
-    return _post(today, ids, None, actor, keyed, reason)[0]
+    return _post(today, ids, None, actor, keyed, reason)
 
 
 def charge_one_contract(contract_id: int, account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None,
@@ -424,12 +426,7 @@ def charge_one_contract(contract_id: int, account_ids, *, actor: str, keyed: tup
     that contract (blocking.idle): read in the posting statement when it moved the balance (on
     PostgreSQL, for one account), else by ``is_idle``'s small SELECT."""
     ids = list(account_ids)
-    idle_after = None
-    if ids:
-        today = clock.today()
-        if expire:
-            expire_services(today, ids, actor)
-        idle_after = _post(today, ids, None, actor, keyed, reason)[3]
+    idle_after = _charge_now(ids, actor, keyed, expire, reason)[3] if ids else None
     return is_idle(contract_id) if idle_after is None else bool(idle_after)
 
 

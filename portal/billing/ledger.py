@@ -33,8 +33,7 @@ from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ON
 from . import audit, inputs, notice_events, notices
 from .errors import BillingError, NotFound
 from .hooks import known_platforms
-from .outbox import ROWS_KEY as OUTBOX_ROWS_KEY
-from .outbox import platforms_query
+from .outbox import platforms_query, remember
 from .sqlfrag import json_object
 
 # Which sign each kind of entry may carry.
@@ -248,8 +247,8 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
             pre_id = rows[0][0]
             rows = [tuple(r[1:]) for r in rows] if rows[0][1] is not None else []
         applied = rows[0][:4] if rows else None
-        if rows and rows[0][4] is not None:  # the outbox rows, for the after-commit hand-off (outbox._remember)
-            db.session.info.setdefault(OUTBOX_ROWS_KEY, []).extend(tuple(r[4:]) for r in rows)
+        if rows and rows[0][4] is not None:  # the outbox rows, for the after-commit hand-off
+            remember(r[4:] for r in rows)
         new_id = applied[0] if applied is not None else None
     else:
         if pre is not None:
@@ -270,7 +269,6 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
         entry = LedgerEntry(id=new_id, **values, **{k: None for k in _UNSET})
         make_transient_to_detached(entry)
         db.session.add(entry)
-    applied_sql = applied
     if applied is not None:
         idle, solvent = applied[1], applied[2]
     else:
@@ -287,7 +285,7 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
         apply_balance_rule([contract_id], actor=actor, solvent=solvent)
     # platforms that show the balance (webhook, IPTV middleware) hear of the new money (on
     # PostgreSQL the statement above wrote their outbox rows)
-    if applied_sql is None:
+    if applied is None:
         from .outbox import notify_contract
 
         notify_contract(contract_id, f"ledger.{kind}")

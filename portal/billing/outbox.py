@@ -101,13 +101,13 @@ def notify(account_ids, reason: str) -> None:
     """Add outbox rows for these accounts on every platform they are on (or were synced to)."""
     account_ids = list(account_ids)
     if len(account_ids) == 1:
-        _remember(db.session.execute(_notify_statement(tuple(known_platforms()), True), {
+        remember(db.session.execute(_notify_statement(tuple(known_platforms()), True), {
             "id": account_ids[0], "reason": reason[:64], "now": utcnow()}).all())
         return
     for start in range(0, len(account_ids), CHUNK):
         rows = db.session.execute(_notify_statement(tuple(known_platforms())), {
             "ids": account_ids[start:start + CHUNK], "reason": reason[:64], "now": utcnow()}).all()
-        _remember(rows)
+        remember(rows)
 
 
 @cache
@@ -125,7 +125,7 @@ def _notify_contract_statement(platforms: tuple[str, ...]):
 
 def notify_contract(contract_id: int, reason: str) -> None:
     """``notify`` for every account of a contract."""
-    _remember(db.session.execute(_notify_contract_statement(tuple(known_platforms())), {
+    remember(db.session.execute(_notify_contract_statement(tuple(known_platforms())), {
         "contract_id": contract_id, "reason": reason[:64], "now": utcnow()}).all())
 
 
@@ -136,10 +136,12 @@ def add_events(pairs, reason: str) -> None:
             for a, p in pairs]
     db.session.add_all(rows)
     db.session.flush()
-    _remember([(r.id, r.account_id, r.platform, r.reason) for r in rows])
+    remember([(r.id, r.account_id, r.platform, r.reason) for r in rows])
 
 
-def _remember(rows) -> None:
+def remember(rows) -> None:
+    """Hand these outbox rows (id, account id, platform, reason) to the after-commit hand-off, as
+    every writer of outbox rows must (notify, a posting's or the rule's own statement)."""
     # After commit, these rows are handed to RQ (portal.platforms.outbox.install). They are
     # written as enqueued already, so the hand-off needs no second transaction; if it fails, they are marked
     # un-enqueued again, and if even that fails the sweeper takes them once they are overdue
