@@ -175,6 +175,16 @@ UPDATE contracts c SET search_text = concat_ws(' ', nullif(lower(c.number), ''),
 FROM subscribers s WHERE s.id = c.subscriber_id"""
 # columns added to the models since the data was generated, and how to fill them
 FILLS = {("contracts", "search_text"): CONTRACT_TEXT}
+# the payments' search texts (portal/models/payment_texts.py: what its triggers write for each
+# payment), set-based; also run by ensure_indexes when the table is new (--reuse)
+PAYMENT_TEXTS = """
+INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer)
+SELECT l.id, l.contract_id, l.idempotency_key, l.comment, c.search_text
+FROM ledger_entries l JOIN contracts c ON c.id = l.contract_id WHERE l.kind = 'payment' ORDER BY l.id"""
+# tables added to the models since the data was generated, and how to fill them
+TABLE_FILLS = {"payment_texts": PAYMENT_TEXTS}
+# the models' triggers (payment_texts'), off while the rows are loaded and filled set-based
+TRIGGERS = [("ledger_entries", "ledger_entries_payment_texts"), ("contracts", "contracts_payment_texts")]
 
 
 def _u(g: str, salt: int) -> str:
@@ -205,6 +215,8 @@ def generate(url: str, n: int) -> None:
             c.execute(f'DROP INDEX IF EXISTS "{ix.name}"')
         c.execute("SET synchronous_commit = off")
         c.execute("SET maintenance_work_mem = '512MB'")
+        for table, trigger in TRIGGERS:  # (on again after the set-based fill of payment_texts)
+            c.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER "{trigger}"')
         p = {
             "n": n,
             "sm": [s[0] for s in SURNAMES] + [RARE[0]], "sf": [s[1] for s in SURNAMES] + [RARE[1]],
@@ -303,6 +315,7 @@ UPDATE subscribers SET search_text = concat_ws(' ', nullif(replace(lower(full_na
                                                nullif(lower(email), ''), nullif(lower(cabinet_login), ''),
                                                regexp_replace(phones->>0, '\\D', '', 'g'))"""),
             ("contracts.search_text", CONTRACT_TEXT),
+            ("payment_texts", PAYMENT_TEXTS),
             ("accounts.search_text", """
 UPDATE accounts SET search_text = concat_ws(' ', lower(login),
                                             concat_ws(', ', nullif(replace(lower(house), 'ё', 'е'), ''),
@@ -360,6 +373,8 @@ ORDER BY gs.g"""),
         for table in ("agents", "tariffs", "staff_users", "subscribers", "contracts", "accounts", "ledger_entries",
                       "sync_states", "audit_log"):
             c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        for table, trigger in TRIGGERS:
+            c.execute(f'ALTER TABLE "{table}" ENABLE TRIGGER "{trigger}"')
         c.commit()
     ensure_indexes(url)
     with connect(url) as c:
@@ -402,8 +417,19 @@ def ensure_indexes(url: str) -> None:
         import portal.models  # noqa: F401
         from portal.extensions import db
 
+        had = {r[0] for r in conn.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         db.metadata.create_all(conn)  # tables added to the models since (empty), and pg_trgm
         conn.commit()
+        for name, sql in TABLE_FILLS.items():  # (their indexes built after the rows, below)
+            if name in had:
+                continue
+            for ix in db.metadata.tables[name].indexes:
+                conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{ix.name}"')
+            t0 = time.perf_counter()
+            n = conn.exec_driver_sql(sql).rowcount
+            conn.commit()
+            log(f"  table {name} added and filled: {n:,} rows in {time.perf_counter() - t0:.1f} s")
         # columns added to the models since: nullable (or with their server default), filled
         # by FILLS where the bench's lists need the data
         added = []
@@ -922,7 +948,7 @@ def main(argv=None) -> int:
     with connect(url) as c:
         sizes = c.execute("SELECT relname, pg_size_pretty(pg_total_relation_size(oid)) FROM pg_class "
                           "WHERE relname IN ('subscribers', 'contracts', 'accounts', 'ledger_entries', "
-                          "'sync_states', 'audit_log') ORDER BY relname").fetchall()
+                          "'sync_states', 'audit_log', 'payment_texts') ORDER BY relname").fetchall()
     log("table + index sizes: " + ", ".join(f"{t} {s}" for t, s in sizes))
     if args.exports:
         log(f"exports ({datetime.now():%Y-%m-%d})")

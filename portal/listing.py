@@ -157,7 +157,7 @@ def _walk(keyed, id_col, sort_col, desc: bool, bound, limit: int, start=None):
     walk = [edge >= bound if desc else edge <= bound] if bound is not None else []
     if start is not None:
         walk.append(edge < start if desc else edge > start)
-    walked = keyed(walk) if callable(keyed) else keyed.where(*walk) if walk else keyed
+    walked = keyed(walk, desc, limit + 1) if callable(keyed) else keyed.where(*walk) if walk else keyed
     _plan("walk")
     return db.session.execute(walked.order_by(*order).limit(limit + 1)).all()
 
@@ -211,9 +211,9 @@ def _walk_on(keyed, id_col, sort_col, parse, desc: bool, limit: int, value_of, r
 
 
 def _walk_form(walk_form, cursor: list):
-    """``walk_form`` as _walk takes it: given the walked range's conditions, the query in that
-    form with those conditions and the cursor's."""
-    return lambda walk: walk_form(cursor + walk).where(*cursor, *walk)
+    """``walk_form`` as _walk takes it: given the walked range's conditions, the direction and
+    the number of rows wanted, the query in that form with those conditions and the cursor's."""
+    return lambda walk, desc, limit: walk_form(cursor + walk, desc, limit).where(*cursor, *walk)
 
 
 def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | None, limit: int,
@@ -241,9 +241,11 @@ def narrowed_page(query, id_col, *, sort_col, parse, desc: bool, after: str | No
     ``by_index``: the same rows as ``query`` in a shape the planner finds by indexes (a search
     over joined tables as a union of ids: portal/admin/lists.py), for step 2. ``first``: step
     1's (bound, rows), already walked. ``walk_form``: for walks in the id order, a function of
-    the walked range's conditions on the id (a list) that returns the same rows as ``query``
-    in that range, in a shape cheaper to walk (the accounts' sync filter: the ids a filter's
-    own index finds in that range, portal/admin/lists.py); the range is applied to it too.
+    the walked range's conditions on the id (a list), the direction (desc) and the number of
+    rows the walk takes (limit + 1) that returns the same first rows as
+    ``query`` in that range, in a shape cheaper to walk (the accounts' sync filter: the ids a
+    filter's own index finds in that range; a payments search: the first matches among the
+    payments' texts, ``payment_texts``; portal/admin/lists.py); the range is applied to it too.
 
     L1: when step 1 in a picked order found nothing near the cursor and a ``fallback`` may
     answer, the fallback's own first walk (the id order, where matches are spread) is taken

@@ -49,6 +49,7 @@ from .notifications import (  # noqa: F401
     NotificationPreference,
 )
 from .online_payments import ONLINE_PAYMENT_STATES, OnlinePayment, OnlineShop  # noqa: F401
+from .payment_texts import PaymentText  # noqa: F401
 from .payments import ACCOUNT_FIELDS, PROVIDER_RESULTS, AgentPayment, PaymentAgent, ProviderCall  # noqa: F401
 from .platforms import SYNC_STATES, OutboxEvent, PlatformConnection, SyncState  # noqa: F401
 from .promised import AMOUNT_MODES, PROMISED_STATES, PromisedPayment, PromisedRule, promised_rule_tariffs  # noqa: F401
