@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 class Statements:
     """Counts what the engine sends: statements (by their first words), commits, pool checkouts
-    and pings (a pre-ping is a round trip of its own)."""
+    and pings (a pre-ping is a round trip of its own). Statements run by the driver itself
+    (billing.driver_sql) fire the engine's before_cursor_execute too."""
 
     def __init__(self, engine):
         from sqlalchemy import event
@@ -89,6 +90,40 @@ class Statements:
     def take(self) -> Counter:
         out, self.counts = self.counts, Counter()
         return out
+
+
+class BackendCpu:
+    """CPU time (user + system, from /proc) of the PostgreSQL backends serving this database:
+    the database's side of each call (the server runs on this machine)."""
+
+    def __init__(self, database_url: str | None):
+        self.name = urlsplit(database_url).path.lstrip("/") if database_url else None
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.pids: list[int] = []
+
+    def find(self) -> None:
+        """The backends now connected to the database (the pool's, after the warm-up calls)."""
+        self.pids = []
+        if not self.name:
+            return
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    cmd = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if cmd.startswith("postgres: ") and f" {self.name} " in cmd:
+                    self.pids.append(int(entry))
+
+    def seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / self.tick
 
 
 def _prepare(kind: str, n: int):
@@ -145,8 +180,13 @@ def main() -> int:
     logged: set[str] = set()
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     counters: dict[str, cProfile.Profile] = {}
+    backends = BackendCpu(args.database_url)
+    db_cpu: dict[str, float] = defaultdict(float)
     for i, (label, send, check) in enumerate(calls):
         measured = i >= args.warm
+        if i == args.warm:
+            backends.find()
+        db_before = backends.seconds() if measured else 0.0
         if measured and args.log_sql and label not in logged:
             stats.log = []
         if measured and profiler:
@@ -166,6 +206,7 @@ def main() -> int:
             return 1
         got = stats.take()
         if measured:
+            db_cpu[label] += backends.seconds() - db_before
             cpu[label].append(used)
             counts[label] += got
             if stats.log is not None:
@@ -185,11 +226,14 @@ def main() -> int:
               f"  statements {per.get('statement', 0):5.2f}  commits {per.get('COMMIT', 0):4.2f}"
               f"  checkouts {per.get('(checkout)', 0):4.2f}  pings {per.get('(ping)', 0):4.2f}"
               f"  Redis {per.get('(redis)', 0):4.2f}"
+              + (f"  PostgreSQL CPU {db_cpu[label] / n * 1000:5.2f} ms" if backends.pids else "")
               + (f"  Python calls {sum(e.callcount for e in counters[label].getstats()) / n:7.0f}"
                  if label in counters else ""))
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile * 2)
+        if os.environ.get("PROFILE_DUMP"):
+            profiler.dump_stats(os.environ["PROFILE_DUMP"])
     return 0
 
 

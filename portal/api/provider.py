@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections import namedtuple
 from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, request
@@ -31,6 +32,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..billing import agent_payments as ap
+from ..billing import driver_sql
 from ..billing.crypto import decrypt
 from ..extensions import csrf, db
 from ..models import PaymentAgent
@@ -88,18 +90,30 @@ def _same(given, expected: str) -> bool:
     return hmac.compare_digest(str(given or "").encode(), expected.encode())
 
 
-# The agent as a plain row (its columns as attributes, read-only), not an ORM object: loading
-# one cost more than the statement on every call. With it, the query's account looked up the
-# way the agent names accounts (agent_payments.target_columns): one round trip for both.
-_AGENT = select(PaymentAgent.__table__, *ap.target_columns()) \
-    .where(PaymentAgent.__table__.c.slug == bindparam("slug"))
-_AGENT_BY_ID = select(PaymentAgent.__table__).where(PaymentAgent.__table__.c.id == bindparam("id"))
+# The agent as a plain row (the columns a call reads, as attributes), not an ORM object:
+# loading one cost more than the statement on every call. With it, the query's account looked
+# up the way the agent names accounts (agent_payments.target_columns): one round trip for both.
+# Run by the driver (billing.driver_sql): SQLAlchemy's result for this row built a description
+# of each of its columns on every call.
+_AGENT_COLUMNS = ("id", "name", "slug", "account_field", "networks", "secret_enc", "min_sum", "max_sum",
+                  "fee_percent_bp", "fee_fixed", "fee_withheld", "enabled")
+_agents = PaymentAgent.__table__
+_AGENT = select(*[_agents.c[n] for n in _AGENT_COLUMNS], *ap.target_columns()) \
+    .where(_agents.c.slug == bindparam("slug"))
+_AGENT_BY_ID = select(*[_agents.c[n] for n in _AGENT_COLUMNS]).where(_agents.c.id == bindparam("id"))
+AgentRow = namedtuple("AgentRow", _AGENT_COLUMNS + tuple(c.key for c in ap.target_columns()))
+AgentOnly = namedtuple("AgentOnly", _AGENT_COLUMNS)
+
+
+def _agent(stmt, params: dict, row_type):
+    found = driver_sql.rows(stmt, params)
+    return row_type(*found[0]) if found else None
 
 
 def _authenticate(slug: str) -> PaymentAgent:
     # (the account from the query only: a posted form is not read before the caller is let in)
-    agent = db.session.execute(_AGENT, {"slug": slug[:40], "account": request.args.get("account", "")[:64]}) \
-        .first() if ap.SLUG_RE.fullmatch(slug) else None
+    agent = _agent(_AGENT, {"slug": slug[:40], "account": request.args.get("account", "")[:64]}, AgentRow) \
+        if ap.SLUG_RE.fullmatch(slug) else None
     if agent is None:
         raise Refusal(404, ap.Answer(ap.OTHER, "no such agent"))
     source = request.remote_addr or ""
@@ -146,7 +160,7 @@ def _carry_out(agent: PaymentAgent, params: dict, started: float) -> ap.Answer:
                                  or getattr(e.orig, "sqlstate", None) in RETRYABLE):
                 # lost a race: run again and see what the winner did; or the database dropped the
                 # connection (a restart): once more on a new one (a repeated pay moves nothing twice)
-                agent = db.session.execute(_AGENT_BY_ID, {"id": agent_id}).first()
+                agent = _agent(_AGENT_BY_ID, {"id": agent_id}, AgentOnly)
                 continue
             log.exception("provider agent %s: call failed", agent_id)
             answer = ap.Answer(ap.TEMPORARY, "temporary error, try again later", sum=params.get("sum"))

@@ -37,13 +37,13 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
-from sqlalchemy import BigInteger, String, bindparam, delete, func, select, type_coerce
+from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, select, type_coerce
 
 from ..db_setup import dialect_insert
 from ..extensions import db
 from ..models import ACCOUNT_FIELDS, Account, AgentPayment, Contract, PaymentAgent, ProviderCall, from_minor, utcnow
 from ..models.ledger import PAYMENT_AGENT
-from . import audit, clock, ledger
+from . import audit, clock, driver_sql, ledger
 from .accounts import LOGIN_RE
 from .crypto import encrypt
 from .directory import CONTRACT_NUMBER_RE, _raise, _text, _unique
@@ -140,11 +140,11 @@ def target_columns():
 
 
 def _prefetched(agent, account: str):
-    """The agent row's ``target_columns`` when they were looked up for ``account``, else None."""
-    mapping = getattr(agent, "_mapping", None)
-    if mapping is None or "t_account" not in mapping or mapping["t_account"] != account:
+    """The agent row's ``target_columns`` (as attributes) when they were looked up for
+    ``account``, else None."""
+    if getattr(agent, "t_account", None) != account:
         return None
-    return mapping
+    return agent
 
 
 _PAYMENT_COLUMNS = ("agent_id", "txn_id", "txn_date", "account", "contract_id", "amount", "fee", "credited",
@@ -172,7 +172,7 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
         if pre is None:
             row = db.session.execute(_by_login(), {"login": account}).first()
         else:
-            row = None if pre["t_login_cid"] is None else (pre["t_login_cid"], pre["t_login_status"])
+            row = None if pre.t_login_cid is None else (pre.t_login_cid, pre.t_login_status)
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
         contract_id, status = row
@@ -185,7 +185,7 @@ def _target(agent: PaymentAgent, account: str, amount: Decimal) -> Contract | An
         if pre is None:
             row = db.session.execute(_by_number(), {"number": account}).first()
         else:
-            row = None if pre["t_contract_id"] is None else (pre["t_contract_id"], pre["t_live"], pre["t_dead"])
+            row = None if pre.t_contract_id is None else (pre.t_contract_id, pre.t_live, pre.t_dead)
         if row is None:
             return Answer(NO_ACCOUNT, "account not found", sum=s)
         contract_id, live_accounts, disabled_accounts = row
@@ -296,19 +296,21 @@ def pay(agent: PaymentAgent, params: dict) -> Answer:
 
 # -- the record of calls ---------------------------------------------------------------------------
 
-_RECORD = None
+_CALL_COLUMNS = ("agent_id", "at", "remote_addr", "command", "txn_id", "account", "sum", "txn_date", "result",
+                 "comment", "prv_txn", "ms")
+
+
+@cache
+def _record_statement():
+    table = ProviderCall.__table__
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in _CALL_COLUMNS})
 
 
 def record_call(agent_id: int, remote_addr: str, params: dict, answer: Answer, ms: int | None) -> None:
     """Add the call's record to the session's transaction (the caller commits); every field
     cut to its column, so a call cannot store more than a few hundred bytes."""
-    global _RECORD
-    if _RECORD is None:
-        from sqlalchemy import insert
-
-        _RECORD = insert(ProviderCall.__table__)
     command = params.get("command")
-    db.session.execute(_RECORD, dict(
+    driver_sql.rows(_record_statement(), dict(
         agent_id=agent_id, at=utcnow(), remote_addr=(remote_addr or "")[:64],
         command=command if command in ("check", "pay") else "other",
         txn_id=_cut(params.get("txn_id"), 64), account=_cut(params.get("account"), 64),

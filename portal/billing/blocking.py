@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
+from types import SimpleNamespace
 
-from sqlalchemy import BigInteger, Date, and_, bindparam, case, insert, literal, or_, select, type_coerce, update
+from sqlalchemy import BigInteger, Date, and_, bindparam, case, func, insert, literal, or_, select, type_coerce, update
 
 from ..extensions import db, expire_loaded
 from ..models import BLOCK_REASONS, Account, AuditEntry, Contract, OutboxEvent, utcnow
-from . import audit, clock, grace
+from . import audit, clock, driver_sql, grace
 from .hooks import known_platforms
 from .outbox import notify, platforms_query, remember
 from .prorate import unblock_charge
@@ -36,16 +37,20 @@ accounts = Account.__table__
 contracts = Contract.__table__
 
 
-def _short_contracts():
+def _short_contracts(since_inline: bool = False):
     """Contracts whose money is below the credit limit, that may be blocked (not "do not
     block", no hold-until in force) and whose grace is over (parameter: today; the operator's
-    grace is read by the statement itself)."""
+    grace is read by the statement itself). ``since_inline``: the grace counted from
+    ``below_limit_since`` as ``_since_statement`` sets it (today when it is not set yet), for a
+    statement that runs that UPDATE itself, as a CTE whose change its other parts do not see."""
     c = contracts.c
     money = type_coerce(c.balance, BigInteger) + type_coerce(c.credit_limit, BigInteger)
     today = bindparam("today", type_=Date())
+    since = SimpleNamespace(below_limit_since=func.coalesce(c.below_limit_since, today), grace_days=c.grace_days) \
+        if since_inline else c
     return select(c.id).where(money < 0, c.do_not_block.is_(False),
                               or_(c.do_not_block_until.is_(None), c.do_not_block_until < today),
-                              grace.block_on() <= today)
+                              grace.block_on(c=since) <= today)
 
 
 def _scope(col, scoped: bool, one: bool):
@@ -78,17 +83,20 @@ def _since_statement(scoped: bool, one: bool = False):
 
 
 @cache
-def _rule_statements(scoped: bool, one: bool = False):
+def _rule_statements(scoped: bool, one: bool = False, since_inline: bool = False):
     """The UPDATEs of the rule, built once per process (parameters: today and, when ``scoped``,
     contract_ids or, when ``one``, one_contract_id); each returns (account id, 1 if now blocked
     by balance else 0, contract id). For a few
     contracts (a change, a payment) block and unblock are one statement, one round trip; the
-    charge run over every contract keeps them apart, each planned as the plain filter it is."""
+    charge run over every contract keeps them apart, each planned as the plain filter it is.
+    ``since_inline``: see _short_contracts."""
     a = accounts.c
     today = bindparam("today", type_=a.status_changed_on.type)
     scope = _scope(a.contract_id, scoped, one)
-    short = a.contract_id.in_(_short_contracts())
-    to_block = and_(short, a.status.in_(("active", "blocked")), a.block_reasons.in_(WITHOUT_BALANCE))
+    short = a.contract_id.in_(_short_contracts(since_inline))
+    # (literal values: a plain list is an expanding parameter, rendered again at every execution)
+    to_block = and_(short, a.status.in_([literal("active"), literal("blocked")]),
+                    a.block_reasons.in_([literal(r) for r in WITHOUT_BALANCE]))
     to_lift = and_(~short, a.status == "blocked", a.block_reasons.op("&")(BALANCE) != 0)
     remaining = a.block_reasons.op("&")(~BALANCE)
     lifted = {"status": case((remaining == 0, "active"), else_="blocked"), "block_reasons": remaining}
@@ -107,13 +115,16 @@ def _rule_statements(scoped: bool, one: bool = False):
 
 @cache
 def _rule_recorded(platforms: tuple[str, ...]):
-    """PostgreSQL, one contract: the rule's UPDATE with what ``_record`` writes for the accounts
-    it changed, in one statement (data-modifying CTEs over its RETURNING): the audit rows and the
-    outbox rows (platforms from outbox.platforms_query). Returns (account id, now blocked,
-    contract id, outbox id, account id, platform, reason), one row per outbox row (NULLs when
-    none). Parameters: the rule's (today, one_contract_id), r_at, r_actor, r_null (None: the
-    JSON null audit.record writes for no before/after), o_now. Three round trips were one each."""
-    changed = _rule_statements(True, True)[0].cte("rule_changed")
+    """PostgreSQL, one contract: ``_since_statement``, the rule's UPDATE and what ``_record``
+    writes for the accounts it changed, in one statement (data-modifying CTEs; the rule reads the
+    contract's ``below_limit_since`` as the first sets it, since_inline): the audit rows and the
+    outbox rows (platforms from outbox.platforms_query) over the rule's RETURNING. Returns
+    (account id, now blocked, contract id, outbox id, account id, platform, reason), one row per
+    outbox row (NULLs when none). Parameters: the rule's (today, one_contract_id), r_at, r_actor,
+    r_null (None: the JSON null audit.record writes for no before/after), o_now. Four round
+    trips were one each."""
+    since = _since_statement(True, True).cte("since_kept")
+    changed = _rule_statements(True, True, True)[0].cte("rule_changed")
     account_id, now_blocked, contract_id = list(changed.c)
     is_block = now_blocked != 0
     au, o = AuditEntry.__table__.c, OutboxEvent.__table__.c
@@ -136,7 +147,7 @@ def _rule_recorded(platforms: tuple[str, ...]):
     ).returning(o.id, o.account_id, o.platform, o.reason).cte("rule_outbox")
     return select(account_id, now_blocked, contract_id, told.c.id, told.c.account_id, told.c.platform,
                   told.c.reason).select_from(changed.outerjoin(told, told.c.account_id == account_id)) \
-        .add_cte(audited)
+        .add_cte(audited, since)
 
 
 def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system",
@@ -157,12 +168,11 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
             return [], []
     one = scoped and len(contract_ids) == 1
     params = {"today": today, **(_scope_params(contract_ids) if scoped else {})}
-    db.session.execute(_since_statement(scoped, one), params)
     blocked, unblocked, blocked_contracts = [], [], set()
     if one and db.session.get_bind().dialect.name == "postgresql":
         now = utcnow()
-        rows = db.session.execute(_rule_recorded(tuple(known_platforms())), {
-            **params, "r_at": now, "r_actor": actor, "r_null": None, "o_now": now}).all()
+        rows = driver_sql.rows(_rule_recorded(tuple(known_platforms())), {
+            **params, "r_at": now, "r_actor": actor, "r_null": None, "o_now": now})
         seen, told = set(), []
         for account_id, now_blocked, contract_id, *outbox_row in rows:
             if outbox_row[0] is not None:
@@ -176,6 +186,7 @@ def balance_rule(contract_ids: list[int] | None = None, *, actor: str = "system"
         remember(told)  # for outbox's after-commit hand-off, as notify's
         _expire_accounts(seen)
     else:
+        db.session.execute(_since_statement(scoped, one), params)
         for statement in _rule_statements(scoped, one):
             for account_id, now_blocked, contract_id in db.session.execute(statement, params):
                 (blocked if now_blocked else unblocked).append(account_id)

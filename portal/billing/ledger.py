@@ -30,7 +30,7 @@ from ..models import (
     utcnow,
 )
 from ..models.ledger import PAYMENT_AGENT, PAYMENT_API, PAYMENT_CASH, PAYMENT_ONLINE, PAYMENT_SOURCES, PAYMENT_STATEMENT
-from . import audit, inputs, notice_events, notices
+from . import audit, driver_sql, inputs, notice_events, notices
 from .errors import BillingError, NotFound
 from .hooks import known_platforms
 from .outbox import platforms_query, remember
@@ -235,12 +235,12 @@ def _post(pre, pre_params: dict | None, contract_id: int, kind: str, amount: Dec
     dialect = db.session.get_bind().dialect.name
     applied, pre_id = None, None
     if dialect == "postgresql":
-        rows = db.session.execute(_insert_and_apply(bool(idempotency_key), pre, tuple(known_platforms())), {
+        rows = driver_sql.rows(_insert_and_apply(bool(idempotency_key), pre, tuple(known_platforms())), {
             **{"e_" + k: v for k, v in values.items()}, "minor": to_minor(amount),
             "a_at": utcnow(), "a_actor": actor or "system", "a_action": f"ledger.{kind}",
             "a_summary": f"{kind} {amount}"[:500], "a_before": None, "a_amount": str(amount),
             "a_comment": comment, **notice_events.payment_received_params(), "o_reason": f"ledger.{kind}"[:64],
-            "o_now": utcnow(), **(pre_params or {})}).all()
+            "o_now": utcnow(), **(pre_params or {})})
         if pre is not None:
             if not rows:
                 return None, None, False

@@ -31,7 +31,7 @@ from sqlalchemy import BigInteger, Date, String, bindparam, cast, literal, selec
 
 from ..extensions import db
 from ..models import Account, AssignedService, CatalogService, Contract, LedgerEntry, Notice, PromisedPayment, utcnow
-from . import clock, notices
+from . import clock, driver_sql, notices
 from .sqlfrag import amount_text, json_object
 
 _COLUMNS = ["subscriber_id", "contract_id", "account_id", "event", "data", "critical", "dedup_key", "created_at"]
@@ -89,7 +89,12 @@ def payments_received(entry_ids) -> int:
         return 0
     one = len(ids) == 1
     stmt = _payments_received_statement(db.session.get_bind().dialect.name, one)
-    return notices.run_insert(stmt, {("id" if one else "ids"): ids[0] if one else ids, **payment_received_params()})
+    if not one:
+        return notices.run_insert(stmt, {"ids": ids, **payment_received_params()})
+    # (one payment's: by the driver, billing.driver_sql)
+    new = [r[0] for r in driver_sql.rows(stmt, {"id": ids[0], **payment_received_params()})]
+    notices.remember(new)
+    return len(new)
 
 
 def promised_expiring(today: date | None = None) -> int:

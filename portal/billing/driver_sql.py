@@ -1,0 +1,65 @@
+"""The money hot paths' fixed statements, run by the driver itself on PostgreSQL.
+
+A statement a payment runs on every call is built once per process (``functools.cache``) and,
+here, compiled once too: its SQL text, the values of its literal parameters, the bind
+processors of its typed parameters (``Money`` to kopecks, ``UTCDateTime``, JSON) and the result
+processors of its columns. ``rows`` then hands psycopg the text and the processed values, in the
+session's connection and transaction, as ``db_setup.driver_first`` does for the row-version
+checks: SQLAlchemy's execution around a statement (the execution context, the result object,
+the cursor's column description it reads, a few hundred Python calls) cost as much CPU as the
+driver's own work, on each of a pay's statements. What the database receives is the same text
+with the same values (psycopg still prepares a statement it has seen often enough).
+
+Errors come out as SQLAlchemy's, a lost connection invalidated, as from ``session.execute``;
+the engine's ``before_cursor_execute`` listeners (statement counters, tests) and its echo are
+served as for any statement. Elsewhere (SQLite) ``rows`` is ``session.execute(...).all()``.
+"""
+from __future__ import annotations
+
+from ..extensions import db
+
+_compiled: dict[int, tuple] = {}
+
+
+def _compile(stmt, dialect) -> tuple:
+    compiled = stmt.compile(dialect=dialect)
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise ValueError("driver_sql: expanding or literal-execute parameters are re-rendered per execution")
+    defaults = compiled.construct_params(_check=False)
+    binds = tuple((name, proc) for name, proc in compiled._bind_processors.items() if proc is not None)
+    results = tuple(col[3]._cached_result_processor(dialect, None) for col in compiled._result_columns)
+    entry = (stmt, dialect, compiled.string, defaults, binds, results if any(results) else None)
+    _compiled[id(stmt)] = entry
+    return entry
+
+
+def rows(stmt, params: dict) -> list[tuple]:
+    """The rows of ``stmt`` (a statement built once per process: it is compiled on its first
+    run) with ``params``, as tuples with the columns' Python types."""
+    session = db.session()
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        result = session.execute(stmt, params)
+        return [tuple(r) for r in result] if result.returns_rows else []
+    entry = _compiled.get(id(stmt))
+    if entry is None or entry[0] is not stmt or entry[1] is not dialect:
+        entry = _compile(stmt, dialect)
+    _, _, sql, defaults, binds, results = entry
+    session._autoflush()  # as session.execute does for a statement over mapped entities
+    values = {**defaults, **params}
+    for name, proc in binds:
+        values[name] = proc(values[name])
+    if conn._has_events or conn.engine._has_events:
+        for listener in conn.dispatch.before_cursor_execute:
+            listener(conn, None, sql, values, None, False)
+    if conn._echo:
+        conn._log_info(sql)
+    try:
+        cursor = conn.connection.driver_connection.execute(sql, values)
+        out = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
+    except Exception as e:  # noqa: BLE001  (wrapped and raised as SQLAlchemy's, like any statement's)
+        conn._handle_dbapi_exception(e, sql, values, None, None)
+    if results is not None and out:
+        out = [tuple(v if p is None else p(v) for p, v in zip(results, r)) for r in out]
+    return out
