@@ -145,6 +145,7 @@ def main() -> int:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--log-sql", action="store_true", help="print the statements of one call of each kind")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions by own time")
+    parser.add_argument("--profile-label", default=None, help="profile only the calls of this kind (e.g. plain)")
     parser.add_argument("--python-calls", action="store_true",
                         help="count Python function calls per call (deterministic, unlike CPU time; slows the run)")
     args = parser.parse_args()
@@ -189,7 +190,8 @@ def main() -> int:
         db_before = backends.seconds() if measured else 0.0
         if measured and args.log_sql and label not in logged:
             stats.log = []
-        if measured and profiler:
+        profiled = measured and profiler and args.profile_label in (None, label)
+        if profiled:
             profiler.enable()
         counter = counters.setdefault(label, cProfile.Profile()) if measured and args.python_calls else None
         if counter:
@@ -199,7 +201,7 @@ def main() -> int:
         used = time.process_time() - t
         if counter:
             counter.disable()
-        if measured and profiler:
+        if profiled:
             profiler.disable()
         if not check(result):
             print(f"wrong answer for {label}: {result}")

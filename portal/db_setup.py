@@ -59,6 +59,84 @@ def _cache_long_statements() -> None:
     _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 100)
 
 
+class _Description:
+    """``cursor.description`` built on demand: psycopg builds a Column object per column on every
+    access (~3 µs each), and SQLAlchemy reads the description of every result only to see that
+    there is one when the statement's result metadata is cached (every statement of the hot
+    paths: an upsale pair's results had 130 columns). Columns are made from the result they
+    describe, when indexed or iterated."""
+
+    __slots__ = ("_result", "_encoding", "_adapters", "_columns")
+
+    def __init__(self, cursor):
+        self._result, self._encoding, self._adapters = cursor.pgresult, cursor._encoding, cursor.adapters
+        self._columns = None
+
+    @property
+    def pgresult(self):  # what psycopg's Column reads from "its cursor"
+        return self._result
+
+    @property
+    def adapters(self):
+        return self._adapters
+
+    def _all(self) -> list:
+        if self._columns is None:
+            from psycopg import Column
+            self._columns = [Column(self, i) for i in range(self._result.nfields)]
+        return self._columns
+
+    def __len__(self) -> int:
+        return self._result.nfields
+
+    def __getitem__(self, index):
+        return self._all()[index]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __eq__(self, other):
+        return self._all() == (other._all() if isinstance(other, _Description) else other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+def _lazy_description_cursor():
+    """psycopg's cursor with ``_Description`` as its description (same answer, None included)."""
+    import psycopg
+    from psycopg import pq
+
+    tuples = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_CHUNK)
+
+    class Cursor(psycopg.Cursor):
+        __slots__ = ()
+
+        @property
+        def description(self):
+            res = self.pgresult
+            if res and (res.nfields or res.status in tuples):
+                return _Description(self)
+            return None
+
+    return Cursor
+
+
+def _use_lazy_description(dbapi_conn, _record) -> None:
+    global _cursor_class
+    if _cursor_class is None:
+        _cursor_class = _lazy_description_cursor()
+    import psycopg
+
+    if dbapi_conn.cursor_factory is psycopg.Cursor:  # a connection set up otherwise is left alone
+        dbapi_conn.cursor_factory = _cursor_class
+
+
+_cursor_class = None
+
+
 def _check_idle_socket(dbapi_conn, _record, _proxy) -> None:
     """A pooled PostgreSQL connection is checked on checkout without a round trip (what
     ``pool_pre_ping`` costs on every request): an idle connection has nothing to read, so a
@@ -90,6 +168,9 @@ def configure_engine(engine: Engine) -> None:
     """
     if engine.dialect.name == "postgresql":
         _cache_long_statements()
+        if not getattr(engine, "_portal_cursor", False) and engine.dialect.driver == "psycopg":
+            engine._portal_cursor = True
+            event.listen(engine, "connect", _use_lazy_description)
         if not engine.pool._pre_ping and not getattr(engine, "_portal_checked", False):
             engine._portal_checked = True
             event.listen(engine.pool, "checkout", _check_idle_socket)

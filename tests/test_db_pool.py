@@ -66,3 +66,23 @@ def test_a_check_sent_by_the_driver_reports_a_dropped_connection_as_sqlalchemy_d
     assert failed.value.connection_invalidated
     db.session.rollback()
     assert driver_first("SELECT pg_backend_pid() <> %(pid)s", {"pid": pid}) == (True,)
+
+
+def test_the_description_the_engine_reads_is_psycopgs_own(app, ctx):
+    """Results' descriptions are built on demand (db_setup._Description): a statement read with
+    text() through the engine (SQLAlchemy then reads the names and types from the description)
+    gives the columns psycopg itself reports, and a statement without rows none."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    sql = "SELECT 1 AS one, 'x'::text AS two, now() AS three, NULL::numeric(12, 2) AS four"
+    with psycopg.connect(url) as plain:
+        expected = [(c.name, c.type_code, c.precision, c.scale) for c in plain.execute(sql).description]
+    raw = db.session.connection().connection.driver_connection
+    cursor = raw.execute(sql)
+    described = cursor.description
+    assert len(described) == 4
+    assert [(c.name, c.type_code, c.precision, c.scale) for c in described] == expected
+    assert [c.name for c in described[1:3]] == ["two", "three"]
+    assert raw.execute("SET LOCAL work_mem = '8MB'").description is None
+    row = db.session.execute(text(sql)).mappings().one()
+    assert list(row) == ["one", "two", "three", "four"] and row["one"] == 1 and row["two"] == "x"
+    assert raw.execute("SELECT").description == []  # a result of no columns is still a result
