@@ -20,6 +20,7 @@ inserted with ON CONFLICT DO NOTHING, and a call that finds it taken answers as 
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -27,7 +28,7 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from ...billing import accounts as acc
-from ...billing import clock
+from ...billing import clock, driver_sql
 from ...db_setup import dialect_insert
 from ...extensions import db
 from ...models import (
@@ -66,12 +67,29 @@ CHECKS = (
     .where(Account.login == bindparam("login"))
     .options(joinedload(Account.contract), joinedload(Account.services).joinedload(AssignedService.service))
 )
-# The transaction row as plain columns (an ORM object per call cost more than the statement)
+# The transaction row as plain columns (an ORM object per call cost more than the statement);
+# these statements run by the driver on PostgreSQL (billing.driver_sql: compiled once)
 BY_QS = select(_upsales).where(_upsales.c.qs_transaction_id == bindparam("qs"))
 BY_ID = select(_upsales).where(_upsales.c.id == bindparam("bid"))
 TAKE = (update(_upsales).where(_upsales.c.id == bindparam("bid"), _upsales.c.state == "pending")
         .values(state="committing").returning(*_upsales.c))
-COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid"))
+_COMMITTED_COLUMNS = ("state", "reply", "committed_at", "assigned_service_id")
+COMMITTED = update(_upsales).where(_upsales.c.id == bindparam("bid")).values(
+    {c: bindparam(c, type_=_upsales.c[c].type) for c in _COMMITTED_COLUMNS})
+_INSERTED_COLUMNS = ("id", "qs_transaction_id", "kind", "account_id", "new_service_id", "old_service_id", "params",
+                     "trial_days", "amount_quoted", "state", "created_at", "expires_at")
+Txn = namedtuple("Txn", [c.name for c in _upsales.c])
+
+
+def _txn(stmt, params: dict) -> Txn | None:
+    """The transaction's row from ``stmt`` (a read, or TAKE's RETURNING), or None."""
+    found = driver_sql.rows(stmt, params)
+    return Txn(*found[0]) if found else None
+
+
+def _finish(txn_id: str, state: str, reply: dict, committed_at=None, assigned_service_id=None) -> None:
+    driver_sql.rows(COMMITTED, {"bid": txn_id, "state": state, "reply": reply, "committed_at": committed_at,
+                                "assigned_service_id": assigned_service_id})
 
 
 class Refusal(Exception):
@@ -159,8 +177,9 @@ def _insert_once(dialect: str):
     """INSERT of a transaction that does nothing when its qsTransactionId is taken (a parallel
     ensure won): no unique violation, so nothing to roll back and no 500. It returns the id it
     inserted, or no row (psycopg reports no rowcount for it)."""
-    return (dialect_insert(_upsales).on_conflict_do_nothing(index_elements=["qs_transaction_id"])
-            .returning(_upsales.c.id))
+    return (dialect_insert(_upsales)
+            .values({c: bindparam(c, type_=_upsales.c[c].type) for c in _INSERTED_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["qs_transaction_id"]).returning(_upsales.c.id))
 
 
 def _repeat(existing, kind: str, params: dict) -> tuple[int, dict]:
@@ -172,8 +191,8 @@ def _repeat(existing, kind: str, params: dict) -> tuple[int, dict]:
     return 200, {"result": "operation_ensured", "billingTransactionId": existing.id}
 
 
-def _recorded(params: dict):
-    return db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).first()
+def _recorded(params: dict) -> Txn | None:
+    return _txn(BY_QS, {"qs": params["qsTransactionId"]})
 
 
 def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
@@ -192,15 +211,15 @@ def ensure(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
         return _repeat(existing, kind, params) if existing is not None else (200, data)
     account, new, old, quote = data
     txn_id, now = str(uuid.uuid4()), utcnow()
-    added = db.session.scalar(_insert_once(db.session.get_bind().dialect.name), dict(
+    added = driver_sql.rows(_insert_once(db.session.get_bind().dialect.name), dict(
         id=txn_id, qs_transaction_id=params["qsTransactionId"], kind=kind, account_id=account.id,
         new_service_id=new.id, old_service_id=old.service_id if old else None, params=_identity(params),
         trial_days=int(params["trialDays"]), amount_quoted=quote, state="pending", created_at=now,
         expires_at=now + timedelta(seconds=settings.upsale_ttl)))
-    if added is None:
+    if not added:
         # A repeat, or the INSERT waited for the parallel ensure that took the key to commit; the
         # row is visible now (a new statement's snapshot), and this call is a repeat of it.
-        return _repeat(db.session.execute(BY_QS, {"qs": params["qsTransactionId"]}).one(), kind, params)
+        return _repeat(_recorded(params), kind, params)
     return 200, {"result": "operation_ensured", "billingTransactionId": txn_id}
 
 
@@ -229,10 +248,10 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     # Take the transaction: a compare-and-set, so of two commits at once exactly one does the work
     # (the other waits on the row lock, then finds it taken and replays the answer).
     # (RETURNING loads the row it took in the same statement; otherwise one plain read)
-    txn = db.session.execute(TAKE, {"bid": bid}).first()
+    txn = _txn(TAKE, {"bid": bid})
     taken = txn is not None
     if txn is None:
-        txn = db.session.execute(BY_ID, {"bid": bid}).first()
+        txn = _txn(BY_ID, {"bid": bid})
     if txn is None:
         raise Refusal(404, "Transaction not found", "billingTransactionId")
     if txn.qs_transaction_id != params["qsTransactionId"] or txn.kind != kind or \
@@ -249,14 +268,12 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
     if txn.expires_at < utcnow():  # too late: the checks again; a refusal is final for this transaction
         outcome, data = _resolve(kind, {**txn.params, "qsTransactionId": txn.qs_transaction_id}, settings)
         if outcome == "refused":
-            db.session.execute(COMMITTED, {"bid": txn.id, "state": "refused", "reply": data, "committed_at": None,
-                                           "assigned_service_id": None})
+            _finish(txn.id, "refused", data)
             return 200, dict(data)
         _, _, old, _ = data
     if tv.holding(account, service) is not None:
         reply = {"result": "no_action_required"}
-        db.session.execute(COMMITTED, {"bid": txn.id, "state": "refused", "reply": reply, "committed_at": None,
-                                       "assigned_service_id": None})
+        _finish(txn.id, "refused", reply)
         return 200, dict(reply)
     # The charge is posted as billing's charge for the change, keyed by this transaction as it
     # is written: the ledger itself refuses a second charge for it.
@@ -266,6 +283,5 @@ def commit(kind: str, params: dict, settings: Settings) -> tuple[int, dict]:
         start = max(start, datetime.combine(assigned.starts_on, datetime.min.time(), tzinfo=clock.tz()))
     reply = {"result": "operation_commited", "billingTransactionId": txn.id,
              "billingStartTimestamp": start.replace(microsecond=0).isoformat()}
-    db.session.execute(COMMITTED, {"bid": txn.id, "state": "committed", "reply": reply, "committed_at": utcnow(),
-                                   "assigned_service_id": assigned.id})
+    _finish(txn.id, "committed", reply, utcnow(), assigned.id)
     return 200, dict(reply)
