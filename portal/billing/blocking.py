@@ -238,7 +238,8 @@ def _idle_statement():
 
 def is_idle(contract_id: int) -> bool:
     """``idle`` for one contract, read now (one small SELECT: cheaper than the rule's statements)."""
-    return bool(db.session.scalar(_idle_statement(), {"cid": contract_id}))
+    found = driver_sql.rows(_idle_statement(), {"cid": contract_id})
+    return bool(found and found[0][0])
 
 
 def money_left(contract: Contract) -> Decimal:
