@@ -178,8 +178,8 @@ FILLS = {("contracts", "search_text"): CONTRACT_TEXT}
 # the payments' search texts (portal/models/payment_texts.py: what its triggers write for each
 # payment), set-based; also run by ensure_indexes when the table is new (--reuse)
 PAYMENT_TEXTS = """
-INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer)
-SELECT l.id, l.contract_id, l.idempotency_key, l.comment, c.search_text
+INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer, created_at, source, cashier_id)
+SELECT l.id, l.contract_id, l.idempotency_key, l.comment, c.search_text, l.created_at, l.source, l.cashier_id
 FROM ledger_entries l JOIN contracts c ON c.id = l.contract_id WHERE l.kind = 'payment' ORDER BY l.id"""
 # tables added to the models since the data was generated, and how to fill them
 TABLE_FILLS = {"payment_texts": PAYMENT_TEXTS}

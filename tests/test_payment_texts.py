@@ -105,6 +105,7 @@ def test_the_payments_search_finds_the_same_payments_as_before(app, client, monk
         assert _every(client, f"/payments?q={q}") == expected, q
         assert _every(client, f"/payments?q={q}&sort=created") == expected[::-1], q
         assert _every(client, f"/payments?q={q}&source=agent") == by_source, q
+        assert _every(client, f"/payments?q={q}&source=agent&period=30&sort=created") == by_source[::-1], q
         totals = client.get(f"/payments?q={q}&totals=1&lang=en").get_data(as_text=True)
         assert f"Payments: <b>{len(expected)}</b>" in totals, q
     assert found_any >= len(QUERIES) - 3  # (the data set is not empty for the queries)

@@ -4,8 +4,9 @@ Revision ID: 9d5e6f7a8b90
 Revises: 8c6bd4e5f607
 Create Date: 2026-12-04 08:30:00
 
-``payment_texts``: one row per payment (ledger entry id, contract id, payment id, comment, and
-the payer's text: the contract's ``search_text``), which the payments list searches instead of
+``payment_texts``: one row per payment (ledger entry id, contract id, payment id, comment, the
+payer's text: the contract's ``search_text``, and the time, source and cashier the list filters
+by), which the payments list searches instead of
 reading each walked payment's contract (``portal/models/payment_texts.py``). Written by the
 database itself: an ``AFTER INSERT ON ledger_entries WHEN kind = 'payment'`` trigger copies a new
 payment's texts, and an ``AFTER UPDATE OF search_text ON contracts`` trigger rewrites that
@@ -25,8 +26,9 @@ down_revision = '8c6bd4e5f607'
 branch_labels = None
 depends_on = None
 
-COPY = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer)
-    SELECT NEW.id, NEW.contract_id, NEW.idempotency_key, NEW.comment, c.search_text
+COPY = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer, created_at, source, cashier_id)
+    SELECT NEW.id, NEW.contract_id, NEW.idempotency_key, NEW.comment, c.search_text, NEW.created_at, NEW.source,
+           NEW.cashier_id
     FROM contracts c WHERE c.id = NEW.contract_id"""
 PAYER = "UPDATE payment_texts SET payer = NEW.search_text WHERE contract_id = NEW.id"
 
@@ -53,8 +55,8 @@ SQLITE = [
     FOR EACH ROW WHEN OLD.search_text IS NOT NEW.search_text BEGIN {PAYER}; END""",
 ]
 
-FILL = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer)
-    SELECT l.id, l.contract_id, l.idempotency_key, l.comment, c.search_text
+FILL = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer, created_at, source, cashier_id)
+    SELECT l.id, l.contract_id, l.idempotency_key, l.comment, c.search_text, l.created_at, l.source, l.cashier_id
     FROM ledger_entries l JOIN contracts c ON c.id = l.contract_id
     WHERE l.kind = 'payment' ORDER BY l.id"""
 
@@ -69,6 +71,9 @@ def upgrade():
         sa.Column("key", sa.String(length=200), nullable=True),
         sa.Column("comment", sa.String(length=500), nullable=True),
         sa.Column("payer", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=True),
+        sa.Column("cashier_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["entry_id"], ["ledger_entries.id"], name=op.f("fk_payment_texts_entry_id_ledger_entries"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_payment_texts")),

@@ -161,31 +161,33 @@ def _payment_text_match(q: str):
                *(() if payer is None else (payer,)))
 
 
+# the ledger's columns that payment_texts holds too, by name there (models/payment_texts.py)
+_TEXT_COLUMNS = {"id": "entry_id", "created_at": "created_at", "source": "source", "cashier_id": "cashier_id"}
+
+
 def _to_texts(element):
-    """ledger_entries.id in a walked range's conditions -> payment_texts.entry_id."""
+    """A ledger column in a walked range's or a filter's conditions -> payment_texts' own."""
     table = getattr(element, "table", None)
     if isinstance(element, ColumnClause) and getattr(table, "name", None) == "ledger_entries" \
-            and element.name == "id":
-        return PaymentText.__table__.c.entry_id
+            and element.name in _TEXT_COLUMNS:
+        return PaymentText.__table__.c[_TEXT_COLUMNS[element.name]]
     return None
 
 
 def _payment_walk(args: dict, walked: list, desc: bool, n: int):
     """L (issue 16): a payments search walked on ``payment_texts``, not on the ledger and each
-    payment's contract: the first ``n`` payments in the walked range (id order) whose texts
-    match, read off its primary key (one narrow row per payment: the walk of ~3,600 payments for
-    a page of a common surname at 1M read 92 buffers instead of 14,541); the list's query then
-    reads those payments by id. The filters (the payment's time, source, cashier) are tested on
-    the ledger row of each match only, so the LIMIT holds for them too."""
+    payment's contract: the first ``n`` payments in the walked range (id order) whose filters
+    (time, source, cashier: copied there as posted, tested first) and texts match, read off its
+    primary key (one narrow row per payment: the walk of ~3,600 payments for a page of a common
+    surname at 1M read 92 buffers instead of 14,541); the list's query then reads those payments
+    by id."""
     texts = PaymentText
-    in_range = [replacement_traverse(c, {}, _to_texts) for c in walked]
-    found = select(texts.entry_id).where(*in_range)
-    on = [f for f in PAYMENTS.filters if f.name in args]
-    if on:
-        found = found.join(LedgerEntry, LedgerEntry.id == texts.entry_id)
-        for f in on:
-            found = f.apply(found, args[f.name])
-    found = found.where(_payment_text_match(args["q"])) \
+    conditions = [replacement_traverse(c, {}, _to_texts) for c in walked]
+    for f in PAYMENTS.filters:
+        if f.name in args:
+            conditions.append(replacement_traverse(f.apply(select(LedgerEntry.id), args[f.name]).whereclause,
+                                                   {}, _to_texts))
+    found = select(texts.entry_id).where(*conditions, _payment_text_match(args["q"])) \
         .order_by(texts.entry_id.desc() if desc else texts.entry_id).limit(n).subquery()
     ids = select(func.array_agg(found.c.entry_id)).scalar_subquery()
     return LedgerEntry.id == any_(cast(ids, ARRAY(BigInteger)))

@@ -2,8 +2,10 @@
 database itself (issue 16 item 2, bench/README.md's sixth and seventh passes).
 
 ``payment_texts``: a payment's ledger entry id, its contract, its payment id (the idempotency
-key) and comment as posted, and its payer's text (the contract's ``search_text``: its number
-and its subscriber's name, phones, e-mail, login, folded by ``models/search.py``). A search of
+key) and comment as posted, what the list filters by (its time, source and cashier, as
+posted: a filtered search tests them here before the texts), and its payer's text (the
+contract's ``search_text``: its number and its subscriber's name, phones, e-mail, login, folded
+by ``models/search.py``). A search of
 the payments list walks this narrow table in entry-id order instead of each walked payment's
 contract (at a million payments that probe was 4 buffer reads a payment, 17-24 ms of a search
 for a common surname), and finds a payer's payments by its own trigram index (PostgreSQL).
@@ -23,11 +25,13 @@ creates the table, the triggers and the rows of the payments already posted;
 ``db.create_all()`` creates the triggers through the DDL hooks below."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import DDL, BigInteger, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .base import trigram_index
+from .base import UTCDateTime, trigram_index
 
 
 class PaymentText(db.Model):
@@ -42,11 +46,16 @@ class PaymentText(db.Model):
     key: Mapped[str | None] = mapped_column(String(200))
     comment: Mapped[str | None] = mapped_column(String(500))
     payer: Mapped[str | None] = mapped_column(Text)
+    # the list's filters, as the ledger row has them (no index: tested on the walked rows)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(16))
+    cashier_id: Mapped[int | None] = mapped_column(Integer)
 
 
 # The triggers, as migration 9d5e6f7a8b90 creates them (keep the two the same).
-_COPY = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer)
-    SELECT NEW.id, NEW.contract_id, NEW.idempotency_key, NEW.comment, c.search_text
+_COPY = """INSERT INTO payment_texts (entry_id, contract_id, key, comment, payer, created_at, source, cashier_id)
+    SELECT NEW.id, NEW.contract_id, NEW.idempotency_key, NEW.comment, c.search_text, NEW.created_at, NEW.source,
+           NEW.cashier_id
     FROM contracts c WHERE c.id = NEW.contract_id"""
 _PAYER = "UPDATE payment_texts SET payer = NEW.search_text WHERE contract_id = NEW.id"
 
