@@ -18,19 +18,28 @@ from __future__ import annotations
 
 from ..extensions import db
 
-_compiled: dict[int, tuple] = {}
+_compiled: dict[int, list] = {}
+_UNKNOWN = object()  # result processors not known yet
 
 
-def _compile(stmt, dialect) -> tuple:
+def _compile(stmt, dialect) -> list:
     compiled = stmt.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("driver_sql: expanding or literal-execute parameters are re-rendered per execution")
     defaults = compiled.construct_params(_check=False)
     binds = tuple((name, proc) for name, proc in compiled._bind_processors.items() if proc is not None)
-    results = tuple(col[3]._cached_result_processor(dialect, None) for col in compiled._result_columns)
-    entry = (stmt, dialect, compiled.string, defaults, binds, results if any(results) else None)
+    # the result processors wait for the first result: some depend on the column's type as the
+    # server reports it (a numeric's)
+    entry = [stmt, dialect, compiled.string, defaults, binds, _UNKNOWN, [col[3] for col in compiled._result_columns]]
     _compiled[id(stmt)] = entry
     return entry
+
+
+def _result_processors(entry: list, dialect, result) -> tuple | None:
+    processors = tuple(type_._cached_result_processor(dialect, result.ftype(i))
+                       for i, type_ in enumerate(entry[6][:result.nfields]))
+    entry[5] = processors if any(processors) else None
+    return entry[5]
 
 
 def rows(stmt, params: dict) -> list[tuple]:
@@ -45,7 +54,7 @@ def rows(stmt, params: dict) -> list[tuple]:
     entry = _compiled.get(id(stmt))
     if entry is None or entry[0] is not stmt or entry[1] is not dialect:
         entry = _compile(stmt, dialect)
-    _, _, sql, defaults, binds, results = entry
+    _, _, sql, defaults, binds, results, _ = entry
     session._autoflush()  # as session.execute does for a statement over mapped entities
     values = {**defaults, **params}
     for name, proc in binds:
@@ -57,9 +66,12 @@ def rows(stmt, params: dict) -> list[tuple]:
         conn._log_info(sql)
     try:
         cursor = conn.connection.driver_connection.execute(sql, values)
-        out = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
+        result = cursor.pgresult
+        out = cursor.fetchall() if result is not None and result.nfields else []
     except Exception as e:  # noqa: BLE001  (wrapped and raised as SQLAlchemy's, like any statement's)
         conn._handle_dbapi_exception(e, sql, values, None, None)
+    if results is _UNKNOWN and out:
+        results = _result_processors(entry, dialect, result)
     if results is not None and out:
         out = [tuple(v if p is None else p(v) for p, v in zip(results, r)) for r in out]
     return out
