@@ -93,7 +93,9 @@ def _rule_statements(scoped: bool, one: bool = False, since_inline: bool = False
     a = accounts.c
     today = bindparam("today", type_=a.status_changed_on.type)
     scope = _scope(a.contract_id, scoped, one)
-    short = a.contract_id.in_(_short_contracts(since_inline))
+    # the short contracts among those in scope: unscoped, the subquery was planned as a scan of
+    # every contract (a hashed subplan, evaluated up to four times) for a payment's one contract
+    short = a.contract_id.in_(_short_contracts(since_inline).where(*_scope(contracts.c.id, scoped, one)))
     # (literal values: a plain list is an expanding parameter, rendered again at every execution)
     to_block = and_(short, a.status.in_([literal("active"), literal("blocked")]),
                     a.block_reasons.in_([literal(r) for r in WITHOUT_BALANCE]))
