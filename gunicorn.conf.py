@@ -25,10 +25,12 @@ preload_app = True
 def post_fork(server, worker):
     # No connection may be shared across processes: drop any the master's pool holds (creating
     # the app opens none today; this keeps it so).
-    from portal.extensions import db
+    app = server.app.wsgi()
+    if hasattr(app, "app_context"):  # the portal (tests serve a bare WSGI function with this file too)
+        from portal.extensions import db
 
-    with server.app.wsgi().app_context():
-        db.engine.dispose(close=False)
+        with app.app_context():
+            db.engine.dispose(close=False)
 
 
 def post_worker_init(worker):
@@ -38,3 +40,48 @@ def post_worker_init(worker):
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    _linger_only_when_needed()
+
+
+# Closing a connection, gunicorn's sync worker sends its FIN and then waits for the client's
+# (util.close_graceful, up to 2 s): were request bytes left unread in the kernel's buffer, a
+# plain close would send a RST that can cut off the response the client has not read yet. A
+# worker waiting so serves no one meanwhile, and on a busy machine the client's close comes
+# late. As nginx's `lingering_close on`: wait only when the client may still be sending, i.e.
+# the request's body was not read to its end (a refused caller's, a chunked one) or bytes are
+# waiting; otherwise close at once (a FIN, nothing unread: no RST).
+_body_read = [False]
+
+
+def post_request(worker, req, environ, resp):
+    from gunicorn.http.body import LengthReader
+
+    reader = getattr(getattr(req, "body", None), "reader", None)
+    _body_read[0] = isinstance(reader, LengthReader) and reader.length == 0
+
+
+def _linger_only_when_needed():
+    import socket
+
+    from gunicorn import util
+
+    graceful = util.close_graceful
+
+    def close(sock, timeout=2.0, max_drain=65536):
+        read, _body_read[0] = _body_read[0], False
+        if read:
+            try:
+                waiting = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                waiting = b""  # nothing unread
+            except OSError:
+                waiting = None  # let gunicorn's own close deal with it
+            if waiting == b"":
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                return
+        graceful(sock, timeout, max_drain)
+
+    util.close_graceful = close
