@@ -63,7 +63,7 @@ from ..models import (
     utcnow,
 )
 from ..models.base import UTCDateTime, from_minor
-from . import audit, clock, notice_events
+from . import audit, clock, driver_sql, notice_events
 from .blocking import balance_rule, idle, is_idle
 from .outbox import notify
 
@@ -353,7 +353,8 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str,
     stmt = _statement(dialect, scoped)
     idle_after = None
     if dialect == "postgresql":
-        row = db.session.execute(stmt, params).one()
+        # run by the driver (driver_sql) unless it has the expanding IN list of several accounts
+        row = db.session.execute(stmt, params).one() if "ids" in params else driver_sql.rows(stmt, params)[0]
         entries, charged, refunded = row[:3]
         if scoped == "one":
             idle_after = row[4]
