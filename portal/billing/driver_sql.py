@@ -36,8 +36,9 @@ def _compile(stmt, dialect) -> list:
 
 
 def _result_processors(entry: list, dialect, result) -> tuple | None:
-    processors = tuple(type_._cached_result_processor(dialect, result.ftype(i))
-                       for i, type_ in enumerate(entry[6][:result.nfields]))
+    types = entry[6]
+    processors = tuple(types[i]._cached_result_processor(dialect, result.ftype(i)) if i < len(types) else None
+                       for i in range(result.nfields))
     entry[5] = processors if any(processors) else None
     return entry[5]
 
