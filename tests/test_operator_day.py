@@ -147,6 +147,32 @@ def test_the_audit_log_and_history_speak_words_not_codes(app, client):
     assert "Учётная запись заблокирована" in html and "<code>account.block</code>" not in html
 
 
+def test_the_payments_list_names_who_took_each_payment(app, client):
+    """The payments list's "Author" reads "Мария Петрова" for a cashier's payment and the
+    platform's title for an online one, not `staff:maria` / `platform:yookassa`; the code stays
+    on hover."""
+    from decimal import Decimal
+
+    from portal.billing import ledger
+    from portal.extensions import db
+    from tests.builders import gen_contract
+
+    with app.app_context():
+        maria = gen_staff("maria")
+        maria.full_name = "Мария Петрова"
+        contract = gen_contract()
+        ledger.post(contract.id, "payment", Decimal("100.00"), actor="staff:maria", idempotency_key="payment:cash-1")
+        ledger.post(contract.id, "payment", Decimal("50.00"), actor="system", idempotency_key="payment:auto-1")
+        db.session.commit()
+    login(client, "maria")
+    html = client.get("/payments?lang=en").get_data(as_text=True)
+    cash = re.search(r"<tr>(?:(?!</tr>).)*cash-1.*?</tr>", html, re.S).group(0)
+    auto = re.search(r"<tr>(?:(?!</tr>).)*auto-1.*?</tr>", html, re.S).group(0)
+    assert 'title="staff:maria">Мария Петрова<' in cash
+    assert 'title="system">billing (automatic)<' in auto
+    assert ">staff:maria<" not in html and ">system<" not in html
+
+
 def test_a_guest_is_asked_to_log_in_in_russian(client):
     """Flask-Login's redirect message was English on a Russian page."""
     r = client.get("/accounts", follow_redirects=True)

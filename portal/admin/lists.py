@@ -337,6 +337,7 @@ PAYMENTS = ListSpec(
                           Decimal("0.00") if r[3] is not None else r[0].amount],
     totals=lambda q, cap=None: _payment_totals(q, cap),
     totals_query=lambda: select(LedgerEntry).where(LedgerEntry.kind == "payment"),
+    prepare=lambda rows: remember_staff_names(e.author for (e, *_rest) in rows),  # the "Author" column's names
 )
 
 # What audit entries are about (billing.audit names them after the table, singular).
