@@ -254,20 +254,29 @@ def _upsert(due_select):
 
 
 @cache
-def _expiry_statement(scoped: bool):
+def _expiry_statement(scoped: bool | str):
+    """``scoped="one"``: the one account ``one_id`` (a plain parameter: an expanding IN list is
+    rendered again at each execution)."""
     s = AssignedService.__table__.c
     stmt = (update(AssignedService.__table__)
             .where(s.state != "ended", s.ends_on < _p("run_date", Date()))
             .values(state="ended", state_changed_on=_p("run_date", Date()))
             .returning(s.account_id))
+    if scoped == "one":
+        return stmt.where(s.account_id == _p("one_id", Integer()))
     return stmt.where(s.account_id.in_(bindparam("ids", expanding=True))) if scoped else stmt
 
 
 def expire_services(run_date: date, account_ids=None, actor: str = "system") -> list[int]:
     """Services past their end date end by themselves; returns the accounts touched."""
-    scoped = account_ids is not None
-    params = {"run_date": run_date, **({"ids": list(account_ids)} if scoped else {})}
-    touched = sorted(set(db.session.execute(_expiry_statement(scoped), params).scalars()))
+    if account_ids is not None and len(account_ids := list(account_ids)) == 1:
+        # one account (a change, an unblock): by the driver (driver_sql)
+        found = driver_sql.rows(_expiry_statement("one"), {"run_date": run_date, "one_id": account_ids[0]})
+        touched = sorted({r[0] for r in found})
+    else:
+        scoped = account_ids is not None
+        params = {"run_date": run_date, **({"ids": account_ids} if scoped else {})}
+        touched = sorted(set(db.session.execute(_expiry_statement(scoped), params).scalars()))
     if touched:
         ended = set(touched)
         expire_loaded(AssignedService, ["state", "state_changed_on"], lambda s: s.account_id in ended)
@@ -318,7 +327,11 @@ def _post_pg(upsert, with_idle: bool = False):
         func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
         func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
         select(func.count()).select_from(bal).scalar_subquery(),
-        *([select(func.bool_and(bal.c.idle)).scalar_subquery()] if with_idle else []),
+        # (when no balance moved, the contract as this statement found it, parameter idle_contract_id:
+        # nothing here changed what blocking.idle reads, so no SELECT of its own is needed after)
+        *([func.coalesce(select(func.bool_and(bal.c.idle)).scalar_subquery(),
+                         select(idle()).where(con.c.id == _p("idle_contract_id", Integer())).scalar_subquery())]
+          if with_idle else []),
     ).select_from(led)
 
 
@@ -332,7 +345,8 @@ def _statement(dialect: str, scoped: bool | str):
 
 
 def _post(run_date: date, account_ids, run_id: int | None, actor: str,
-          keyed: tuple[int, str, str] | None = None, reason: str | None = None) -> tuple[int, int, int]:
+          keyed: tuple[int, str, str] | None = None, reason: str | None = None,
+          contract_id: int | None = None) -> tuple[int, int, int]:
     """Post what is due on ``run_date`` for all accounts or the given ones, and move the
     balances; returns (entries, charged, refunded) in minor units. ``keyed``: (assigned service
     id, idempotency key, comment) for that service's charge. ``reason``: the change that made
@@ -354,6 +368,8 @@ def _post(run_date: date, account_ids, run_id: int | None, actor: str,
     idle_after = None
     if dialect == "postgresql":
         # run by the driver (driver_sql) unless it has the expanding IN list of several accounts
+        if scoped == "one":
+            params["idle_contract_id"] = contract_id  # (NULL: charge_accounts does not ask)
         row = db.session.execute(stmt, params).one() if "ids" in params else driver_sql.rows(stmt, params)[0]
         entries, charged, refunded = row[:3]
         if scoped == "one":
@@ -414,20 +430,22 @@ def charge_accounts(account_ids, *, actor: str, keyed: tuple[int, str, str] | No
     return _charge_now(ids, actor, keyed, expire, reason)[0] if ids else 0
 
 
-def _charge_now(ids: list[int], actor: str, keyed, expire: bool, reason: str | None) -> tuple:
+def _charge_now(ids: list[int], actor: str, keyed, expire: bool, reason: str | None,
+                contract_id: int | None = None) -> tuple:
     today = clock.today()
     if expire:
         expire_services(today, ids, actor)
-    return _post(today, ids, None, actor, keyed, reason)
+    return _post(today, ids, None, actor, keyed, reason, contract_id)
 
 
 def charge_one_contract(contract_id: int, account_ids, *, actor: str, keyed: tuple[int, str, str] | None = None,
                         expire: bool = True, reason: str | None = None) -> bool:
     """``charge_accounts`` for accounts of one contract, then whether the balance rule is idle on
-    that contract (blocking.idle): read in the posting statement when it moved the balance (on
-    PostgreSQL, for one account), else by ``is_idle``'s small SELECT."""
+    that contract (blocking.idle): read by the posting statement (on PostgreSQL, for one account:
+    off the balance it moved, or, when it moved none, off the contract as it found it), else by
+    ``is_idle``'s small SELECT."""
     ids = list(account_ids)
-    idle_after = _charge_now(ids, actor, keyed, expire, reason)[3] if ids else None
+    idle_after = _charge_now(ids, actor, keyed, expire, reason, contract_id)[3] if ids else None
     return is_idle(contract_id) if idle_after is None else bool(idle_after)
 
 
