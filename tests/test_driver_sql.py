@@ -73,3 +73,36 @@ def test_errors_are_sqlalchemys_and_listeners_see_the_statement(ctx):
 def test_a_statement_that_would_be_rendered_again_at_each_execution_is_refused(ctx):
     with pytest.raises(ValueError):
         driver_sql.rows(select(literal(1)).where(literal(1).in_([1, 2])), {})
+
+
+def test_a_forgotten_parameter_is_an_error_on_both_databases(ctx):
+    """A parameter without a value of its own that the call does not give is refused, as
+    session.execute refuses it, instead of being written as NULL; nothing is written."""
+    insert = AuditEntry.__table__.insert().values(
+        at=bindparam("at", type_=UTCDateTime()), actor=bindparam("actor"), action=literal("x.forgot"),
+        object_type=literal("system"), summary=literal("forgotten"), object_id=bindparam("object_id"))
+    with pytest.raises(exc.StatementError, match="object_id"):
+        driver_sql.rows(insert, {"at": datetime(2026, 1, 3), "actor": "t"})
+    db.session.rollback()
+    assert not db.session.scalars(select(AuditEntry).where(AuditEntry.action == "x.forgot")).all()
+
+
+def test_statement_timers_see_each_statement_begin_and_end(ctx):
+    """before_cursor_execute and after_cursor_execute both fire (bench timers pair them)."""
+    seen = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        seen.append(("before", statement))
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        seen.append(("after", statement))
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        stmt = select(literal(2) + bindparam("n"))
+        assert driver_sql.rows(stmt, {"n": 3}) == [(5,)]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
+    assert [kind for kind, _ in seen] == ["before", "after"] and seen[0][1] == seen[1][1]

@@ -16,6 +16,8 @@ served as for any statement. Elsewhere (SQLite) ``rows`` is ``session.execute(..
 """
 from __future__ import annotations
 
+from sqlalchemy import exc
+
 from ..extensions import db
 
 _compiled: dict[int, list] = {}
@@ -30,7 +32,11 @@ def _compile(stmt, dialect) -> list:
     binds = tuple((name, proc) for name, proc in compiled._bind_processors.items() if proc is not None)
     # the result processors wait for the first result: some depend on the column's type as the
     # server reports it (a numeric's)
-    entry = [stmt, dialect, compiled.string, defaults, binds, _UNKNOWN, [col[3] for col in compiled._result_columns]]
+    # the parameters without a value of their own: a call must give each (construct_params above
+    # fills a missing one with None, which would write NULL where SQLite and session.execute refuse)
+    required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
+    entry = [stmt, dialect, compiled.string, defaults, binds, _UNKNOWN, [col[3] for col in compiled._result_columns],
+             required]
     _compiled[id(stmt)] = entry
     return entry
 
@@ -55,12 +61,16 @@ def rows(stmt, params: dict) -> list[tuple]:
     entry = _compiled.get(id(stmt))
     if entry is None or entry[0] is not stmt or entry[1] is not dialect:
         entry = _compile(stmt, dialect)
-    _, _, sql, defaults, binds, results, _ = entry
+    _, _, sql, defaults, binds, results, _, required = entry
+    if not required <= params.keys():
+        missing = ", ".join(sorted(required - params.keys()))
+        raise exc.StatementError(f"A value is required for bind parameter(s) {missing}", sql, params, None)
     session._autoflush()  # as session.execute does for a statement over mapped entities
     values = {**defaults, **params}
     for name, proc in binds:
         values[name] = proc(values[name])
-    if conn._has_events or conn.engine._has_events:
+    events = conn._has_events or conn.engine._has_events
+    if events:
         for listener in conn.dispatch.before_cursor_execute:
             listener(conn, None, sql, values, None, False)
     if conn._echo:
@@ -71,6 +81,9 @@ def rows(stmt, params: dict) -> list[tuple]:
         out = cursor.fetchall() if result is not None and result.nfields else []
     except Exception as e:  # noqa: BLE001  (wrapped and raised as SQLAlchemy's, like any statement's)
         conn._handle_dbapi_exception(e, sql, values, None, None)
+    if events:  # (statement timers pair it with the before_cursor_execute above)
+        for listener in conn.dispatch.after_cursor_execute:
+            listener(conn, cursor, sql, values, None, False)
     if results is _UNKNOWN and out:
         results = _result_processors(entry, dialect, result)
     if results is not None and out:
