@@ -40,7 +40,10 @@ def post_worker_init(worker):
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    _linger_only_when_needed()
+    from gunicorn.workers.sync import SyncWorker
+
+    if type(worker) is SyncWorker:  # (gthread closes in another thread than post_request runs in)
+        _linger_only_when_needed()
 
 
 # Closing a connection, gunicorn's sync worker sends its FIN and then waits for the client's
@@ -49,7 +52,9 @@ def post_worker_init(worker):
 # worker waiting so serves no one meanwhile, and on a busy machine the client's close comes
 # late. As nginx's `lingering_close on`: wait only when the client may still be sending, i.e.
 # the request's body was not read to its end (a refused caller's, a chunked one) or bytes are
-# waiting; otherwise close at once (a FIN, nothing unread: no RST).
+# waiting; otherwise close at once (a FIN, nothing unread: no RST). The sync worker only (one
+# request at a time, so the flag below is this connection's), and plain TCP only (gunicorn's
+# own TLS socket takes no recv flags; it keeps gunicorn's close).
 _body_read = [False]
 
 
@@ -69,12 +74,12 @@ def _linger_only_when_needed():
 
     def close(sock, timeout=2.0, max_drain=65536):
         read, _body_read[0] = _body_read[0], False
-        if read:
+        if read and type(sock) is socket.socket:
             try:
                 waiting = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:
                 waiting = b""  # nothing unread
-            except OSError:
+            except (OSError, ValueError):
                 waiting = None  # let gunicorn's own close deal with it
             if waiting == b"":
                 try:
