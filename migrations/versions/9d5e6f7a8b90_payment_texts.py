@@ -80,6 +80,14 @@ def upgrade():
     )
     # the rows first, the indexes after (faster than maintaining them row by row), the
     # triggers last: in one transaction on both databases, so no payment is missed between
+    # (the new table's foreign key locks ledger_entries against inserts until the end). A payer
+    # renamed meanwhile would be: the fill copies contracts' texts as its snapshot has them, and
+    # the rename's trigger does not exist yet. So on PostgreSQL contracts are locked against
+    # changes first (the lock CREATE TRIGGER takes anyway): renames in flight commit before the
+    # fill reads, later ones wait for the migration and fire the trigger. (SQLite: the
+    # migration's transaction holds the database's write lock from its first statement.)
+    if pg:
+        op.execute("LOCK TABLE contracts IN SHARE ROW EXCLUSIVE MODE")
     op.execute(FILL)
     op.create_index(op.f("ix_payment_texts_contract_id"), "payment_texts", ["contract_id"], unique=False)
     if pg:
