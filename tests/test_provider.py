@@ -371,6 +371,19 @@ def test_staff_create_an_agent_see_its_url_and_bad_input_names_the_field(app, cl
     assert r.status_code == 422 and 'data-field="slug"' in r.get_data(as_text=True)
 
 
+def test_the_agents_url_is_on_public_url_when_it_is_set(app, client, monkeypatch):
+    """The URL staff hand to the bank is the portal's public address (PUBLIC_URL), not the one
+    the staff page happened to be opened by."""
+    monkeypatch.setitem(app.config, "PUBLIC_URL", "https://pay.isp.example")
+    with app.app_context():
+        gen_staff("boss", role="admin")
+    login(client, "boss")
+    r = client.post("/payment-agents/new", data={"csrf_token": _csrf(client), **FORM})
+    assert r.status_code == 303
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "https://pay.isp.example/pay/provider/sber" in page and "http://localhost/pay/provider" not in page
+
+
 def test_only_admins_see_payment_agents(app, client):
     with app.app_context():
         gen_staff("mgr", role="manager")

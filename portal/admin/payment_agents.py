@@ -18,6 +18,7 @@ from ..billing import agent_payments as ap
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import PROVIDER_RESULTS, PaymentAgent
+from ..notifications.links import external_url
 from ..web import error_fields, int_arg, page_or_fragment
 from . import bp
 from .auth import actor, staff_required
@@ -49,7 +50,7 @@ def _form() -> dict:
 
 
 def agent_url(agent: PaymentAgent) -> str:
-    return url_for("provider.call", slug=agent.slug, _external=True)
+    return external_url("provider.call", slug=agent.slug)
 
 
 def _context(agent=None, values=None, errors=None) -> dict:

@@ -13,7 +13,7 @@ import logging
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, url_for
 
 from ..billing import online_payments
 from ..extensions import db
@@ -41,6 +41,14 @@ def public_url(endpoint: str, anchor: str | None = None, **values) -> str | None
     scheme, host, path = base
     adapter = current_app.url_map.bind(host, script_name=path or "/", url_scheme=scheme)
     return adapter.build(endpoint, values, force_external=True) + (f"#{anchor}" if anchor else "")
+
+
+def external_url(endpoint: str, **values) -> str:
+    """A portal address handed to another party (a payment agent, ЮKassa's notifications and
+    return page): on PUBLIC_URL when it is set, so staff opening the page through an internal
+    address, or a client sending another Host, do not change what the other side is given;
+    else the request's own address (a portal without PUBLIC_URL has no other to offer)."""
+    return public_url(endpoint, **values) or url_for(endpoint, _external=True, **values)
 
 
 def _online_payment_on() -> bool:
