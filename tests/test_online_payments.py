@@ -159,11 +159,41 @@ def test_cancel_credits_nothing_and_shows_canceled(app, server, emu):
     _p, r = start_paying(s, server, cid)
     back = press(s, service_page(s, server, r), "cancel")
     assert 'data-state="canceled"' in back.text and "canceled" in back.text
+    # the service's reason (expired_on_confirmation) in words, not its code
+    assert "Reason: the payment was not confirmed in time." in back.text and "expired_on" not in back.text
     (payment_id, _remote), = emu.payments.items()
     assert emu.send(payment_id) == 200
     with app.app_context():
         assert credits(cid) == []
         assert db.session.get(Account, aid).status != "active"
+        local_id = db.session.scalar(select(OnlinePayment.id))
+    ru = s.get(f"{server}/cabinet/online-payments/{local_id}?lang=ru", timeout=10).text
+    assert "Причина: платёж не подтверждён вовремя." in ru
+
+
+@pytest.mark.integration
+def test_staff_read_why_a_payment_was_cancelled_and_an_unknown_reason_as_it_came(app, server, emu):
+    """A bank's decline (insufficient_funds) reads in words on the staff list; a reason code the
+    portal does not know yet is shown as ЮKassa sent it, not dropped."""
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+        gen_staff("boss", role="admin")
+    s = cabinet(server, "anna")
+    for reason in ("insufficient_funds", "brand_new_reason"):
+        _p, r = start_paying(s, server, cid, "100")
+        service_page(s, server, r)
+        payment_id = next(k for k, v in emu.payments.items() if v["status"] == "pending")
+        emu.finish(payment_id, "canceled", reason=reason, party="payment_network")
+        assert emu.send(payment_id) == 200
+    staff = requests.Session()
+    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
+    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
+               timeout=10)
+    page = staff.get(f"{server}/online-payments", timeout=10).text
+    assert "canceled: not enough money on the card or wallet" in page and "insufficient_funds" not in page
+    assert "canceled: brand_new_reason" in page
 
 
 @pytest.mark.integration
@@ -413,3 +443,30 @@ def test_a_slow_service_and_a_payment_that_is_not_ours_credit_nothing(app, serve
         assert credits(cid) == []
         notes = {p.payment_id: p.error for p in db.session.scalars(select(OnlinePayment)) if p.payment_id}
         assert "20000.00" in notes[first] and "metadata" in notes[second]
+
+
+@pytest.mark.integration
+def test_with_public_url_the_service_is_given_the_public_addresses(app, server, emu, monkeypatch):
+    """Behind a proxy the portal may be reached at an internal address (here 127.0.0.1): with
+    PUBLIC_URL set, the page ЮKassa returns the payer to, and the notification URL staff are
+    told to give ЮKassa, are on the public address, not on the one the request came in by."""
+    public = "https://my.isp.example/portal"
+    monkeypatch.setitem(app.config, "PUBLIC_URL", public)
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+        gen_staff("boss", role="admin")
+    s = cabinet(server, "anna")
+    start_paying(s, server, cid, "100")
+    with app.app_context():
+        local_id = db.session.scalar(select(OnlinePayment.id))
+    (sent,) = emu.payments.values()
+    assert sent["confirmation"]["return_url"] == f"{public}/cabinet/online-payments/{local_id}"
+    staff = requests.Session()
+    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
+    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
+               timeout=10)
+    shop_page = staff.get(f"{server}/online-payments/shop", timeout=10).text
+    assert f'<code id="webhook-url">{public}/pay/yookassa/notify</code>' in shop_page
+    assert server not in shop_page

@@ -88,7 +88,7 @@ def test_lost_notifications_are_read_back_by_the_worker_even_after_the_service_w
     assert db.session.get(Contract, anna_contract).balance == before + Decimal(amounts["anna"])
     assert db.session.get(Account, anna_account).status == "active"
     assert state(made["anna"][0]) == ("succeeded", None)
-    assert state(made["boris"][0]) == ("canceled", "canceled: canceled_by_merchant")
+    assert state(made["boris"][0]) == ("canceled", "canceled: expired_on_confirmation")
     assert state(made["vera"][0]) == ("canceled", op.EXPIRED)
     assert state(made["gleb"][0]) == ("pending", None)  # minutes old: its notification may still come
     # run again: nothing is due, nothing moves

@@ -17,7 +17,8 @@ from ..billing import online_payments as op
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import ONLINE_PAYMENT_STATES, OnlinePayment
-from ..payments.yookassa import service
+from ..notifications.links import external_url
+from ..payments.yookassa import reasons, service
 from ..web import error_fields, int_arg
 from . import bp
 from .auth import actor, staff_required
@@ -37,7 +38,7 @@ def online_payments():
     state = state if state in ONLINE_PAYMENT_STATES else None
     rows = op.recent(PAGE, state, int_arg("before"))
     return render_template("admin/online_payments.html", rows=rows, state=state, states=STATE_TITLES,
-                           shop=op.shop(), more=len(rows) == PAGE)
+                           shop=op.shop(), more=len(rows) == PAGE, shown_note=reasons.shown_note)
 
 
 @bp.route("/online-payments/<int:payment_id>/recheck", methods=["POST"])
@@ -85,5 +86,5 @@ def _shop_page(values, errors, shop, status=200):
     return render_template("admin/online_shop.html", v=values, errors=errors, shop=shop,
                            vat_codes=[(k, str(t)) for k, t in VAT_TITLES.items()],
                            subjects=[(s, s) for s in op.PAYMENT_SUBJECTS], modes=[(m, m) for m in op.PAYMENT_MODES],
-                           webhook_url=url_for("yookassa.notify", _external=True),
+                           webhook_url=external_url("yookassa.notify"),
                            nav_section="admin.online_payments"), status

@@ -45,6 +45,7 @@ KIND = "yookassa"
 ACTOR = "platform:yookassa"   # who credits (the read-back, whoever asked for it)
 FINAL = ("succeeded", "canceled")
 SERVICE_STATES = ("pending", "waiting_for_capture", "succeeded", "canceled")
+CANCELED_NOTE = "canceled: "  # + the service's reason code (payments.yookassa.reasons puts it in words)
 SHOP_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 PAYMENT_SUBJECTS = ("service", "payment", "commodity", "another")
 PAYMENT_MODES = ("full_prepayment", "advance", "full_payment", "prepayment")
@@ -276,7 +277,7 @@ def apply_remote(payment: OnlinePayment, remote: dict) -> bool:
     payment.state = status
     if status == "canceled":
         reason = (remote.get("cancellation_details") or {}).get("reason")
-        payment.error = f"canceled: {str(reason)[:100]}" if reason else None
+        payment.error = f"{CANCELED_NOTE}{str(reason)[:100]}" if reason else None
     if status != "succeeded" or remote.get("paid") is not True:
         return False
     entry, created_now = ledger.post(payment.contract_id, "payment", payment.amount, actor=ACTOR,

@@ -19,7 +19,8 @@ from ..billing import self_service
 from ..billing.errors import BillingError
 from ..extensions import db
 from ..models import Contract, OnlinePayment
-from ..payments.yookassa import service
+from ..notifications.links import external_url
+from ..payments.yookassa import reasons, service
 from ..web import error_fields
 from . import bp
 from .views import _own, subscriber_required
@@ -44,7 +45,7 @@ def pay_online(contract_id: int):
         else url_for("cabinet.home")
     try:
         payment = service.create(contract, request.form.get("amount", ""), actor=self_service.actor(g.subscriber),
-                                 return_url=lambda pk: url_for("cabinet.online_payment", payment_id=pk, _external=True))
+                                 return_url=lambda pk: external_url("cabinet.online_payment", payment_id=pk))
     except BillingError as error:
         db.session.rollback()
         flash(_("Online payment is not possible: %(reason)s.", reason="; ".join(error_fields(error).values())), "error")
@@ -87,4 +88,4 @@ def online_payment(payment_id: int):
             unavailable = True
         payment = db.session.get(OnlinePayment, payment_id)
     return render_template("cabinet/online_payment.html", payment=payment, contract=payment.contract,
-                           unavailable=unavailable)
+                           unavailable=unavailable, reason=reasons.cancel_reason(payment.error))

@@ -172,8 +172,12 @@ class YooKassaEmulator(EmulatedServer):
                 f'<p>Статус: <span id="status">{e(payment["status"])}</span></p>'
                 f'<form method="post">{buttons}</form></body></html>')
 
-    def finish(self, payment_id: str, status: str) -> None:
-        """The payer paid or canceled: the payment's new status, and its notification."""
+    def finish(self, payment_id: str, status: str, reason: str = "expired_on_confirmation",
+               party: str = "yoo_money") -> None:
+        """The payer paid or canceled: the payment's new status, and its notification. A payer
+        cannot cancel a redirect payment on the real page: it is cancelled when they leave it
+        unconfirmed (``expired_on_confirmation``, by ЮKassa) or when a bank declines it (the
+        ``reason`` and ``party`` of "Неуспешные платежи"), so «Отменить» gives the former."""
         with self._lock:
             payment = self.payments[payment_id]
             if payment["status"] != "pending":
@@ -185,7 +189,7 @@ class YooKassaEmulator(EmulatedServer):
                 if "receipt_registration" in payment:
                     payment["receipt_registration"] = "succeeded"
             else:
-                payment["cancellation_details"] = {"party": "yoo_money", "reason": "canceled_by_merchant"}
+                payment["cancellation_details"] = {"party": party, "reason": reason}
         if self.notify:
             threading.Thread(target=self.send, args=(payment_id,), daemon=True).start()
 
