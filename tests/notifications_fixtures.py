@@ -46,11 +46,13 @@ def _certificate(tmp_path):
 
 
 class Mailbox:
-    """aiosmtpd's handler: keeps every message accepted; refuses recipients in ``refuse``."""
+    """aiosmtpd's handler: keeps every message accepted; refuses recipients in ``refuse``; answers
+    the next DATA commands with ``at_data``'s replies (a content filter's 554, a 451)."""
 
     def __init__(self):
         self.messages: list[dict] = []
         self.refuse: set[str] = set()
+        self.at_data: list[str] = []  # replies to the next DATA commands instead of taking the message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
@@ -61,6 +63,8 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         from email import message_from_bytes, policy
 
+        if self.at_data:
+            return self.at_data.pop(0)
         msg = message_from_bytes(envelope.content, policy=policy.default)
         tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": msg["Subject"],

@@ -82,6 +82,29 @@ def test_a_refused_mailbox_is_a_failed_delivery_with_the_servers_words(smtp_serv
     assert smtp_server.messages == []
 
 
+def test_a_message_the_server_refuses_at_data_fails_at_once_and_a_4xx_there_is_retried(smtp_server):
+    """A 554 to the message's DATA (a content filter) would refuse the same message every time:
+    is the delivery failed at once with the server's words, not sent again until it expires?
+    A 451 there is the server's for now: retried, then delivered once."""
+    s = gen_subscriber(email="anna@example.test", phones=[])
+    _notice(s)
+    delivery.prepare()
+    [d] = _deliveries()
+    smtp_server.at_data.append("554 5.7.1 Message rejected: spam suspected")
+    assert delivery.deliver(d.id) == "failed"
+    [d] = _deliveries()
+    assert d.state == "failed" and d.attempts == 1 and d.last_error.startswith("554") and "spam" in d.last_error
+    assert smtp_server.messages == [] and delivery.deliver(d.id) == "not queued"
+    other = gen_subscriber(email="boris@example.test", phones=[])
+    _notice(other)
+    delivery.prepare()
+    [d2] = [x for x in _deliveries() if x.address == "boris@example.test"]
+    smtp_server.at_data.append("451 4.3.0 Temporary failure, try again later")
+    assert delivery.deliver(d2.id) == "retry"
+    assert delivery.deliver(d2.id) == "sent"
+    assert [m["to"] for m in smtp_server.messages] == [["boris@example.test"]]
+
+
 def test_sms_goes_through_the_gateway_after_it_was_busy_once(sms_gateway):
     """The gateway answers «Сервис временно недоступен» (220) once: is the SMS retried after a
     pause and delivered once, to the subscriber's mobile number in the gateway's form?"""

@@ -1,7 +1,8 @@
 """E-mail over SMTP: STARTTLS (587), implicit TLS (465) or none (a relay on the local network).
 
-smtplib's errors are sorted the SMTP way: a 5xx refusal of the recipient is the recipient's
-(not retried); a 4xx, a refused connection or a TLS failure is retried. A timeout or a dropped
+smtplib's errors are sorted the SMTP way: a 5xx refusal of the recipient is the recipient's, a 5xx
+answer to the message's DATA the message's (neither retried); a 4xx, a 5xx before the message (the
+channel's settings), a refused connection or a TLS failure is retried. A timeout or a dropped
 connection once the message's DATA was sent leaves it unknown whether the server took it
 (``maybe_sent``: sent again at most once). The password goes only to the server's AUTH: every
 error text passes through ``redact``, which hides it as typed and in its base64 forms (AUTH
@@ -55,7 +56,12 @@ def send(channel: Channel, to: str, subject: str, body: str) -> Sent:
     except smtplib.SMTPRecipientsRefused as e:
         code, text = next(iter(e.recipients.values()))
         raise SendError(redact(channel, f"{code}: {_text(text)}"), retry=not 500 <= code < 600) from None
-    except smtplib.SMTPResponseException as e:  # the server's answer: it did not take the message
+    except smtplib.SMTPDataError as e:  # the message itself refused: a 5xx (a content filter, its size)
+        # would refuse the same message again; a 4xx is the server's for now
+        raise SendError(redact(channel, f"{e.smtp_code}: {_text(e.smtp_error)}"),
+                        retry=not 500 <= e.smtp_code < 600) from None
+    except smtplib.SMTPResponseException as e:  # the server's answer before the message: it did not
+        # take it; a 5xx here (the sender refused, AUTH failed) is the channel's settings, for staff to fix
         raise SendError(redact(channel, f"{e.smtp_code}: {_text(e.smtp_error)}"), retry=True) from None
     except (smtplib.SMTPException, OSError) as e:
         raise SendError(redact(channel, f"{type(e).__name__}: {e}"), maybe_sent=at_data) from None
