@@ -66,3 +66,37 @@ def test_money_lists_show_totals_for_the_filter(payments, client):
     totals = client.get(box + "&lang=en").get_data(as_text=True)
     assert "Debtors: <b>1</b>" in totals and "250.25" in totals
     assert "<html" not in totals
+
+
+def test_exports_say_who_and_what_in_words_as_the_screen_does(app, client):
+    """An accountant opens the export in a spreadsheet: the payments' author is the cashier's
+    name and the source a word, the audit log's who/what/object read as on screen (no
+    `staff:…`, `cash`, `account.activate`), in the page's language."""
+    from portal.billing import audit
+
+    with app.app_context():
+        c = gen_contract(gen_subscriber(full_name="Петров Пётр"))
+        cashier = gen_staff("kassa7", role="admin")
+        cashier.full_name = "Мария Кассирова"
+        db.session.commit()
+        ledger.payment(c.id, Decimal("150.00"), actor="staff:kassa7", external_id="cash-1", source="cash")
+        audit.record("staff:kassa7", "account.activate", c, "activated")
+        db.session.commit()
+    login(client, "kassa7")
+    for lang, name_col, who_col, source_word, action_word in (
+            ("ru", "Автор", "Кто", "касса", "Учётная запись активирована"),
+            ("en", "Author", "Who", "cash desk", "Account activated")):
+        client.get("/payments", query_string={"lang": lang})
+        export = client.get("/payments/export.csv").get_data(as_text=True).lstrip("\ufeff")
+        rows = list(csv.reader(io.StringIO(export)))
+        header, (row,) = rows[0], rows[1:]
+        assert row[header.index(name_col)] == "Мария Кассирова", lang
+        source = row[header.index("Источник" if lang == "ru" else "Source")]
+        assert source != "cash" and source.lower() == source_word, (lang, source)
+        rows = list(csv.reader(io.StringIO(client.get("/audit/export.csv").get_data(as_text=True).lstrip("\ufeff"))))
+        header, body = rows[0], rows[1:]
+        who, what, obj = (header.index(h) for h in (who_col, "Действие" if lang == "ru" else "Action",
+                                                     "Объект" if lang == "ru" else "Object"))
+        assert ["Мария Кассирова", action_word, "договор" if lang == "ru" else "contract"] in \
+            [[r[who], r[what], r[obj]] for r in body], body
+        assert not any("account.activate" in cell or "staff:" in cell for r in body for cell in r), body

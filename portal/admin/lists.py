@@ -42,7 +42,17 @@ from ..models import (
 )
 from ..models.base import from_minor
 from ..models.search import matches
-from ..web import PAYMENT_SOURCE_TITLES, id_link, is_htmx, remember_staff_names, state_title
+from ..web import (
+    PAYMENT_SOURCE_TITLES,
+    action_title,
+    actor_title,
+    audit_summary,
+    id_link,
+    is_htmx,
+    remember_staff_names,
+    source_title,
+    state_title,
+)
 from . import bp
 from .auth import staff_required
 
@@ -94,7 +104,8 @@ class ListSpec:
     # million rows the walk to them took 0.8-1.3 s (bench/tables.py; bench/README.md).
     search_sort: str | None = None
     new_endpoint: str | None = None               # "New ..." button, for staff who may write
-    # exports (admin/exports.py): the header and a row's plain values, in the table's order
+    # exports (admin/exports.py): the header and a row's values, in the table's order, in the
+    # words the screen shows (who, what, a status or source), money and times as values
     export_header: list = field(default_factory=list)
     export_row: Callable | None = None
     # money lists: (query, cap=None) -> (title, value) pairs over everything the search and
@@ -294,7 +305,7 @@ ACCOUNTS = ListSpec(
     sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
     export_header=[_l("Login"), _l("Status"), _l("Subscriber"), _l("Contract"), _l("Agent"), _l("Tariff"),
                    _l("Address"), _l("Flat"), _l("Created")],
-    export_row=lambda r: [r[0].login, r[0].status, r[2].full_name, r[1].number, r[4].name,
+    export_row=lambda r: [r[0].login, state_title(r[0].status), r[2].full_name, r[1].number, r[4].name,
                           r[3].name if r[3] else None, r[0].house, r[0].flat, r[0].created_at],
 )
 
@@ -331,8 +342,9 @@ PAYMENTS = ListSpec(
     export_header=[_l("Date"), _l("Amount"), _l("Contract"), _l("Subscriber"), _l("Payment id"), _l("Comment"),
                    _l("Author"), _l("Source"), _l("Cancelled"), _l("Reason for cancelling"), _l("Received")],
     export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
-                          (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment, r[0].author,
-                          r[0].source, r[3].created_at if r[3] is not None else None,
+                          (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment,
+                          actor_title(r[0].author) if r[0].author else None, source_title(r[0].source),
+                          r[3].created_at if r[3] is not None else None,
                           r[3].comment if r[3] is not None else None,
                           Decimal("0.00") if r[3] is not None else r[0].amount],
     totals=lambda q, cap=None: _payment_totals(q, cap),
@@ -364,7 +376,9 @@ AUDIT = ListSpec(
                     lambda q, v: q.where(AuditEntry.object_type == v))],
     sorts={"created": _by_id(AuditEntry)},
     export_header=[_l("When"), _l("Who"), _l("Action"), _l("Object"), _l("Object id"), _l("Summary")],
-    export_row=lambda r: [r[0].at, r[0].actor, r[0].action, r[0].object_type, r[0].object_id, r[0].summary],
+    export_row=lambda r: [r[0].at, actor_title(r[0].actor), action_title(r[0].action),
+                          str(OBJECT_TYPES.get(r[0].object_type, r[0].object_type)), r[0].object_id,
+                          audit_summary(r[0])],
     prepare=lambda rows: remember_staff_names(e.actor for (e,) in rows),
 )
 
@@ -535,6 +549,8 @@ def pages(spec: ListSpec, args: dict, size: int = 1000):
     while True:
         page = sorted_page(query, main.id, sort_col=sort.column, parse=sort.parse, desc=desc, after=after,
                            limit=size, value_of=lambda row: (getattr(row[0], sort.attr), row[0].id))
+        if spec.prepare is not None:  # (what the rows show from other tables: one statement a page)
+            spec.prepare(page["items"])
         yield from page["items"]
         db.session.expunge_all()
         after = page["next_after"]
