@@ -58,6 +58,40 @@ def _quiet_hours(value: str) -> str:
     return value
 
 
+def _public_url(value: str | None) -> str | None:
+    """PUBLIC_URL as an absolute http(s) base (``https://my.isp.ru`` or ``https://isp.ru/portal``),
+    or None when unset. It is handed to others (ЮKassa, payment agents, messages), so anything
+    else stops the start: no user or password in it, a real port, nothing a browser could read
+    as another host (a backslash, spaces, control characters), no query or fragment."""
+    from urllib.parse import urlsplit
+
+    value = (value or "").strip().rstrip("/")
+    if not value:
+        return None
+    problem = None
+    if re.search(r"[\\\s\x00-\x1f\x7f]", value):
+        problem = "a backslash, space or control character"
+    else:
+        parts = urlsplit(value)
+        if "@" in parts.netloc:
+            problem = "a user or password in it"
+            value = "…"  # (not repeated in the error: it may hold a password)
+        else:
+            try:
+                parts.port  # noqa: B018  (raises on a port that is not a number in 0-65535)
+            except ValueError:
+                problem = "a bad port"
+            else:
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    problem = "not an absolute http(s) address"
+                elif parts.query or parts.fragment or "?" in value or "#" in value:
+                    problem = "a query or fragment"
+    if problem:
+        raise ConfigError(f"PUBLIC_URL must be the portal's address as subscribers reach it, e.g. "
+                          f"https://my.isp.ru ({problem}): {value!r}")
+    return value
+
+
 def load(overrides: dict | None = None) -> dict:
     """Build the settings dict: defaults, then environment, then explicit overrides."""
     env = os.environ
@@ -138,7 +172,7 @@ def load(overrides: dict | None = None) -> dict:
         "OPERATOR_NAME": env.get("OPERATOR_NAME", "ООО «Демо Телеком»"),
         # the portal's address as subscribers reach it (https://my.isp.ru): links in messages sent
         # by a worker, which has no request to take it from (portal.notifications.links); unset: no links
-        "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/") or None,
+        "PUBLIC_URL": _public_url(env.get("PUBLIC_URL")),
         "API_TITLE": "Portal API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -486,6 +486,27 @@ def audit_summary(entry) -> str:
     return entry.summary or ""
 
 
+def account_status_text(account) -> str:
+    """An account's status as its badge reads, with why it is blocked ("blocked (by balance)")."""
+    text = state_title(account.status)
+    if account.reasons:
+        text += " (" + ", ".join(str(_BLOCKED_BY.get(r, r)) for r in account.reasons) + ")"
+    return text
+
+
+def once_per_request(title):
+    """``title`` (a code -> words function) remembered per code for the rest of the request: an
+    export of a million rows repeats a few codes, in one language."""
+    def remembered(code):
+        from flask import g
+
+        cache = g.setdefault("titles_said", {}).setdefault(title, {})
+        if code not in cache:
+            cache[code] = title(code)
+        return cache[code]
+    return remembered
+
+
 def remember_staff_names(actors) -> None:
     """The names ``actor_title`` shows for the staff among ``actors``, read in one statement (L2:
     a page of the audit log named up to 50 staff, one statement each)."""

@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # values tried in turn until one is accepted and changes the settings: a number, a time zone,
 # a list of times, a span of hours, URLs, and free text cover every kind of setting the README lists
 CANDIDATES = ["7", "2", "Asia/Tokyo", "01:02,03:04", "01:02-03:04", "postgresql://u@db.example/other",
-              "redis://redis.example:6379/3", "unusual-value-1"]
+              "redis://redis.example:6379/3", "unusual-value-1", "https://candidate.example"]
 
 
 def documented_variables() -> list[str]:
@@ -89,3 +89,27 @@ def test_billmanager_timeout_reaches_the_client(monkeypatch):
     with create_app({"TESTING": True}).app_context():
         client = client_for(BmHandler(url="http://seller.example/billmgr", username="u", password_enc=None))
     assert client.timeout == 4.5
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("my.isp.ru", "absolute"), ("ftp://my.isp.ru", "absolute"),
+    ("https://user:s3cret@my.isp.ru", "user or password"), ("https://u:s3cret@my.isp.ru:abc", "user or password"),
+    ("https://my.isp.ru:99999", "port"),
+    ("https://my.isp.ru:abc", "port"), ("https://evil.example\\@my.isp.ru", "backslash"),
+    ("https://my.isp.ru/por tal", "space"), ("https://my.isp.ru/?a=1", "query"),
+])
+def test_a_public_url_that_others_could_not_use_stops_the_start(value, problem, monkeypatch):
+    """PUBLIC_URL is given to ЮKassa, payment agents and subscribers: a value that is no plain
+    http(s) address (a password in it, a bad port, what a browser would read as another host)
+    stops the start naming the setting and what is wrong; the secret is not repeated back."""
+    monkeypatch.setenv("PUBLIC_URL", value)
+    with pytest.raises(config.ConfigError) as e:
+        config.load()
+    assert "PUBLIC_URL" in str(e.value) and problem in str(e.value) and "s3cret" not in str(e.value)
+
+
+def test_a_plain_public_url_is_taken_without_its_trailing_slash(monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", " https://isp.ru/portal/ ")
+    assert config.load()["PUBLIC_URL"] == "https://isp.ru/portal"
+    monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:8080")
+    assert config.load()["PUBLIC_URL"] == "http://127.0.0.1:8080"

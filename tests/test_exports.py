@@ -100,3 +100,36 @@ def test_exports_say_who_and_what_in_words_as_the_screen_does(app, client):
         assert ["Мария Кассирова", action_word, "договор" if lang == "ru" else "contract"] in \
             [[r[who], r[what], r[obj]] for r in body], body
         assert not any("account.activate" in cell or "staff:" in cell for r in body for cell in r), body
+
+
+def test_a_name_typed_as_a_formula_stays_text_in_the_csv_and_numbers_stay_numbers(app, client):
+    """A subscriber registered as «=HYPERLINK(...)» must not become a live formula in the
+    accountant's spreadsheet; a negative balance still reads as a number."""
+    with app.app_context():
+        c = gen_contract(gen_subscriber(full_name='=HYPERLINK("http://evil.example","click")'))
+        ledger.post(c.id, "correction", Decimal("-99.50"), actor="t", comment="долг")
+        db.session.commit()
+        gen_staff("acct2", role="viewer")
+    login(client, "acct2")
+    rows = list(csv.reader(io.StringIO(client.get("/contracts/export.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    (row,) = rows[1:]
+    assert row[1] == "'" + '=HYPERLINK("http://evil.example","click")'
+    assert Decimal(row[2]) == Decimal("-99.50")
+
+
+def test_the_accounts_export_says_why_an_account_is_blocked(app, client):
+    """As the list's badge does: "blocked (by balance)", in the page's language."""
+    from tests.builders import gen_account, gen_tariff
+
+    with app.app_context():
+        a = gen_account(tariff=gen_tariff(monthly_fee="500"))  # no money: blocked by balance
+        db.session.commit()
+        assert a.status == "blocked"
+        login_name = a.login
+        gen_staff("acct3", role="viewer")
+    login(client, "acct3")
+    client.get("/accounts", query_string={"lang": "en"})
+    rows = list(csv.reader(io.StringIO(client.get("/accounts/export.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    header, body = rows[0], rows[1:]
+    (row,) = [r for r in body if r[header.index("Login")] == login_name]
+    assert row[header.index("Status")] == "blocked (by balance)"

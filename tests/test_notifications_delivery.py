@@ -82,27 +82,47 @@ def test_a_refused_mailbox_is_a_failed_delivery_with_the_servers_words(smtp_serv
     assert smtp_server.messages == []
 
 
-def test_a_message_the_server_refuses_at_data_fails_at_once_and_a_4xx_there_is_retried(smtp_server):
-    """A 554 to the message's DATA (a content filter) would refuse the same message every time:
-    is the delivery failed at once with the server's words, not sent again until it expires?
-    A 451 there is the server's for now: retried, then delivered once."""
+def test_a_message_refused_for_its_content_fails_at_once_and_a_quota_or_4xx_is_retried(smtp_server):
+    """A 554 5.6.0 to the message's DATA (its content refused) would refuse the same message
+    every time: is the delivery failed at once with the server's words, not sent again until it
+    expires? A daily quota's 550 5.4.5 there, or a 451, is the channel's for now: retried, then
+    delivered once."""
     s = gen_subscriber(email="anna@example.test", phones=[])
     _notice(s)
     delivery.prepare()
     [d] = _deliveries()
-    smtp_server.at_data.append("554 5.7.1 Message rejected: spam suspected")
+    smtp_server.at_data.append("554 5.6.0 Message content rejected")
     assert delivery.deliver(d.id) == "failed"
     [d] = _deliveries()
-    assert d.state == "failed" and d.attempts == 1 and d.last_error.startswith("554") and "spam" in d.last_error
+    assert d.state == "failed" and d.attempts == 1 and d.last_error.startswith("554") and "content" in d.last_error
     assert smtp_server.messages == [] and delivery.deliver(d.id) == "not queued"
     other = gen_subscriber(email="boris@example.test", phones=[])
     _notice(other)
     delivery.prepare()
     [d2] = [x for x in _deliveries() if x.address == "boris@example.test"]
-    smtp_server.at_data.append("451 4.3.0 Temporary failure, try again later")
+    smtp_server.at_data.extend(["550 5.4.5 Daily user sending quota exceeded", "451 4.3.0 Try again later"])
+    assert delivery.deliver(d2.id) == "retry"
     assert delivery.deliver(d2.id) == "retry"
     assert delivery.deliver(d2.id) == "sent"
     assert [m["to"] for m in smtp_server.messages] == [["boris@example.test"]]
+
+
+@pytest.mark.parametrize("code, text, refused", [
+    (554, "5.6.0 Message content rejected", True), (552, "5.3.4 Message too big for system", True),
+    (552, "Message size exceeds fixed maximum message size", True), (550, "5.2.3 Message length exceeds limit", True),
+    (550, "5.4.5 Daily user sending quota exceeded", False),
+    (550, "5.7.26 Unauthenticated email from isp.test is not accepted due to DMARC policy", False),
+    (554, "5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org", False),
+    (535, "5.7.8 Authentication credentials invalid", False), (554, "Transaction failed", False),
+    (451, "4.3.0 Try again later", False), (452, "4.3.1 Insufficient system storage", False),
+])
+def test_which_smtp_refusals_are_the_messages_own(code, text, refused):
+    """Only the message's content or size is refused for good (RFC 3463 5.6.x, 5.3.4, 5.2.3;
+    a bare 552); the sender's domain, a blocklist, a quota or the login are for staff or time
+    to fix, so those messages wait and go out once it is fixed."""
+    from portal.notifications.smtp import message_refused
+
+    assert message_refused(code, text) is refused
 
 
 def test_sms_goes_through_the_gateway_after_it_was_busy_once(sms_gateway):

@@ -32,6 +32,25 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+def staff_session(base: str, login: str = "boss") -> requests.Session:
+    """A staff member logged in over HTTP (English pages)."""
+    s = requests.Session()
+    page = s.get(f"{base}/login?lang=en", timeout=10).text
+    s.post(f"{base}/login", data={"login": login, "password": "password123", "csrf_token": csrf_of(page)}, timeout=10)
+    return s
+
+
+def shop_debtor_and_staff(app, server, emu) -> tuple[int, requests.Session]:
+    """The shop set up, Анна's blocked contract (its id) with her cabinet logged in, and an admin
+    "boss" to log in as."""
+    with app.app_context():
+        set_shop(emu)
+        c, _a = debtor()
+        cid = c.id
+        gen_staff("boss", role="admin")
+    return cid, cabinet(server, "anna")
+
+
 def start_paying(s, base, contract_id, amount=None):
     """The cabinet's form as the subscriber sends it; returns (the prefilled amount, the
     service's payment page URL)."""
@@ -175,22 +194,14 @@ def test_cancel_credits_nothing_and_shows_canceled(app, server, emu):
 def test_staff_read_why_a_payment_was_cancelled_and_an_unknown_reason_as_it_came(app, server, emu):
     """A bank's decline (insufficient_funds) reads in words on the staff list; a reason code the
     portal does not know yet is shown as ЮKassa sent it, not dropped."""
-    with app.app_context():
-        set_shop(emu)
-        c, _a = debtor()
-        cid = c.id
-        gen_staff("boss", role="admin")
-    s = cabinet(server, "anna")
+    cid, s = shop_debtor_and_staff(app, server, emu)
     for reason in ("insufficient_funds", "brand_new_reason"):
         _p, r = start_paying(s, server, cid, "100")
         service_page(s, server, r)
         payment_id = next(k for k, v in emu.payments.items() if v["status"] == "pending")
         emu.finish(payment_id, "canceled", reason=reason, party="payment_network")
         assert emu.send(payment_id) == 200
-    staff = requests.Session()
-    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
-    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
-               timeout=10)
+    staff = staff_session(server)
     page = staff.get(f"{server}/online-payments", timeout=10).text
     assert "canceled: not enough money on the card or wallet" in page and "insufficient_funds" not in page
     assert "canceled: brand_new_reason" in page
@@ -266,19 +277,11 @@ def test_staff_recheck_credits_a_paid_payment_whose_notification_never_came(app,
     the payment is credited, once. The shop's page never shows the secret key, nor do the audit
     log or the log records."""
     caplog.set_level(logging.DEBUG)
-    with app.app_context():
-        set_shop(emu)
-        c, _a = debtor()
-        cid = c.id
-        gen_staff("boss", role="admin")
-    s = cabinet(server, "anna")
+    cid, s = shop_debtor_and_staff(app, server, emu)
     start_paying(s, server, cid, "250.00")
     (payment_id, _remote), = emu.payments.items()
     emu.finish(payment_id, "succeeded")
-    staff = requests.Session()
-    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
-    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
-               timeout=10)
+    staff = staff_session(server)
     listing = staff.get(f"{server}/online-payments", timeout=10).text
     assert payment_id in listing and 'data-state="pending"' in listing
     with app.app_context():
@@ -332,10 +335,7 @@ def test_the_shop_row_holds_no_plain_shop_id_and_payments_log_in_with_the_stored
     page = s.get(server + r.headers["Location"] if r.headers["Location"].startswith("/") else r.headers["Location"],
                  timeout=10).text
     assert "not answering" in page and not emu.payments  # ЮKassa refused shop 777001's login
-    staff = requests.Session()
-    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
-    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
-               timeout=10)
+    staff = staff_session(server)
     shop_page = staff.get(f"{server}/online-payments/shop", timeout=10).text
     assert f'value="{wrong}"' in shop_page and SECRET not in shop_page
     r = staff.post(f"{server}/online-payments/shop", timeout=10, data={
@@ -452,21 +452,13 @@ def test_with_public_url_the_service_is_given_the_public_addresses(app, server, 
     told to give ЮKassa, are on the public address, not on the one the request came in by."""
     public = "https://my.isp.example/portal"
     monkeypatch.setitem(app.config, "PUBLIC_URL", public)
-    with app.app_context():
-        set_shop(emu)
-        c, _a = debtor()
-        cid = c.id
-        gen_staff("boss", role="admin")
-    s = cabinet(server, "anna")
+    cid, s = shop_debtor_and_staff(app, server, emu)
     start_paying(s, server, cid, "100")
     with app.app_context():
         local_id = db.session.scalar(select(OnlinePayment.id))
     (sent,) = emu.payments.values()
     assert sent["confirmation"]["return_url"] == f"{public}/cabinet/online-payments/{local_id}"
-    staff = requests.Session()
-    login_page = staff.get(f"{server}/login?lang=en", timeout=10).text
-    staff.post(f"{server}/login", data={"login": "boss", "password": "password123", "csrf_token": csrf_of(login_page)},
-               timeout=10)
+    staff = staff_session(server)
     shop_page = staff.get(f"{server}/online-payments/shop", timeout=10).text
     assert f'<code id="webhook-url">{public}/pay/yookassa/notify</code>' in shop_page
     assert server not in shop_page

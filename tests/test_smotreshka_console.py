@@ -64,6 +64,17 @@ def test_the_page_shows_the_listen_urls_and_the_check_reports_what_works(smotres
     assert "HTTP 403" in check and check.count("badge-failed") == 2  # address refused, catalog not read
 
 
+def test_the_listen_urls_are_on_public_url_when_it_is_set(smotreshka, client, app, monkeypatch):
+    """The upsale URLs staff give the platform are the portal's public address (PUBLIC_URL), not
+    the one this staff page was opened by."""
+    monkeypatch.setitem(app.config, "PUBLIC_URL", "https://tv.isp.example/portal")
+    gen_staff("mgr", role="manager")
+    login(client, "mgr")
+    html = client.get("/smotreshka").get_data(as_text=True)
+    assert "https://tv.isp.example/portal/upsale/v3/add-subscription/ensure" in html
+    assert "http://localhost/upsale" not in html
+
+
 def test_importing_the_catalog_binds_services_by_external_id(smotreshka, client, processes):
     """Import creates one catalog service per platform subscription (price 0, kind unset for staff
     to fill); a second import creates nothing new."""

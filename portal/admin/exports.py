@@ -3,7 +3,8 @@
 Rows are read a keyset page at a time (``lists.pages``) and written as they come: the CSV is
 streamed to the browser; the XLSX is written row by row to a temporary file by XlsxWriter's
 constant-memory mode, then sent. Memory stays flat at a million rows either way. Money is a
-number (not text), times are in the operator's zone."""
+number (not text), times are in the operator's zone. Text is written as text: in the CSV one
+that starts like a formula gets a leading apostrophe, the XLSX writes it as a string cell."""
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,17 @@ def _plain(value):
     return value
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_text(value) -> str:
     value = _plain(value)
     if value is None:
         return ""
+    if isinstance(value, str):
+        # a text a spreadsheet would run as a formula (a name typed as =HYPERLINK(...)) is kept
+        # text by a leading apostrophe (OWASP's CSV injection advice); numbers are not text here
+        return "'" + value if value.startswith(_FORMULA_START) else value
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, date):

@@ -44,11 +44,13 @@ from ..models.base import from_minor
 from ..models.search import matches
 from ..web import (
     PAYMENT_SOURCE_TITLES,
+    account_status_text,
     action_title,
     actor_title,
     audit_summary,
     id_link,
     is_htmx,
+    once_per_request,
     remember_staff_names,
     source_title,
     state_title,
@@ -204,6 +206,12 @@ def _payment_walk(args: dict, walked: list, desc: bool, n: int):
     return LedgerEntry.id == any_(cast(ids, ARRAY(BigInteger)))
 
 
+# The words exports write for codes that repeat on every row (who, where from, what, about what):
+# each code's words made once per export, not once per row
+_actor_said, _source_said = once_per_request(actor_title), once_per_request(source_title)
+_action_said = once_per_request(action_title)
+_object_said = once_per_request(lambda code: str(OBJECT_TYPES.get(code, code)))
+
 SUBSCRIBERS = ListSpec(
     endpoint="admin.subscribers", title=_l("Subscribers"), rows_template="admin/lists/_subscribers.html",
     query=lambda: select(Subscriber).options(selectinload(Subscriber.contracts)),
@@ -305,7 +313,7 @@ ACCOUNTS = ListSpec(
     sorts={"created": _by_id(Account), "login": Sort(Account.login, str, "login")},
     export_header=[_l("Login"), _l("Status"), _l("Subscriber"), _l("Contract"), _l("Agent"), _l("Tariff"),
                    _l("Address"), _l("Flat"), _l("Created")],
-    export_row=lambda r: [r[0].login, state_title(r[0].status), r[2].full_name, r[1].number, r[4].name,
+    export_row=lambda r: [r[0].login, account_status_text(r[0]), r[2].full_name, r[1].number, r[4].name,
                           r[3].name if r[3] else None, r[0].house, r[0].flat, r[0].created_at],
 )
 
@@ -343,7 +351,7 @@ PAYMENTS = ListSpec(
                    _l("Author"), _l("Source"), _l("Cancelled"), _l("Reason for cancelling"), _l("Received")],
     export_row=lambda r: [r[0].created_at, r[0].amount, r[1].number, r[2].full_name,
                           (r[0].idempotency_key or "").removeprefix("payment:") or None, r[0].comment,
-                          actor_title(r[0].author) if r[0].author else None, source_title(r[0].source),
+                          _actor_said(r[0].author) if r[0].author else None, _source_said(r[0].source),
                           r[3].created_at if r[3] is not None else None,
                           r[3].comment if r[3] is not None else None,
                           Decimal("0.00") if r[3] is not None else r[0].amount],
@@ -376,9 +384,8 @@ AUDIT = ListSpec(
                     lambda q, v: q.where(AuditEntry.object_type == v))],
     sorts={"created": _by_id(AuditEntry)},
     export_header=[_l("When"), _l("Who"), _l("Action"), _l("Object"), _l("Object id"), _l("Summary")],
-    export_row=lambda r: [r[0].at, actor_title(r[0].actor), action_title(r[0].action),
-                          str(OBJECT_TYPES.get(r[0].object_type, r[0].object_type)), r[0].object_id,
-                          audit_summary(r[0])],
+    export_row=lambda r: [r[0].at, _actor_said(r[0].actor), _action_said(r[0].action),
+                          _object_said(r[0].object_type), r[0].object_id, audit_summary(r[0])],
     prepare=lambda rows: remember_staff_names(e.actor for (e,) in rows),
 )
 

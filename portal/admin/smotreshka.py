@@ -19,7 +19,7 @@ Web actions never call the platform: they enqueue a job and answer with its prog
 """
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -63,7 +63,9 @@ MESSAGES = [
 
 
 def _public_base() -> str:
-    return request.host_url.rstrip("/")
+    """The portal's base for the upsale callback URLs given to the platform (when the
+    connection names none of its own): PUBLIC_URL, else the address of this request."""
+    return current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
 
 
 def _context() -> dict:

@@ -1,8 +1,9 @@
 """E-mail over SMTP: STARTTLS (587), implicit TLS (465) or none (a relay on the local network).
 
 smtplib's errors are sorted the SMTP way: a 5xx refusal of the recipient is the recipient's, a 5xx
-answer to the message's DATA the message's (neither retried); a 4xx, a 5xx before the message (the
-channel's settings), a refused connection or a TLS failure is retried. A timeout or a dropped
+that RFC 3463 puts on the message itself (its content, its size: ``message_refused``) the
+message's (neither retried); a 4xx, any other 5xx (sender, authentication, policy, quota: the
+channel's), a refused connection or a TLS failure is retried. A timeout or a dropped
 connection once the message's DATA was sent leaves it unknown whether the server took it
 (``maybe_sent``: sent again at most once). The password goes only to the server's AUTH: every
 error text passes through ``redact``, which hides it as typed and in its base64 forms (AUTH
@@ -10,6 +11,7 @@ LOGIN's, AUTH PLAIN's), in case a server echoes what it was sent."""
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -56,19 +58,34 @@ def send(channel: Channel, to: str, subject: str, body: str) -> Sent:
     except smtplib.SMTPRecipientsRefused as e:
         code, text = next(iter(e.recipients.values()))
         raise SendError(redact(channel, f"{code}: {_text(text)}"), retry=not 500 <= code < 600) from None
-    except smtplib.SMTPDataError as e:  # the message itself refused: a 5xx (a content filter, its size)
-        # would refuse the same message again; a 4xx is the server's for now
-        raise SendError(redact(channel, f"{e.smtp_code}: {_text(e.smtp_error)}"),
-                        retry=not 500 <= e.smtp_code < 600) from None
-    except smtplib.SMTPResponseException as e:  # the server's answer before the message: it did not
-        # take it; a 5xx here (the sender refused, AUTH failed) is the channel's settings, for staff to fix
-        raise SendError(redact(channel, f"{e.smtp_code}: {_text(e.smtp_error)}"), retry=True) from None
+    except smtplib.SMTPResponseException as e:  # the server's answer: it did not take the message
+        text = _text(e.smtp_error)
+        raise SendError(redact(channel, f"{e.smtp_code}: {text}"),
+                        retry=not message_refused(e.smtp_code, text)) from None
     except (smtplib.SMTPException, OSError) as e:
         raise SendError(redact(channel, f"{type(e).__name__}: {e}"), maybe_sent=at_data) from None
     finally:
         if smtp is not None:
             smtp.close()  # no QUIT: the message is taken (or not) by now; a slow QUIT must not fail it
     return Sent(msg["Message-ID"])
+
+
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def message_refused(code: int, text: str) -> bool:
+    """Is this refusal of the message itself, for good (sending it again would be refused
+    again)? Only what RFC 3463 says is the message: its content or media (5.6.x), its size
+    (5.3.4, 5.2.3; a server without enhanced codes: 552, also SIZE refused at MAIL FROM). A
+    5xx about the sender, authentication, policy or quotas (5.7.x, 5.4.x, 5.5.x, a DMARC or
+    blocklist refusal, a daily quota) is the channel's, for staff or time to fix: retried."""
+    if not 500 <= code < 600:
+        return False
+    m = _ENHANCED.match(text or "")
+    if m is None:
+        return code == 552
+    subject, detail = int(m.group(2)), int(m.group(3))
+    return m.group(1) == "5" and (subject == 6 or (subject, detail) in ((3, 4), (2, 3)))
 
 
 def redact(channel: Channel, text: str) -> str:
