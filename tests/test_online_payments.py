@@ -203,8 +203,8 @@ def test_staff_read_why_a_payment_was_cancelled_and_an_unknown_reason_as_it_came
         assert emu.send(payment_id) == 200
     staff = staff_session(server)
     page = staff.get(f"{server}/online-payments", timeout=10).text
-    assert "canceled: not enough money on the card or wallet" in page and "insufficient_funds" not in page
-    assert "canceled: brand_new_reason" in page
+    assert '<td class="small">not enough money on the card or wallet</td>' in page and "insufficient_funds" not in page
+    assert '<td class="small">brand_new_reason</td>' in page
 
 
 @pytest.mark.integration

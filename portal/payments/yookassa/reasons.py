@@ -6,7 +6,6 @@ note (``canceled: <code>``) and the pages show it through this table. A code the
 know yet is shown as it came."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ...billing.online_payments import CANCELED_NOTE
@@ -45,6 +44,7 @@ def cancel_reason(note: str | None) -> str | None:
 
 
 def shown_note(note: str | None) -> str:
-    """The note as staff read it: a cancellation's reason in words, any other note as it is."""
+    """The note as staff read it beside the state: a cancellation's reason in words (the state
+    column already says cancelled), any other note as it is."""
     reason = cancel_reason(note)
-    return (_("canceled: %(reason)s", reason=reason) if reason is not None else note) or ""
+    return (reason if reason is not None else note) or ""
